@@ -1,0 +1,32 @@
+# Entry points a user needs: `make run` and `make test`. Both build .venv on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+CONFIG ?= config.yaml
+
+.PHONY: run test dry-run report clean-results
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+
+$(STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n --configfile $(CONFIG)
+
+report: $(STAMP)
+	$(BIN)/snakemake --configfile $(CONFIG) --report results/report.html
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+clean-results:
+	rm -rf results

@@ -1,0 +1,4 @@
+"""Omni-sparsity study library: data, model, sparsity, supernet, evaluation, reporting.
+
+Never imports snakemake, so every piece is callable from tests and notebooks.
+"""

@@ -1,0 +1,53 @@
+"""Atomic outputs: a killed job must never leave a file that looks finished."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto `final` only if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """Every artefact is a plain container of tensors and primitives, so weights_only holds."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def write_dataframe(path: str | os.PathLike, frame: Any, **to_csv_kwargs: Any) -> None:
+    """Write a pandas frame as CSV/TSV atomically (sep from the suffix)."""
+    sep = "\t" if str(path).endswith(".tsv") else ","
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep=sep, index=False, **to_csv_kwargs)
