@@ -1,0 +1,31 @@
+# Omni-sparsity study: one weight-shared sparse supernet vs individually pruned models.
+# Entry point: validates the configuration, then includes one rule file per stage.
+import os
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+configfile: "config.yaml"
+
+validate(config, schema="schemas/config.schema.yaml")
+
+# workflow_scripts import the `omni` library from this checkout.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/dense.smk"
+include: "rules/individual.smk"
+include: "rules/omni.smk"
+include: "rules/extract.smk"
+include: "rules/search.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        ALL_TARGETS,
+    default_target: True

@@ -1,0 +1,78 @@
+"""The streaming Emformer RNN-T, built by torchaudio from a config preset, and its artefact format.
+
+A model artefact is a plain dict (loadable with weights_only=True):
+  {"model_config": {...}, "state_dict": {...}, "masks": {param name: bool tensor}, "meta": {...}}
+`masks` is empty for a dense model; for a pruned one it names every pruned weight's kept positions.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchaudio.models import RNNT, emformer_rnnt_model
+
+from omni.atomic import load_torch, save_torch
+
+
+def model_config_from(config: dict[str, Any], num_symbols: int) -> dict[str, Any]:
+    """Everything needed to rebuild the network; stored inside every artefact."""
+    from omni.config import model_preset
+
+    preset = model_preset(config)
+    return {"input_dim": config["features"]["n_mels"], "num_symbols": num_symbols, **preset}
+
+
+def build_model(model_config: dict[str, Any]) -> RNNT:
+    c = model_config
+    return emformer_rnnt_model(
+        input_dim=c["input_dim"],
+        encoding_dim=c["encoding_dim"],
+        num_symbols=c["num_symbols"],
+        segment_length=c["segment_length"],
+        right_context_length=c["right_context_length"],
+        time_reduction_input_dim=c["time_reduction_input_dim"],
+        time_reduction_stride=c["time_reduction_stride"],
+        transformer_num_heads=c["num_heads"],
+        transformer_ffn_dim=c["ffn_dim"],
+        transformer_num_layers=c["num_layers"],
+        transformer_dropout=c["dropout"],
+        transformer_activation=c["activation"],
+        transformer_left_context_length=c["left_context_length"],
+        transformer_max_memory_size=c["max_memory_size"],
+        transformer_weight_init_scale_strategy="depthwise",
+        transformer_tanh_on_mem=True,
+        symbol_embedding_dim=c["symbol_embedding_dim"],
+        num_lstm_layers=c["num_lstm_layers"],
+        lstm_layer_norm=True,
+        lstm_layer_norm_epsilon=1e-3,
+        lstm_dropout=c["lstm_dropout"],
+    )
+
+
+def blank_id(model_config: dict[str, Any]) -> int:
+    """The blank symbol is the last id: the tokenizer's pieces occupy 0..V-1."""
+    return model_config["num_symbols"] - 1
+
+
+def save_model(path: str | Path, model: torch.nn.Module, model_config: dict[str, Any],
+               masks: dict[str, torch.Tensor] | None = None, meta: dict[str, Any] | None = None) -> None:
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    save_torch(path, {
+        "model_config": dict(model_config),
+        "state_dict": state,
+        "masks": {k: v.detach().cpu().bool() for k, v in (masks or {}).items()},
+        "meta": dict(meta or {}),
+    })
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[RNNT, dict[str, Any]]:
+    """Return the network (eval mode, on `device`) and the whole artefact dict."""
+    artefact = load_torch(path)
+    model = build_model(artefact["model_config"])
+    model.load_state_dict(artefact["state_dict"])
+    return model.to(device).eval(), artefact
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,24 @@
+# Paths and helpers shared by every stage. All outputs live under config["results_dir"].
+R = config["results_dir"]
+SPLITS = ["train", "dev", "test-clean", "test-other"]
+EVAL_SPLITS = config["evaluate"]["splits"]
+LEVELS = [f"{s:g}" for s in config["sparsity"]["levels"]]
+THREADS = config["threads"]
+
+wildcard_constraints:
+    split="train|dev|test-clean|test-other",
+    sparsity=r"0\.[0-9]+",
+    arm="dense|individual|omni|omni-searched",
+
+
+def stage_resources(stage):
+    """Snakemake resources of a stage, from config['resources'] (SLURM reads these)."""
+    spec = config["resources"][stage]
+    resources = {"mem_mb": spec["mem_mb"], "runtime": spec["runtime_min"]}
+    if spec["gpus"]:
+        resources["gpu"] = spec["gpus"]
+    return resources
+
+
+# Every rule file appends the final targets of its stage here; `rule all` asks for all of them.
+ALL_TARGETS = []

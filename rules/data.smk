@@ -1,0 +1,74 @@
+# Stage 1: data. corpus -> manifests (validated) -> feature statistics -> tokenizer.
+
+CORPUS_READY = f"{R}/corpus/{config['corpus']}.json"
+
+
+rule build_corpus:
+    """Synthesise the embedded corpus, or index a local LibriSpeech tree (no copy)."""
+    output:
+        info=CORPUS_READY,
+    log:
+        f"{R}/logs/build_corpus.log",
+    benchmark:
+        f"{R}/benchmarks/build_corpus.tsv"
+    threads: THREADS
+    resources:
+        **stage_resources("data"),
+    script:
+        "../workflow_scripts/build_corpus.py"
+
+
+rule manifest:
+    """One validated table per split; bad utterances fail the run or go to the rejects table."""
+    input:
+        corpus=CORPUS_READY,
+    output:
+        manifest=f"{R}/data/manifests/{{split}}.tsv",
+        rejects=f"{R}/data/rejects/{{split}}.tsv",
+    log:
+        f"{R}/logs/manifest/{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/manifest/{{split}}.tsv"
+    threads: 1
+    resources:
+        **stage_resources("data"),
+    script:
+        "../workflow_scripts/build_manifest.py"
+
+
+rule feature_stats:
+    """Global log-mel mean/std over the training split, for input normalisation."""
+    input:
+        manifest=f"{R}/data/manifests/train.tsv",
+    output:
+        stats=f"{R}/data/feature_stats.json",
+    log:
+        f"{R}/logs/feature_stats.log",
+    benchmark:
+        f"{R}/benchmarks/feature_stats.tsv"
+    threads: THREADS
+    resources:
+        **stage_resources("data"),
+    script:
+        "../workflow_scripts/feature_stats.py"
+
+
+rule tokenizer:
+    """Sentencepiece model trained on the training transcripts."""
+    input:
+        manifest=f"{R}/data/manifests/train.tsv",
+    output:
+        model=f"{R}/data/tokenizer.model",
+    log:
+        f"{R}/logs/tokenizer.log",
+    benchmark:
+        f"{R}/benchmarks/tokenizer.tsv"
+    threads: 1
+    resources:
+        **stage_resources("light"),
+    script:
+        "../workflow_scripts/train_tokenizer.py"
+
+
+ALL_TARGETS += expand(f"{R}/data/manifests/{{split}}.tsv", split=SPLITS)
+ALL_TARGETS += [rules.feature_stats.output.stats, rules.tokenizer.output.model]

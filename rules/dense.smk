@@ -1,0 +1,1 @@
+# Stage: dense (see the issues that introduce it).

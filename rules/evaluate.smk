@@ -1,0 +1,1 @@
+# Stage: evaluate (see the issues that introduce it).

@@ -1,0 +1,1 @@
+# Stage: extract (see the issues that introduce it).

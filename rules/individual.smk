@@ -1,0 +1,1 @@
+# Stage: individual (see the issues that introduce it).

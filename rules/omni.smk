@@ -1,0 +1,1 @@
+# Stage: omni (see the issues that introduce it).

@@ -1,0 +1,1 @@
+# Stage: report (see the issues that introduce it).

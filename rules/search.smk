@@ -1,0 +1,1 @@
+# Stage: search (see the issues that introduce it).
