@@ -22,3 +22,8 @@ def stage_resources(stage):
 
 # Every rule file appends the final targets of its stage here; `rule all` asks for all of them.
 ALL_TARGETS = []
+# (arm, tag) of every model the study evaluates; stage files append theirs.
+MODELS = []
+# Every job's cost record and every training log; the report stage reads them all.
+COST_RECORDS = []
+TRAIN_LOGS = []

@@ -1,0 +1,232 @@
+"""Cost accounting: what producing K pruned models really cost each arm, from measured records.
+
+Sources are the cost records that training/extraction/search/evaluation jobs write
+(omni.costs) and Snakemake's benchmark files. A record is authoritative; a benchmark only
+fills in rules that write no record (data preparation) and cross-checks the rest. Device-hours
+are kept in the unit they were measured in (GPU-hours or CPU core-hours) and never converted,
+so every sum is per unit.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+SECONDS_PER_HOUR = 3600.0
+GPU_HOURS = "GPU-hours"
+CPU_CORE_HOURS = "CPU core-hours"
+UNIT_OF_DEVICE = {"cuda": GPU_HOURS, "cpu": CPU_CORE_HOURS}
+
+# Stages of the totals, in display order; "other" collects rules this module does not know.
+STAGES = ("data", "dense", "individual", "omni", "search", "evaluation", "other")
+DATA_RULES = frozenset({"build_corpus", "manifest", "feature_stats", "tokenizer"})
+JOB_COLUMNS = ["stage", "rule", "arm", "sparsity", "device", "device_count", "processes", "threads",
+               "wall_s", "device_hours", "unit", "audio_hours", "peak_mem_mb", "source"]
+_RECORD_KEYS = ("job", "arm", "sparsity", "device_kind", "device_name", "device_count", "processes",
+                "threads", "wall_s", "audio_hours", "peak_mem_mb", "device_hours", "device_hours_unit")
+# What a benchmark file says when it could not sample the process (Snakemake writes "NA").
+_BENCHMARK_NA = ["NA", "-"]
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """Everything the cost tables and the cost figure show."""
+
+    jobs: pd.DataFrame        # one row per job (JOB_COLUMNS)
+    totals: pd.DataFrame      # per stage and unit
+    headline: pd.DataFrame    # cost of K pruned models per arm, per unit, and the ratio
+    crosscheck: pd.DataFrame  # per rule: record wall time vs benchmark wall time
+
+
+def stage_of(rule: str, arm: str | None) -> str:
+    """Which total a job counts towards; searched models' extractions belong to the search."""
+    if rule in DATA_RULES:
+        return "data"
+    if rule == "train_dense":
+        return "dense"
+    if rule == "train_individual":
+        return "individual"
+    if rule == "train_omni" or (rule.startswith("extract") and arm == "omni"):
+        return "omni"
+    if rule.startswith("extract") or rule.startswith("search"):
+        return "search"
+    if rule.startswith("evaluate"):
+        return "evaluation"
+    return "other"
+
+
+def load_cost_records(paths: Iterable[str | os.PathLike], results_dir: str | os.PathLike) -> pd.DataFrame:
+    """One JOB_COLUMNS row per cost.json; a record without its unit is an error, not a guess."""
+    rows = []
+    for path in paths:
+        record = json.loads(Path(path).read_text())
+        missing = [key for key in _RECORD_KEYS if key not in record]
+        if missing:
+            raise ValueError(f"cost record {path} lacks {missing}")
+        expected = UNIT_OF_DEVICE.get(record["device_kind"])
+        if record["device_hours_unit"] != expected:
+            raise ValueError(f"cost record {path}: unit {record['device_hours_unit']!r} does not match "
+                             f"device kind {record['device_kind']!r}")
+        rows.append({
+            "stage": stage_of(record["job"], record["arm"]),
+            "rule": record["job"],
+            "arm": record["arm"],
+            "sparsity": record["sparsity"],
+            "device": device_label(record["device_kind"], record["device_name"]),
+            "device_count": record["device_count"],
+            "processes": record["processes"],
+            "threads": record["threads"],
+            "wall_s": record["wall_s"],
+            "device_hours": record["device_hours"],
+            "unit": record["device_hours_unit"],
+            "audio_hours": record["audio_hours"],
+            "peak_mem_mb": record["peak_mem_mb"],
+            "source": os.path.relpath(path, results_dir),
+        })
+    return pd.DataFrame(rows, columns=JOB_COLUMNS)
+
+
+def device_label(kind: str, name: str) -> str:
+    """`cpu (model name)` for CPUs, the GPU's own name for GPUs."""
+    if kind == "cpu":
+        return f"cpu ({name})" if name else "cpu"
+    return name or kind
+
+
+def load_benchmarks(benchmark_dir: str | os.PathLike, results_dir: str | os.PathLike,
+                    exclude_rules: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per benchmark run: rule (from `<rule>.tsv` or `<rule>/...tsv`), wall and CPU seconds."""
+    root = Path(benchmark_dir)
+    frames = []
+    for path in sorted(root.rglob("*.tsv")):
+        relative = path.relative_to(root)
+        rule = relative.parts[0] if len(relative.parts) > 1 else relative.stem
+        if rule in exclude_rules:
+            continue
+        runs = pd.read_csv(path, sep="\t", na_values=_BENCHMARK_NA)
+        frames.append(pd.DataFrame({
+            "rule": rule,
+            "wall_s": runs["s"].astype(float),
+            "cpu_s": runs["cpu_time"].astype(float),
+            "max_rss_mb": runs["max_rss"].astype(float),
+            "source": os.path.relpath(path, results_dir),
+        }))
+    if not frames:
+        return pd.DataFrame(columns=["rule", "wall_s", "cpu_s", "max_rss_mb", "source"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def benchmark_jobs(benchmarks: pd.DataFrame) -> pd.DataFrame:
+    """JOB_COLUMNS rows for benchmark runs of rules that write no cost record.
+
+    A benchmark knows neither the device nor the thread count, only the CPU time the job's
+    processes used; that measured CPU time is the core-hours figure (NaN when Snakemake could
+    not sample a very short job).
+    """
+    return pd.DataFrame({
+        "stage": [stage_of(rule, None) for rule in benchmarks["rule"]],
+        "rule": benchmarks["rule"],
+        "arm": None,
+        "sparsity": np.nan,
+        "device": "cpu",
+        "device_count": 1,
+        "processes": 1,
+        "threads": np.nan,
+        "wall_s": benchmarks["wall_s"],
+        "device_hours": benchmarks["cpu_s"] / SECONDS_PER_HOUR,
+        "unit": CPU_CORE_HOURS,
+        "audio_hours": np.nan,
+        "peak_mem_mb": benchmarks["max_rss_mb"],
+        "source": benchmarks["source"],
+    }, columns=JOB_COLUMNS)
+
+
+def crosscheck(records: pd.DataFrame, benchmarks: pd.DataFrame) -> pd.DataFrame:
+    """Per rule with both: wall seconds by the records vs by Snakemake (startup, I/O, resumes differ)."""
+    ours = records.groupby("rule").agg(record_jobs=("wall_s", "size"), record_wall_s=("wall_s", "sum"))
+    theirs = benchmarks.groupby("rule").agg(benchmark_runs=("wall_s", "size"),
+                                            benchmark_wall_s=("wall_s", "sum"))
+    both = ours.join(theirs, how="inner")
+    both["benchmark_over_record"] = both["benchmark_wall_s"] / both["record_wall_s"]
+    return both.reset_index()
+
+
+def stage_totals(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Sums per stage and unit (a stage run on both CPU and GPU gets two rows)."""
+    totals = (jobs.groupby(["stage", "unit"], sort=False)
+              .agg(jobs=("wall_s", "size"), wall_s=("wall_s", "sum"),
+                   device_hours=("device_hours", lambda hours: hours.sum(min_count=1)),
+                   audio_hours=("audio_hours", lambda hours: hours.sum(min_count=1)),
+                   peak_mem_mb=("peak_mem_mb", "max"))
+              .reset_index())
+    order = totals["stage"].map({stage: rank for rank, stage in enumerate(STAGES)})
+    return totals.assign(_order=order).sort_values(["_order", "unit"]).drop(columns="_order").reset_index(drop=True)
+
+
+def headline(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Cost of K pruned models: individual = its K training jobs; omni = supernet + K extractions.
+
+    Dense training is shared by both arms and shown on its own line. The ratio line divides
+    individual by omni in every unit both arms used; wall seconds are comparable across units.
+    """
+    is_extraction = jobs["rule"].str.startswith("extract")
+    parts = {
+        "dense (shared)": jobs["rule"] == "train_dense",
+        "individual": jobs["rule"] == "train_individual",
+        "omni": (jobs["rule"] == "train_omni") | (is_extraction & (jobs["arm"] == "omni")),
+    }
+    rows = []
+    for unit in sorted(jobs.loc[np.logical_or.reduce(list(parts.values())), "unit"].unique()):
+        in_unit = jobs["unit"] == unit
+        line = {}
+        for name, mask in parts.items():
+            selected = jobs[mask & in_unit]
+            models = int((selected["rule"] == "train_individual").sum()
+                         + (selected["rule"].str.startswith("extract")).sum())
+            line[name] = {"item": name, "unit": unit, "jobs": len(selected), "models": models,
+                          "wall_s": selected["wall_s"].sum(), "device_hours": selected["device_hours"].sum()}
+            rows.append(line[name])
+        omni = line["omni"]
+        if omni["device_hours"] > 0 and line["individual"]["jobs"] > 0:
+            rows.append({"item": "individual / omni", "unit": "ratio", "jobs": np.nan, "models": np.nan,
+                         "wall_s": line["individual"]["wall_s"] / omni["wall_s"],
+                         "device_hours": line["individual"]["device_hours"] / omni["device_hours"]})
+    return pd.DataFrame(rows, columns=["item", "unit", "jobs", "models", "wall_s", "device_hours"])
+
+
+def collect(cost_paths: Iterable[str | os.PathLike], benchmark_dir: str | os.PathLike,
+            results_dir: str | os.PathLike, exclude_rules: Sequence[str] = ()) -> Accounting:
+    """All jobs (records, plus benchmark runs of rules without records) and their summaries."""
+    records = load_cost_records(cost_paths, results_dir)
+    benchmarks = load_benchmarks(benchmark_dir, results_dir, exclude_rules)
+    unrecorded = benchmarks[~benchmarks["rule"].isin(set(records["rule"]))]
+    jobs = pd.concat([frame for frame in (records, benchmark_jobs(unrecorded)) if not frame.empty],
+                     ignore_index=True)
+    jobs = jobs.assign(_order=jobs["stage"].map({stage: rank for rank, stage in enumerate(STAGES)}))
+    jobs = jobs.sort_values(["_order", "rule", "arm", "sparsity", "source"], na_position="first")
+    jobs = jobs.drop(columns="_order").reset_index(drop=True)
+    return Accounting(jobs=jobs, totals=stage_totals(jobs), headline=headline(jobs),
+                      crosscheck=crosscheck(records, benchmarks))
+
+
+def breakdown(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Device-hours per (arm, activity, unit) for the stacked cost figure.
+
+    The arm axis answers "what did each arm cost end to end": data and dense (its training and
+    its evaluation) are shared; the search and its extractions belong to the searched arm.
+    """
+    arm = np.select(
+        [jobs["stage"].isin(["data", "dense"]) | (jobs["arm"] == "dense"), jobs["stage"] == "search"],
+        ["shared", "omni-searched"], default=jobs["arm"].fillna("shared").astype(str))
+    activity = np.select(
+        [jobs["stage"] == "data", jobs["rule"].str.startswith("train"), jobs["rule"].str.startswith("extract"),
+         jobs["stage"] == "search", jobs["stage"] == "evaluation"],
+        ["data", "training", "extraction", "search", "evaluation"], default="other")
+    frame = pd.DataFrame({"arm": arm, "activity": activity, "unit": jobs["unit"],
+                          "device_hours": jobs["device_hours"]})
+    return frame.groupby(["arm", "activity", "unit"], sort=False)["device_hours"].sum().reset_index()

@@ -1,0 +1,67 @@
+"""Audio input through soundfile: torchaudio.load needs torchcodec/FFmpeg, which these machines lack."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio
+
+# Probing only needs to prove every frame decodes; integers skip the float conversion.
+_PROBE_DTYPE = "int16"
+# libsndfile reports this frame count when a header does not declare the stream length.
+_UNKNOWN_FRAMES = np.iinfo(np.int64).max
+
+
+class AudioError(Exception):
+    """An audio file that cannot be used; `reason` is the human-readable cause, without the path."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class AudioProbe:
+    """What a fully decoded file turned out to hold."""
+
+    num_samples: int
+    sample_rate: int
+    channels: int
+
+
+def probe_audio(path: str | os.PathLike) -> AudioProbe:
+    """Decode every frame, because a header alone reads fine on a truncated FLAC file."""
+    if os.path.getsize(path) == 0:
+        raise AudioError(path, "zero-length audio (empty file, 0 bytes)")
+    try:
+        with soundfile.SoundFile(path) as handle:
+            declared = handle.frames
+            decoded = len(handle.read(dtype=_PROBE_DTYPE, always_2d=True))
+            probe = AudioProbe(num_samples=decoded, sample_rate=handle.samplerate, channels=handle.channels)
+    except (soundfile.SoundFileError, OSError) as error:
+        raise AudioError(path, f"unreadable or corrupt audio ({error})") from error
+    if declared != _UNKNOWN_FRAMES and declared != decoded:
+        raise AudioError(path, f"truncated audio: header declares {declared} samples, decoded {decoded}")
+    return probe
+
+
+def read_audio(path: str | os.PathLike, target_rate: int, resample: bool) -> torch.Tensor:
+    """Mono float32 waveform at `target_rate`; anything the model cannot take raises AudioError."""
+    try:
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (soundfile.SoundFileError, OSError) as error:
+        raise AudioError(path, f"unreadable or corrupt audio ({error})") from error
+    if data.shape[1] != 1:
+        raise AudioError(path, f"{data.shape[1]} channels, expected mono")
+    if data.shape[0] == 0:
+        raise AudioError(path, "zero-length audio (0 samples)")
+    waveform = torch.from_numpy(data[:, 0].copy())
+    if rate == target_rate:
+        return waveform
+    if not resample:
+        raise AudioError(path, f"sample rate {rate} Hz, expected {target_rate} Hz (config data.resample is false)")
+    return torchaudio.functional.resample(waveform, orig_freq=rate, new_freq=target_rate)

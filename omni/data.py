@@ -1,0 +1,144 @@
+"""Training and evaluation batches: length-bucketed, frame-budgeted, reproducible per epoch."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pandas as pd
+import torch
+
+from omni.audio import read_audio
+from omni.tokenizer import Tokenizer
+
+# Composition of buckets varies a little per epoch (lengths jittered by up to this fraction
+# before sorting), so the model does not see the same fixed batches every epoch.
+LENGTH_JITTER = 0.1
+
+
+@dataclass
+class Batch:
+    utt_ids: list[str]
+    waveforms: torch.Tensor       # [B, S] float32, zero padded
+    wave_lengths: torch.Tensor    # [B] samples
+    targets: torch.Tensor         # [B, U] int32, padded with 0
+    target_lengths: torch.Tensor  # [B] int32
+    transcripts: list[str]
+    sample_rate: int
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.utt_ids, self.waveforms.to(device), self.wave_lengths.to(device),
+                     self.targets.to(device), self.target_lengths.to(device), self.transcripts,
+                     self.sample_rate)
+
+    @property
+    def audio_seconds(self) -> float:
+        return float(self.wave_lengths.sum()) / self.sample_rate
+
+
+class UtteranceSet:
+    """A manifest's utterances with their token ids; audio read on demand, optionally cached."""
+
+    def __init__(self, manifest: pd.DataFrame, tokenizer: Tokenizer | None, sample_rate: int,
+                 cache_audio: bool) -> None:
+        self.utt_ids = manifest["utt_id"].tolist()
+        self.paths = manifest["audio_path"].tolist()
+        self.transcripts = manifest["transcript"].tolist()
+        self.num_samples = [int(round(d * sample_rate)) for d in manifest["duration_s"]]
+        self.sample_rate = sample_rate
+        self.tokens = [tokenizer.encode(t) for t in self.transcripts] if tokenizer else None
+        self.cache: dict[int, torch.Tensor] | None = {} if cache_audio else None
+
+    def __len__(self) -> int:
+        return len(self.utt_ids)
+
+    def waveform(self, index: int) -> torch.Tensor:
+        if self.cache is not None and index in self.cache:
+            return self.cache[index].float() / 32768.0
+        audio = read_audio(Path(self.paths[index]), self.sample_rate, resample=True)
+        if self.cache is not None:  # int16 halves the memory of a cached corpus
+            self.cache[index] = (audio * 32768.0).round().clamp(-32768, 32767).to(torch.int16)
+            return self.cache[index].float() / 32768.0
+        return audio
+
+    def collate(self, indices: Sequence[int]) -> Batch:
+        waves = [self.waveform(i) for i in indices]
+        lengths = torch.tensor([w.numel() for w in waves], dtype=torch.long)
+        padded = torch.zeros(len(waves), int(lengths.max()))
+        for row, wave in enumerate(waves):
+            padded[row, : wave.numel()] = wave
+        if self.tokens is not None:
+            toks = [self.tokens[i] for i in indices]
+            target_lengths = torch.tensor([len(t) for t in toks], dtype=torch.int32)
+            targets = torch.zeros(len(toks), max(1, int(target_lengths.max())), dtype=torch.int32)
+            for row, tok in enumerate(toks):
+                targets[row, : len(tok)] = torch.tensor(tok, dtype=torch.int32)
+        else:
+            target_lengths = torch.zeros(len(indices), dtype=torch.int32)
+            targets = torch.zeros(len(indices), 1, dtype=torch.int32)
+        return Batch([self.utt_ids[i] for i in indices], padded, lengths, targets, target_lengths,
+                     [self.transcripts[i] for i in indices], self.sample_rate)
+
+
+def bucket_batches(num_samples: Sequence[int], samples_budget: int, seed: int, epoch: int) -> list[list[int]]:
+    """Group similar lengths so padding is small; a batch's padded size stays within the budget.
+
+    The grouping and the batch order are a pure function of (seed, epoch), which is what lets
+    a resumed run replay exactly the data an uninterrupted run would have seen.
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    keyed = sorted(range(len(num_samples)),
+                   key=lambda i: (num_samples[i] * (1 + LENGTH_JITTER * (2 * rng.random() - 1)), i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for index in keyed:
+        candidate_longest = max(longest, num_samples[index])
+        if current and candidate_longest * (len(current) + 1) > samples_budget:
+            batches.append(current)
+            current, longest = [], 0
+            candidate_longest = num_samples[index]
+        current.append(index)
+        longest = candidate_longest
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+class BatchStream:
+    """Endless, resumable stream of training batches: position = (epoch, index within epoch)."""
+
+    def __init__(self, utterances: UtteranceSet, samples_budget: int, seed: int) -> None:
+        self.utterances = utterances
+        self.samples_budget = samples_budget
+        self.seed = seed
+        self.epoch = 0
+        self.position = 0
+        self._batches = bucket_batches(utterances.num_samples, samples_budget, seed, 0)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self._batches = bucket_batches(self.utterances.num_samples, self.samples_budget, self.seed, self.epoch)
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            if self.position >= len(self._batches):
+                self.epoch += 1
+                self.position = 0
+                self._batches = bucket_batches(self.utterances.num_samples, self.samples_budget,
+                                               self.seed, self.epoch)
+            indices = self._batches[self.position]
+            self.position += 1
+            yield self.utterances.collate(indices)
+
+
+def eval_batches(utterances: UtteranceSet, batch_size: int) -> Iterator[Batch]:
+    """Fixed order (sorted by length) so decoding cost and results never depend on a seed."""
+    order = sorted(range(len(utterances)), key=lambda i: (utterances.num_samples[i], i))
+    for start in range(0, len(order), batch_size):
+        yield utterances.collate(order[start: start + batch_size])

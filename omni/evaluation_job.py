@@ -1,0 +1,65 @@
+"""One evaluation job: a model on one split, every decode mode, with its cost record."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omni.atomic import write_dataframe, write_json
+from omni.costs import CostMeter
+from omni.data import UtteranceSet
+from omni.evaluate import evaluate_model, model_size_fields
+from omni.features import load_feature_stats
+from omni.frontend import Frontend
+from omni.manifest import read_manifest
+from omni.model import load_model
+from omni.runtime import resolve_device, seed_everything, set_threads
+from omni.tokenizer import Tokenizer
+
+
+@dataclass
+class EvaluationPaths:
+    model: Path
+    export_info: Path
+    manifest: Path
+    feature_stats: Path
+    tokenizer: Path
+    out_dir: Path          # receives <decode>.tsv and summary.json
+    cost_out: Path
+
+
+def run_evaluation_job(config: dict[str, Any], arm: str, tag: str, split: str, paths: EvaluationPaths,
+                       threads: int) -> dict[str, Any]:
+    set_threads(threads)
+    seed_everything(config["seed"])
+    device = resolve_device(config["device"])
+    meter = CostMeter("evaluate", arm, None, device, threads)
+    model, artefact = load_model(paths.model, device)
+    model_config = artefact["model_config"]
+    tokenizer = Tokenizer(paths.tokenizer)
+    sample_rate = config["data"]["sample_rate"]
+    frontend = Frontend(config["features"], sample_rate, load_feature_stats(paths.feature_stats),
+                        model_config["right_context_length"]).to(device)
+    utterances = UtteranceSet(read_manifest(paths.manifest), None, sample_rate, cache_audio=True)
+    eval_cfg = config["evaluate"]
+    results = evaluate_model(model, model_config, frontend, utterances, tokenizer, eval_cfg["decodes"],
+                             eval_cfg["beam_width"], eval_cfg["batch_size"], device, f"{arm}/{tag}/{split}")
+    export_info = json.loads(Path(paths.export_info).read_text())
+    summary: dict[str, Any] = {
+        "arm": arm, "tag": tag, "split": split,
+        "sparsity": float(artefact["meta"].get("sparsity", 0.0)),
+        **model_size_fields(model, artefact["masks"]),
+        "export_bytes_fp32": export_info["fp32"]["bytes"], "export_bytes_fp16": export_info["fp16"]["bytes"],
+        "decodes": {},
+    }
+    audio_seconds = 0.0
+    for decode, (table, decode_summary) in results.items():
+        write_dataframe(paths.out_dir / f"{decode}.tsv", table)
+        summary["decodes"][decode] = decode_summary
+        audio_seconds += decode_summary["audio_seconds"]
+    meter.record.sparsity = summary["sparsity"]
+    meter.finish(paths.cost_out, steps=0, audio_hours=audio_seconds / 3600.0,
+                 extra={"tag": tag, "split": split, "decodes": list(results)})
+    write_json(paths.out_dir / "summary.json", summary)
+    return summary

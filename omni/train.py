@@ -1,0 +1,274 @@
+"""The training loop every arm shares: dense, gradual pruning and the supernet differ only in
+their GradientStrategy (how one step's gradients are formed and which masks apply).
+
+Resumable by construction: model, optimizer, scheduler, RNG states, data position, strategy
+state, step, wall time and audio seen all go into each checkpoint; a resumed run replays the
+exact computation of an uninterrupted one on CPU.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+from torchaudio.functional import rnnt_loss
+from tqdm import tqdm
+
+from omni.checkpoints import CheckpointFolder
+from omni.data import Batch, BatchStream
+from omni.frontend import Frontend
+
+LOG_COLUMNS = ["step", "loss", "lr", "audio_seconds", "wall_s"]
+# Cosine decay ends at this fraction of the peak learning rate.
+FINAL_LR_FRACTION = 0.05
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive non-finite losses: training diverged."""
+
+
+@dataclass
+class TrainSettings:
+    steps: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    grad_clip: float
+    checkpoint_every: int
+    log_every: int
+    max_consecutive_nonfinite: int
+
+    @classmethod
+    def from_config(cls, train_cfg: dict[str, Any], steps: int, lr: float) -> "TrainSettings":
+        return cls(steps=steps, lr=lr, weight_decay=train_cfg["weight_decay"],
+                   warmup_steps=train_cfg["warmup_steps"], grad_clip=train_cfg["grad_clip"],
+                   checkpoint_every=train_cfg["checkpoint_every"], log_every=train_cfg["log_every"],
+                   max_consecutive_nonfinite=train_cfg["max_consecutive_nonfinite"])
+
+
+LossFn = Callable[[], torch.Tensor]
+
+
+class GradientStrategy(Protocol):
+    """Forms one step's gradients in the shared weights; owns any masks."""
+
+    def prepare(self, step: int) -> None: ...
+
+    def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
+        """Run forward/backward (possibly several sub-networks); return the loss to log
+        (NaN/inf if any pass was non-finite) and extra per-step log fields."""
+        ...
+
+    def log_columns(self) -> list[str]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def model_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights to checkpoint, in plain parameter names, unmasked (exact resume)."""
+        ...
+
+    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
+
+    def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The trained network as (plain state dict with masks applied, masks by name)."""
+        ...
+
+
+class DenseGradients:
+    """Plain training: one forward/backward of the whole network."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    def prepare(self, step: int) -> None:
+        return None
+
+    def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
+        loss = loss_fn()
+        if not torch.isfinite(loss):
+            return float(loss.detach()), {}
+        loss.backward()
+        return float(loss.detach()), {}
+
+    def log_columns(self) -> list[str]:
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+    def model_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+    def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        return self.model.state_dict(), {}
+
+
+def rnnt_batch_loss(model: torch.nn.Module, frontend: Frontend, batch: Batch, blank: int,
+                    augment: bool) -> torch.Tensor:
+    """Mean per-utterance RNN-T loss; the predictor sees the targets with blank prepended."""
+    inputs, input_lengths = frontend(batch.waveforms, batch.wave_lengths, augment=augment)
+    targets = batch.targets
+    prepended = torch.nn.functional.pad(targets, (1, 0), value=blank)
+    logits, logit_lengths, _, _ = model(inputs, input_lengths, prepended, batch.target_lengths + 1)
+    return rnnt_loss(logits, targets.int(), logit_lengths.int(), batch.target_lengths.int(),
+                     blank=blank, reduction="mean")
+
+
+def warmup_cosine(settings: TrainSettings) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < settings.warmup_steps:
+            return (step + 1) / settings.warmup_steps
+        span = max(1, settings.steps - settings.warmup_steps)
+        progress = min(1.0, (step - settings.warmup_steps) / span)
+        return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    wall_s: float
+    audio_seconds: float
+    nonfinite_skipped: int
+    subnet_passes: int
+
+
+class Trainer:
+    def __init__(self, model: torch.nn.Module, frontend: Frontend, strategy: GradientStrategy,
+                 stream: BatchStream, settings: TrainSettings, blank: int, device: torch.device,
+                 checkpoints: CheckpointFolder, log_path: Path, description: str,
+                 halt_after: int | None = None) -> None:
+        """`halt_after` stops (like a kill) after that step's checkpoint; tests use it."""
+        self.model, self.frontend, self.strategy = model, frontend, strategy
+        self.stream, self.settings, self.blank, self.device = stream, settings, blank, device
+        self.checkpoints, self.log_path, self.description = checkpoints, log_path, description
+        self.halt_after = halt_after
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(settings))
+        self.step = 0
+        self.prior_wall_s = 0.0
+        self.audio_seconds = 0.0
+        self.nonfinite_skipped = 0
+        self.subnet_passes = 0
+
+    # -- checkpoint state ---------------------------------------------------------------
+    def _state(self, wall_s: float) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "model": {k: v.detach().cpu() for k, v in self.strategy.model_state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng,
+            "data": self.stream.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "wall_s": wall_s,
+            "audio_seconds": self.audio_seconds,
+            "nonfinite_skipped": self.nonfinite_skipped,
+            "subnet_passes": self.subnet_passes,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.strategy.load_model_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.stream.load_state_dict(state["data"])
+        self.strategy.load_state_dict(state["strategy"])
+        self.step = int(state["step"])
+        self.prior_wall_s = float(state["wall_s"])
+        self.audio_seconds = float(state["audio_seconds"])
+        self.nonfinite_skipped = int(state["nonfinite_skipped"])
+        self.subnet_passes = int(state["subnet_passes"])
+
+    def _truncate_log(self) -> None:
+        """Drop log rows past the resumed step (they belong to work lost in the kill)."""
+        columns = LOG_COLUMNS + self.strategy.log_columns()
+        rows: list[list[str]] = []
+        if self.log_path.exists():
+            with open(self.log_path, newline="") as handle:
+                reader = csv.reader(handle)
+                header = next(reader, None)
+                if header == columns:
+                    rows = [r for r in reader if r and int(r[0]) <= self.step]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            writer.writerows(rows)
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        resumed = self.checkpoints.newest()
+        if resumed is not None:
+            self._restore(resumed)
+            tqdm.write(f"[{self.description}] resumed from step {self.step}")
+        self._truncate_log()
+        start = time.perf_counter()
+        consecutive_nonfinite = 0
+        self.model.train()
+        batches = iter(self.stream)
+        progress = tqdm(total=self.settings.steps, initial=self.step, desc=self.description,
+                        dynamic_ncols=True, mininterval=2.0)
+        with open(self.log_path, "a", newline="") as log_handle:
+            log = csv.writer(log_handle)
+            while self.step < self.settings.steps:
+                batch = next(batches).to(self.device)
+                self.strategy.prepare(self.step)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss_value, extra = self.strategy.accumulate(
+                    self.step, lambda b=batch: rnnt_batch_loss(self.model, self.frontend, b, self.blank, True))
+                grad_norm = None
+                if math.isfinite(loss_value):
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+                if not math.isfinite(loss_value) or not torch.isfinite(grad_norm):
+                    consecutive_nonfinite += 1
+                    self.nonfinite_skipped += 1
+                    self.optimizer.zero_grad(set_to_none=True)
+                    tqdm.write(f"[{self.description}] step {self.step}: non-finite loss/gradient, batch skipped "
+                               f"({consecutive_nonfinite} in a row, {self.nonfinite_skipped} in total)")
+                    if consecutive_nonfinite >= self.settings.max_consecutive_nonfinite:
+                        raise NonFiniteLossError(
+                            f"{self.description}: {consecutive_nonfinite} consecutive non-finite losses at step "
+                            f"{self.step} (limit config key 'train.max_consecutive_nonfinite'); the last good "
+                            f"checkpoint in {self.checkpoints.folder} is intact")
+                    continue
+                consecutive_nonfinite = 0
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                self.subnet_passes += int(extra.pop("subnets", 1))
+                self.audio_seconds += batch.audio_seconds
+                wall = self.prior_wall_s + time.perf_counter() - start
+                lr = self.scheduler.get_last_lr()[0]
+                if self.step % self.settings.log_every == 0 or self.step == self.settings.steps:
+                    log.writerow([self.step, f"{loss_value:.5f}", f"{lr:.3e}", f"{self.audio_seconds:.2f}",
+                                  f"{wall:.2f}"] + [f"{extra.get(c, float('nan')):.5f}"
+                                                   for c in self.strategy.log_columns()])
+                    log_handle.flush()
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}",
+                                     audio_x=f"{self.audio_seconds / max(wall, 1e-9):.1f}")
+                if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
+                    self.checkpoints.save(self.step, self._state(wall))
+                if self.halt_after is not None and self.step >= self.halt_after:
+                    break
+        progress.close()
+        wall = self.prior_wall_s + time.perf_counter() - start
+        return TrainResult(self.step, wall, self.audio_seconds, self.nonfinite_skipped, self.subnet_passes)

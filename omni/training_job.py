@@ -1,0 +1,103 @@
+"""One training job end to end (dense, individual or supernet): load data and the starting
+weights, train with the arm's gradient strategy, write the model, its log and its cost record."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from omni.atomic import atomic_path
+from omni.checkpoints import CheckpointFolder
+from omni.costs import CostMeter
+from omni.data import BatchStream, UtteranceSet
+from omni.features import load_feature_stats
+from omni.frontend import Frontend
+from omni.manifest import read_manifest
+from omni.model import blank_id, build_model, load_model, model_config_from, save_model
+from omni.runtime import resolve_device, seed_everything, set_threads
+from omni.tokenizer import Tokenizer
+from omni.train import GradientStrategy, Trainer, TrainSettings
+
+
+@dataclass
+class TrainPaths:
+    manifest: Path
+    feature_stats: Path
+    tokenizer: Path
+    model_out: Path
+    log_out: Path
+    cost_out: Path
+    checkpoint_dir: Path
+    init_model: Path | None = None
+
+
+@dataclass
+class JobSpec:
+    job: str              # rule name, for the cost record
+    arm: str
+    sparsity: float | None
+    steps: int
+    lr: float
+    seed: int
+
+
+StrategyFactory = Callable[[torch.nn.Module], GradientStrategy]
+
+
+def fingerprint(config: dict[str, Any], spec: JobSpec) -> str:
+    """Identifies what a checkpoint belongs to; report-only settings do not change it."""
+    relevant = {k: v for k, v in config.items() if k not in {"report", "evaluate", "resources", "search"}}
+    blob = json.dumps({"config": relevant, "spec": spec.__dict__}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run_training_job(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, threads: int,
+                     make_strategy: StrategyFactory, halt_after: int | None = None) -> None:
+    set_threads(threads)
+    seed_everything(spec.seed)
+    device = resolve_device(config["device"])
+    meter = CostMeter(spec.job, spec.arm, spec.sparsity, device, threads)
+
+    tokenizer = Tokenizer(paths.tokenizer)
+    if paths.init_model is None:
+        model_config = model_config_from(config, num_symbols=tokenizer.vocab_size + 1)
+        model = build_model(model_config)
+    else:
+        model, artefact = load_model(paths.init_model)
+        model_config = artefact["model_config"]
+    model.to(device)
+    blank = blank_id(model_config)
+    stats = load_feature_stats(paths.feature_stats)
+    sample_rate = config["data"]["sample_rate"]
+    frontend = Frontend(config["features"], sample_rate, stats, model_config["right_context_length"]).to(device)
+    utterances = UtteranceSet(read_manifest(paths.manifest), tokenizer, sample_rate,
+                              cache_audio=config["train"]["cache_audio"])
+    samples_budget = config["train"]["batch_frames"] * config["features"]["hop_length"]
+    stream = BatchStream(utterances, samples_budget, spec.seed)
+    strategy = make_strategy(model)
+    settings = TrainSettings.from_config(config["train"], steps=spec.steps, lr=spec.lr)
+    trainer = Trainer(model, frontend, strategy, stream, settings, blank, device,
+                      CheckpointFolder(paths.checkpoint_dir, fingerprint(config, spec)),
+                      paths.checkpoint_dir / "train_log.csv", description=f"{spec.arm}:{spec.sparsity or 'dense'}",
+                      halt_after=halt_after)
+    result = trainer.run()
+    if result.steps < spec.steps:
+        return  # halted on purpose (tests); outputs are written only by a finished job
+
+    state, masks = strategy.final_model()
+    final = build_model(model_config)
+    final.load_state_dict(state)
+    save_model(paths.model_out, final, model_config, masks,
+               meta={"arm": spec.arm, "sparsity": spec.sparsity if spec.sparsity is not None else 0.0,
+                     "steps": result.steps, "seed": spec.seed})
+    with atomic_path(paths.log_out) as tmp:
+        shutil.copyfile(paths.checkpoint_dir / "train_log.csv", tmp)
+    meter.prior_wall_s = trainer.prior_wall_s  # earlier segments of a resumed job count too
+    meter.finish(paths.cost_out, steps=result.steps, subnet_passes=result.subnet_passes,
+                 audio_hours=result.audio_seconds / 3600.0,
+                 extra={"nonfinite_skipped": result.nonfinite_skipped, "resumed_wall_s": trainer.prior_wall_s})

@@ -1,0 +1,17 @@
+"""Glue shared by rule scripts: turn a Snakemake job's declared files into omni arguments."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omni.training_job import TrainPaths
+
+
+def train_paths(smk: Any) -> TrainPaths:
+    """Rules that train share input/output names: manifest, feature_stats, tokenizer -> model, log, cost."""
+    init = getattr(smk.input, "init_model", None)
+    return TrainPaths(
+        manifest=Path(smk.input.manifest), feature_stats=Path(smk.input.feature_stats),
+        tokenizer=Path(smk.input.tokenizer), model_out=Path(smk.output.model),
+        log_out=Path(smk.output.train_log), cost_out=Path(smk.output.cost),
+        checkpoint_dir=Path(smk.params.checkpoints), init_model=Path(init) if init else None)
