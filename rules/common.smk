@@ -9,6 +9,7 @@ wildcard_constraints:
     split="train|dev|test-clean|test-other",
     sparsity=r"0\.[0-9]+",
     arm="dense|individual|omni|omni-searched",
+    tag=r"dense|s0\.[0-9]+|b0\.[0-9]+",
 
 
 def stage_resources(stage):

@@ -1,0 +1,68 @@
+"""The individual arm's gradient strategy: gradual magnitude pruning to one target sparsity.
+
+Masks follow Zhu & Gupta's cubic schedule and are re-ranked on w * mask every update, so
+the sparsity only grows and a pruned weight never comes back.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from omni.sparsity import MaskedParameters, cubic_sparsity, masks_at, prunable_parameter_names, rank_layers
+from omni.train import LossFn
+
+
+class GradualPruning:
+    def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], target: float, steps: int,
+                 prune_fraction: float, update_every: int) -> None:
+        self.model = model
+        self.names = prunable_parameter_names(model, sparsity_cfg)
+        self.granularity = sparsity_cfg["granularity"]
+        self.block_shape = sparsity_cfg["block_shape"]
+        self.target = target
+        self.ramp_steps = max(1, int(round(prune_fraction * steps)))
+        self.update_every = update_every
+        self.current = 0.0
+        self.masked = MaskedParameters(model, self._all_kept())
+
+    def _all_kept(self) -> dict[str, torch.Tensor]:
+        params = dict(self.model.named_parameters())
+        return {name: torch.ones_like(params[name], dtype=torch.bool) for name in self.names}
+
+    def scheduled_sparsity(self, step: int) -> float:
+        return cubic_sparsity(step, final=self.target, ramp_steps=self.ramp_steps, update_every=self.update_every)
+
+    def prepare(self, step: int) -> None:
+        sparsity = self.scheduled_sparsity(step)
+        if sparsity != self.current:
+            rankings = rank_layers(self.model, self.names, self.granularity, self.block_shape,
+                                   restrict_to=self.masked.masks())
+            self.masked.set_masks(masks_at(rankings, sparsity))
+            self.current = sparsity
+
+    def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
+        loss = loss_fn()
+        if torch.isfinite(loss):
+            loss.backward()
+        return float(loss.detach()), {"sparsity": self.current}
+
+    def log_columns(self) -> list[str]:
+        return ["sparsity"]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"masks": {k: v.cpu() for k, v in self.masked.masks().items()}, "current": self.current}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.masked.set_masks(state["masks"])
+        self.current = float(state["current"])
+
+    def model_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.masked.original_state_dict()
+
+    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.masked.load_original_state_dict(state)
+
+    def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        return ({k: v.detach().cpu() for k, v in self.masked.plain_state_dict().items()},
+                {k: v.cpu() for k, v in self.masked.masks().items()})

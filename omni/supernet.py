@@ -1,0 +1,145 @@
+"""The omni arm: one weight-shared supernet trained at many sparsities at once.
+
+Every step samples sparsity levels, builds each sub-network's masks from the CURRENT shared
+weights (one ranking per layer serves every level, so sub-networks are nested), runs forward/
+backward for each, accumulates the gradients and takes one optimizer step. Rankings are
+refreshed every `mask_update_every` steps, which amortises the sort over many steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from omni.sparsity import (LayerRanking, MaskedParameters, cubic_sparsity, masks_at,
+                           prunable_parameter_names, rank_layers)
+from omni.train import LossFn
+
+
+@dataclass
+class LevelSampler:
+    """Which sparsity levels one step trains.
+
+    sandwich: the highest current level, the lowest, and `random_levels` random ones;
+    uniform: one random level; fixed_set: every level. During warm-up the highest level grows
+    on the cubic schedule and every level is capped by it, so early steps do not train
+    90 %-sparse sub-networks of a model that was never pruned.
+    """
+    strategy: str
+    levels: list[float]
+    level_space: str
+    continuous_range: tuple[float, float]
+    random_levels: int
+    warmup_steps: int
+    update_every: int
+
+    @property
+    def lowest(self) -> float:
+        return min(self.levels) if self.level_space == "discrete" else self.continuous_range[0]
+
+    @property
+    def highest(self) -> float:
+        return max(self.levels) if self.level_space == "discrete" else self.continuous_range[1]
+
+    def current_highest(self, step: int) -> float:
+        return cubic_sparsity(step, final=self.highest, ramp_steps=self.warmup_steps, update_every=self.update_every)
+
+    def _random(self, generator: torch.Generator, cap: float) -> float:
+        if self.level_space == "continuous":
+            low = min(self.lowest, cap)
+            return low + (cap - low) * float(torch.rand((), generator=generator))
+        index = int(torch.randint(len(self.levels), (), generator=generator))
+        return min(self.levels[index], cap)
+
+    def sample(self, step: int, generator: torch.Generator) -> list[float]:
+        cap = self.current_highest(step)
+        if self.strategy == "uniform":
+            return [self._random(generator, cap)]
+        if self.strategy == "fixed_set":
+            return sorted({min(level, cap) for level in self.levels}, reverse=True)
+        sampled = [cap, min(self.lowest, cap)] + [self._random(generator, cap) for _ in range(self.random_levels)]
+        return sampled
+
+    def passes_per_step(self) -> int:
+        """Sub-network forward/backward passes a step costs (for the equal-budget rule)."""
+        if self.strategy == "uniform":
+            return 1
+        if self.strategy == "fixed_set":
+            return len(self.levels)
+        return 2 + self.random_levels
+
+
+def sampler_from_config(omni_cfg: dict[str, Any], levels: list[float], steps: int) -> LevelSampler:
+    return LevelSampler(strategy=omni_cfg["sampling"], levels=sorted(levels), level_space=omni_cfg["level_space"],
+                        continuous_range=tuple(omni_cfg["continuous_range"]), random_levels=omni_cfg["random_levels"],
+                        warmup_steps=int(round(omni_cfg["warmup_fraction"] * steps)),
+                        update_every=omni_cfg["mask_update_every"])
+
+
+def supernet_steps(omni_cfg: dict[str, Any], sampler: LevelSampler) -> int:
+    """Steps of the supernet job: `omni.steps`, or `omni.budget` sub-network passes divided
+    by the passes one step costs (equal compute with one individual job)."""
+    if omni_cfg["budget"] is None:
+        return omni_cfg["steps"]
+    return max(1, omni_cfg["budget"] // sampler.passes_per_step())
+
+
+class SupernetGradients:
+    def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], sampler: LevelSampler,
+                 update_every: int, seed: int) -> None:
+        self.model = model
+        self.names = prunable_parameter_names(model, sparsity_cfg)
+        self.granularity = sparsity_cfg["granularity"]
+        self.block_shape = sparsity_cfg["block_shape"]
+        self.sampler = sampler
+        self.update_every = update_every
+        self.generator = torch.Generator().manual_seed(seed)
+        params = dict(model.named_parameters())
+        self.masked = MaskedParameters(model, {n: torch.ones_like(params[n], dtype=torch.bool) for n in self.names})
+        self.rankings: dict[str, LayerRanking] = {}
+        self.step_levels: list[float] = []
+
+    def prepare(self, step: int) -> None:
+        if step % self.update_every == 0 or not self.rankings:
+            self.rankings = rank_layers(self.model, self.names, self.granularity, self.block_shape)
+        self.step_levels = self.sampler.sample(step, self.generator)
+
+    def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
+        """Average of the sampled sub-networks' losses; gradients summed into the shared weights."""
+        total = 0.0
+        extra: dict[str, float] = {}
+        for position, level in enumerate(self.step_levels):
+            self.masked.set_masks(masks_at(self.rankings, level))
+            loss = loss_fn()
+            value = float(loss.detach())
+            if not torch.isfinite(loss):
+                return value, {}
+            (loss / len(self.step_levels)).backward()
+            total += value
+            if position == 0:
+                extra["loss_highest"], extra["level_highest"] = value, level
+            if position == 1:
+                extra["loss_lowest"] = value
+        extra["subnets"] = len(self.step_levels)
+        return total / len(self.step_levels), extra
+
+    def log_columns(self) -> list[str]:
+        return ["level_highest", "loss_highest", "loss_lowest"]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.rankings = {}  # re-ranked from the restored weights at the next prepare()
+
+    def model_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.masked.original_state_dict()
+
+    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.masked.load_original_state_dict(state)
+
+    def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The supernet is its unmasked shared weights; extraction cuts sub-networks from it."""
+        return {k: v.detach().cpu() for k, v in self.masked.original_state_dict().items()}, {}

@@ -1,0 +1,13 @@
+"""Rule accounting: every job's measured cost, totals per stage, and the cost of K pruned models."""
+import sys
+
+from omni.accounting import collect
+from omni.logs import tee_stderr
+from omni.tables import headline_sentences, write_cost_tables
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+with tee_stderr(smk.log[0]):
+    account = collect(smk.input.records, smk.params.benchmarks, smk.params.results_dir, smk.params.exclude_rules)
+    write_cost_tables(account, dict(smk.output.items()))
+    for line in headline_sentences(account.headline):
+        print(line, file=sys.stderr)

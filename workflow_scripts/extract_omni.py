@@ -1,0 +1,22 @@
+"""Rule extract_omni: one uniform sparsity cut from the final supernet, no training."""
+import torch
+
+from omni.atomic import load_torch
+from omni.costs import CostMeter
+from omni.extract import extract_subnetwork
+from omni.logs import tee_stderr
+from omni.model import build_model, save_model
+from omni.runtime import set_threads
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+with tee_stderr(smk.log[0]):
+    set_threads(smk.threads)
+    sparsity = float(smk.wildcards.sparsity)
+    meter = CostMeter("extract_omni", "omni", sparsity, torch.device("cpu"), smk.threads)
+    supernet = load_torch(smk.input.supernet)
+    state, masks = extract_subnetwork(supernet, smk.config["sparsity"], sparsity)
+    model = build_model(supernet["model_config"])
+    model.load_state_dict(state)
+    save_model(smk.output.model, model, supernet["model_config"], masks,
+               meta={"arm": "omni", "sparsity": sparsity, "source": str(smk.input.supernet)})
+    meter.finish(smk.output.cost)
