@@ -22,11 +22,13 @@ GPU_HOURS = "GPU-hours"
 CPU_CORE_HOURS = "CPU core-hours"
 UNIT_OF_DEVICE = {"cuda": GPU_HOURS, "cpu": CPU_CORE_HOURS}
 
+ARMS = ("dense", "individual", "omni", "omni-searched")
 # Stages of the totals, in display order; "other" collects rules this module does not know.
-STAGES = ("data", "dense", "individual", "omni", "search", "evaluation", "other")
+STAGES = ("data", "dense", "individual", "omni", "search", "evaluation", "export", "other")
 DATA_RULES = frozenset({"build_corpus", "manifest", "feature_stats", "tokenizer"})
 JOB_COLUMNS = ["stage", "rule", "arm", "sparsity", "device", "device_count", "processes", "threads",
                "wall_s", "device_hours", "unit", "audio_hours", "peak_mem_mb", "source"]
+DENSE_ITEM, INDIVIDUAL_ITEM, OMNI_ITEM, RATIO_ITEM = "dense (shared)", "individual", "omni", "individual / omni"
 _RECORD_KEYS = ("job", "arm", "sparsity", "device_kind", "device_name", "device_count", "processes",
                 "threads", "wall_s", "audio_hours", "peak_mem_mb", "device_hours", "device_hours_unit")
 # What a benchmark file says when it could not sample the process (Snakemake writes "NA").
@@ -57,6 +59,8 @@ def stage_of(rule: str, arm: str | None) -> str:
         return "search"
     if rule.startswith("evaluate"):
         return "evaluation"
+    if rule.startswith("export"):
+        return "export"
     return "other"
 
 
@@ -100,7 +104,11 @@ def device_label(kind: str, name: str) -> str:
 
 def load_benchmarks(benchmark_dir: str | os.PathLike, results_dir: str | os.PathLike,
                     exclude_rules: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per benchmark run: rule (from `<rule>.tsv` or `<rule>/...tsv`), wall and CPU seconds."""
+    """One row per benchmark run: rule (from `<rule>.tsv` or `<rule>/...tsv`), wall and CPU seconds.
+
+    The arm is taken from the path when a folder below the rule is named like one
+    (`export_model/{arm}/{tag}.tsv`), so per-model rules without records still count per arm.
+    """
     root = Path(benchmark_dir)
     frames = []
     for path in sorted(root.rglob("*.tsv")):
@@ -109,15 +117,17 @@ def load_benchmarks(benchmark_dir: str | os.PathLike, results_dir: str | os.Path
         if rule in exclude_rules:
             continue
         runs = pd.read_csv(path, sep="\t", na_values=_BENCHMARK_NA)
+        arm = next((part for part in relative.parts[1:-1] if part in ARMS), None)
         frames.append(pd.DataFrame({
             "rule": rule,
+            "arm": arm,
             "wall_s": runs["s"].astype(float),
             "cpu_s": runs["cpu_time"].astype(float),
             "max_rss_mb": runs["max_rss"].astype(float),
             "source": os.path.relpath(path, results_dir),
         }))
     if not frames:
-        return pd.DataFrame(columns=["rule", "wall_s", "cpu_s", "max_rss_mb", "source"])
+        return pd.DataFrame(columns=["rule", "arm", "wall_s", "cpu_s", "max_rss_mb", "source"])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -129,9 +139,9 @@ def benchmark_jobs(benchmarks: pd.DataFrame) -> pd.DataFrame:
     not sample a very short job).
     """
     return pd.DataFrame({
-        "stage": [stage_of(rule, None) for rule in benchmarks["rule"]],
+        "stage": [stage_of(rule, arm) for rule, arm in zip(benchmarks["rule"], benchmarks["arm"])],
         "rule": benchmarks["rule"],
-        "arm": None,
+        "arm": benchmarks["arm"],
         "sparsity": np.nan,
         "device": "cpu",
         "device_count": 1,
@@ -171,14 +181,14 @@ def stage_totals(jobs: pd.DataFrame) -> pd.DataFrame:
 def headline(jobs: pd.DataFrame) -> pd.DataFrame:
     """Cost of K pruned models: individual = its K training jobs; omni = supernet + K extractions.
 
-    Dense training is shared by both arms and shown on its own line. The ratio line divides
-    individual by omni in every unit both arms used; wall seconds are comparable across units.
+    Dense training is shared by both arms and shown on its own line. Each unit gets its own
+    lines, and a ratio line (individual / omni, device-hours and wall seconds) where omni used it.
     """
     is_extraction = jobs["rule"].str.startswith("extract")
     parts = {
-        "dense (shared)": jobs["rule"] == "train_dense",
-        "individual": jobs["rule"] == "train_individual",
-        "omni": (jobs["rule"] == "train_omni") | (is_extraction & (jobs["arm"] == "omni")),
+        DENSE_ITEM: jobs["rule"] == "train_dense",
+        INDIVIDUAL_ITEM: jobs["rule"] == "train_individual",
+        OMNI_ITEM: (jobs["rule"] == "train_omni") | (is_extraction & (jobs["arm"] == "omni")),
     }
     rows = []
     for unit in sorted(jobs.loc[np.logical_or.reduce(list(parts.values())), "unit"].unique()):
@@ -191,11 +201,11 @@ def headline(jobs: pd.DataFrame) -> pd.DataFrame:
             line[name] = {"item": name, "unit": unit, "jobs": len(selected), "models": models,
                           "wall_s": selected["wall_s"].sum(), "device_hours": selected["device_hours"].sum()}
             rows.append(line[name])
-        omni = line["omni"]
-        if omni["device_hours"] > 0 and line["individual"]["jobs"] > 0:
-            rows.append({"item": "individual / omni", "unit": "ratio", "jobs": np.nan, "models": np.nan,
-                         "wall_s": line["individual"]["wall_s"] / omni["wall_s"],
-                         "device_hours": line["individual"]["device_hours"] / omni["device_hours"]})
+        omni, individual = line[OMNI_ITEM], line[INDIVIDUAL_ITEM]
+        if omni["device_hours"] > 0 and individual["jobs"] > 0:
+            rows.append({"item": RATIO_ITEM, "unit": unit, "jobs": np.nan, "models": np.nan,
+                         "wall_s": individual["wall_s"] / omni["wall_s"],
+                         "device_hours": individual["device_hours"] / omni["device_hours"]})
     return pd.DataFrame(rows, columns=["item", "unit", "jobs", "models", "wall_s", "device_hours"])
 
 
@@ -225,8 +235,8 @@ def breakdown(jobs: pd.DataFrame) -> pd.DataFrame:
         ["shared", "omni-searched"], default=jobs["arm"].fillna("shared").astype(str))
     activity = np.select(
         [jobs["stage"] == "data", jobs["rule"].str.startswith("train"), jobs["rule"].str.startswith("extract"),
-         jobs["stage"] == "search", jobs["stage"] == "evaluation"],
-        ["data", "training", "extraction", "search", "evaluation"], default="other")
+         jobs["stage"] == "search", jobs["stage"] == "evaluation", jobs["stage"] == "export"],
+        ["data", "training", "extraction", "search", "evaluation", "export"], default="other")
     frame = pd.DataFrame({"arm": arm, "activity": activity, "unit": jobs["unit"],
                           "device_hours": jobs["device_hours"]})
     return frame.groupby(["arm", "activity", "unit"], sort=False)["device_hours"].sum().reset_index()

@@ -8,8 +8,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
@@ -37,12 +35,16 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    import torch  # lazily: report jobs write tables only and should not pay torch's import
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
 
-def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """Every artefact is a plain container of tensors and primitives, so weights_only holds."""
+    import torch
+
     return torch.load(path, map_location=map_location, weights_only=True)
 
 

@@ -8,7 +8,7 @@ the variance of the test set itself cancels out of their difference.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -26,6 +26,12 @@ class BootstrapSettings:
     resamples: int
     confidence: float
     seed: int
+
+    @classmethod
+    def from_report_config(cls, report: dict[str, Any]) -> BootstrapSettings:
+        """From config section `report` (the same values in every table and figure)."""
+        return cls(resamples=report["bootstrap_resamples"], confidence=report["confidence"],
+                   seed=report["bootstrap_seed"])
 
     def __post_init__(self) -> None:
         if self.resamples < 1:

@@ -29,7 +29,17 @@ TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 ORDINALS = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
             "thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth").split()
 TENS_ORDINALS = {20: "twentieth", 30: "thirtieth"}
+DIGIT_WORDS = ONES[:10] + ["oh"]
 DAYS_IN_MONTH_MAX = 31
+# Ranges (inclusive) of the numbers the commands use.
+DIGIT_STRING_LENGTH = (3, 7)
+SMALL_NUMBERS = (2, 20)
+NUMBER_MAGNITUDES = ((2, 99), (100, 999), (1000, 99999))
+PERCENTS = tuple(range(10, 101, 10))
+THERMOSTAT_DEGREES = (60, 78)
+TIMER_AMOUNTS = (1, 2, 3, 5, 10, 15, 20, 25, 30, 40, 45, 90)
+IDIOMATIC_TIME_SHARE = 0.15
+"""Share of times said as 'half past', 'quarter to', 'noon' rather than as hour and minutes."""
 HOURS = ONES[1:13]
 MONTHS = ("january february march april may june july august september october november "
           "december").split()
@@ -177,7 +187,8 @@ DICTATION_TEMPLATES: tuple[str, ...] = (
     "thanks for {meal} last night", "happy birthday {name}", "see you at the {place} at {time}",
     "i'm stuck in traffic", "let's meet at the {place} {when}", "please call me back when you get this",
     "the package arrived {when}", "i left my {item} at the {place}", "i'm {feeling}",
-    "i'm so {feeling} about the {dictation_word}", "we're out of {grocery}", "are you coming to the {dictation_word}",
+    "i'm so {feeling} about the {dictation_word}", "we're out of {grocery}",
+    "are you coming to the {dictation_word}",
     "the {dictation_word} starts at {time}", "can we talk {when}", "i'll call you {when}",
     "did you remember to {task}", "don't forget to {task}", "i can't make it {when}",
     "that sounds {adjective}", "the {dictation_word} was {adjective}", "running late be there in {duration}",
@@ -228,13 +239,13 @@ def _time(rng: random.Random) -> str:
     minute = rng.choice(("o'clock", "fifteen", "thirty", "forty five", "oh five", "ten", "twenty",
                          "fifty", "forty", "twenty five", "", "", ""))
     suffix = rng.choice(("a m", "p m", "in the morning", "tonight", "", "", ""))
-    if rng.random() < 0.15:
+    if rng.random() < IDIOMATIC_TIME_SHARE:
         return rng.choice((f"half past {hour}", f"quarter to {hour}", f"quarter past {hour}", "noon", "midnight"))
     return " ".join(part for part in (hour, minute, suffix) if part)
 
 
 def _duration(rng: random.Random) -> str:
-    amount = rng.choice((1, 2, 3, 5, 10, 15, 20, 25, 30, 40, 45, 90))
+    amount = rng.choice(TIMER_AMOUNTS)
     unit = rng.choice(("minute", "second", "hour"))
     if amount == 1:
         return rng.choice((f"one {unit}", f"a {unit}", "an hour and a half", "half an hour"))
@@ -242,7 +253,9 @@ def _duration(rng: random.Random) -> str:
 
 
 def _digits(rng: random.Random) -> str:
-    return " ".join(rng.choice(ONES[:10] + ["oh"]) if i else rng.choice(ONES[1:10]) for i in range(rng.randint(3, 7)))
+    """PINs, codes, numbers: digit by digit, with 'oh' for zero as people often say it."""
+    length = rng.randint(*DIGIT_STRING_LENGTH)
+    return " ".join(rng.choice(DIGIT_WORDS) if i else rng.choice(ONES[1:10]) for i in range(length))
 
 
 def _calendar_date(rng: random.Random) -> str:
@@ -277,10 +290,10 @@ SLOTS: Mapping[str, Callable[[random.Random], str]] = {
     "when": _when,
     "contact": _contact,
     "day": _pick(("today", "tomorrow", "on weekdays", "every day", "on saturday", "on sunday")),
-    "small": lambda rng: number_words(rng.randint(2, 20)),
-    "number": lambda rng: number_words(rng.choice((rng.randint(2, 99), rng.randint(100, 999), rng.randint(1000, 99999)))),
-    "percent": lambda rng: number_words(rng.choice(range(10, 101, 10))),
-    "temperature": lambda rng: number_words(rng.randint(60, 78)),
+    "small": lambda rng: number_words(rng.randint(*SMALL_NUMBERS)),
+    "number": lambda rng: number_words(rng.randint(*rng.choice(NUMBER_MAGNITUDES))),
+    "percent": lambda rng: number_words(rng.choice(PERCENTS)),
+    "temperature": lambda rng: number_words(rng.randint(*THERMOSTAT_DEGREES)),
     "name": _pick(FIRST_NAMES),
     "surname": _pick(SURNAMES),
     "relation": _pick(RELATIONS),

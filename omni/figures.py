@@ -1,0 +1,210 @@
+"""Figures of the study: WER vs size (the Pareto picture), training curves, cost per arm.
+
+Agg backend: figures are written on headless nodes. Inputs are the same files the tables read,
+so a figure never shows a number the tables do not.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from omni.accounting import breakdown  # noqa: E402
+from omni.atomic import atomic_path  # noqa: E402
+from omni.bootstrap import BootstrapSettings, wer_interval  # noqa: E402
+from omni.tables import BYTES_PER_MB, MILLION, PERCENT, utterance_errors  # noqa: E402
+
+DPI = 150
+PANEL_INCHES = (5.0, 4.0)
+ARM_STYLE = {
+    "dense": dict(color="black", marker="*", markersize=12, linestyle="none", label="dense"),
+    "individual": dict(color="tab:blue", marker="o", linestyle="-", label="individually pruned"),
+    "omni": dict(color="tab:red", marker="s", linestyle="-", label="omni (extracted, no fine-tuning)"),
+    "omni-searched": dict(color="tab:green", marker="^", markersize=8, linestyle="none",
+                          label="omni, searched per-layer sparsity"),
+}
+ACTIVITY_COLORS = {"data": "tab:gray", "training": "tab:blue", "extraction": "tab:orange",
+                   "search": "tab:green", "evaluation": "tab:purple", "export": "tab:olive",
+                   "other": "tab:brown"}
+ARM_GROUPS = ("shared", "individual", "omni", "omni-searched")
+# A smoothed training curve keeps about this many independent points, however long the run.
+SMOOTHED_POINTS = 60
+COLORMAP_STOP = 0.9       # viridis beyond this is too pale to read on white
+TIME_UNITS = ((3600.0, "hours"), (60.0, "minutes"), (1.0, "seconds"))
+ANNOTATION_FONTSIZE = 7
+LEGEND_FONTSIZE = 8
+# Level labels sit in the top LABEL_PAD of a panel; the data keep clear of them by LABEL_HEADROOM.
+LABEL_PAD = 0.02
+LABEL_HEADROOM = 0.25
+LABEL_SIDE_ROOM = 0.1     # x margin so the outermost labels stay inside the panel
+BAR_INCHES = 0.5          # height per bar of the cost figure
+COST_MARGIN_INCHES = 1.2  # axis label, title and legend of the cost figure
+TOTAL_HEADROOM = 1.15     # x range beyond the longest bar, for its total label
+
+
+def save(figure: Figure, path: str | os.PathLike) -> None:
+    """Atomic PNG: a killed job leaves no half-written figure that looks finished."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------- WER vs size
+
+
+def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
+                  settings: BootstrapSettings) -> Figure:
+    """One panel per split: WER (%) vs kept parameters, error bars = bootstrap CI over utterances.
+
+    Uniform levels are annotated with their sparsity and compact export size (MB), which is not
+    a linear function of kept parameters (sparse indices), hence labels rather than a second axis.
+    """
+    scored = summaries[summaries["decode"] == decode]
+    present = [split for split in splits if (scored["split"] == split).any()]
+    figure, axes = plt.subplots(1, len(present), figsize=(PANEL_INCHES[0] * len(present), PANEL_INCHES[1]),
+                                squeeze=False)
+    for axis, split in zip(axes[0], present):
+        on_split = scored[scored["split"] == split]
+        for arm, style in ARM_STYLE.items():
+            models = on_split[on_split["arm"] == arm].sort_values("params_kept")
+            if models.empty:
+                continue
+            wer = PERCENT * models["wer"].to_numpy()
+            bounds = np.array([wer_interval(*_counts(row.eval_dir, decode), settings)
+                               for row in models.itertuples()]) * PERCENT
+            axis.errorbar(models["params_kept"] / MILLION, wer, yerr=[wer - bounds[:, 0], bounds[:, 1] - wer],
+                          capsize=3, **style)
+        _annotate_levels(axis, on_split)
+        axis.set_title(split)
+        axis.set_xlabel("kept parameters (millions)")
+        axis.set_ylabel(f"WER (%), {decode}")
+        axis.grid(True, alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
+                  bbox_to_anchor=(0.5, -0.02))
+    figure.suptitle(f"WER vs model size; error bars: {PERCENT * settings.confidence:g}% bootstrap CI "
+                    f"over utterances ({settings.resamples} resamples)")
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    return figure
+
+
+def _counts(eval_dir: str, decode: str) -> tuple[np.ndarray, np.ndarray]:
+    errors = utterance_errors(eval_dir, decode)
+    return errors["errors"].to_numpy(), errors["ref_words"].to_numpy()
+
+
+def _annotate_levels(axis: plt.Axes, on_split: pd.DataFrame) -> None:
+    """Sparsity and export MB of the dense model and each uniform level, along the panel's top
+    edge with a faint guide line, so labels never sit on the curves or their error bars."""
+    axis.margins(x=LABEL_SIDE_ROOM, y=LABEL_HEADROOM)
+    axis.set_ylim(bottom=0.0)
+    levels = on_split[on_split["arm"].isin(["dense", "individual", "omni"])].drop_duplicates("tag")
+    for level in levels.itertuples():
+        x = level.params_kept / MILLION
+        axis.axvline(x, color="lightgray", linestyle=":", linewidth=1, zorder=0)
+        axis.text(x, 1.0 - LABEL_PAD, f"s={level.sparsity:g}\n{level.export_bytes_fp32 / BYTES_PER_MB:.1f} MB",
+                  transform=axis.get_xaxis_transform(), ha="center", va="top", fontsize=ANNOTATION_FONTSIZE,
+                  color="dimgray")
+
+
+# ---------------------------------------------------------------- training curves
+
+
+def training_curves_figure(log_paths: Sequence[str | os.PathLike]) -> Figure:
+    """Loss vs step and vs wall time for every training job (smoothed; log scale)."""
+    runs = [(_run_label(path), pd.read_csv(path)) for path in log_paths]
+    time_divisor, time_unit = _time_unit(max((log["wall_s"].max() for _, log in runs if not log.empty),
+                                             default=0.0))
+    figure, (by_step, by_time) = plt.subplots(1, 2, figsize=(2 * PANEL_INCHES[0], PANEL_INCHES[1]))
+    individual_colors = _individual_colors([label for label, _ in runs])
+    for label, log in runs:
+        if log.empty:
+            continue
+        loss = log["loss"].rolling(max(1, len(log) // SMOOTHED_POINTS), min_periods=1).mean()
+        style = _run_style(label, individual_colors)
+        by_step.plot(log["step"], loss, label=label, **style)
+        by_time.plot(log["wall_s"] / time_divisor, loss, **style)
+    for axis, xlabel in ((by_step, "training step (of this job)"), (by_time, f"wall time ({time_unit})")):
+        axis.set_yscale("log")
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel("RNN-T loss (smoothed)")
+        axis.grid(True, which="both", alpha=0.3)
+    figure.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    figure.suptitle("Training loss: dense, each individual job, omni supernet")
+    figure.tight_layout()
+    return figure
+
+
+def _run_label(path: str | os.PathLike) -> str:
+    """`models/{arm}/{tag}/train_log.csv` -> a legend entry."""
+    arm, tag = Path(path).parts[-3:-1]
+    if arm == tag:
+        return arm
+    return f"{arm} {tag}"
+
+
+def _individual_colors(labels: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    individual = sorted(label for label in labels if label.startswith("individual"))
+    colormap = plt.get_cmap("viridis")
+    return {label: colormap(COLORMAP_STOP * rank / max(1, len(individual) - 1))
+            for rank, label in enumerate(individual)}
+
+
+def _run_style(label: str, individual_colors: dict[str, tuple[float, ...]]) -> dict[str, object]:
+    if label in individual_colors:
+        return {"color": individual_colors[label], "linewidth": 1.2}
+    if label.startswith("omni"):
+        return {"color": ARM_STYLE["omni"]["color"], "linewidth": 2.0}
+    return {"color": ARM_STYLE["dense"]["color"], "linewidth": 1.5}
+
+
+def _time_unit(max_seconds: float) -> tuple[float, str]:
+    """The largest unit in which the longest run lasts at least one."""
+    for divisor, unit in TIME_UNITS:
+        if max_seconds >= divisor:
+            return divisor, unit
+    return TIME_UNITS[-1]
+
+
+# ---------------------------------------------------------------- cost
+
+
+def cost_figure(jobs: pd.DataFrame) -> Figure:
+    """Device-hours per arm stacked by activity; one panel per unit (GPU-hours never mix with CPU)."""
+    parts = breakdown(jobs).fillna({"device_hours": 0.0})
+    units = sorted(parts["unit"].unique())
+    arms_of = {unit: [arm for arm in ARM_GROUPS if ((parts["unit"] == unit) & (parts["arm"] == arm)).any()]
+               for unit in units}
+    bars = sum(len(arms) for arms in arms_of.values())
+    figure, axes = plt.subplots(len(units), 1, squeeze=False,
+                                figsize=(2 * PANEL_INCHES[0], COST_MARGIN_INCHES * len(units) + BAR_INCHES * bars),
+                                gridspec_kw={"height_ratios": [len(arms_of[unit]) for unit in units]})
+    for axis, unit in zip(axes[:, 0], units):
+        table = (parts[parts["unit"] == unit]
+                 .pivot_table(index="arm", columns="activity", values="device_hours", aggfunc="sum", fill_value=0.0)
+                 .reindex(arms_of[unit]))
+        left = np.zeros(len(table))
+        for activity, color in ACTIVITY_COLORS.items():
+            if activity in table:
+                axis.barh(table.index, table[activity], left=left, color=color, label=activity)
+                left += table[activity].to_numpy()
+        for position, total in enumerate(left):
+            axis.annotate(f" {total:.3g}", (total, position), va="center", fontsize=LEGEND_FONTSIZE)
+        axis.invert_yaxis()
+        axis.set_xlim(0, TOTAL_HEADROOM * left.max() if left.max() > 0 else 1.0)
+        axis.set_xlabel(unit)
+        axis.grid(True, axis="x", alpha=0.3)
+    legend = {label: handle for axis in axes[:, 0] for handle, label in zip(*axis.get_legend_handles_labels())}
+    figure.legend(legend.values(), legend.keys(), loc="upper center", ncol=len(legend), frameon=False,
+                  fontsize=LEGEND_FONTSIZE, bbox_to_anchor=(0.5, 0.0))
+    axes[0, 0].set_title("Measured cost per arm, stacked by activity (shared = data + dense model)")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,381 @@
+"""Report stage: bootstrap, cost accounting, tables and figures on fixture result trees.
+
+The fixtures reproduce the upstream formats exactly: evaluation summaries and per-utterance
+TSVs as omni.evaluation_job writes them, cost records as omni.costs.CostMeter.finish writes
+them, Snakemake benchmark TSVs, training logs as omni.train writes them.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from omni import accounting, tables
+from omni.bootstrap import BootstrapSettings, paired_bootstrap, wer_interval
+from omni.costs import CostRecord
+
+REPO = Path(__file__).resolve().parent.parent
+SPLITS = ["dev", "test-clean", "test-other"]
+DECODES = ["greedy-full", "greedy-streaming"]
+TABLE_DECODE = "greedy-streaming"
+SETTINGS = BootstrapSettings(resamples=1000, confidence=0.95, seed=7)
+UTTERANCES = 80
+PARAMS_TOTAL = 4_000_000
+PRUNABLE_TOTAL = 3_000_000
+LEVELS = (0.5, 0.7, 0.9)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MIN_FIGURE_BYTES = 10_000  # a figure with axes, curves and text; an empty canvas is far smaller
+BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+def _reference_words(split: str) -> np.ndarray:
+    return np.random.default_rng(_split_seed(split)).integers(3, 13, size=UTTERANCES)
+
+
+def _split_seed(split: str) -> int:
+    return SPLITS.index(split)
+
+
+def _errors(arm: str, sparsity: float, split: str, words: np.ndarray) -> np.ndarray:
+    """Designed so the comparison has known outcomes.
+
+    individual s: binomial errors growing with sparsity. omni s0.5: identical to individual
+    (difference exactly 0). omni s0.7: individual minus one error on a few utterances (small).
+    omni s0.9: half the individual errors (clearly better, CI excludes zero).
+    """
+    rng = np.random.default_rng(int(1000 * sparsity) + _split_seed(split))
+    individual = rng.binomial(words, 0.1 + 0.3 * sparsity)
+    if arm in ("individual", "dense"):
+        return individual
+    if sparsity == 0.5:
+        return individual
+    if sparsity == 0.7:
+        fewer = individual.copy()
+        fewer[:3] = np.maximum(0, fewer[:3] - 1)
+        return fewer
+    return individual // 2
+
+
+def _write_model_eval(root: Path, arm: str, tag: str, sparsity: float) -> None:
+    kept_prunable = int(round(PRUNABLE_TOTAL * (1 - sparsity)))
+    kept = PARAMS_TOTAL - PRUNABLE_TOTAL + kept_prunable
+    for split in SPLITS:
+        words = _reference_words(split)
+        errors = _errors(arm, sparsity, split, words)
+        folder = root / "eval" / arm / tag / split
+        folder.mkdir(parents=True)
+        decodes = {}
+        for offset, decode in enumerate(DECODES):
+            deletions = np.minimum(errors, offset)  # decodes differ a little, all from the same counts
+            table = pd.DataFrame({
+                "utt_id": [f"{split}-{i:04d}" for i in range(UTTERANCES)], "reference": "A B C",
+                "hypothesis": "", "substitutions": errors - deletions, "deletions": deletions,
+                "insertions": 0, "ref_words": words, "char_errors": 2 * errors, "ref_chars": 5 * words,
+            })
+            table.to_csv(folder / f"{decode}.tsv", sep="\t", index=False)
+            decodes[decode] = {"wer": errors.sum() / words.sum(), "cer": 0.4 * errors.sum() / words.sum(),
+                               "utterances": UTTERANCES, "words": int(words.sum()), "decode_seconds": 1.0,
+                               "audio_seconds": 100.0, "rtf": 0.01}
+        summary = {"arm": arm, "tag": tag, "sparsity": sparsity, "split": split, "params_total": PARAMS_TOTAL,
+                   "params_kept": kept, "prunable_total": PRUNABLE_TOTAL, "prunable_kept": kept_prunable,
+                   "export_bytes_fp32": 8 * kept, "export_bytes_fp16": 6 * kept, "decodes": decodes}
+        (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def _write_cost(path: Path, **fields) -> None:
+    record = CostRecord(**fields)
+    payload = asdict(record)
+    payload["device_hours"] = record.device_hours
+    payload["device_hours_unit"] = "GPU-hours" if record.device_kind == "cuda" else "CPU core-hours"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+
+
+def _write_benchmark(path: Path, wall_s: float, cpu_time: float | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(BENCHMARK_HEADER + f"{wall_s}\t0:00:00\t500.0\t900.0\t480.0\t490.0\t1.0\t2.0\t1.5\t{cpu_time}\n")
+
+
+def _write_train_log(path: Path, steps: int, start_loss: float) -> None:
+    step = np.arange(1, steps + 1)
+    loss = start_loss * np.exp(-step / steps) + 0.05 * np.sin(step)
+    frame = pd.DataFrame({"step": step, "loss": loss, "lr": 1e-3, "audio_seconds": 10.0 * step, "wall_s": 2.0 * step})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+
+
+CPU = dict(device_kind="cpu", device_name="Fixture Xeon", device_count=1, processes=1)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete result tree: 3 levels x 2 arms + dense + one searched model, costs, logs."""
+    root = tmp_path_factory.mktemp("results")
+    _write_model_eval(root, "dense", "dense", 0.0)
+    for level in LEVELS:
+        _write_model_eval(root, "individual", f"s{level:g}", level)
+        _write_model_eval(root, "omni", f"s{level:g}", level)
+    _write_model_eval(root, "omni-searched", "b0.7", 0.69)
+    models = root / "models"
+    _write_cost(models / "dense/dense/cost.json", job="train_dense", arm="dense", sparsity=None, threads=2,
+                wall_s=3600.0, steps=900, audio_hours=5.0, peak_mem_mb=2000.0, **CPU)
+    for level in LEVELS:
+        _write_cost(models / f"individual/s{level:g}/cost.json", job="train_individual", arm="individual",
+                    sparsity=level, threads=2, wall_s=1800.0, steps=300, audio_hours=1.5, peak_mem_mb=1900.0, **CPU)
+        _write_cost(models / f"omni/s{level:g}/cost.json", job="extract_omni", arm="omni", sparsity=level,
+                    threads=1, wall_s=36.0, peak_mem_mb=800.0, **CPU)
+    _write_cost(models / "omni/supernet/cost.json", job="train_omni", arm="omni", sparsity=None, threads=2,
+                wall_s=2700.0, steps=300, subnet_passes=600, audio_hours=1.5, peak_mem_mb=2100.0, **CPU)
+    _write_cost(root / "search/cost.json", job="search", arm="omni-searched", sparsity=None, device_kind="cuda",
+                device_name="NVIDIA Fixture GPU", device_count=1, threads=4, wall_s=7200.0, peak_mem_mb=9000.0)
+    _write_cost(root / "eval/omni/s0.7/dev/cost.json", job="evaluate", arm="omni", sparsity=0.7, threads=2,
+                wall_s=360.0, audio_hours=0.1, **CPU)
+    bench = root / "benchmarks"
+    _write_benchmark(bench / "build_corpus.tsv", 100.0, 180.0)
+    _write_benchmark(bench / "manifest/dev.tsv", 10.0, "NA")
+    _write_benchmark(bench / "train_dense.tsv", 3700.0, 7300.0)
+    _write_benchmark(bench / "accounting.tsv", 5.0, 5.0)  # the report's own rules are left out
+    _write_train_log(models / "dense/dense/train_log.csv", 900, 3.0)
+    for level in LEVELS:
+        _write_train_log(models / f"individual/s{level:g}/train_log.csv", 300, 1.0 + level)
+    _write_train_log(models / "omni/supernet/train_log.csv", 300, 2.0)
+    return root
+
+
+def _summary_paths(root: Path) -> list[Path]:
+    return sorted((root / "eval").rglob("summary.json"))
+
+
+def _cost_paths(root: Path) -> list[Path]:
+    return sorted(root.rglob("cost.json"))
+
+
+# ---------------------------------------------------------------- bootstrap
+
+
+def test_identical_systems_have_zero_difference_and_a_ci_containing_zero() -> None:
+    words = np.random.default_rng(0).integers(3, 15, size=200)
+    errors = np.random.default_rng(1).binomial(words, 0.2)
+    difference = paired_bootstrap(errors, errors, words, SETTINGS)
+    assert difference.diff_abs == 0.0 and difference.diff_rel_pct == 0.0
+    assert difference.ci_abs == (0.0, 0.0) and not difference.excludes_zero
+
+
+def test_doubled_errors_give_exactly_known_differences() -> None:
+    """system = 2 x baseline on every utterance: relative +100 % in every resample; the absolute
+    difference equals the baseline's WER in every resample, so its CI is the baseline's WER CI."""
+    words = np.random.default_rng(2).integers(3, 15, size=300)
+    baseline = np.random.default_rng(3).binomial(words, 0.15)
+    difference = paired_bootstrap(2 * baseline, baseline, words, SETTINGS)
+    wer = baseline.sum() / words.sum()
+    assert difference.diff_abs == pytest.approx(wer)
+    assert difference.diff_rel_pct == pytest.approx(100.0)
+    assert difference.ci_rel_pct == pytest.approx((100.0, 100.0))
+    assert difference.ci_abs == pytest.approx(wer_interval(baseline, words, SETTINGS))
+    assert difference.excludes_zero
+    low, high = difference.ci_abs
+    assert low < wer < high
+
+
+def test_bootstrap_is_seeded_and_uses_the_configured_resamples() -> None:
+    words = np.full(50, 10)
+    a = np.random.default_rng(4).binomial(words, 0.3)
+    b = np.random.default_rng(5).binomial(words, 0.3)
+    assert paired_bootstrap(a, b, words, SETTINGS) == paired_bootstrap(a, b, words, SETTINGS)
+    other_seed = BootstrapSettings(SETTINGS.resamples, SETTINGS.confidence, SETTINGS.seed + 1)
+    assert paired_bootstrap(a, b, words, other_seed).ci_abs != paired_bootstrap(a, b, words, SETTINGS).ci_abs
+    assert paired_bootstrap(a, b, words, SETTINGS).resamples == SETTINGS.resamples
+
+
+def test_bootstrap_rejects_inputs_without_words() -> None:
+    with pytest.raises(ValueError, match="no reference words"):
+        wer_interval([0, 0], [0, 0], SETTINGS)
+
+
+# ---------------------------------------------------------------- accounting
+
+
+def test_accounting_sums_core_hours_and_keeps_gpu_hours_apart(results: Path) -> None:
+    account = accounting.collect(_cost_paths(results), results / "benchmarks", results, exclude_rules=["accounting"])
+    jobs = account.jobs
+    assert set(jobs["unit"]) == {"CPU core-hours", "GPU-hours"}
+    dense = jobs[jobs["rule"] == "train_dense"].iloc[0]
+    assert dense["device_hours"] == pytest.approx(3600.0 * 2 / 3600.0)
+    assert dense["device"] == "cpu (Fixture Xeon)"
+    search = jobs[jobs["rule"] == "search"].iloc[0]
+    assert (search["unit"], search["device"], search["device_hours"]) == ("GPU-hours", "NVIDIA Fixture GPU", 2.0)
+    # benchmark-only rules fill in; rules with a record are not double counted; the report's own are left out
+    corpus = jobs[jobs["rule"] == "build_corpus"].iloc[0]
+    assert (corpus["stage"], corpus["wall_s"], corpus["device_hours"]) == ("data", 100.0, pytest.approx(0.05))
+    assert np.isnan(jobs.loc[jobs["rule"] == "manifest", "device_hours"].iloc[0])
+    assert (jobs["rule"] == "train_dense").sum() == 1 and "accounting" not in set(jobs["rule"])
+
+    totals = account.totals.set_index(["stage", "unit"])
+    assert totals.at[("individual", "CPU core-hours"), "device_hours"] == pytest.approx(3 * 1800.0 * 2 / 3600.0)
+    assert totals.at[("omni", "CPU core-hours"), "device_hours"] == pytest.approx(1.5 + 3 * 0.01)
+    assert totals.at[("search", "GPU-hours"), "device_hours"] == pytest.approx(2.0)
+    assert ("search", "CPU core-hours") not in totals.index
+    assert totals.at[("data", "CPU core-hours"), "jobs"] == 2
+
+    headline = account.headline.set_index("item")
+    assert headline.at["individual", "models"] == 3 and headline.at["omni", "models"] == 3
+    assert headline.at["individual / omni", "device_hours"] == pytest.approx(3.0 / 1.53)
+    assert headline.at["dense (shared)", "device_hours"] == pytest.approx(2.0)
+    assert set(account.headline["unit"]) == {"CPU core-hours"}  # the GPU search is no part of K models
+
+    check = account.crosscheck.set_index("rule")
+    assert check.at["train_dense", "benchmark_over_record"] == pytest.approx(3700.0 / 3600.0)
+
+
+def test_accounting_refuses_a_record_whose_unit_contradicts_its_device(tmp_path: Path) -> None:
+    path = tmp_path / "cost.json"
+    _write_cost(path, job="train_dense", arm="dense", sparsity=None, wall_s=1.0, **CPU)
+    record = json.loads(path.read_text())
+    record["device_hours_unit"] = "GPU-hours"
+    path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="does not match"):
+        accounting.load_cost_records([path], tmp_path)
+
+
+# ---------------------------------------------------------------- tables
+
+
+@pytest.fixture(scope="module")
+def written_tables(results: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("tables")
+    outputs = {key: out / name for key, name in [
+        ("wer_csv", "wer.csv"), ("wer_md", "wer.md"), ("sparsity_csv", "wer_vs_sparsity.csv"),
+        ("sparsity_md", "wer_vs_sparsity.md"), ("sparsity_tex", "wer_vs_sparsity.tex")]}
+    tables.write_wer_tables(_summary_paths(results), SPLITS, DECODES, TABLE_DECODE, SETTINGS, outputs)
+    return outputs
+
+
+def test_wer_table_has_every_model_split_and_decode(written_tables: dict[str, Path], results: Path) -> None:
+    wer = pd.read_csv(written_tables["wer_csv"])
+    assert list(wer.columns) == tables.WER_COLUMNS
+    assert len(wer) == (1 + 2 * len(LEVELS) + 1) * len(SPLITS) * len(DECODES)
+    assert list(wer["arm"].drop_duplicates()) == ["dense", "individual", "omni", "omni-searched"]
+    row = wer[(wer["arm"] == "omni") & (wer["tag"] == "s0.9") & (wer["split"] == "test-other")
+              & (wer["decode"] == TABLE_DECODE)].iloc[0]
+    summary = json.loads((results / "eval/omni/s0.9/test-other/summary.json").read_text())
+    assert row["wer"] == pytest.approx(summary["decodes"][TABLE_DECODE]["wer"])
+    assert row["params_kept"] == summary["params_kept"]
+    assert "| arm" in written_tables["wer_md"].read_text()
+
+
+def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str, Path], results: Path) -> None:
+    table = pd.read_csv(written_tables["sparsity_csv"])
+    assert list(table["tag"]) == ["dense", "s0.5", "s0.7", "s0.9", "b0.7"]
+    by_tag = table.set_index("tag")
+    words = _reference_words("test-other")
+    individual = _errors("individual", 0.9, "test-other", words)
+    expected = paired_bootstrap(individual // 2, individual, words, SETTINGS)
+    row = by_tag.loc["s0.9"]
+    assert row["test-other/rel_diff_pct"] == pytest.approx(expected.diff_rel_pct)
+    assert (row["test-other/rel_ci_low_pct"], row["test-other/rel_ci_high_pct"]) == pytest.approx(expected.ci_rel_pct)
+    assert row["test-other/omni_wer"] < row["test-other/individual_wer"] and row["test-other/excludes_zero"]
+    assert by_tag.at["s0.5", "test-other/rel_diff_pct"] == 0.0 and not by_tag.at["s0.5", "test-other/excludes_zero"]
+    assert np.isnan(by_tag.at["dense", "test-other/omni_wer"])
+    # the searched model is compared with the individual model of its budget's sparsity
+    assert by_tag.at["b0.7", "test-other/individual_wer"] == by_tag.at["s0.7", "test-other/individual_wer"]
+    assert by_tag.at["b0.7", "sparsity"] == 0.69
+
+    markdown = written_tables["sparsity_md"].read_text()
+    s09 = next(line for line in markdown.splitlines() if line.startswith("| uniform") and "| 0.900 " in line)
+    s05 = next(line for line in markdown.splitlines() if line.startswith("| uniform") and "| 0.500 " in line)
+    assert s09.count(tables.SIGNIFICANT_MARK) == len(SPLITS) and tables.SIGNIFICANT_MARK not in s05
+
+    latex = written_tables["sparsity_tex"].read_text()
+    assert r"\toprule" in latex and r"\bottomrule" in latex and r"\multicolumn{4}{c}{test-other}" in latex
+    body = latex.split(r"\midrule", 1)[1]
+    assert body.count(r"\\") >= len(table) and r"$^{*}$" in latex
+
+
+def test_table_decode_missing_from_the_summaries_is_a_config_error(results: Path, tmp_path: Path) -> None:
+    outputs = {key: tmp_path / key for key in ("wer_csv", "wer_md", "sparsity_csv", "sparsity_md", "sparsity_tex")}
+    with pytest.raises(ValueError, match="report.table_decode"):
+        tables.write_wer_tables(_summary_paths(results), SPLITS, DECODES, "beam-full", SETTINGS, outputs)
+
+
+def test_cost_tables(results: Path, tmp_path: Path) -> None:
+    account = accounting.collect(_cost_paths(results), results / "benchmarks", results, exclude_rules=["accounting"])
+    outputs = {"csv": tmp_path / "cost.csv", "md": tmp_path / "cost.md", "tex": tmp_path / "cost.tex"}
+    tables.write_cost_tables(account, outputs)
+    frame = pd.read_csv(outputs["csv"])
+    assert set(frame["section"]) == {"job", "total", "headline"}
+    assert (frame["section"] == "job").sum() == len(account.jobs)
+    markdown = outputs["md"].read_text()
+    assert "individual / omni = 1.96x" in markdown and "GPU-hours" in markdown
+    latex = outputs["tex"].read_text()
+    assert latex.count(r"\toprule") == 2 and "NVIDIA Fixture GPU" in latex
+    jobs = tables.read_cost_jobs(outputs["csv"])
+    assert jobs["device_hours"].sum() == pytest.approx(account.jobs["device_hours"].sum())
+
+
+# ---------------------------------------------------------------- the rules, run by Snakemake
+
+
+WRAPPER = textwrap.dedent("""\
+    # Stands in for the study's Snakefile: the fixture tree replaces every upstream stage.
+    import os
+    from pathlib import Path
+    configfile: "config.yaml"
+    os.environ["PYTHONPATH"] = "{repo}"
+    include: "{repo}/rules/common.smk"
+    EVAL_SUMMARIES = sorted(str(p) for p in Path(R).glob("eval/*/*/*/summary.json"))
+    COST_RECORDS += sorted(str(p) for p in Path(R).rglob("cost.json"))
+    TRAIN_LOGS += sorted(str(p) for p in Path(R).rglob("train_log.csv"))
+    include: "{repo}/rules/report.smk"
+    rule all:
+        input: ALL_TARGETS
+    """)
+
+
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [str(Path(sys.executable).parent / "snakemake"), "--cores", "2", *args]
+    run = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    if run.returncode != 0:
+        logs = "\n".join(log.read_text() for log in sorted((workdir / "results/logs").rglob("*.log")))
+        pytest.fail(f"snakemake {' '.join(args)} failed:\n{run.stderr[-3000:]}\n{logs[-3000:]}")
+    return run
+
+
+def test_report_rules_run_build_a_report_and_rerun_on_report_config_only(results: Path, tmp_path: Path) -> None:
+    shutil.copytree(results, tmp_path / "results")
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["evaluate"].update(splits=SPLITS, decodes=DECODES)
+    config["report"]["table_decode"] = TABLE_DECODE
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "Snakefile").write_text(WRAPPER.format(repo=REPO))
+
+    _snakemake(tmp_path, "--quiet")
+    for name in ["tables/wer.csv", "tables/wer.md", "tables/wer_vs_sparsity.csv", "tables/wer_vs_sparsity.md",
+                 "tables/wer_vs_sparsity.tex", "tables/cost.csv", "tables/cost.md", "tables/cost.tex"]:
+        assert (tmp_path / "results" / name).stat().st_size > 0, name
+    for name in ["pareto.png", "training_curves.png", "cost.png"]:
+        png = (tmp_path / "results/figures" / name).read_bytes()
+        assert png.startswith(PNG_SIGNATURE) and len(png) > MIN_FIGURE_BYTES, name
+    assert "individual / omni = 1.96x" in (tmp_path / "results/logs/report/accounting.log").read_text()
+
+    _snakemake(tmp_path, "--report", "report.html")
+    html = (tmp_path / "report.html").read_text()
+    # captions are found and their Jinja placeholders filled from the rules' params
+    assert "Claim 1 of the paper" in html and "Claim 2 of the paper" in html and "snakemake.params" not in html
+    assert f"({config['report']['bootstrap_resamples']} resamples" in html
+
+    changed = dict(config["report"], bootstrap_seed=config["report"]["bootstrap_seed"] + 1)
+    planned = _snakemake(tmp_path, "--dry-run", "--config", f"report={json.dumps(changed)}").stdout
+    job_stats = planned.split("Job stats:")[1].split("total")[0]
+    assert "wer_table" in job_stats and "figures" in job_stats and "accounting" not in job_stats
