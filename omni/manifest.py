@@ -134,8 +134,13 @@ def _scan_subset(folder: Path, rejects: list[_Reject]) -> list[_Utterance]:
 def _read_transcripts(trans_file: Path, rejects: list[_Reject]) -> list[_Utterance]:
     """Ids must carry the file's `<speaker>-<chapter>-` prefix; a line without one has lost its id."""
     prefix = trans_file.name[: -len(TRANSCRIPT_SUFFIX)] + "-"
+    try:
+        lines = trans_file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        rejects.append(_Reject("", str(trans_file), f"transcript file is not UTF-8 text ({error})"))
+        return []
     utterances = []
-    for number, line in enumerate(trans_file.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():  # a blank line carries no utterance (editors leave trailing ones)
             continue
         parts = _WHITESPACE.split(line.strip(), maxsplit=1)

@@ -7,7 +7,7 @@ from omni.runtime import set_threads
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
-    set_threads(1)  # the rule's threads are spent as that many single-threaded worker processes
+    set_threads(1)  # the rule's threads are spent as that many worker threads, one core each
     stats = compute_feature_stats(read_manifest(smk.input.manifest), smk.config["features"],
                                   smk.config["data"]["sample_rate"], workers=smk.threads)
     write_json(smk.output.stats, stats)

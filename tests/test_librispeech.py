@@ -1,0 +1,78 @@
+"""The manifest reader on real LibriSpeech files (the shared 20-utterance test-other sample)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from omni.audio import AudioError, read_audio
+from omni.manifest import build_manifest
+
+SAMPLE_ROOT = Path("/work/shared/data/librispeech-sample")
+SUBSET = "test-other"
+DATA_CFG = {"sample_rate": 16000, "resample": False, "max_duration_s": 20.0,
+            "alphabet": "ABCDEFGHIJKLMNOPQRSTUVWXYZ' ", "on_bad_utterance": "fail"}
+
+pytestmark = pytest.mark.skipif(not (SAMPLE_ROOT / SUBSET).is_dir(), reason=f"no LibriSpeech sample at {SAMPLE_ROOT}")
+
+
+def transcripts_in_tree() -> dict[str, str]:
+    """What the trans.txt files say, read independently of omni.manifest."""
+    lines = {}
+    for trans in (SAMPLE_ROOT / SUBSET).rglob("*.trans.txt"):
+        for line in trans.read_text().splitlines():
+            utt_id, text = line.split(" ", 1)
+            lines[utt_id] = text
+    return lines
+
+
+@pytest.fixture(scope="module")
+def sample_manifest():
+    info = {"corpus": "librispeech", "root": str(SAMPLE_ROOT), "subsets": {"test-other": [SUBSET]}}
+    return build_manifest(info, "test-other", DATA_CFG)
+
+
+def test_every_utterance_is_read(sample_manifest) -> None:
+    kept, rejects = sample_manifest
+    flacs = sorted(path.stem for path in (SAMPLE_ROOT / SUBSET).rglob("*.flac"))
+    assert len(flacs) == 20
+    assert list(kept["utt_id"]) == flacs
+    assert rejects.empty
+
+
+def test_durations_equal_soundfile_frames(sample_manifest) -> None:
+    kept, _ = sample_manifest
+    for row in kept.itertuples():
+        info = soundfile.info(row.audio_path)
+        assert row.num_samples == info.frames
+        assert row.sample_rate == info.samplerate == DATA_CFG["sample_rate"]
+        assert row.duration_s == info.frames / info.samplerate
+
+
+def test_transcripts_equal_trans_txt(sample_manifest) -> None:
+    kept, _ = sample_manifest
+    assert dict(zip(kept["utt_id"], kept["transcript"])) == transcripts_in_tree()
+
+
+def test_read_audio_gives_mono_float_of_the_declared_length(sample_manifest) -> None:
+    kept, _ = sample_manifest
+    row = kept.iloc[0]
+    waveform = read_audio(row["audio_path"], DATA_CFG["sample_rate"], resample=False)
+    assert waveform.dtype.is_floating_point and waveform.ndim == 1
+    assert len(waveform) == row["num_samples"]
+    assert 0 < waveform.abs().max() <= 1
+
+
+def test_read_audio_resamples_when_allowed(sample_manifest) -> None:
+    kept, _ = sample_manifest
+    row = kept.iloc[0]
+    target = DATA_CFG["sample_rate"] // 2
+    waveform = read_audio(row["audio_path"], target, resample=True)
+    assert len(waveform) == row["num_samples"] // 2
+
+
+def test_read_audio_refuses_another_rate_without_resampling(sample_manifest) -> None:
+    kept, _ = sample_manifest
+    with pytest.raises(AudioError, match="config data.resample is false"):
+        read_audio(kept["audio_path"][0], DATA_CFG["sample_rate"] // 2, resample=False)

@@ -1,0 +1,289 @@
+"""Manifest validation: one small broken LibriSpeech-layout tree per bad-input case."""
+from __future__ import annotations
+
+import json
+import runpy
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+
+from omni.manifest import MANIFEST_COLUMNS, REJECT_COLUMNS, BadCorpusError, ManifestError, build_manifest, read_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+RATE = 16000
+SECONDS = 0.5
+MAX_SECONDS = 2.0
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ' "
+SPLIT = "train"
+SUBSET = "train-a"
+SPEAKER, CHAPTER = "11", "22"
+GOOD_TEXTS = ["HELLO WORLD", "IT'S A TEST"]
+BROKEN_INDEX = len(GOOD_TEXTS)
+
+
+def data_cfg(**overrides: object) -> dict:
+    cfg = {"sample_rate": RATE, "resample": False, "max_duration_s": MAX_SECONDS, "alphabet": ALPHABET,
+           "on_bad_utterance": "skip"}
+    return {**cfg, **overrides}
+
+
+def corpus_info(root: Path, subsets: list[str]) -> dict:
+    return {"corpus": "librispeech", "root": str(root), "subsets": {SPLIT: subsets}}
+
+
+def write_wave(path: Path, seconds: float = SECONDS, rate: int = RATE, channels: int = 1) -> None:
+    """A quiet tone: deterministic and cheap to encode."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    soundfile.write(path, np.stack([tone] * channels, axis=1), rate, subtype="PCM_16")
+
+
+@dataclass
+class Chapter:
+    """One `<subset>/<speaker>/<chapter>` folder of a test corpus."""
+
+    folder: Path
+    prefix: str
+
+    def utt(self, index: int) -> str:
+        return f"{self.prefix}-{index:04d}"
+
+    @property
+    def good(self) -> list[str]:
+        return [self.utt(i) for i in range(len(GOOD_TEXTS))]
+
+    @property
+    def broken(self) -> str:
+        return self.utt(BROKEN_INDEX)
+
+    @property
+    def trans(self) -> Path:
+        return self.folder / f"{self.prefix}.trans.txt"
+
+    def audio(self, utt_id: str) -> Path:
+        return self.folder / f"{utt_id}.flac"
+
+    def add_line(self, line: str) -> None:
+        with open(self.trans, "a") as handle:
+            handle.write(line + "\n")
+
+
+def write_good_chapter(root: Path, subset: str = SUBSET, speaker: str = SPEAKER) -> Chapter:
+    """Two valid utterances; a case adds its breakage as utterance BROKEN_INDEX."""
+    chapter = Chapter(root / subset / speaker / CHAPTER, f"{speaker}-{CHAPTER}")
+    chapter.folder.mkdir(parents=True)
+    for utt_id, text in zip(chapter.good, GOOD_TEXTS):
+        write_wave(chapter.audio(utt_id))
+        chapter.add_line(f"{utt_id} {text}")
+    return chapter
+
+
+def break_corrupt(chapter: Chapter) -> None:
+    """Truncated: the header still reads fine, only decoding the frames finds the damage."""
+    audio = chapter.audio(chapter.broken)
+    write_wave(audio)
+    audio.write_bytes(audio.read_bytes()[: audio.stat().st_size // 2])
+    assert soundfile.info(audio).frames == SECONDS * RATE
+    chapter.add_line(f"{chapter.broken} TRUNCATED FILE")
+
+
+def break_garbage(chapter: Chapter) -> None:
+    chapter.audio(chapter.broken).write_bytes(b"this is not audio" * 8)
+    chapter.add_line(f"{chapter.broken} GARBAGE BYTES")
+
+
+def break_zero_length(chapter: Chapter) -> None:
+    """What soundfile itself leaves when asked to write an empty FLAC."""
+    soundfile.write(chapter.audio(chapter.broken), np.zeros(0, dtype=np.float32), RATE)
+    chapter.add_line(f"{chapter.broken} NOTHING HERE")
+
+
+def break_missing_line(chapter: Chapter) -> None:
+    write_wave(chapter.audio(chapter.broken))
+
+
+def break_missing_audio(chapter: Chapter) -> None:
+    chapter.add_line(f"{chapter.broken} WHERE IS MY AUDIO")
+
+
+def break_empty_transcript(chapter: Chapter) -> None:
+    write_wave(chapter.audio(chapter.broken))
+    chapter.add_line(chapter.broken)
+
+
+def break_characters(chapter: Chapter) -> None:
+    write_wave(chapter.audio(chapter.broken))
+    chapter.add_line(f"{chapter.broken} HELLO WÖRLD 42")
+
+
+def break_rate(chapter: Chapter) -> None:
+    write_wave(chapter.audio(chapter.broken), rate=8000)
+    chapter.add_line(f"{chapter.broken} LOW RATE")
+
+
+def break_stereo(chapter: Chapter) -> None:
+    write_wave(chapter.audio(chapter.broken), channels=2)
+    chapter.add_line(f"{chapter.broken} TWO CHANNELS")
+
+
+def break_too_long(chapter: Chapter) -> None:
+    write_wave(chapter.audio(chapter.broken), seconds=MAX_SECONDS + 0.5)
+    chapter.add_line(f"{chapter.broken} FAR TOO LONG")
+
+
+CASES: dict[str, tuple[Callable[[Chapter], None], list[str]]] = {
+    "corrupt": (break_corrupt, ["corrupt audio", "lost sync"]),
+    "garbage": (break_garbage, ["unreadable or corrupt audio"]),
+    "zero_length": (break_zero_length, ["zero-length audio"]),
+    "missing_line": (break_missing_line, ["no transcript line"]),
+    "missing_audio": (break_missing_audio, ["has no audio file", f"{SPEAKER}-{CHAPTER}.trans.txt:3"]),
+    "empty_transcript": (break_empty_transcript, ["empty transcript"]),
+    "characters": (break_characters, ["data.alphabet", "'Ö'", "'4'", "'2'"]),
+    "rate": (break_rate, ["sample rate 8000 Hz", "data.resample"]),
+    "stereo": (break_stereo, ["2 channels"]),
+    "too_long": (break_too_long, ["2.50 s exceeds", "data.max_duration_s"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_bad_utterance_is_rejected_with_its_reason(tmp_path: Path, case: str) -> None:
+    breaker, expected = CASES[case]
+    chapter = write_good_chapter(tmp_path)
+    breaker(chapter)
+    kept, rejects = build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg())
+    assert list(kept["utt_id"]) == chapter.good
+    assert list(rejects.columns) == REJECT_COLUMNS
+    assert list(rejects["utt_id"]) == [chapter.broken]
+    for fragment in expected:
+        assert fragment in rejects["reason"][0]
+
+
+def test_other_sample_rate_is_kept_when_resampling(tmp_path: Path) -> None:
+    chapter = write_good_chapter(tmp_path)
+    break_rate(chapter)
+    kept, rejects = build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg(resample=True))
+    assert rejects.empty
+    assert kept.set_index("utt_id").loc[chapter.broken, "sample_rate"] == 8000
+
+
+def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
+    chapter = write_good_chapter(tmp_path)
+    chapter.add_line("HELLO WORLD WITHOUT AN ID")
+    kept, rejects = build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg())
+    assert list(kept["utt_id"]) == chapter.good
+    (reason,) = rejects["reason"]
+    assert f"line 3 of {chapter.trans}" in reason
+
+
+def test_duplicate_ids_across_subsets_reject_every_copy(tmp_path: Path) -> None:
+    first = write_good_chapter(tmp_path, "train-a")
+    second = write_good_chapter(tmp_path, "train-b")
+    write_wave(second.audio(second.broken))
+    second.add_line(f"{second.broken} UNIQUE")
+    kept, rejects = build_manifest(corpus_info(tmp_path, ["train-a", "train-b"]), SPLIT, data_cfg())
+    assert list(kept["utt_id"]) == [second.broken]
+    assert sorted(rejects["utt_id"]) == sorted(first.good * 2)
+    copy_in_a = rejects[rejects["audio_path"] == str(first.audio(first.good[0]))]["reason"].iloc[0]
+    assert copy_in_a == f"duplicate utterance id (also at {second.trans}:1)"
+
+
+def test_fail_mode_lists_every_offender_in_one_message(tmp_path: Path) -> None:
+    broken_files = []
+    for index, case in enumerate(sorted(CASES)):
+        chapter = write_good_chapter(tmp_path, SUBSET, speaker=str(100 + index))
+        CASES[case][0](chapter)
+        broken_files.append(chapter.audio(chapter.broken))
+    with pytest.raises(BadCorpusError) as caught:
+        build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg(on_bad_utterance="fail"))
+    message = str(caught.value)
+    assert message.startswith(f"{len(CASES)} bad utterance(s)")
+    for path in broken_files:
+        assert str(path) in message
+    for _, expected in CASES.values():
+        assert expected[0] in message
+
+
+def test_transcript_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    chapter = write_good_chapter(tmp_path)
+    chapter.trans.write_bytes(b"\xff\xfe not utf-8\n")
+    with pytest.raises(BadCorpusError) as caught:
+        build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg(on_bad_utterance="fail"))
+    assert f"{chapter.trans}: transcript file is not UTF-8 text" in str(caught.value)
+
+
+def test_split_with_nothing_usable_is_an_error_even_when_skipping(tmp_path: Path) -> None:
+    chapter = write_good_chapter(tmp_path)
+    chapter.trans.unlink()
+    with pytest.raises(BadCorpusError, match=r"no usable utterances in .* \(2 rejected\)"):
+        build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg())
+
+
+def test_missing_subset_folder_is_named(tmp_path: Path) -> None:
+    write_good_chapter(tmp_path)
+    with pytest.raises(BadCorpusError, match="train-missing"):
+        build_manifest(corpus_info(tmp_path, [SUBSET, "train-missing"]), SPLIT, data_cfg())
+
+
+def test_manifest_rule_skip_mode_writes_manifest_and_rejects(tmp_path: Path) -> None:
+    chapter = write_good_chapter(tmp_path / "corpus")
+    break_stereo(chapter)
+    out = run_manifest_rule(tmp_path, data_cfg())
+    kept = read_manifest(out / "manifest.tsv")
+    assert list(kept.columns) == MANIFEST_COLUMNS
+    assert list(kept["utt_id"]) == chapter.good
+    assert list(kept["transcript"]) == GOOD_TEXTS
+    assert list(kept["duration_s"]) == [SECONDS] * len(GOOD_TEXTS)
+    assert list(kept["num_samples"]) == [SECONDS * RATE] * len(GOOD_TEXTS)
+    rejects = pd.read_csv(out / "rejects.tsv", sep="\t")
+    assert list(rejects["utt_id"]) == [chapter.broken]
+
+
+def test_manifest_rule_writes_header_only_rejects_for_a_clean_corpus(tmp_path: Path) -> None:
+    write_good_chapter(tmp_path / "corpus")
+    out = run_manifest_rule(tmp_path, data_cfg(on_bad_utterance="fail"))
+    assert (out / "rejects.tsv").read_text() == "\t".join(REJECT_COLUMNS) + "\n"
+
+
+def test_manifest_rule_fail_mode_writes_nothing(tmp_path: Path) -> None:
+    break_stereo(write_good_chapter(tmp_path / "corpus"))
+    with pytest.raises(BadCorpusError, match="2 channels"):
+        run_manifest_rule(tmp_path, data_cfg(on_bad_utterance="fail"))
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["corpus.json", "manifest.log"]
+
+
+def test_read_manifest_names_the_file_on_wrong_columns(tmp_path: Path) -> None:
+    path = tmp_path / "bad.tsv"
+    path.write_text("utt_id\tpath\nA\tB\n")
+    with pytest.raises(ManifestError, match=str(path)):
+        read_manifest(path)
+
+
+def test_read_manifest_keeps_na_words_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv"
+    row = ["A-1-1", "/x.flac", 1.0, RATE, RATE, "NA"]
+    pd.DataFrame([row], columns=MANIFEST_COLUMNS).to_csv(path, sep="\t", index=False)
+    assert read_manifest(path)["transcript"][0] == "NA"
+
+
+def run_manifest_rule(tmp_path: Path, data: dict) -> Path:
+    """Run the rule's script as Snakemake would (stand-in `snakemake` object); return its output folder."""
+    out = tmp_path / "results"
+    out.mkdir()
+    corpus_json = out / "corpus.json"
+    corpus_json.write_text(json.dumps(corpus_info(tmp_path / "corpus", [SUBSET])))
+    smk = SimpleNamespace(
+        input=SimpleNamespace(corpus=str(corpus_json)),
+        output=SimpleNamespace(manifest=str(out / "manifest.tsv"), rejects=str(out / "rejects.tsv")),
+        wildcards=SimpleNamespace(split=SPLIT),
+        config={"data": data},
+        log=[str(out / "manifest.log")],
+        threads=1,
+    )
+    runpy.run_path(str(REPO / "workflow_scripts" / "build_manifest.py"), init_globals={"snakemake": smk})
+    return out
