@@ -16,7 +16,10 @@ optimizer from `model.parameters()`. The parametrized weights then appear as
 before installing (parametrize re-registers them, it does not copy), so an optimizer created
 earlier keeps working too, but its `state_dict()` indexes parameters by position and the
 position of a parametrized weight moves. Create the optimizer after installing, in every run,
-so a saved optimizer state always lines up with the model it is loaded into.
+so a saved optimizer state always lines up with the model it is loaded into. On CPU prefer
+`AdamW(..., fused=True)`: the default for-loop AdamW is slower on masked models because torch's
+CPU sqrt is ~5x slower on the exact zeros pruned weights leave in `exp_avg_sq` (1M params:
+18 ms dense vs 24 ms 80 %-masked per step; fused: 2.3 ms for both).
 """
 from __future__ import annotations
 
@@ -43,7 +46,12 @@ MATRIX_NDIM = 2
 
 PARAMETRIZED_NAME = re.compile(r"(^|\.)parametrizations\.(\w+)\.original$")
 RANK_DTYPE = torch.int32
-# A unit pruned by an earlier mask scores below every surviving unit (magnitudes are >= 0).
+# Non-negative float32 values order exactly like their int32 bit patterns, and torch sorts int32
+# with a radix sort: about 15x faster than sorting the floats on CPU (262k scores: 6 ms vs 90 ms).
+SCORE_DTYPE = torch.float32
+SORT_KEY_DTYPE = torch.int32
+# A unit pruned by an earlier mask scores below every surviving unit (magnitudes are >= 0; the
+# one negative value is also below them all as a bit pattern).
 PRUNED_SCORE = -1.0
 
 
@@ -131,6 +139,11 @@ def expand_units(unit_mask: Tensor, unit: tuple[int, int]) -> Tensor:
     return expanded.reshape(grid_rows * unit[0], grid_cols * unit[1])
 
 
+def units_alive(mask: Tensor, unit: tuple[int, int]) -> Tensor:
+    """[R/br, C/bc] flags: a unit is alive while any of its elements is kept."""
+    return to_units(mask, unit).any(dim=3).any(dim=2)
+
+
 def units_to_prune(sparsity: float, n_units: int) -> int:
     """round(s * n), the same rounding torch.nn.utils.prune uses, so results agree with it."""
     if not 0.0 <= sparsity <= 1.0:
@@ -139,9 +152,10 @@ def units_to_prune(sparsity: float, n_units: int) -> int:
 
 
 def unit_scores(weight: Tensor, unit: tuple[int, int], name: str = "<weight>") -> Tensor:
-    """|w| per element or the L2 norm per block, in float32 so half-precision norms cannot overflow."""
+    """|w| per element or the L2 norm per block, in float32 (half-precision norms could overflow,
+    and the sort keys are float32 bit patterns)."""
     unit_grid(weight.shape, unit, name)
-    values = weight.detach().float()
+    values = weight.detach().to(SCORE_DTYPE)
     if unit == ELEMENT_UNIT:
         return values.abs()
     return torch.linalg.vector_norm(to_units(values, unit), dim=(2, 3))
@@ -166,7 +180,7 @@ class LayerRanking:
         self.n_units = scores.numel()
         if self.n_units > torch.iinfo(RANK_DTYPE).max:
             raise ValueError(f"{name}: {self.n_units} units exceed the rank dtype {RANK_DTYPE}")
-        order = torch.argsort(scores.flatten(), stable=True)
+        order = torch.argsort(scores.flatten().view(SORT_KEY_DTYPE), stable=True)
         rank = torch.empty(self.n_units, dtype=RANK_DTYPE, device=scores.device)
         rank[order] = torch.arange(self.n_units, dtype=RANK_DTYPE, device=scores.device)
         self._rank = rank.view(scores.shape)
@@ -178,12 +192,7 @@ class LayerRanking:
             raise ValueError(f"{self.name}: restricting mask shape {tuple(keep_within.shape)} != {self.shape}")
         keep = keep_within.to(device=weight.device, dtype=torch.bool)
         scores = unit_scores(weight.detach() * keep, self.unit, self.name)
-        alive = to_units(keep, self.unit).any(dim=3).any(dim=2)
-        return scores.masked_fill(~alive, PRUNED_SCORE)
-
-    @property
-    def block_size(self) -> int:
-        return self.unit[0] * self.unit[1]
+        return scores.masked_fill(~units_alive(keep, self.unit), PRUNED_SCORE)
 
     def mask(self, sparsity: float) -> Tensor:
         """Boolean keep-mask of the weight's shape with round(sparsity * units) units pruned."""
@@ -317,8 +326,9 @@ class MaskedParameters:
                 buffer.copy_(masks[name])
 
     def masks(self) -> dict[str, Tensor]:
-        """The current masks as bool tensors (what artefacts store)."""
-        return {name: self._mask_module(name).mask.bool() for name in self.names}
+        """Copies of the current masks as bool tensors (what artefacts store); never the live
+        buffers, which the next set_masks overwrites."""
+        return {name: self._mask_module(name).mask.to(torch.bool, copy=True) for name in self.names}
 
     def ranking_weights(self) -> dict[str, Tensor]:
         """The original, unmasked weights (detached views) to rank the next masks on."""
