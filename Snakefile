@@ -6,7 +6,9 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-configfile: "config.yaml"
+# The embedded default, found next to this file so `--directory` runs elsewhere work too;
+# `--configfile other.yaml` layers on top of it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 validate(config, schema="schemas/config.schema.yaml")
 

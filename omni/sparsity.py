@@ -194,6 +194,20 @@ class LayerRanking:
         scores = unit_scores(weight.detach() * keep, self.unit, self.name)
         return scores.masked_fill(~units_alive(keep, self.unit), PRUNED_SCORE)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The ranking itself, so a resumed supernet uses the masks it was using when killed."""
+        return {"rank": self._rank.cpu(), "shape": list(self.shape), "unit": list(self.unit), "name": self.name}
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any]) -> "LayerRanking":
+        ranking = cls.__new__(cls)
+        ranking.name = state["name"]
+        ranking.shape = tuple(state["shape"])
+        ranking.unit = tuple(state["unit"])
+        ranking._rank = state["rank"]
+        ranking.n_units = ranking._rank.numel()
+        return ranking
+
     def mask(self, sparsity: float) -> Tensor:
         """Boolean keep-mask of the weight's shape with round(sparsity * units) units pruned."""
         unit_keep = self._rank >= units_to_prune(sparsity, self.n_units)

@@ -128,11 +128,12 @@ class SupernetGradients:
         return ["level_highest", "loss_highest", "loss_lowest"]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(),
+                "rankings": {name: ranking.state_dict() for name, ranking in self.rankings.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
-        self.rankings = {}  # re-ranked from the restored weights at the next prepare()
+        self.rankings = {name: LayerRanking.from_state_dict(ranking) for name, ranking in state["rankings"].items()}
 
     def model_state_dict(self) -> dict[str, torch.Tensor]:
         return self.masked.original_state_dict()

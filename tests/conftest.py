@@ -1,0 +1,55 @@
+"""Shared fixtures: the smoke study's configuration and its prepared data (built once per run)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from omni.atomic import write_dataframe, write_json
+from omni.config import deep_merge, load_config
+from omni.corpus import prepare_corpus
+from omni.features import compute_feature_stats
+from omni.manifest import build_manifest
+from omni.tokenizer import train_tokenizer
+
+REPO = Path(__file__).resolve().parent.parent
+SPLITS = ["train", "dev", "test-clean", "test-other"]
+
+
+def smoke_config(results_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """config.yaml layered with configs/smoke.yaml (as `--configfile` does), results in `results_dir`."""
+    smoke = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    layered = deep_merge(smoke, {"results_dir": str(results_dir)})
+    return load_config(REPO / "config.yaml", deep_merge(layered, overrides or {}))
+
+
+@dataclass
+class PreparedData:
+    config: dict[str, Any]
+    root: Path
+    manifests: dict[str, Path]
+    feature_stats: Path
+    tokenizer: Path
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
+    """The smoke corpus with manifests, feature statistics and tokenizer, as the data stage makes them."""
+    root = tmp_path_factory.mktemp("smoke")
+    config = smoke_config(root)
+    info = prepare_corpus(config, workers=2)
+    manifests = {}
+    for split in SPLITS:
+        kept, _ = build_manifest(info, split, config["data"])
+        manifests[split] = root / "data" / f"{split}.tsv"
+        write_dataframe(manifests[split], kept)
+    train = build_manifest(info, "train", config["data"])[0]
+    stats = root / "data" / "feature_stats.json"
+    write_json(stats, compute_feature_stats(train, config["features"], config["data"]["sample_rate"], 1))
+    tokenizer = root / "data" / "tokenizer.model"
+    train_tokenizer(train["transcript"].tolist(), config["tokenizer"]["vocab_size"],
+                    config["tokenizer"]["model_type"], tokenizer, config["seed"])
+    return PreparedData(config, root, manifests, stats, tokenizer)

@@ -1,0 +1,133 @@
+"""The two pruning arms: the individual job reaches its exact sparsity; the supernet samples the
+levels it promises, its sub-networks are nested, and extraction trains nothing."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from omni.atomic import load_torch
+from omni.extract import extract_subnetwork
+from omni.pruning import GradualPruning
+from omni.sparsity import units_to_prune
+from omni.supernet import LevelSampler, SupernetGradients, sampler_from_config, supernet_steps
+from omni.train import DenseGradients
+from omni.training_job import JobSpec, run_training_job
+from tests.conftest import PreparedData
+from tests.test_train import paths
+
+TARGET = 0.8
+STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def dense_model(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("dense")
+    config = prepared.config
+    run_training_job(config, JobSpec("train_dense", "dense", None, 3, config["train"]["lr"], config["seed"]),
+                     paths(prepared, folder), 1, DenseGradients)
+    return folder / "model.pt"
+
+
+def test_individual_job_reaches_exact_target_sparsity(prepared: PreparedData, dense_model: Path,
+                                                       tmp_path: Path) -> None:
+    config = prepared.config
+    spec = JobSpec("train_individual", "individual", TARGET, STEPS, config["train"]["finetune_lr"], config["seed"])
+    job = paths(prepared, tmp_path, init=dense_model)
+    run_training_job(config, spec, job, 1,
+                     lambda m: GradualPruning(m, config["sparsity"], TARGET, STEPS, 0.5, 1))
+    artefact = load_torch(job.model_out)
+    assert artefact["masks"], "a pruned model stores its masks"
+    for name, mask in artefact["masks"].items():
+        pruned = mask.numel() - int(mask.sum())
+        assert pruned == units_to_prune(TARGET, mask.numel()), name
+        weight = artefact["state_dict"][name]
+        assert torch.count_nonzero(weight[~mask]) == 0, f"{name}: pruned weights must be zero"
+    logged = [float(line.split(",")[5]) for line in job.log_out.read_text().splitlines()[1:]]
+    assert logged == sorted(logged) and logged[-1] == TARGET, "cubic schedule only grows, ends at the target"
+
+
+def sampler(strategy: str, random_levels: int = 1, warmup: int = 0) -> LevelSampler:
+    return LevelSampler(strategy=strategy, levels=[0.5, 0.7, 0.8, 0.9], level_space="discrete",
+                        continuous_range=(0.5, 0.9), random_levels=random_levels, warmup_steps=warmup,
+                        update_every=1)
+
+
+def test_sampling_strategies_give_the_levels_they_promise() -> None:
+    generator = torch.Generator().manual_seed(0)
+    for step in range(20):
+        sandwich = sampler("sandwich", random_levels=2).sample(step, generator)
+        assert sandwich[:2] == [0.9, 0.5] and len(sandwich) == 4 and set(sandwich[2:]) <= {0.5, 0.7, 0.8, 0.9}
+        assert sampler("fixed_set").sample(step, generator) == [0.9, 0.8, 0.7, 0.5]
+        uniform = sampler("uniform").sample(step, generator)
+        assert len(uniform) == 1 and uniform[0] in {0.5, 0.7, 0.8, 0.9}
+    seen = {sampler("uniform").sample(0, generator)[0] for _ in range(200)}
+    assert seen == {0.5, 0.7, 0.8, 0.9}
+    again = torch.Generator().manual_seed(0)
+    first = [sampler("sandwich", 2).sample(s, torch.Generator().manual_seed(0)) for s in range(3)]
+    assert first == [sampler("sandwich", 2).sample(s, again.manual_seed(0)) for s in range(3)]
+
+
+def test_highest_level_grows_on_the_cubic_schedule_during_warmup() -> None:
+    warm = sampler("sandwich", random_levels=0, warmup=10)
+    generator = torch.Generator().manual_seed(0)
+    highest = [warm.sample(step, generator)[0] for step in range(12)]
+    assert highest[0] == 0.0 and highest[-1] == 0.9
+    assert highest == sorted(highest)
+    assert all(level <= top for step, top in enumerate(highest) for level in warm.sample(step, generator))
+
+
+def test_budget_rule_trades_steps_for_sampled_subnetworks() -> None:
+    omni_cfg = {"budget": 300, "steps": 999}
+    assert supernet_steps(omni_cfg, sampler("sandwich", random_levels=0)) == 150
+    assert supernet_steps(omni_cfg, sampler("uniform")) == 300
+    assert supernet_steps({"budget": None, "steps": 7}, sampler("fixed_set")) == 7
+
+
+def test_supernet_masks_nested_and_extraction_is_fine_tune_free(prepared: PreparedData, dense_model: Path,
+                                                                tmp_path: Path) -> None:
+    config = json.loads(json.dumps(prepared.config))
+    levels = [0.5, 0.7, 0.9]
+    config["sparsity"]["levels"] = levels
+    level_sampler = sampler_from_config(config["omni"], levels, STEPS)
+    spec = JobSpec("train_omni", "omni", None, STEPS, config["train"]["finetune_lr"], config["seed"])
+    job = paths(prepared, tmp_path, init=dense_model)
+    run_training_job(config, spec, job, 1,
+                     lambda m: SupernetGradients(m, config["sparsity"], level_sampler, 2, config["seed"]))
+    supernet = load_torch(job.model_out)
+    assert json.loads(job.cost_out.read_text())["subnet_passes"] == STEPS * level_sampler.passes_per_step()
+
+    extracted = {level: extract_subnetwork(supernet, config["sparsity"], level) for level in levels}
+    for low, high in zip(levels, levels[1:]):
+        for name, mask in extracted[high][1].items():
+            assert not (mask & ~extracted[low][1][name]).any(), f"{name}: {high} not nested in {low}"
+    state, masks = extracted[0.7]
+    for name, tensor in supernet["state_dict"].items():
+        if name in masks:
+            assert torch.equal(state[name][masks[name]], tensor[masks[name]]), name
+            assert torch.count_nonzero(state[name][~masks[name]]) == 0
+        else:
+            assert torch.equal(state[name], tensor), name
+
+
+def test_supernet_resume_is_exact_between_mask_updates(prepared: PreparedData, dense_model: Path,
+                                                       tmp_path: Path) -> None:
+    """Killed at a step that is not a mask-update step: the resumed job must reuse the rankings it
+    had (saved in the checkpoint), not re-rank from the restored weights."""
+    config = json.loads(json.dumps(prepared.config))
+    config["train"]["checkpoint_every"] = 3
+    level_sampler = sampler_from_config(config["omni"], config["sparsity"]["levels"], STEPS)
+    spec = JobSpec("train_omni", "omni", None, STEPS, config["train"]["finetune_lr"], config["seed"])
+
+    def make(model: torch.nn.Module) -> SupernetGradients:
+        return SupernetGradients(model, config["sparsity"], level_sampler, 2, config["seed"])
+
+    straight = paths(prepared, tmp_path / "straight", init=dense_model)
+    run_training_job(config, spec, straight, 1, make)
+    killed = paths(prepared, tmp_path / "killed", init=dense_model)
+    run_training_job(config, spec, killed, 1, make, halt_after=3)
+    run_training_job(config, spec, killed, 1, make)
+    a, b = load_torch(straight.model_out)["state_dict"], load_torch(killed.model_out)["state_dict"]
+    assert all(torch.equal(a[name], b[name]) for name in a)

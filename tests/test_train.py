@@ -1,0 +1,95 @@
+"""Training: resume after a kill is exact, non-finite losses are handled, costs are recorded."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from omni.atomic import load_torch
+from omni.train import DenseGradients, NonFiniteLossError
+from omni.training_job import JobSpec, TrainPaths, run_training_job
+from tests.conftest import PreparedData
+
+STEPS = 4
+
+
+def paths(prepared: PreparedData, folder: Path, init: Path | None = None) -> TrainPaths:
+    return TrainPaths(manifest=prepared.manifests["train"], feature_stats=prepared.feature_stats,
+                      tokenizer=prepared.tokenizer, model_out=folder / "model.pt", log_out=folder / "train_log.csv",
+                      cost_out=folder / "cost.json", checkpoint_dir=folder / "checkpoints", init_model=init)
+
+
+def dense_spec(config: dict) -> JobSpec:
+    return JobSpec(job="train_dense", arm="dense", sparsity=None, steps=STEPS, lr=config["train"]["lr"],
+                   seed=config["seed"])
+
+
+def config_for(prepared: PreparedData) -> dict:
+    config = json.loads(json.dumps(prepared.config))
+    config["train"]["checkpoint_every"] = 2
+    return config
+
+
+def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedData, tmp_path: Path) -> None:
+    config = config_for(prepared)
+    run_training_job(config, dense_spec(config), paths(prepared, tmp_path / "straight"), 1, DenseGradients)
+    killed = paths(prepared, tmp_path / "killed")
+    run_training_job(config, dense_spec(config), killed, 1, DenseGradients, halt_after=2)
+    assert not killed.model_out.exists(), "a halted job must not leave a finished-looking output"
+    run_training_job(config, dense_spec(config), killed, 1, DenseGradients)
+    straight = load_torch(tmp_path / "straight" / "model.pt")["state_dict"]
+    resumed = load_torch(killed.model_out)["state_dict"]
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    log_steps = [int(line.split(",")[0]) for line in killed.log_out.read_text().splitlines()[1:]]
+    assert log_steps == list(range(1, STEPS + 1))
+    cost = json.loads(killed.cost_out.read_text())
+    assert cost["steps"] == STEPS and cost["wall_s"] > 0 and cost["audio_hours"] > 0
+    assert cost["device_kind"] == "cpu" and cost["device_hours_unit"] == "CPU core-hours"
+
+
+def test_checkpoints_are_plain_state_dicts(prepared: PreparedData, tmp_path: Path) -> None:
+    config = config_for(prepared)
+    job = paths(prepared, tmp_path)
+    run_training_job(config, dense_spec(config), job, 1, DenseGradients, halt_after=2)
+    checkpoint = next(job.checkpoint_dir.glob("step*.pt"))
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["step"] == 2 and "optimizer" in state and "rng" in state and "data" in state
+
+
+class FlakyGradients(DenseGradients):
+    """Non-finite loss at the listed steps (a stand-in for a corrupt batch or an overflow)."""
+
+    def __init__(self, model: torch.nn.Module, bad_calls: set[int]) -> None:
+        super().__init__(model)
+        self.calls = 0
+        self.bad_calls = bad_calls
+
+    def accumulate(self, step, loss_fn):
+        self.calls += 1
+        if self.calls in self.bad_calls:
+            return math.nan, {}
+        return super().accumulate(step, loss_fn)
+
+
+def test_nonfinite_batch_is_skipped_and_counted(prepared: PreparedData, tmp_path: Path) -> None:
+    config = config_for(prepared)
+    job = paths(prepared, tmp_path)
+    run_training_job(config, dense_spec(config), job, 1, lambda m: FlakyGradients(m, {2}))
+    cost = json.loads(job.cost_out.read_text())
+    assert cost["steps"] == STEPS
+    assert cost["extra"]["nonfinite_skipped"] == 1
+
+
+def test_too_many_nonfinite_losses_stop_with_last_checkpoint_intact(prepared: PreparedData, tmp_path: Path) -> None:
+    config = config_for(prepared)
+    config["train"]["max_consecutive_nonfinite"] = 3
+    job = paths(prepared, tmp_path)
+    with pytest.raises(NonFiniteLossError, match="max_consecutive_nonfinite"):
+        run_training_job(config, dense_spec(config), job, 1, lambda m: FlakyGradients(m, {3, 4, 5}))
+    assert [p.name for p in job.checkpoint_dir.glob("step*.pt")] == ["step00000002.pt"]
+    assert not job.model_out.exists()
