@@ -81,11 +81,14 @@ class UtteranceSet:
                      [self.transcripts[i] for i in indices], self.sample_rate)
 
 
-def bucket_batches(num_samples: Sequence[int], samples_budget: int, seed: int, epoch: int) -> list[list[int]]:
+def bucket_batches(num_samples: Sequence[int], samples_budget: int, seed: int, epoch: int,
+                   sortagrad: bool = False) -> list[list[int]]:
     """Group similar lengths so padding is small; a batch's padded size stays within the budget.
 
     The grouping and the batch order are a pure function of (seed, epoch), which is what lets
-    a resumed run replay exactly the data an uninterrupted run would have seen.
+    a resumed run replay exactly the data an uninterrupted run would have seen. With
+    `sortagrad`, epoch 0 runs short batches first (SortaGrad, Amodei et al. 2016): a transducer
+    finds its alignments sooner on short utterances.
     """
     rng = random.Random(seed * 1_000_003 + epoch)
     keyed = sorted(range(len(num_samples)),
@@ -103,6 +106,8 @@ def bucket_batches(num_samples: Sequence[int], samples_budget: int, seed: int, e
         longest = candidate_longest
     if current:
         batches.append(current)
+    if sortagrad and epoch == 0:
+        return batches
     rng.shuffle(batches)
     return batches
 
@@ -110,28 +115,32 @@ def bucket_batches(num_samples: Sequence[int], samples_budget: int, seed: int, e
 class BatchStream:
     """Endless, resumable stream of training batches: position = (epoch, index within epoch)."""
 
-    def __init__(self, utterances: UtteranceSet, samples_budget: int, seed: int) -> None:
+    def __init__(self, utterances: UtteranceSet, samples_budget: int, seed: int, sortagrad: bool) -> None:
         self.utterances = utterances
         self.samples_budget = samples_budget
         self.seed = seed
+        self.sortagrad = sortagrad
         self.epoch = 0
         self.position = 0
-        self._batches = bucket_batches(utterances.num_samples, samples_budget, seed, 0)
+        self._batches = self._epoch_batches()
+
+    def _epoch_batches(self) -> list[list[int]]:
+        return bucket_batches(self.utterances.num_samples, self.samples_budget, self.seed, self.epoch,
+                              self.sortagrad)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
-        self._batches = bucket_batches(self.utterances.num_samples, self.samples_budget, self.seed, self.epoch)
+        self._batches = self._epoch_batches()
 
     def __iter__(self) -> Iterator[Batch]:
         while True:
             if self.position >= len(self._batches):
                 self.epoch += 1
                 self.position = 0
-                self._batches = bucket_batches(self.utterances.num_samples, self.samples_budget,
-                                               self.seed, self.epoch)
+                self._batches = self._epoch_batches()
             indices = self._batches[self.position]
             self.position += 1
             yield self.utterances.collate(indices)

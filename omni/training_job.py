@@ -78,7 +78,9 @@ def run_training_job(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, t
     utterances = UtteranceSet(read_manifest(paths.manifest), tokenizer, sample_rate,
                               cache_audio=config["train"]["cache_audio"])
     samples_budget = config["train"]["batch_frames"] * config["features"]["hop_length"]
-    stream = BatchStream(utterances, samples_budget, spec.seed)
+    # Only a job that starts from scratch needs the curriculum; pruning jobs start trained.
+    stream = BatchStream(utterances, samples_budget, spec.seed,
+                         sortagrad=config["train"]["sortagrad"] and paths.init_model is None)
     strategy = make_strategy(model)
     settings = TrainSettings.from_config(config["train"], steps=spec.steps, lr=spec.lr)
     trainer = Trainer(model, frontend, strategy, stream, settings, blank, device,

@@ -1,0 +1,233 @@
+"""Layer-wise sparsity search: budgets are never exceeded, runs are reproducible, nothing is
+decoded twice, a known optimum is found, and the fast masked copy is exactly the extraction."""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from omni.atomic import load_torch
+from omni.config import ConfigError
+from omni.export import export_bytes, export_compact
+from omni.extract import extract_subnetwork
+from omni.model import build_model, model_config_from, save_model
+from omni.search import (
+    Allocation,
+    Budget,
+    EvolutionarySearch,
+    EvolutionSettings,
+    SearchPaths,
+    SearchResult,
+    SearchSpace,
+    SubnetworkScorer,
+    budget_levels,
+    make_budgets,
+    run_search_job,
+    short_layer_names,
+)
+from omni.sparsity import count_kept, sparsity_of, units_to_prune
+from omni.tokenizer import Tokenizer
+from tests.conftest import PreparedData
+from test_sparsity import one_thread, small_setup  # noqa: F401 (autouse fixture)
+
+LEVELS = (0.3, 0.5, 0.7, 0.9)
+# Unequal layer sizes make the budget a real knapsack: which layers to prune matters.
+LAYER_SIZES = (4096, 1024, 2048, 512)
+NON_PRUNABLE = 1000
+SEEDS = range(25)
+
+
+def synthetic_space(layer_sizes: Sequence[int] = LAYER_SIZES, levels: Sequence[float] = LEVELS) -> SearchSpace:
+    """Pruned counts as masks_at makes them (round(s * n) units), without any model."""
+    pruned = tuple({level: units_to_prune(level, size) for level in levels} for size in layer_sizes)
+    return SearchSpace(tuple(f"layer{i}" for i in range(len(layer_sizes))), tuple(levels), pruned,
+                       sum(layer_sizes) + NON_PRUNABLE, sum(layer_sizes))
+
+
+def settings(seed: int = 0, population: int = 6, iterations: int = 4, time_budget_s: float = 1e9) -> EvolutionSettings:
+    return EvolutionSettings(population=population, parents_fraction=0.34, mutation_prob=0.3, crossover_prob=0.5,
+                             iterations=iterations, time_budget_s=time_budget_s, seed=seed)
+
+
+class Ticks:
+    """A fake clock: one second per reading, so wall times (and the time budget) are deterministic."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def weighted_fitness(weights: Sequence[float]):
+    """sum_l w_l * level_l: lower is better, so every layer wants its lowest level."""
+    def fitness(allocation: Allocation) -> float:
+        return sum(w * level for w, level in zip(weights, allocation.values()))
+    return fitness
+
+
+def run(space: SearchSpace, budgets: list[Budget], evolution: EvolutionSettings, fitness) -> SearchResult:
+    return EvolutionarySearch(space, budgets, evolution, fitness, clock=Ticks()).run()
+
+
+def test_no_candidate_is_ever_over_its_budget() -> None:
+    space = synthetic_space()
+    budgets = make_budgets(space, LEVELS)
+    limits = {b.tag: b.max_params for b in budgets}
+    for seed in SEEDS:
+        result = run(space, budgets, settings(seed), weighted_fitness([1.0, 3.0, 2.0, 0.5]))
+        assert not result.stopped_early and result.iterations_completed == 4
+        for entry in result.history:
+            assert entry.params_kept <= limits[entry.budget], (seed, entry)
+            assert set(entry.genome) <= set(LEVELS)
+        for budget in budgets:
+            best, uniform = result.best(budget), result.uniform(budget)
+            assert best.params_kept <= budget.max_params
+            assert best.fitness <= uniform.fitness, "the uniform model seeds every population"
+
+
+def test_same_seed_gives_identical_history() -> None:
+    space = synthetic_space()
+    budgets = make_budgets(space, [0.5, 0.9])
+    fitness = weighted_fitness([2.0, 1.0, 1.5, 4.0])
+    first, again = (run(space, budgets, settings(7), fitness) for _ in range(2))
+    assert first.history == again.history
+    assert run(space, budgets, settings(8), fitness).history != first.history
+
+
+def test_cache_never_decodes_a_genome_twice() -> None:
+    """Two layers x four levels: 16 genomes, far fewer than the draws, so repeats must happen."""
+    space = synthetic_space(layer_sizes=(256, 256))
+    budgets = make_budgets(space, LEVELS)
+    calls: list[tuple[float, ...]] = []
+
+    def counted(allocation: Allocation) -> float:
+        calls.append(tuple(allocation.values()))
+        return sum(allocation.values())
+
+    result = run(space, budgets, settings(3, population=5, iterations=6), counted)
+    assert len(calls) == len(set(calls)) == len(result.history)
+    assert result.cache_hits > 0
+    assert [entry.genome for entry in result.history] == calls
+
+
+def test_finds_the_exhaustive_optimum_of_a_knapsack_fitness() -> None:
+    space = synthetic_space()
+    weights = [1.0, 5.0, 2.5, 0.7]
+    fitness = weighted_fitness(weights)
+    budgets = make_budgets(space, [0.5, 0.7])
+    result = run(space, budgets, settings(11, population=10, iterations=15), fitness)
+    for budget in budgets:
+        fitting = [g for g in itertools.product(LEVELS, repeat=len(LAYER_SIZES))
+                   if space.params_kept(g) <= budget.max_params]
+        optimum = min(fitting, key=lambda g: fitness(space.allocation(g)))
+        assert result.best(budget).genome == optimum, budget
+        assert result.uniform(budget).genome != optimum, "a trivial optimum would test nothing"
+
+
+def test_time_budget_stops_the_search_after_the_uniform_seeds() -> None:
+    space = synthetic_space()
+    budgets = make_budgets(space, LEVELS)
+    calls = []
+    result = EvolutionarySearch(space, budgets, settings(0, time_budget_s=3.0),
+                                lambda a: calls.append(a) or 0.0, clock=Ticks()).run()
+    assert result.stopped_early and result.iterations_completed == 0
+    assert len(calls) == len(result.history) < len(LEVELS) * settings().population
+    assert all(result.uniform(b).params_kept == b.max_params for b in budgets), "every budget keeps its seed"
+
+
+def test_pareto_front_is_exactly_the_non_dominated_set() -> None:
+    space = synthetic_space()
+    result = run(space, make_budgets(space, LEVELS), settings(5), weighted_fitness([1.0, 2.0, 3.0, 4.0]))
+    front = result.pareto()
+
+    def dominated(entry) -> bool:
+        return any(o.params_kept <= entry.params_kept and o.fitness <= entry.fitness
+                   and (o.params_kept, o.fitness) != (entry.params_kept, entry.fitness) for o in result.history)
+
+    assert front and not any(dominated(e) for e in front)
+    off_front = [e for e in result.history if e not in front]
+    assert all(dominated(e) or any((f.params_kept, f.fitness) == (e.params_kept, e.fitness) for f in front)
+               for e in off_front)
+
+
+def test_budgets_must_be_search_levels() -> None:
+    config = {"search": {"budgets": None, "levels": [0.5, 0.9]}, "sparsity": {"levels": [0.5, 0.8]}}
+    with pytest.raises(ConfigError, match="sparsity.levels"):
+        budget_levels(config)
+    config["search"]["budgets"] = [0.9]
+    assert budget_levels(config) == [0.9]
+
+
+def test_short_layer_names_drop_only_shared_parts() -> None:
+    names = ["transcriber.transformer.emformer_layers.0.attention.out_proj.weight",
+             "transcriber.transformer.emformer_layers.1.pos_ff.4.weight"]
+    assert short_layer_names(names) == ["0.attention.out_proj", "1.pos_ff.4"]
+    assert short_layer_names(["a.weight"]) == ["a.weight"]
+
+
+# ----------------------------------------------------------------------------------------------
+# On a real (randomly initialised) supernet
+# ----------------------------------------------------------------------------------------------
+
+def test_masked_copy_equals_extraction_and_sizes_are_exact() -> None:
+    model, model_config, config = small_setup()
+    supernet = {"model_config": model_config, "state_dict": copy.deepcopy(model.state_dict())}
+    sparsity_cfg = config["sparsity"]
+    scorer = SubnetworkScorer(supernet, sparsity_cfg, torch.device("cpu"))
+    space = scorer.space(config["search"]["levels"])
+    mixed = tuple(space.levels[i % len(space.levels)] for i in range(len(space.names)))
+    scorer.apply(space.allocation(space.uniform(space.levels[-1])))  # a previous candidate must leave no trace
+    for genome in (mixed, space.uniform(0.5)):
+        allocation = space.allocation(genome)
+        state, masks = scorer.state_dict(allocation)
+        expected_state, expected_masks = extract_subnetwork(supernet, sparsity_cfg, allocation)
+        assert state.keys() == expected_state.keys()
+        for name in state:
+            assert torch.equal(state[name], expected_state[name]), name
+        assert all(torch.equal(masks[name], expected_masks[name]) for name in expected_masks)
+        kept, total = count_kept(expected_masks)
+        assert space.params_kept(genome) == sum(p.numel() for p in model.parameters()) - (total - kept)
+        payload = export_compact(expected_state, expected_masks, model_config, torch.float32,
+                                 sparsity_cfg["granularity"], sparsity_cfg["block_shape"])
+        assert scorer.export_bytes(allocation) == export_bytes(payload)
+
+
+def test_search_job_writes_front_history_best_and_cost(prepared: PreparedData, tmp_path: Path) -> None:
+    config = copy.deepcopy(prepared.config)
+    config["search"].update(dev_subset=2, population=2, iterations=1)
+    torch.manual_seed(config["seed"])
+    model_config = model_config_from(config, Tokenizer(prepared.tokenizer).vocab_size + 1)
+    supernet_path = tmp_path / "supernet.pt"
+    save_model(supernet_path, build_model(model_config), model_config)
+    paths = SearchPaths(supernet=supernet_path, manifest=prepared.manifests["dev"],
+                        feature_stats=prepared.feature_stats, tokenizer=prepared.tokenizer,
+                        pareto=tmp_path / "pareto.csv", history=tmp_path / "history.csv",
+                        best=tmp_path / "best.json", cost=tmp_path / "cost.json")
+    result = run_search_job(config, paths, threads=1)
+
+    history = pd.read_csv(paths.history)
+    assert len(history) == len(result.history) and history["dev_wer"].ge(0).all()
+    layer_columns = [c for c in history.columns if c.startswith("s:")]
+    assert len(layer_columns) == len(result.space.names) and "s:0.attention.out_proj" in layer_columns
+    assert set(history[layer_columns].stack()) <= set(config["search"]["levels"])
+    pareto = pd.read_csv(paths.pareto)
+    assert pareto["params_kept"].is_monotonic_increasing and pareto["dev_wer"].is_monotonic_decreasing
+    best = json.loads(paths.best.read_text())
+    assert sorted(best) == [f"b{level:g}" for level in sorted(config["sparsity"]["levels"])]
+    supernet = load_torch(supernet_path)
+    for tag, entry in best.items():
+        assert entry["params_kept"] <= entry["max_params"] == entry["uniform"]["params_kept"]
+        assert entry["dev_wer"] <= entry["uniform"]["dev_wer"]
+        _, masks = extract_subnetwork(supernet, config["sparsity"], entry["allocation"])
+        assert sparsity_of(masks) == pytest.approx(entry["sparsity"]), tag
+    cost = json.loads(paths.cost.read_text())
+    assert cost["job"] == "search" and cost["arm"] == "omni-searched"
+    assert cost["extra"]["evaluations"] == len(history) and cost["audio_hours"] > 0

@@ -1,0 +1,14 @@
+"""Rule search: evolutionary per-layer sparsity search on the supernet, scored on dev WER."""
+from pathlib import Path
+
+from omni.logs import tee_stderr
+from omni.search import SearchPaths, run_search_job
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+with tee_stderr(smk.log[0]):
+    paths = SearchPaths(
+        supernet=Path(smk.input.supernet), manifest=Path(smk.input.manifest),
+        feature_stats=Path(smk.input.feature_stats), tokenizer=Path(smk.input.tokenizer),
+        pareto=Path(smk.output.pareto), history=Path(smk.output.history), best=Path(smk.output.best),
+        cost=Path(smk.output.cost))
+    run_search_job(smk.config, paths, smk.threads)
