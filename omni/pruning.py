@@ -13,22 +13,33 @@ from omni.sparsity import MaskedParameters, cubic_sparsity, masks_at, prunable_p
 from omni.train import LossFn
 
 
-class GradualPruning:
-    def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], target: float, steps: int,
-                 prune_fraction: float, update_every: int) -> None:
+class MaskedTraining:
+    """What both pruning arms share: masks on the prunable weights (all kept at first), and
+    checkpoints of the unmasked weights under their plain names (exact resume)."""
+
+    def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any]) -> None:
         self.model = model
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
         self.block_shape = sparsity_cfg["block_shape"]
+        params = dict(model.named_parameters())
+        self.masked = MaskedParameters(model, {n: torch.ones_like(params[n], dtype=torch.bool) for n in self.names})
+
+    def model_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.masked.original_state_dict()
+
+    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.masked.load_original_state_dict(state)
+
+
+class GradualPruning(MaskedTraining):
+    def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], target: float, steps: int,
+                 prune_fraction: float, update_every: int) -> None:
+        super().__init__(model, sparsity_cfg)
         self.target = target
         self.ramp_steps = max(1, int(round(prune_fraction * steps)))
         self.update_every = update_every
         self.current = 0.0
-        self.masked = MaskedParameters(model, self._all_kept())
-
-    def _all_kept(self) -> dict[str, torch.Tensor]:
-        params = dict(self.model.named_parameters())
-        return {name: torch.ones_like(params[name], dtype=torch.bool) for name in self.names}
 
     def scheduled_sparsity(self, step: int) -> float:
         return cubic_sparsity(step, final=self.target, ramp_steps=self.ramp_steps, update_every=self.update_every)
@@ -56,12 +67,6 @@ class GradualPruning:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.masked.set_masks(state["masks"])
         self.current = float(state["current"])
-
-    def model_state_dict(self) -> dict[str, torch.Tensor]:
-        return self.masked.original_state_dict()
-
-    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.masked.load_original_state_dict(state)
 
     def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         return ({k: v.detach().cpu() for k, v in self.masked.plain_state_dict().items()},

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from omni.sparsity import (LayerRanking, MaskedParameters, cubic_sparsity, masks_at,
-                           prunable_parameter_names, rank_layers)
+from omni.pruning import MaskedTraining
+from omni.sparsity import LayerRanking, cubic_sparsity, masks_at, rank_layers
 from omni.train import LossFn
 
 
@@ -85,18 +85,13 @@ def supernet_steps(omni_cfg: dict[str, Any], sampler: LevelSampler) -> int:
     return max(1, omni_cfg["budget"] // sampler.passes_per_step())
 
 
-class SupernetGradients:
+class SupernetGradients(MaskedTraining):
     def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], sampler: LevelSampler,
                  update_every: int, seed: int) -> None:
-        self.model = model
-        self.names = prunable_parameter_names(model, sparsity_cfg)
-        self.granularity = sparsity_cfg["granularity"]
-        self.block_shape = sparsity_cfg["block_shape"]
+        super().__init__(model, sparsity_cfg)
         self.sampler = sampler
         self.update_every = update_every
         self.generator = torch.Generator().manual_seed(seed)
-        params = dict(model.named_parameters())
-        self.masked = MaskedParameters(model, {n: torch.ones_like(params[n], dtype=torch.bool) for n in self.names})
         self.rankings: dict[str, LayerRanking] = {}
         self.step_levels: list[float] = []
 
@@ -134,12 +129,6 @@ class SupernetGradients:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         self.rankings = {name: LayerRanking.from_state_dict(ranking) for name, ranking in state["rankings"].items()}
-
-    def model_state_dict(self) -> dict[str, torch.Tensor]:
-        return self.masked.original_state_dict()
-
-    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.masked.load_original_state_dict(state)
 
     def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The supernet is its unmasked shared weights; extraction cuts sub-networks from it."""
