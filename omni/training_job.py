@@ -85,7 +85,7 @@ def run_training_job(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, t
     settings = TrainSettings.from_config(config["train"], steps=spec.steps, lr=spec.lr)
     trainer = Trainer(model, frontend, strategy, stream, settings, blank, device,
                       CheckpointFolder(paths.checkpoint_dir, fingerprint(config, spec)),
-                      paths.checkpoint_dir / "train_log.csv", description=f"{spec.arm}:{spec.sparsity or 'dense'}",
+                      paths.checkpoint_dir / "train_log.csv", description=spec.arm if spec.sparsity is None else f"{spec.arm}:{spec.sparsity:g}",
                       halt_after=halt_after)
     result = trainer.run()
     if result.steps < spec.steps:
