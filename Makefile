@@ -1,5 +1,5 @@
 # Entry points a user needs: `make run` and `make test`. Both build .venv on first use.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
