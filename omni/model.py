@@ -55,9 +55,10 @@ def blank_id(model_config: dict[str, Any]) -> int:
     return model_config["num_symbols"] - 1
 
 
-def save_model(path: str | Path, model: torch.nn.Module, model_config: dict[str, Any],
+def save_model(path: str | Path, state_dict: dict[str, torch.Tensor], model_config: dict[str, Any],
                masks: dict[str, torch.Tensor] | None = None, meta: dict[str, Any] | None = None) -> None:
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    """Write an artefact from a plain state dict (no network needs building just to save it)."""
+    state = {k: v.detach().cpu().clone() for k, v in state_dict.items()}
     save_torch(path, {
         "model_config": dict(model_config),
         "state_dict": state,

@@ -92,9 +92,7 @@ def run_training_job(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, t
         return  # halted on purpose (tests); outputs are written only by a finished job
 
     state, masks = strategy.final_model()
-    final = build_model(model_config)
-    final.load_state_dict(state)
-    save_model(paths.model_out, final, model_config, masks,
+    save_model(paths.model_out, state, model_config, masks,
                meta={"arm": spec.arm, "sparsity": spec.sparsity if spec.sparsity is not None else 0.0,
                      "steps": result.steps, "seed": spec.seed})
     with atomic_path(paths.log_out) as tmp:

@@ -206,7 +206,7 @@ def test_search_job_writes_front_history_best_and_cost(prepared: PreparedData, t
     torch.manual_seed(config["seed"])
     model_config = model_config_from(config, Tokenizer(prepared.tokenizer).vocab_size + 1)
     supernet_path = tmp_path / "supernet.pt"
-    save_model(supernet_path, build_model(model_config), model_config)
+    save_model(supernet_path, build_model(model_config).state_dict(), model_config)
     paths = SearchPaths(supernet=supernet_path, manifest=prepared.manifests["dev"],
                         feature_stats=prepared.feature_stats, tokenizer=prepared.tokenizer,
                         pareto=tmp_path / "pareto.csv", history=tmp_path / "history.csv",

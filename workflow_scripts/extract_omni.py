@@ -5,7 +5,7 @@ from omni.atomic import load_torch
 from omni.costs import CostMeter
 from omni.extract import extract_subnetwork
 from omni.logs import tee_stderr
-from omni.model import build_model, save_model
+from omni.model import save_model
 from omni.runtime import set_threads
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
@@ -15,8 +15,6 @@ with tee_stderr(smk.log[0]):
     meter = CostMeter("extract_omni", "omni", sparsity, torch.device("cpu"), smk.threads)
     supernet = load_torch(smk.input.supernet)
     state, masks = extract_subnetwork(supernet, smk.config["sparsity"], sparsity)
-    model = build_model(supernet["model_config"])
-    model.load_state_dict(state)
-    save_model(smk.output.model, model, supernet["model_config"], masks,
+    save_model(smk.output.model, state, supernet["model_config"], masks,
                meta={"arm": "omni", "sparsity": sparsity, "source": str(smk.input.supernet)})
     meter.finish(smk.output.cost)

@@ -9,7 +9,7 @@ from omni.atomic import load_torch
 from omni.costs import CostMeter
 from omni.extract import extract_subnetwork
 from omni.logs import tee_stderr
-from omni.model import build_model, save_model
+from omni.model import save_model
 from omni.runtime import set_threads
 from omni.search import ARM, budget_tag
 from omni.sparsity import sparsity_of
@@ -23,9 +23,7 @@ with tee_stderr(smk.log[0]):
     supernet = load_torch(smk.input.supernet)
     state, masks = extract_subnetwork(supernet, smk.config["sparsity"], allocation)
     sparsity = sparsity_of(masks)
-    model = build_model(supernet["model_config"])
-    model.load_state_dict(state)
-    save_model(smk.output.model, model, supernet["model_config"], masks,
+    save_model(smk.output.model, state, supernet["model_config"], masks,
                meta={"arm": ARM, "sparsity": sparsity, "budget": level, "allocation": allocation,
                      "source": str(smk.input.supernet)})
     meter.record.sparsity = sparsity
