@@ -1,8 +1,10 @@
-"""Cost of hard masks during training: dense vs our parametrize masks vs torch.nn.utils.prune hooks.
+"""Cost of hard masks during training: dense vs our masks vs torch.nn.utils.prune hooks.
 
-The supernet trains with masks on every step, so the masking must cost little next to the
+Pruned models train with masks on every step, so the masking must cost little next to the
 dense step (target: masked/dense <= 1.10) and no more than PyTorch's own pruning hooks
-(target: masked/prune-hooked <= 1.0). Every variant trains the same tiny RNN-T from the same
+(target: masked/prune-hooked <= 1.0). "masked" is the individual arm's `ZeroedWeightMasks`
+(zeroed weights, gradient hook, re-zero after the optimizer step); "parametrized" is the
+supernet's `MaskedParameters` (weight * mask in every forward, like the prune hooks). Every variant trains the same tiny RNN-T from the same
 weights on the same fixed batches with RNN-T loss and AdamW; variants are interleaved round by
 round (in a rotating order) so machine noise hits all of them alike; the verdicts use the
 median of per-round ratios.
@@ -29,7 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from omni.config import load_config  # noqa: E402
 from omni.model import blank_id, build_model, model_config_from  # noqa: E402
-from omni.sparsity import UNSTRUCTURED, MaskedParameters, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
+from omni.sparsity import (  # noqa: E402
+    UNSTRUCTURED,
+    MaskedParameters,
+    ZeroedWeightMasks,
+    masks_at,
+    prunable_parameter_names,
+    rank_layers,
+)
 
 MASKED_OVERHEAD_TARGET = 1.10
 VERSUS_PRUNE_TARGET = 1.0
@@ -51,6 +60,7 @@ class Variant:
     name: str
     model: nn.Module
     optimizer: torch.optim.Optimizer
+    after_step: Callable[[], None]
     times: list[float]
 
 
@@ -66,8 +76,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--target-length", type=int, default=30, help="target symbols per utterance")
     parser.add_argument("--batches", type=int, default=4, help="distinct fixed batches, cycled")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fused-adamw", action="store_true",
-                        help="AdamW(fused=True); the default matches omni/train.py's AdamW")
+    parser.add_argument("--for-loop-adamw", action="store_true",
+                        help="the default for-loop AdamW instead of omni/train.py's AdamW(fused=True)")
     return parser.parse_args()
 
 
@@ -93,37 +103,55 @@ def train_step(variant: Variant, batch: Batch, blank: int) -> float:
                                            batch.target_lengths.int(), blank=blank)
     loss.backward()
     variant.optimizer.step()
+    variant.after_step()
     return time.perf_counter() - start
 
 
-def no_masks(model: nn.Module) -> None:
+# A setup installs a masking scheme on a model and returns what runs after each optimizer step.
+Setup = Callable[[nn.Module], Callable[[], None]]
+
+
+def nothing() -> None:
+    return None
+
+
+def no_masks(model: nn.Module) -> Callable[[], None]:
     """The dense baseline trains the model as built."""
+    return nothing
 
 
-def with_masks(mask_dtype: torch.dtype | None, masks: dict[str, Tensor]) -> Callable[[nn.Module], None]:
-    def apply(model: nn.Module) -> None:
-        MaskedParameters(model, masks, mask_dtype=mask_dtype)
+def with_zeroed_weights(masks: dict[str, Tensor]) -> Setup:
+    def apply(model: nn.Module) -> Callable[[], None]:
+        return ZeroedWeightMasks(model, masks).enforce
     return apply
 
 
-def with_prune_hooks(names: list[str], sparsity: float) -> Callable[[nn.Module], None]:
-    def apply(model: nn.Module) -> None:
+def with_parametrization(mask_dtype: torch.dtype | None, masks: dict[str, Tensor]) -> Setup:
+    def apply(model: nn.Module) -> Callable[[], None]:
+        MaskedParameters(model, masks, mask_dtype=mask_dtype)
+        return nothing
+    return apply
+
+
+def with_prune_hooks(names: list[str], sparsity: float) -> Setup:
+    def apply(model: nn.Module) -> Callable[[], None]:
         for name in names:
             module_path, _, attr = name.rpartition(".")
             prune.l1_unstructured(model.get_submodule(module_path), attr, amount=sparsity)
+        return nothing
     return apply
 
 
-def build_variants(dense: nn.Module, setups: dict[str, Callable[[nn.Module], None]],
+def build_variants(dense: nn.Module, setups: dict[str, Setup],
                    lr: float, weight_decay: float, fused: bool) -> list[Variant]:
     """Masks/hooks go on first, then the optimizer is created (the MaskedParameters contract)."""
     variants = []
     for name, setup in setups.items():
         model = copy.deepcopy(dense)
-        setup(model)
+        after_step = setup(model)
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
-        variants.append(Variant(name, model, optimizer, []))
+        variants.append(Variant(name, model, optimizer, after_step, []))
     return variants
 
 
@@ -152,7 +180,7 @@ def report(variants: list[Variant], args: argparse.Namespace) -> None:
     dense = by_name["dense"]
     print(f"\nmasking cost: {args.steps} steps/variant, {torch.get_num_threads()} thread(s), "
           f"batch {args.batch} x {args.frames} frames, {args.target_length} targets, sparsity {args.sparsity}, "
-          f"AdamW {'fused' if args.fused_adamw else 'default (for-loop)'}")
+          f"AdamW {'for-loop' if args.for_loop_adamw else 'fused (as omni/train.py)'}")
     print(f"{'variant':<22}{'median ms':>11}{'min ms':>9}{'max ms':>9}{'median/dense':>14}{'paired/dense':>14}")
     for v in variants:
         median = statistics.median(v.times)
@@ -161,6 +189,8 @@ def report(variants: list[Variant], args: argparse.Namespace) -> None:
     print("\npaired per-round medians:")
     print(verdict("masked / dense", paired_ratio(by_name["masked"], dense), MASKED_OVERHEAD_TARGET))
     print(verdict("masked / prune-hooked", paired_ratio(by_name["masked"], by_name["prune-hooked"]),
+                  VERSUS_PRUNE_TARGET))
+    print(verdict("parametrized / prune", paired_ratio(by_name["parametrized"], by_name["prune-hooked"]),
                   VERSUS_PRUNE_TARGET))
 
 
@@ -179,11 +209,13 @@ def main() -> None:
                for _ in range(args.batches)]
     setups = {
         "dense": no_masks,
-        "masked": with_masks(None, masks),
-        "masked (bool mask)": with_masks(torch.bool, masks),
+        "masked": with_zeroed_weights(masks),
+        "parametrized": with_parametrization(None, masks),
+        "parametrized (bool)": with_parametrization(torch.bool, masks),
         "prune-hooked": with_prune_hooks(names, args.sparsity),
     }
-    variants = build_variants(dense, setups, config["train"]["lr"], config["train"]["weight_decay"], args.fused_adamw)
+    variants = build_variants(dense, setups, config["train"]["lr"], config["train"]["weight_decay"],
+                              fused=not args.for_loop_adamw)
     run_rounds(variants, batches, blank, args.warmup, args.steps)
     report(variants, args)
 

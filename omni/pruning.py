@@ -1,7 +1,8 @@
 """The individual arm's gradient strategy: gradual magnitude pruning to one target sparsity.
 
-Masks follow Zhu & Gupta's cubic schedule and are re-ranked on w * mask every update, so
-the sparsity only grows and a pruned weight never comes back.
+Masks follow Zhu & Gupta's cubic schedule and are re-ranked on the surviving weights every
+update, so the sparsity only grows and a pruned weight never comes back: which is why this arm
+can store pruned weights as zeros (`ZeroedWeightMasks`, no multiply in the forward pass).
 """
 from __future__ import annotations
 
@@ -9,33 +10,19 @@ from typing import Any
 
 import torch
 
-from omni.sparsity import MaskedParameters, cubic_sparsity, masks_at, prunable_parameter_names, rank_layers
+from omni.sparsity import ZeroedWeightMasks, cubic_sparsity, masks_at, prunable_parameter_names, rank_layers
 from omni.train import LossFn
 
 
-class MaskedTraining:
-    """What both pruning arms share: masks on the prunable weights (all kept at first), and
-    checkpoints of the unmasked weights under their plain names (exact resume)."""
-
-    def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any]) -> None:
+class GradualPruning:
+    def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], target: float, steps: int,
+                 prune_fraction: float, update_every: int) -> None:
         self.model = model
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
         self.block_shape = sparsity_cfg["block_shape"]
         params = dict(model.named_parameters())
-        self.masked = MaskedParameters(model, {n: torch.ones_like(params[n], dtype=torch.bool) for n in self.names})
-
-    def model_state_dict(self) -> dict[str, torch.Tensor]:
-        return self.masked.original_state_dict()
-
-    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.masked.load_original_state_dict(state)
-
-
-class GradualPruning(MaskedTraining):
-    def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], target: float, steps: int,
-                 prune_fraction: float, update_every: int) -> None:
-        super().__init__(model, sparsity_cfg)
+        self.masked = ZeroedWeightMasks(model, {n: torch.ones_like(params[n], dtype=torch.bool) for n in self.names})
         self.target = target
         self.ramp_steps = max(1, int(round(prune_fraction * steps)))
         self.update_every = update_every
@@ -58,6 +45,9 @@ class GradualPruning(MaskedTraining):
             loss.backward()
         return float(loss.detach()), {"sparsity": self.current}
 
+    def after_step(self) -> None:
+        self.masked.enforce()
+
     def log_columns(self) -> list[str]:
         return ["sparsity"]
 
@@ -68,6 +58,12 @@ class GradualPruning(MaskedTraining):
         self.masked.set_masks(state["masks"])
         self.current = float(state["current"])
 
+    def model_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+
     def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        return ({k: v.detach().cpu() for k, v in self.masked.plain_state_dict().items()},
+        return ({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 {k: v.cpu() for k, v in self.masked.masks().items()})

@@ -5,10 +5,16 @@ mask at a higher sparsity is a subset of the mask at a lower one (nested sub-net
 weights). A `LayerRanking` therefore sorts a layer once and answers any level in O(numel) by
 comparing a stored rank tensor with a threshold; nothing is re-sorted per level.
 
-Masking during training goes through `torch.nn.utils.parametrize` (`MaskedParameters`): the
-forward sees `weight * mask`, so pruned weights are zero in the output AND receive a zero
-gradient, while the unmasked original stays available for re-ranking. The supernet swaps masks
-every step with `set_masks`, which copies into the existing buffers.
+Two ways to mask during training, for two needs:
+- `MaskedParameters` (supernet): a `torch.nn.utils.parametrize` parametrization, the forward
+  sees `weight * mask`, so pruned weights are zero in the output AND receive a zero gradient,
+  while the unmasked original stays alive: a weight pruned in one sub-network is a live weight
+  of a denser one. The supernet swaps masks every step with `set_masks` (a buffer copy).
+- `ZeroedWeightMasks` (one sparse model, the individual arm): pruned weights are stored as
+  exact zeros and their gradients are masked by a hook, so the forward runs the plain module
+  with no multiply at all; `enforce()` after each optimizer step re-zeroes what AdamW's
+  momentum moved. The pruned values are gone, which suits a kept set that only shrinks.
+Both train the same effective weights: kept weights get identical updates either way.
 
 Optimizer contract: install `MaskedParameters` first, then `model.to(device)`, then create the
 optimizer from `model.parameters()`. The parametrized weights then appear as
@@ -383,6 +389,45 @@ class MaskedParameters:
             module, attr = self._owner(name)
             parametrize.remove_parametrizations(module, attr, leave_parametrized=permanent)
         self.names = []
+
+
+class ZeroedWeightMasks:
+    """Fixed-support masks for training ONE sparse model: cheaper than a parametrization or
+    `torch.nn.utils.prune` (both multiply in every forward; this multiplies only the gradient,
+    once per backward, and the weights once per optimizer step). See the module docstring."""
+
+    def __init__(self, model: nn.Module, masks: Mapping[str, Tensor]) -> None:
+        params = dict(model.named_parameters())
+        unknown = sorted(set(masks) - set(params))
+        if unknown:
+            raise KeyError(f"ZeroedWeightMasks: no parameters named {unknown}")
+        self.params = {name: params[name] for name in masks}
+        self.buffers: dict[str, Tensor] = {}
+        for name, param in self.params.items():
+            _check_shape(name, masks[name], param)
+            self.buffers[name] = masks[name].to(device=param.device, dtype=param.dtype).clone()
+            param.register_hook(self.buffers[name].mul)
+        self.enforce()
+
+    def set_masks(self, masks: Mapping[str, Tensor]) -> None:
+        if set(masks) != set(self.params):
+            raise KeyError(f"set_masks: masks must name exactly the masked weights; "
+                           f"missing {sorted(set(self.params) - set(masks))}, "
+                           f"unknown {sorted(set(masks) - set(self.params))}")
+        with torch.no_grad():
+            for name, mask in masks.items():
+                _check_shape(name, mask, self.buffers[name])
+                self.buffers[name].copy_(mask)
+        self.enforce()
+
+    @torch.no_grad()
+    def enforce(self) -> None:
+        """Zero the pruned weights (call after every optimizer step)."""
+        for name, param in self.params.items():
+            param.mul_(self.buffers[name])
+
+    def masks(self) -> dict[str, Tensor]:
+        return {name: buffer.to(torch.bool, copy=True) for name, buffer in self.buffers.items()}
 
 
 def _check_shape(name: str, mask: Tensor, weight: Tensor) -> None:

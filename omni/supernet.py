@@ -12,8 +12,7 @@ from typing import Any
 
 import torch
 
-from omni.pruning import MaskedTraining
-from omni.sparsity import LayerRanking, cubic_sparsity, masks_at, rank_layers
+from omni.sparsity import LayerRanking, MaskedParameters, cubic_sparsity, masks_at, prunable_parameter_names, rank_layers
 from omni.train import LossFn
 
 
@@ -85,10 +84,18 @@ def supernet_steps(omni_cfg: dict[str, Any], sampler: LevelSampler) -> int:
     return max(1, omni_cfg["budget"] // sampler.passes_per_step())
 
 
-class SupernetGradients(MaskedTraining):
+class SupernetGradients:
+    """Masks through a parametrization: every sub-network's pruned weights stay alive in the
+    shared weights, and checkpoints hold them unmasked under plain names (exact resume)."""
+
     def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], sampler: LevelSampler,
                  update_every: int, seed: int) -> None:
-        super().__init__(model, sparsity_cfg)
+        self.model = model
+        self.names = prunable_parameter_names(model, sparsity_cfg)
+        self.granularity = sparsity_cfg["granularity"]
+        self.block_shape = sparsity_cfg["block_shape"]
+        params = dict(model.named_parameters())
+        self.masked = MaskedParameters(model, {n: torch.ones_like(params[n], dtype=torch.bool) for n in self.names})
         self.sampler = sampler
         self.update_every = update_every
         self.generator = torch.Generator().manual_seed(seed)
@@ -119,6 +126,9 @@ class SupernetGradients(MaskedTraining):
         extra["subnets"] = len(self.step_levels)
         return total / len(self.step_levels), extra
 
+    def after_step(self) -> None:
+        return None
+
     def log_columns(self) -> list[str]:
         return ["level_highest", "loss_highest", "loss_lowest"]
 
@@ -129,6 +139,12 @@ class SupernetGradients(MaskedTraining):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         self.rankings = {name: LayerRanking.from_state_dict(ranking) for name, ranking in state["rankings"].items()}
+
+    def model_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.masked.original_state_dict()
+
+    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.masked.load_original_state_dict(state)
 
     def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The supernet is its unmasked shared weights; extraction cuts sub-networks from it."""

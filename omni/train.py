@@ -63,6 +63,10 @@ class GradientStrategy(Protocol):
         (NaN/inf if any pass was non-finite) and extra per-step log fields."""
         ...
 
+    def after_step(self) -> None:
+        """Runs after each optimizer step (e.g. to keep pruned weights at zero)."""
+        ...
+
     def log_columns(self) -> list[str]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
@@ -95,6 +99,9 @@ class DenseGradients:
             return float(loss.detach()), {}
         loss.backward()
         return float(loss.detach()), {}
+
+    def after_step(self) -> None:
+        return None
 
     def log_columns(self) -> list[str]:
         return []
@@ -253,6 +260,7 @@ class Trainer:
                     continue
                 consecutive_nonfinite = 0
                 self.optimizer.step()
+                self.strategy.after_step()
                 self.scheduler.step()
                 self.step += 1
                 self.subnet_passes += int(extra.pop("subnets", 1))

@@ -21,6 +21,7 @@ from omni.model import blank_id, build_model, model_config_from
 from omni.sparsity import (
     LayerRanking,
     MaskedParameters,
+    ZeroedWeightMasks,
     count_kept,
     cubic_sparsity,
     masks_at,
@@ -414,3 +415,51 @@ def test_masks_on_cuda() -> None:
     batch = fixed_batch(model_config)
     cuda_batch = {k: v.to("cuda") for k, v in batch.items()}
     torch.testing.assert_close(logits_of(model, cuda_batch).cpu(), logits_of(reference, batch))
+
+
+# ----------------------------------------------------------------------------------------------
+# ZeroedWeightMasks (the individual arm)
+# ----------------------------------------------------------------------------------------------
+
+def test_zeroed_weights_train_exactly_like_the_parametrization() -> None:
+    """Same effective weights, step for step, under AdamW with weight decay and a mask change
+    between steps; pruned weights are exact zeros and get zero gradients throughout."""
+    model, model_config, config = small_setup()
+    twin = copy.deepcopy(model)
+    blank, batch = blank_id(model_config), fixed_batch(model_config)
+    first, second = default_masks(model, config, 0.5), default_masks(model, config, 0.8)
+    zeroed = ZeroedWeightMasks(model, first)
+    parametrized = MaskedParameters(twin, first)
+    optimizers = [torch.optim.AdamW(m.parameters(), lr=1e-2, weight_decay=1e-2) for m in (model, twin)]
+    for step in range(4):
+        if step == 2:
+            zeroed.set_masks(second)
+            parametrized.set_masks(second)
+        masks = second if step >= 2 else first
+        for net, optimizer in zip((model, twin), optimizers):
+            optimizer.zero_grad()
+            rnnt_loss_of(net, batch, blank).backward()
+        for name, mask in masks.items():
+            grad = model.get_parameter(name).grad
+            assert not grad[~mask].any() and grad[mask].any(), name
+        for optimizer in optimizers:
+            optimizer.step()
+        zeroed.enforce()
+        plain = parametrized.plain_state_dict()
+        for name, value in model.state_dict().items():
+            assert torch.equal(value, plain[name]), (step, name)
+        assert all(not model.get_parameter(n)[~m].any() for n, m in masks.items())
+    assert all(torch.equal(zeroed.masks()[n], second[n]) for n in second)
+    assert torch.equal(logits_of(model, batch), logits_of(twin, batch))
+
+
+def test_zeroed_weights_reject_unknown_names_and_wrong_shapes() -> None:
+    model, _, config = small_setup()
+    masks = default_masks(model, config, 0.5)
+    with pytest.raises(KeyError, match="no parameters named"):
+        ZeroedWeightMasks(model, {"not.a.weight": next(iter(masks.values()))})
+    zeroed = ZeroedWeightMasks(model, masks)
+    with pytest.raises(KeyError):
+        zeroed.set_masks({n: masks[n] for n in list(masks)[1:]})
+    with pytest.raises(ValueError, match="shape"):
+        zeroed.set_masks({n: m[:1] for n, m in masks.items()})
