@@ -48,7 +48,19 @@ def test_decode_refuses_the_blank(model_path: Path) -> None:
         tokenizer.decode([1, tokenizer.blank_id])
 
 
-@pytest.mark.parametrize("model_type", ["unigram", "bpe"])
+def test_char_model_has_one_piece_per_symbol(tmp_path: Path) -> None:
+    """vocab_size only caps a char model: the pieces are unk, the word marker and every symbol."""
+    path = tmp_path / "char.model"
+    train_tokenizer(TRANSCRIPTS, 64, "char", path, SEED)
+    tokenizer = Tokenizer(path)
+    symbols = set("".join(TRANSCRIPTS).replace(" ", ""))
+    assert tokenizer.vocab_size == len(symbols) + 2
+    text = "DOZEN WIZARDS DON'T VEX"
+    assert len(tokenizer.encode(text)) == len(text) + 1  # a word marker per word, a piece per letter
+    assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
+@pytest.mark.parametrize("model_type", ["char", "unigram", "bpe"])
 def test_same_inputs_give_identical_model_bytes(tmp_path: Path, model_type: str) -> None:
     first, second = tmp_path / "a.model", tmp_path / "b.model"
     train_tokenizer(TRANSCRIPTS, VOCAB, model_type, first, SEED)
