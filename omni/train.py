@@ -274,7 +274,7 @@ class Trainer:
                     log_handle.flush()
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}",
-                                     audio_x=f"{self.audio_seconds / max(wall, 1e-9):.1f}")
+                                     audio_x=f"{self.audio_seconds / max(wall, 1e-9):.1f}", refresh=False)
                 if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
                     self.checkpoints.save(self.step, self._state(wall))
                 if self.halt_after is not None and self.step >= self.halt_after:

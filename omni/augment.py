@@ -1,0 +1,96 @@
+"""Waveform augmentation for training: speed perturbation and additive noise.
+
+Why: a model trained on clean synthetic speech alone is brittle. The session-2 dense default
+(no augmentation) read 15 % WER on dev but 46 % with white noise at 30 dB SNR, ~98 % at 20 dB,
+and ~90-100 % at 0.8x / 1.25x speed; test-other (unseen voices, rate extremes, 15 dB noise) was
+at 96 %. Training on perturbed copies is the standard remedy (speed perturbation: Ko et al.
+2015; additive noise: multi-condition training).
+
+All randomness comes from torch's global RNG, which training checkpoints save, so a resumed run
+draws the same perturbations as an uninterrupted one. Padding stays exactly zero.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torchaudio.functional as AF
+
+NOISE_KINDS = ("white", "pink", "babble")
+# Other utterances of the batch mixed into one babble track.
+BABBLE_TALKERS = 3
+
+
+class WaveAugment(torch.nn.Module):
+    def __init__(self, cfg: Mapping[str, Any], sample_rate: int) -> None:
+        super().__init__()
+        self.speed_factors = [float(f) for f in cfg["speed_factors"]]
+        self.noise_prob = float(cfg["noise_prob"])
+        self.snr_low, self.snr_high = (float(v) for v in cfg["noise_snr_db"])
+        self.noise_kinds = list(cfg["noise_kinds"])
+        self.sample_rate = sample_rate
+
+    @property
+    def active(self) -> bool:
+        return self.speed_factors != [1.0] or self.noise_prob > 0
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, S] zero-padded waveforms, [B] lengths -> perturbed copies and their new lengths."""
+        if not self.training or not self.active:
+            return waveforms, lengths
+        waveforms, lengths = self._speed(waveforms, lengths)
+        if self.noise_prob > 0:
+            waveforms = self._add_noise(waveforms, lengths)
+        return waveforms, lengths
+
+    def _speed(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One factor per batch (one resampling kernel): a factor f plays the audio f times faster."""
+        index = int(torch.randint(len(self.speed_factors), ()))
+        factor = self.speed_factors[index]
+        if factor == 1.0:
+            return waveforms, lengths
+        resampled = AF.resample(waveforms, int(round(self.sample_rate * factor)), self.sample_rate)
+        new_lengths = torch.clamp(torch.floor(lengths.double() / factor).long(), max=resampled.size(1))
+        return _zero_past(resampled, new_lengths), new_lengths
+
+    def _add_noise(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        batch, samples = waveforms.shape
+        device = waveforms.device
+        kinds = torch.randint(len(self.noise_kinds), (batch,))
+        chosen = torch.rand(batch) < self.noise_prob
+        snr_db = self.snr_low + (self.snr_high - self.snr_low) * torch.rand(batch)
+        noise = torch.zeros_like(waveforms)
+        for code, kind in enumerate(self.noise_kinds):
+            rows = (kinds == code).nonzero().flatten().tolist()
+            if rows:
+                noise[rows] = self._noise(kind, rows, waveforms)
+        noise = _zero_past(noise, lengths)
+        valid = lengths.clamp(min=1).to(waveforms.dtype)
+        speech_power = waveforms.pow(2).sum(1) / valid
+        noise_power = noise.pow(2).sum(1) / valid
+        scale = torch.sqrt(speech_power / (noise_power * 10 ** (snr_db.to(device) / 10)).clamp(min=1e-12))
+        scale = torch.where(chosen.to(device) & (noise_power > 0), scale, torch.zeros_like(scale))
+        return waveforms + noise * scale[:, None]
+
+    def _noise(self, kind: str, rows: list[int], waveforms: torch.Tensor) -> torch.Tensor:
+        samples = waveforms.size(1)
+        if kind == "white":
+            return torch.randn(len(rows), samples).to(waveforms.device)
+        if kind == "pink":  # 1/f power: white noise shaped by 1/sqrt(f) in the frequency domain
+            spectrum = torch.fft.rfft(torch.randn(len(rows), samples))
+            frequencies = torch.arange(spectrum.size(1)).clamp(min=1).to(spectrum.real.dtype)
+            return torch.fft.irfft(spectrum / frequencies.sqrt(), samples).to(waveforms.device)
+        if kind == "babble":  # other talkers of the batch, each at a random circular offset
+            batch = waveforms.size(0)
+            babble = torch.zeros(len(rows), samples, device=waveforms.device)
+            for position, row in enumerate(rows):
+                for talker in range(1, BABBLE_TALKERS + 1):
+                    shift = int(torch.randint(samples, ()))
+                    babble[position] += torch.roll(waveforms[(row + talker) % batch], shift)
+            return babble
+        raise ValueError(f"unknown noise kind {kind!r} (config key augment.noise_kinds; one of {NOISE_KINDS})")
+
+
+def _zero_past(waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    positions = torch.arange(waveforms.size(1), device=waveforms.device)
+    return waveforms * (positions[None, :] < lengths[:, None]).to(waveforms.dtype)
