@@ -10,7 +10,14 @@ from typing import Any
 
 import torch
 
-from omni.sparsity import ZeroedWeightMasks, cubic_sparsity, masks_at, prunable_parameter_names, rank_layers
+from omni.sparsity import (
+    ZeroedWeightMasks,
+    all_kept_masks,
+    cubic_sparsity,
+    masks_at,
+    prunable_parameter_names,
+    rank_layers,
+)
 from omni.train import LossFn
 
 
@@ -21,8 +28,7 @@ class GradualPruning:
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
         self.block_shape = sparsity_cfg["block_shape"]
-        params = dict(model.named_parameters())
-        self.masked = ZeroedWeightMasks(model, {n: torch.ones_like(params[n], dtype=torch.bool) for n in self.names})
+        self.masked = ZeroedWeightMasks(model, all_kept_masks(model, self.names))
         self.target = target
         self.ramp_steps = max(1, int(round(prune_fraction * steps)))
         self.update_every = update_every

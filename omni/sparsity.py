@@ -247,6 +247,12 @@ def masks_at(rankings: Mapping[str, LayerRanking], allocation: float | Mapping[s
     return {name: ranking.mask(levels[name]) for name, ranking in rankings.items()}
 
 
+def all_kept_masks(model: nn.Module, names: Iterable[str]) -> dict[str, Tensor]:
+    """Masks that keep every weight: where both pruning arms start from the dense model."""
+    params = dict(model.named_parameters())
+    return {name: torch.ones_like(params[name], dtype=torch.bool) for name in names}
+
+
 def count_kept(masks: Mapping[str, Tensor]) -> tuple[int, int]:
     """(kept, total) over the prunable weights: the size measure the study reports as nnz."""
     kept = sum(int(m.count_nonzero()) for m in masks.values())

@@ -12,7 +12,15 @@ from typing import Any
 
 import torch
 
-from omni.sparsity import LayerRanking, MaskedParameters, cubic_sparsity, masks_at, prunable_parameter_names, rank_layers
+from omni.sparsity import (
+    LayerRanking,
+    MaskedParameters,
+    all_kept_masks,
+    cubic_sparsity,
+    masks_at,
+    prunable_parameter_names,
+    rank_layers,
+)
 from omni.train import LossFn
 
 
@@ -94,8 +102,7 @@ class SupernetGradients:
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
         self.block_shape = sparsity_cfg["block_shape"]
-        params = dict(model.named_parameters())
-        self.masked = MaskedParameters(model, {n: torch.ones_like(params[n], dtype=torch.bool) for n in self.names})
+        self.masked = MaskedParameters(model, all_kept_masks(model, self.names))
         self.sampler = sampler
         self.update_every = update_every
         self.generator = torch.Generator().manual_seed(seed)
