@@ -54,7 +54,7 @@ class WaveAugment(torch.nn.Module):
         return _zero_past(resampled, new_lengths), new_lengths
 
     def _add_noise(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        batch, samples = waveforms.shape
+        batch = waveforms.size(0)
         device = waveforms.device
         kinds = torch.randint(len(self.noise_kinds), (batch,))
         chosen = torch.rand(batch) < self.noise_prob

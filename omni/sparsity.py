@@ -341,10 +341,7 @@ class MaskedParameters:
 
     def set_masks(self, masks: Mapping[str, Tensor]) -> None:
         """Copy new masks into the installed buffers (no re-registration: cheap every step)."""
-        if set(masks) != set(self.names):
-            raise KeyError(f"set_masks: masks must name exactly the installed weights; "
-                           f"missing {sorted(set(self.names) - set(masks))}, "
-                           f"unknown {sorted(set(masks) - set(self.names))}")
+        _check_names(masks, self.names)
         with torch.no_grad():
             for name in self.names:
                 buffer = self._mask_module(name).mask
@@ -416,10 +413,7 @@ class ZeroedWeightMasks:
         self.enforce()
 
     def set_masks(self, masks: Mapping[str, Tensor]) -> None:
-        if set(masks) != set(self.params):
-            raise KeyError(f"set_masks: masks must name exactly the masked weights; "
-                           f"missing {sorted(set(self.params) - set(masks))}, "
-                           f"unknown {sorted(set(masks) - set(self.params))}")
+        _check_names(masks, self.params)
         with torch.no_grad():
             for name, mask in masks.items():
                 _check_shape(name, mask, self.buffers[name])
@@ -434,6 +428,14 @@ class ZeroedWeightMasks:
 
     def masks(self) -> dict[str, Tensor]:
         return {name: buffer.to(torch.bool, copy=True) for name, buffer in self.buffers.items()}
+
+
+def _check_names(masks: Mapping[str, Tensor], masked: Iterable[str]) -> None:
+    """set_masks replaces every mask at once: a missing or extra name is a caller's bug."""
+    expected, given = set(masked), set(masks)
+    if given != expected:
+        raise KeyError(f"set_masks: masks must name exactly the masked weights; "
+                       f"missing {sorted(expected - given)}, unknown {sorted(given - expected)}")
 
 
 def _check_shape(name: str, mask: Tensor, weight: Tensor) -> None:
