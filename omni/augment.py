@@ -51,6 +51,9 @@ class WaveAugment(torch.nn.Module):
             return waveforms, lengths
         resampled = AF.resample(waveforms, int(round(self.sample_rate * factor)), self.sample_rate)
         new_lengths = torch.clamp(torch.floor(lengths.double() / factor).long(), max=resampled.size(1))
+        # Resampling rounds the width up; the batch must end where its longest utterance ends, or the
+        # frontend makes frames past every length and rnnt_loss rejects the logits' time axis.
+        resampled = resampled[:, : int(new_lengths.max())]
         return _zero_past(resampled, new_lengths), new_lengths
 
     def _add_noise(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
