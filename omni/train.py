@@ -41,10 +41,13 @@ class TrainSettings:
     checkpoint_every: int
     log_every: int
     max_consecutive_nonfinite: int
+    # Steps at the start that see unaugmented audio: from scratch, the mapping is learnt much faster
+    # from clean speech, and augmentation afterwards adds the robustness (config train.dense_clean_steps).
+    clean_steps: int = 0
 
     @classmethod
-    def from_config(cls, train_cfg: dict[str, Any], steps: int, lr: float) -> "TrainSettings":
-        return cls(steps=steps, lr=lr, weight_decay=train_cfg["weight_decay"],
+    def from_config(cls, train_cfg: dict[str, Any], steps: int, lr: float, clean_steps: int = 0) -> "TrainSettings":
+        return cls(steps=steps, lr=lr, clean_steps=clean_steps, weight_decay=train_cfg["weight_decay"],
                    warmup_steps=train_cfg["warmup_steps"], grad_clip=train_cfg["grad_clip"],
                    checkpoint_every=train_cfg["checkpoint_every"], log_every=train_cfg["log_every"],
                    max_consecutive_nonfinite=train_cfg["max_consecutive_nonfinite"])
@@ -241,8 +244,9 @@ class Trainer:
                 batch = next(batches).to(self.device)
                 self.strategy.prepare(self.step)
                 self.optimizer.zero_grad(set_to_none=True)
+                augment = self.step >= self.settings.clean_steps
                 loss_value, extra = self.strategy.accumulate(
-                    self.step, lambda b=batch: rnnt_batch_loss(self.model, self.frontend, b, self.blank, True))
+                    self.step, lambda b=batch: rnnt_batch_loss(self.model, self.frontend, b, self.blank, augment))
                 grad_norm = None
                 if math.isfinite(loss_value):
                     grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)

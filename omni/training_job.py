@@ -44,6 +44,7 @@ class JobSpec:
     steps: int
     lr: float
     seed: int
+    clean_steps: int = 0  # the first steps train on unaugmented audio (dense job: train.dense_clean_steps)
 
 
 StrategyFactory = Callable[[torch.nn.Module], GradientStrategy]
@@ -82,7 +83,7 @@ def run_training_job(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, t
     stream = BatchStream(utterances, samples_budget, spec.seed,
                          sortagrad=config["train"]["sortagrad"] and paths.init_model is None)
     strategy = make_strategy(model)
-    settings = TrainSettings.from_config(config["train"], steps=spec.steps, lr=spec.lr)
+    settings = TrainSettings.from_config(config["train"], steps=spec.steps, lr=spec.lr, clean_steps=spec.clean_steps)
     trainer = Trainer(model, frontend, strategy, stream, settings, blank, device,
                       CheckpointFolder(paths.checkpoint_dir, fingerprint(config, spec)),
                       paths.checkpoint_dir / "train_log.csv", description=spec.arm if spec.sparsity is None else f"{spec.arm}:{spec.sparsity:g}",

@@ -1,4 +1,6 @@
 # Paths and helpers shared by every stage. All outputs live under config["results_dir"].
+import json
+
 R = config["results_dir"]
 SPLITS = ["train", "dev", "test-clean", "test-other"]
 EVAL_SPLITS = config["evaluate"]["splits"]
@@ -10,6 +12,20 @@ wildcard_constraints:
     sparsity=r"0\.[0-9]+",
     arm="dense|individual|omni|omni-searched",
     tag=r"dense|s0\.[0-9]+|b0\.[0-9]+",
+
+
+def settings(*keys):
+    """The config values a rule's outputs depend on ('section' or 'section.key'), declared as a
+    param: Snakemake's params rerun trigger then reruns the rule, and what depends on it, when one
+    of them changes (it does not track the config file otherwise)."""
+    chosen = {}
+    for key in keys:
+        value = config
+        for part in key.split("."):
+            value = value[part]
+        chosen[key] = value
+    # Canonical text: Snakemake compares params by their text, and key order is not a change.
+    return json.dumps(chosen, sort_keys=True)
 
 
 def stage_resources(stage):

@@ -7,6 +7,8 @@ rule build_corpus:
     """Synthesise the embedded corpus, or index a local LibriSpeech tree (no copy)."""
     output:
         info=CORPUS_READY,
+    params:
+        settings=settings("seed", "corpus", config["corpus"], "data.sample_rate", "data.resample"),
     log:
         f"{R}/logs/build_corpus.log",
     benchmark:
@@ -25,6 +27,8 @@ rule manifest:
     output:
         manifest=f"{R}/data/manifests/{{split}}.tsv",
         rejects=f"{R}/data/rejects/{{split}}.tsv",
+    params:
+        settings=settings("data"),
     log:
         f"{R}/logs/manifest/{{split}}.log",
     benchmark:
@@ -42,6 +46,8 @@ rule feature_stats:
         manifest=f"{R}/data/manifests/train.tsv",
     output:
         stats=f"{R}/data/feature_stats.json",
+    params:
+        settings=settings("features.n_mels", "features.n_fft", "features.hop_length"),
     log:
         f"{R}/logs/feature_stats.log",
     benchmark:
@@ -59,6 +65,8 @@ rule tokenizer:
         manifest=f"{R}/data/manifests/train.tsv",
     output:
         model=f"{R}/data/tokenizer.model",
+    params:
+        settings=settings("seed", "tokenizer"),
     log:
         f"{R}/logs/tokenizer.log",
     benchmark:

@@ -20,6 +20,7 @@ rule train_dense:
         **model_outputs("dense", "dense"),
     params:
         checkpoints=f"{R}/checkpoints/dense/dense",
+        settings=settings("seed", "device", "features", "model", "train"),
     log:
         f"{R}/logs/train_dense.log",
     benchmark:

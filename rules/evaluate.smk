@@ -15,6 +15,8 @@ rule evaluate:
         summary=f"{R}/eval/{{arm}}/{{tag}}/{{split}}/summary.json",
         utterances=expand(f"{R}/eval/{{arm}}/{{tag}}/{{split}}/{{decode}}.tsv", decode=DECODES, allow_missing=True),
         cost=f"{R}/eval/{{arm}}/{{tag}}/{{split}}/cost.json",
+    params:
+        settings=settings("device", "evaluate.decodes", "evaluate.beam_width", "evaluate.batch_size"),
     log:
         f"{R}/logs/evaluate/{{arm}}/{{tag}}/{{split}}.log",
     benchmark:

@@ -9,6 +9,8 @@ rule extract_omni:
     output:
         model=f"{R}/models/omni/s{{sparsity}}/model.pt",
         cost=f"{R}/models/omni/s{{sparsity}}/cost.json",
+    params:
+        settings=settings("sparsity"),
     log:
         f"{R}/logs/extract_omni/s{{sparsity}}.log",
     benchmark:
@@ -28,6 +30,8 @@ rule export_model:
         fp32=f"{R}/models/{{arm}}/{{tag}}/export_fp32.pt",
         fp16=f"{R}/models/{{arm}}/{{tag}}/export_fp16.pt",
         info=f"{R}/models/{{arm}}/{{tag}}/export.json",
+    params:
+        settings=settings("sparsity"),
     log:
         f"{R}/logs/export_model/{{arm}}/{{tag}}.log",
     benchmark:

@@ -10,6 +10,7 @@ rule train_individual:
         **model_outputs("individual", "s{sparsity}"),
     params:
         checkpoints=f"{R}/checkpoints/individual/s{{sparsity}}",
+        settings=settings("seed", "device", "features", "model", "train", "sparsity", "individual"),
     log:
         f"{R}/logs/train_individual/s{{sparsity}}.log",
     benchmark:

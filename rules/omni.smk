@@ -10,6 +10,7 @@ rule train_omni:
         **model_outputs("omni", "supernet"),
     params:
         checkpoints=f"{R}/checkpoints/omni/supernet",
+        settings=settings("seed", "device", "features", "model", "train", "sparsity", "omni"),
     log:
         f"{R}/logs/train_omni.log",
     benchmark:

@@ -27,6 +27,8 @@ rule search:
         history=f"{R}/search/history.csv",
         best=f"{R}/search/best.json",
         cost=f"{R}/search/cost.json",
+    params:
+        settings=settings("seed", "device", "features", "sparsity", "search"),
     log:
         f"{R}/logs/search.log",
     benchmark:
@@ -46,6 +48,8 @@ rule extract_searched:
     output:
         model=f"{R}/models/omni-searched/b{{budget}}/model.pt",
         cost=f"{R}/models/omni-searched/b{{budget}}/cost.json",
+    params:
+        settings=settings("sparsity"),
     wildcard_constraints:
         budget="|".join(re.escape(budget) for budget in SEARCH_BUDGETS),
     log:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.conftest import REPO
 
@@ -46,6 +47,19 @@ def test_second_run_has_nothing_to_do(smoke_run: Path) -> None:
     result = snakemake(smoke_run, "-n")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_config_change_reruns_the_rules_that_use_it(smoke_run: Path) -> None:
+    changed = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    changed["individual"]["prune_fraction"] = 0.5
+    changed_file = smoke_run / "changed.yaml"
+    changed_file.write_text(yaml.safe_dump(changed))
+    result = snakemake(smoke_run, "-n", "--configfile", str(changed_file))
+    assert result.returncode == 0, result.stderr[-4000:]
+    planned = result.stdout + result.stderr
+    assert "train_individual" in planned and "Params have changed" in planned
+    for untouched in ["train_dense", "train_omni", "build_corpus"]:
+        assert untouched not in planned, untouched
 
 
 def test_html_report_holds_tables_and_figures(smoke_run: Path) -> None:

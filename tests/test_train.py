@@ -1,6 +1,7 @@
 """Training: resume after a kill is exact, non-finite losses are handled, costs are recorded."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -50,6 +51,24 @@ def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedDa
     cost = json.loads(killed.cost_out.read_text())
     assert cost["steps"] == STEPS and cost["wall_s"] > 0 and cost["audio_hours"] > 0
     assert cost["device_kind"] == "cpu" and cost["device_hours_unit"] == "CPU core-hours"
+
+
+def test_clean_steps_train_on_unaugmented_audio(prepared: PreparedData, tmp_path: Path) -> None:
+    def final_weights(config: dict, clean_steps: int, name: str) -> dict[str, torch.Tensor]:
+        job = paths(prepared, tmp_path / name)
+        run_training_job(config, dataclasses.replace(dense_spec(config), clean_steps=clean_steps), job, 1,
+                         DenseGradients)
+        return load_torch(job.model_out)["state_dict"]
+
+    unaugmented = config_for(prepared)
+    unaugmented["features"]["wave_augment"].update(noise_prob=0.0, speed_factors=[1.0])
+    noisy = config_for(prepared)
+    noisy["features"]["wave_augment"].update(noise_prob=1.0, speed_factors=[0.9, 1.1])
+    plain = final_weights(unaugmented, 0, "plain")
+    clean_throughout = final_weights(noisy, STEPS, "clean")
+    augmented_later = final_weights(noisy, STEPS // 2, "augmented")
+    assert all(torch.equal(plain[name], clean_throughout[name]) for name in plain)
+    assert not all(torch.equal(plain[name], augmented_later[name]) for name in plain)
 
 
 def test_checkpoints_are_plain_state_dicts(prepared: PreparedData, tmp_path: Path) -> None:

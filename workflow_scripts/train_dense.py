@@ -8,5 +8,5 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
     config = smk.config
     spec = JobSpec(job="train_dense", arm="dense", sparsity=None, steps=config["train"]["dense_steps"],
-                   lr=config["train"]["lr"], seed=config["seed"])
+                   lr=config["train"]["lr"], seed=config["seed"], clean_steps=config["train"]["dense_clean_steps"])
     run_training_job(config, spec, train_paths(smk), smk.threads, DenseGradients)
