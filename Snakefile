@@ -1,6 +1,7 @@
 # Omni-sparsity study: one weight-shared sparse supernet vs individually pruned models.
 # Entry point: validates the configuration, then includes one rule file per stage.
 import os
+import sys
 
 from snakemake.utils import min_version, validate
 
@@ -14,6 +15,10 @@ validate(config, schema="schemas/config.schema.yaml")
 
 # workflow_scripts import the `omni` library from this checkout.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+sys.path.insert(0, workflow.basedir)
+from omni.config import model_preset
+
+model_preset(config)  # checks across keys the schema cannot express, before any job starts
 
 
 include: "rules/common.smk"

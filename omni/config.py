@@ -59,4 +59,11 @@ def model_preset(config: dict[str, Any]) -> dict[str, Any]:
     presets = config["model"]["presets"]
     if name not in presets:
         raise ConfigError(f"config key 'model.preset': '{name}' is not one of {sorted(presets)}")
-    return dict(presets[name])
+    preset = dict(presets[name])
+    stride = preset["time_reduction_stride"]
+    for key in ("segment_length", "right_context_length"):
+        # torchaudio floors these by the stride: a remainder would silently shorten the segment or look-ahead
+        if preset[key] % stride:
+            raise ConfigError(f"config key 'model.presets.{name}.{key}': {preset[key]} is not a multiple of "
+                              f"time_reduction_stride {stride}")
+    return preset

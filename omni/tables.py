@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -421,36 +421,20 @@ def _budget_of(tag: str) -> float:
     return float(tag.removeprefix(BUDGET_PREFIX))
 
 
-def _fmt(value: float, spec: str) -> str:
-    return MISSING if value is None or pd.isna(value) else format(value, spec)
+def _number_formatter(spec: str) -> Callable[[float], str]:
+    """One cell format per quantity, so a column reads the same in every table; missing -> MISSING."""
+    def format_cell(value: float) -> str:
+        return MISSING if value is None or pd.isna(value) else format(value, spec)
+    return format_cell
 
 
-def _fmt_wer(value: float) -> str:
-    return _fmt(value, f".{WER_DECIMALS}f")
-
-
-def _fmt_rel(value: float) -> str:
-    return _fmt(value, f"+.{REL_DECIMALS}f")
-
-
-def _fmt_sparsity(value: float) -> str:
-    return _fmt(value, f".{SPARSITY_DECIMALS}f")
-
-
-def _fmt_size(value: float) -> str:
-    return _fmt(value, f".{SIZE_DECIMALS}f")
-
-
-def _fmt_wall(value: float) -> str:
-    return _fmt(value, f".{WALL_DECIMALS}f")
-
-
-def _fmt_hours(value: float) -> str:
-    return _fmt(value, f".{HOURS_DIGITS}g")
-
-
-def _fmt_int(value: float) -> str:
-    return _fmt(value, ".0f")
+_fmt_wer = _number_formatter(f".{WER_DECIMALS}f")
+_fmt_rel = _number_formatter(f"+.{REL_DECIMALS}f")
+_fmt_sparsity = _number_formatter(f".{SPARSITY_DECIMALS}f")
+_fmt_size = _number_formatter(f".{SIZE_DECIMALS}f")
+_fmt_wall = _number_formatter(f".{WALL_DECIMALS}f")
+_fmt_hours = _number_formatter(f".{HOURS_DIGITS}g")
+_fmt_int = _number_formatter(".0f")
 
 
 def _fmt_confidence(confidence: float) -> str:

@@ -31,3 +31,10 @@ def test_unknown_model_preset_is_named() -> None:
     config = load_config(REPO / "config.yaml", {"model": {"preset": "huge"}})
     with pytest.raises(ConfigError, match="model.preset"):
         model_preset(config)
+
+
+def test_segment_not_a_multiple_of_the_stride_is_named() -> None:
+    config = load_config(REPO / "config.yaml", {"model": {"presets": {"tiny": {"time_reduction_stride": 4,
+                                                                                 "segment_length": 18}}}})
+    with pytest.raises(ConfigError, match=r"model\.presets\.tiny\.segment_length.*time_reduction_stride"):
+        model_preset(config)

@@ -71,10 +71,14 @@ def test_html_report_holds_tables_and_figures(smoke_run: Path) -> None:
         assert name in html, name
 
 
-def test_invalid_config_names_the_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("bad_yaml", "named"), [
+    ("train:\n  lr: -1\n", "lr"),  # the schema
+    ("model:\n  presets:\n    tiny:\n      segment_length: 17\n", "model.presets.tiny.segment_length"),  # across keys
+])
+def test_invalid_config_names_the_key_before_any_job(tmp_path: Path, bad_yaml: str, named: str) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("train:\n  lr: -1\n")
+    bad.write_text(bad_yaml)
     result = subprocess.run(SNAKEMAKE + ["--directory", str(tmp_path), "--configfile", str(bad), "-n"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
-    assert "lr" in result.stdout + result.stderr
+    assert named in result.stdout + result.stderr
