@@ -43,8 +43,8 @@ class CostMeter:
     """Measures a job: wall time across resumes (adds earlier segments), device, peak memory."""
 
     def __init__(self, job: str, arm: str, sparsity: float | None, device: torch.device,
-                 threads: int, prior_wall_s: float = 0.0) -> None:
-        self.record = CostRecord(job=job, arm=arm, sparsity=sparsity, threads=threads)
+                 threads: int, prior_wall_s: float = 0.0, processes: int = 1) -> None:
+        self.record = CostRecord(job=job, arm=arm, sparsity=sparsity, threads=threads, processes=processes)
         self.device = device
         self.prior_wall_s = prior_wall_s
         self.start = time.perf_counter()
@@ -60,14 +60,18 @@ class CostMeter:
     def elapsed(self) -> float:
         return self.prior_wall_s + time.perf_counter() - self.start
 
+    def peak_mem_mb(self) -> float:
+        """This process's peak (a data-parallel job sums its ranks' peaks)."""
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
     def finish(self, path: str | os.PathLike, **fields: Any) -> CostRecord:
+        """`fields` set record fields; `peak_mem_mb` defaults to this process's peak."""
         self.record.wall_s = self.elapsed()
+        self.record.peak_mem_mb = self.peak_mem_mb()
         for key, value in fields.items():
             setattr(self.record, key, value)
-        if self.device.type == "cuda":
-            self.record.peak_mem_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
-        else:
-            self.record.peak_mem_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         payload = asdict(self.record)
         payload["device_hours"] = self.record.device_hours
         payload["device_hours_unit"] = "GPU-hours" if self.device.type == "cuda" else "CPU core-hours"

@@ -115,11 +115,13 @@ def bucket_batches(num_samples: Sequence[int], samples_budget: int, seed: int, e
 class BatchStream:
     """Endless, resumable stream of training batches: position = (epoch, index within epoch)."""
 
-    def __init__(self, utterances: UtteranceSet, samples_budget: int, seed: int, sortagrad: bool) -> None:
+    def __init__(self, utterances: UtteranceSet, samples_budget: int, seed: int, sortagrad: bool,
+                 rank: int = 0, world: int = 1) -> None:
         self.utterances = utterances
         self.samples_budget = samples_budget
         self.seed = seed
         self.sortagrad = sortagrad
+        self.rank, self.world = rank, world
         self.epoch = 0
         self.position = 0
         self._batches = self._epoch_batches()
@@ -136,14 +138,20 @@ class BatchStream:
         self._batches = self._epoch_batches()
 
     def __iter__(self) -> Iterator[Batch]:
+        """With `world` data-parallel ranks, each step takes the next `world` batches of the one
+        shared order and this rank collates its own: the position (the checkpointed state) is the
+        same on every rank, and together the ranks see what one process would."""
         while True:
-            if self.position >= len(self._batches):
-                self.epoch += 1
-                self.position = 0
-                self._batches = self._epoch_batches()
-            indices = self._batches[self.position]
-            self.position += 1
-            yield self.utterances.collate(indices)
+            mine: list[int] = []
+            for offset in range(self.world):
+                if self.position >= len(self._batches):
+                    self.epoch += 1
+                    self.position = 0
+                    self._batches = self._epoch_batches()
+                if offset == self.rank:
+                    mine = self._batches[self.position]
+                self.position += 1
+            yield self.utterances.collate(mine)
 
 
 def eval_batches(utterances: UtteranceSet, batch_size: int) -> Iterator[Batch]:

@@ -4,9 +4,15 @@ their GradientStrategy (how one step's gradients are formed and which masks appl
 Resumable by construction: model, optimizer, scheduler, RNG states, data position, strategy
 state, step, wall time and audio seen all go into each checkpoint; a resumed run replays the
 exact computation of an uninterrupted one on CPU.
+
+Data-parallel (omni.parallel): every rank runs this loop on its own batches; gradients are
+averaged before clipping, the logged loss and the audio seen are reduced over ranks, so every
+rank takes the same decisions (skip a non-finite step, stop). Rank 0 alone writes the log,
+the progress bar and the checkpoints, which hold every rank's RNG state.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import time
@@ -21,6 +27,7 @@ from tqdm import tqdm
 from omni.checkpoints import CheckpointFolder
 from omni.data import Batch, BatchStream
 from omni.frontend import Frontend
+from omni.parallel import Ranks
 
 LOG_COLUMNS = ["step", "loss", "lr", "audio_seconds", "wall_s"]
 # Cosine decay ends at this fraction of the peak learning rate.
@@ -159,13 +166,14 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, frontend: Frontend, strategy: GradientStrategy,
                  stream: BatchStream, settings: TrainSettings, blank: int, device: torch.device,
                  checkpoints: CheckpointFolder, log_path: Path, description: str,
-                 halt_after: int | None = None) -> None:
+                 halt_after: int | None = None, ranks: Ranks = Ranks()) -> None:
         """`halt_after` stops (like a kill) after that step's checkpoint; tests use it."""
         self.model, self.frontend, self.strategy = model, frontend, strategy
         self.stream, self.settings, self.blank, self.device = stream, settings, blank, device
         self.checkpoints, self.log_path, self.description = checkpoints, log_path, description
         self.halt_after = halt_after
-        params = [p for p in model.parameters() if p.requires_grad]
+        self.ranks = ranks
+        self.params = params = [p for p in model.parameters() if p.requires_grad]
         # fused AdamW: one kernel per step on CPU and CUDA, and no slow-down from the exact zeros
         # that masked weights leave in the second-moment estimate (benchmarks/masking.py).
         self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
@@ -177,15 +185,18 @@ class Trainer:
         self.subnet_passes = 0
 
     # -- checkpoint state ---------------------------------------------------------------
-    def _state(self, wall_s: float) -> dict[str, Any]:
+    def _rng_state(self) -> dict[str, torch.Tensor]:
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def _state(self, wall_s: float, rng_by_rank: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
         return {
             "model": {k: v.detach().cpu() for k, v in self.strategy.model_state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": rng,
+            "rng": rng_by_rank,
             "data": self.stream.state_dict(),
             "strategy": self.strategy.state_dict(),
             "wall_s": wall_s,
@@ -198,9 +209,10 @@ class Trainer:
         self.strategy.load_model_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if self.device.type == "cuda" and "cuda" in state["rng"]:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        rng = state["rng"][self.ranks.rank]
+        torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.stream.load_state_dict(state["data"])
         self.strategy.load_state_dict(state["strategy"])
         self.step = int(state["step"])
@@ -225,37 +237,46 @@ class Trainer:
             writer.writerow(columns)
             writer.writerows(rows)
 
+    def _say(self, message: str) -> None:
+        if self.ranks.is_writer:
+            tqdm.write(message)
+
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> TrainResult:
         resumed = self.checkpoints.newest()
         if resumed is not None:
             self._restore(resumed)
-            tqdm.write(f"[{self.description}] resumed from step {self.step}")
-        self._truncate_log()
+            self._say(f"[{self.description}] resumed from step {self.step}")
+        writer = self.ranks.is_writer
+        if writer:
+            self._truncate_log()
         start = time.perf_counter()
         consecutive_nonfinite = 0
         self.model.train()
         batches = iter(self.stream)
         progress = tqdm(total=self.settings.steps, initial=self.step, desc=self.description,
-                        dynamic_ncols=True, mininterval=2.0)
-        with open(self.log_path, "a", newline="") as log_handle:
-            log = csv.writer(log_handle)
+                        dynamic_ncols=True, mininterval=2.0, disable=not writer)
+        with open(self.log_path, "a", newline="") if writer else contextlib.nullcontext() as log_handle:
+            log = csv.writer(log_handle) if writer else None
             while self.step < self.settings.steps:
                 batch = next(batches).to(self.device)
                 self.strategy.prepare(self.step)
                 self.optimizer.zero_grad(set_to_none=True)
                 augment = self.step >= self.settings.clean_steps
-                loss_value, extra = self.strategy.accumulate(
+                local_loss, extra = self.strategy.accumulate(
                     self.step, lambda b=batch: rnnt_batch_loss(self.model, self.frontend, b, self.blank, augment))
+                loss_sum, audio_seconds = self.ranks.sum([local_loss, batch.audio_seconds], self.device)
+                loss_value = loss_sum / self.ranks.world
                 grad_norm = None
                 if math.isfinite(loss_value):
-                    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+                    self.ranks.average_gradients(self.params)
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.settings.grad_clip)
                 if not math.isfinite(loss_value) or not torch.isfinite(grad_norm):
                     consecutive_nonfinite += 1
                     self.nonfinite_skipped += 1
                     self.optimizer.zero_grad(set_to_none=True)
-                    tqdm.write(f"[{self.description}] step {self.step}: non-finite loss/gradient, batch skipped "
-                               f"({consecutive_nonfinite} in a row, {self.nonfinite_skipped} in total)")
+                    self._say(f"[{self.description}] step {self.step}: non-finite loss/gradient, batch skipped "
+                              f"({consecutive_nonfinite} in a row, {self.nonfinite_skipped} in total)")
                     if consecutive_nonfinite >= self.settings.max_consecutive_nonfinite:
                         raise NonFiniteLossError(
                             f"{self.description}: {consecutive_nonfinite} consecutive non-finite losses at step "
@@ -268,10 +289,10 @@ class Trainer:
                 self.scheduler.step()
                 self.step += 1
                 self.subnet_passes += int(extra.pop("subnets", 1))
-                self.audio_seconds += batch.audio_seconds
+                self.audio_seconds += audio_seconds
                 wall = self.prior_wall_s + time.perf_counter() - start
                 lr = self.scheduler.get_last_lr()[0]
-                if self.step % self.settings.log_every == 0 or self.step == self.settings.steps:
+                if writer and (self.step % self.settings.log_every == 0 or self.step == self.settings.steps):
                     log.writerow([self.step, f"{loss_value:.5f}", f"{lr:.3e}", f"{self.audio_seconds:.2f}",
                                   f"{wall:.2f}"] + [f"{extra.get(c, float('nan')):.5f}"
                                                    for c in self.strategy.log_columns()])
@@ -280,7 +301,9 @@ class Trainer:
                 progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}",
                                      audio_x=f"{self.audio_seconds / max(wall, 1e-9):.1f}", refresh=False)
                 if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
-                    self.checkpoints.save(self.step, self._state(wall))
+                    rng_by_rank = self.ranks.gather(self._rng_state())
+                    if writer:
+                        self.checkpoints.save(self.step, self._state(wall, rng_by_rank))
                 if self.halt_after is not None and self.step >= self.halt_after:
                     break
         progress.close()

@@ -1,10 +1,16 @@
 """One training job end to end (dense, individual or supernet): load data and the starting
-weights, train with the arm's gradient strategy, write the model, its log and its cost record."""
+weights, train with the arm's gradient strategy, write the model, its log and its cost record.
+
+On CPU with `train.cpu_processes` > 1 the job runs data-parallel (omni.parallel): every rank builds the same
+model from the same seed, then draws its own augmentation; rank 0 writes every output.
+"""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +25,7 @@ from omni.features import load_feature_stats
 from omni.frontend import Frontend
 from omni.manifest import read_manifest
 from omni.model import blank_id, build_model, load_model, model_config_from, save_model
+from omni.parallel import Ranks, run_ranks
 from omni.runtime import resolve_device, seed_everything, set_threads
 from omni.tokenizer import Tokenizer
 from omni.train import GradientStrategy, Trainer, TrainSettings
@@ -48,6 +55,8 @@ class JobSpec:
 
 
 StrategyFactory = Callable[[torch.nn.Module], GradientStrategy]
+RANK_SEED_STRIDE = 1_000_003
+"""Rank r > 0 reseeds its augmentation RNG with seed + r * this (rank 0 keeps the 1-process stream)."""
 
 
 def fingerprint(config: dict[str, Any], spec: JobSpec) -> str:
@@ -59,10 +68,23 @@ def fingerprint(config: dict[str, Any], spec: JobSpec) -> str:
 
 def run_training_job(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, threads: int,
                      make_strategy: StrategyFactory, halt_after: int | None = None) -> None:
+    """`threads` is the job's whole CPU budget, shared by its processes."""
+    device = resolve_device(config["device"])
+    processes = config["train"]["cpu_processes"] if device.type == "cpu" else 1
+    if processes > threads:
+        print(f"warning: config key 'train.cpu_processes' ({processes}) exceeds this job's {threads} thread(s); "
+              f"the processes will share cores", file=sys.stderr)
+    meter = CostMeter(spec.job, spec.arm, spec.sparsity, device, threads, processes=processes)
+    rank_job = functools.partial(_train_rank, config, spec, paths, max(1, threads // processes), make_strategy,
+                                 halt_after, device, meter)
+    run_ranks(processes, device, rank_job, config_key="train.cpu_processes")
+
+
+def _train_rank(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, threads: int,
+                make_strategy: StrategyFactory, halt_after: int | None, device: torch.device, meter: CostMeter,
+                ranks: Ranks) -> None:
     set_threads(threads)
     seed_everything(spec.seed)
-    device = resolve_device(config["device"])
-    meter = CostMeter(spec.job, spec.arm, spec.sparsity, device, threads)
 
     tokenizer = Tokenizer(paths.tokenizer)
     if paths.init_model is None:
@@ -81,16 +103,20 @@ def run_training_job(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, t
     samples_budget = config["train"]["batch_frames"] * config["features"]["hop_length"]
     # Only a job that starts from scratch needs the curriculum; pruning jobs start trained.
     stream = BatchStream(utterances, samples_budget, spec.seed,
-                         sortagrad=config["train"]["sortagrad"] and paths.init_model is None)
+                         sortagrad=config["train"]["sortagrad"] and paths.init_model is None,
+                         rank=ranks.rank, world=ranks.world)
     strategy = make_strategy(model)
+    if ranks.rank > 0:
+        torch.manual_seed(spec.seed + ranks.rank * RANK_SEED_STRIDE)
     settings = TrainSettings.from_config(config["train"], steps=spec.steps, lr=spec.lr, clean_steps=spec.clean_steps)
     trainer = Trainer(model, frontend, strategy, stream, settings, blank, device,
                       CheckpointFolder(paths.checkpoint_dir, fingerprint(config, spec)),
                       paths.checkpoint_dir / "train_log.csv", description=spec.arm if spec.sparsity is None else f"{spec.arm}:{spec.sparsity:g}",
-                      halt_after=halt_after)
+                      halt_after=halt_after, ranks=ranks)
     result = trainer.run()
-    if result.steps < spec.steps:
-        return  # halted on purpose (tests); outputs are written only by a finished job
+    peak_mem_mb = sum(ranks.gather(meter.peak_mem_mb()))
+    if result.steps < spec.steps or not ranks.is_writer:
+        return  # halted on purpose (tests); outputs are written only by a finished job, by rank 0
 
     state, masks = strategy.final_model()
     save_model(paths.model_out, state, model_config, masks,
@@ -100,5 +126,5 @@ def run_training_job(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, t
         shutil.copyfile(paths.checkpoint_dir / "train_log.csv", tmp)
     meter.prior_wall_s = trainer.prior_wall_s  # earlier segments of a resumed job count too
     meter.finish(paths.cost_out, steps=result.steps, subnet_passes=result.subnet_passes,
-                 audio_hours=result.audio_seconds / 3600.0,
+                 audio_hours=result.audio_seconds / 3600.0, peak_mem_mb=peak_mem_mb,
                  extra={"nonfinite_skipped": result.nonfinite_skipped, "resumed_wall_s": trainer.prior_wall_s})

@@ -34,8 +34,11 @@ def config_for(prepared: PreparedData) -> dict:
     return config
 
 
-def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedData, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedData, tmp_path: Path,
+                                                            processes: int) -> None:
     config = config_for(prepared)
+    config["train"]["cpu_processes"] = processes
     run_training_job(config, dense_spec(config), paths(prepared, tmp_path / "straight"), 1, DenseGradients)
     killed = paths(prepared, tmp_path / "killed")
     run_training_job(config, dense_spec(config), killed, 1, DenseGradients, halt_after=2)
@@ -50,6 +53,7 @@ def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedDa
     assert log_steps == list(range(1, STEPS + 1))
     cost = json.loads(killed.cost_out.read_text())
     assert cost["steps"] == STEPS and cost["wall_s"] > 0 and cost["audio_hours"] > 0
+    assert cost["processes"] == processes and cost["peak_mem_mb"] > 0
     assert cost["device_kind"] == "cpu" and cost["device_hours_unit"] == "CPU core-hours"
 
 
@@ -112,3 +116,18 @@ def test_too_many_nonfinite_losses_stop_with_last_checkpoint_intact(prepared: Pr
         run_training_job(config, dense_spec(config), job, 1, lambda m: FlakyGradients(m, {3, 4, 5}))
     assert [p.name for p in job.checkpoint_dir.glob("step*.pt")] == ["step00000002.pt"]
     assert not job.model_out.exists()
+
+
+def test_two_processes_train_on_twice_the_audio_per_step(prepared: PreparedData, tmp_path: Path) -> None:
+    def run(processes: int) -> tuple[dict, dict[str, torch.Tensor]]:
+        config = config_for(prepared)
+        config["train"]["cpu_processes"] = processes
+        job = paths(prepared, tmp_path / str(processes))
+        run_training_job(config, dense_spec(config), job, 2, DenseGradients)
+        return json.loads(job.cost_out.read_text()), load_torch(job.model_out)["state_dict"]
+
+    (one_cost, one_weights), (two_cost, two_weights) = run(1), run(2)
+    assert two_cost["steps"] == one_cost["steps"] == STEPS
+    assert two_cost["audio_hours"] > 1.5 * one_cost["audio_hours"]
+    assert two_cost["threads"] == 2 and two_cost["processes"] == 2
+    assert not all(torch.equal(one_weights[name], two_weights[name]) for name in one_weights)
