@@ -42,7 +42,7 @@ def test_ranks_split_the_single_process_batch_order(prepared: PreparedData) -> N
     assert ranks[0].epoch >= 1
 
 
-def _gradient_of_rank(ranks: Ranks) -> list[torch.Tensor]:
+def _gradient_of_rank(ranks: Ranks) -> list[tuple[list[torch.Tensor], list[torch.Tensor]]]:
     torch.manual_seed(0)
     layer = torch.nn.Linear(3, 2)
     inputs = torch.full((4, 3), float(ranks.rank + 1))
