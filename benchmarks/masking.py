@@ -30,8 +30,8 @@ from torch.nn.utils import prune
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from omni.config import load_config  # noqa: E402
-from omni.model import blank_id, build_model, model_config_from  # noqa: E402
-from omni.sparsity import (  # noqa: E402
+from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
+from omni.sparsity.masks import (  # noqa: E402
     UNSTRUCTURED,
     MaskedParameters,
     ZeroedWeightMasks,

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from masking import Batch, make_batch  # noqa: E402  (benchmarks/ is this script's folder)
 from omni.config import load_config  # noqa: E402
-from omni.model import blank_id, build_model, model_config_from  # noqa: E402
-from omni.sparsity import masks_at, rank_layers  # noqa: E402
-from omni.supernet import SupernetGradients, sampler_from_config  # noqa: E402
-from omni.train import DenseGradients  # noqa: E402
+from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
+from omni.sparsity.masks import masks_at, rank_layers  # noqa: E402
+from omni.sparsity.supernet import SupernetGradients, sampler_from_config  # noqa: E402
+from omni.asr.trainer import DenseGradients  # noqa: E402
 
 PER_SUBNET_TARGET = 1.10
 MS_PER_S = 1000.0

@@ -10,10 +10,10 @@ import yaml
 
 from omni.atomic import write_dataframe, write_json
 from omni.config import deep_merge, load_config
-from omni.corpus import prepare_corpus
-from omni.features import compute_feature_stats
-from omni.manifest import build_manifest
-from omni.tokenizer import train_tokenizer
+from omni.data.corpus import prepare_corpus
+from omni.data.features import compute_feature_stats
+from omni.data.manifest import build_manifest
+from omni.data.tokenizer import train_tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 SPLITS = ["train", "dev", "test-clean", "test-other"]

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from omni.atomic import load_torch
-from omni.extract import extract_subnetwork
-from omni.pruning import GradualPruning
-from omni.sparsity import units_to_prune
-from omni.supernet import LevelSampler, SupernetGradients, sampler_from_config, supernet_steps
-from omni.train import DenseGradients
-from omni.training_job import JobSpec, run_training_job
+from omni.sparsity.extract import extract_subnetwork
+from omni.sparsity.gradual import GradualPruning
+from omni.sparsity.masks import units_to_prune
+from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_config, supernet_steps
+from omni.asr.trainer import DenseGradients
+from omni.jobs.training import JobSpec, run_training_job
 from tests.conftest import PreparedData
 from tests.test_train import paths
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from omni.augment import WaveAugment
+from omni.data.augment import WaveAugment
 
 SAMPLE_RATE = 16000
 LENGTHS = torch.tensor([16000, 9000, 4000])

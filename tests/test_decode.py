@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 from omni.config import load_config
-from omni.decode import StreamingChunks, greedy_full, greedy_streaming
-from omni.model import build_model, model_config_from
+from omni.asr.decode import StreamingChunks, greedy_full, greedy_streaming
+from omni.asr.model import build_model, model_config_from
 from tests.conftest import REPO
 
 NUM_SYMBOLS = 41

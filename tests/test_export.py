@@ -11,7 +11,7 @@ from torch import Tensor
 from torchaudio.models import RNNT
 
 from omni.atomic import load_torch
-from omni.export import (
+from omni.sparsity.export import (
     export_bytes,
     export_compact,
     load_compact,
@@ -19,7 +19,7 @@ from omni.export import (
     physical_limit_bytes,
     save_compact,
 )
-from omni.sparsity import MaskedParameters, masks_at, prunable_parameter_names, rank_layers
+from omni.sparsity.masks import MaskedParameters, masks_at, prunable_parameter_names, rank_layers
 from test_sparsity import fixed_batch, logits_of, one_thread, small_setup  # noqa: F401 (autouse fixture)
 
 FP16_TOLERANCE = 1e-2           # measured max |diff| 1.2e-3 on logits up to 2 (fp16 keeps ~3 digits)

@@ -12,7 +12,7 @@ import pytest
 import soundfile
 import torch
 
-from omni.features import (
+from omni.data.features import (
     MASK_VALUE,
     FeatureNormalizer,
     LogMel,
@@ -20,7 +20,7 @@ from omni.features import (
     compute_feature_stats,
     load_feature_stats,
 )
-from omni.manifest import MANIFEST_COLUMNS
+from omni.data.manifest import MANIFEST_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 RATE = 16000

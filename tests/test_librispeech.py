@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from omni.audio import AudioError, read_audio
-from omni.manifest import build_manifest
+from omni.data.audio import AudioError, read_audio
+from omni.data.manifest import build_manifest
 
 SAMPLE_ROOT = Path("/work/shared/data/librispeech-sample")
 SUBSET = "test-other"

@@ -1,8 +1,8 @@
 """Report stage: bootstrap, cost accounting, tables and figures on fixture result trees.
 
 The fixtures reproduce the upstream formats exactly: evaluation summaries and per-utterance
-TSVs as omni.evaluation_job writes them, cost records as omni.costs.CostMeter.finish writes
-them, Snakemake benchmark TSVs, training logs as omni.train writes them.
+TSVs as omni.jobs.evaluation writes them, cost records as omni.costs.CostMeter.finish writes
+them, Snakemake benchmark TSVs, training logs as omni.asr.trainer writes them.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from omni import accounting, tables
-from omni.bootstrap import BootstrapSettings, paired_bootstrap, wer_interval
+from omni.results import accounting, tables
+from omni.results.bootstrap import BootstrapSettings, paired_bootstrap, wer_interval
 from omni.costs import CostRecord
 
 REPO = Path(__file__).resolve().parent.parent

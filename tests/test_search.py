@@ -14,10 +14,10 @@ import torch
 
 from omni.atomic import load_torch
 from omni.config import ConfigError
-from omni.export import export_bytes, export_compact
-from omni.extract import extract_subnetwork
-from omni.model import build_model, model_config_from, save_model
-from omni.search import (
+from omni.sparsity.export import export_bytes, export_compact
+from omni.sparsity.extract import extract_subnetwork
+from omni.asr.model import build_model, model_config_from, save_model
+from omni.sparsity.search import (
     Allocation,
     Budget,
     EvolutionarySearch,
@@ -31,8 +31,8 @@ from omni.search import (
     run_search_job,
     short_layer_names,
 )
-from omni.sparsity import count_kept, sparsity_of, units_to_prune
-from omni.tokenizer import Tokenizer
+from omni.sparsity.masks import count_kept, sparsity_of, units_to_prune
+from omni.data.tokenizer import Tokenizer
 from tests.conftest import PreparedData
 from test_sparsity import one_thread, small_setup  # noqa: F401 (autouse fixture)
 

@@ -17,8 +17,8 @@ from torch.nn.utils import prune
 from torchaudio.models import RNNT
 
 from omni.config import ConfigError, load_config
-from omni.model import blank_id, build_model, model_config_from
-from omni.sparsity import (
+from omni.asr.model import blank_id, build_model, model_config_from
+from omni.sparsity.masks import (
     LayerRanking,
     MaskedParameters,
     ZeroedWeightMasks,

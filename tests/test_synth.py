@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from omni import espeak, synth_text
+from omni.data import espeak, synth_text
 from omni.config import deep_merge, load_config
-from omni.corpus import CorpusError, prepare_corpus
-from omni.synth_corpus import SPLITS, build_synth_corpus, plan_corpus
+from omni.data.corpus import CorpusError, prepare_corpus
+from omni.data.synth_corpus import SPLITS, build_synth_corpus, plan_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config.yaml"

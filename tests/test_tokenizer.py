@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from omni.manifest import MANIFEST_COLUMNS
-from omni.tokenizer import UNK_ID, Tokenizer, TokenizerError, train_tokenizer
+from omni.data.manifest import MANIFEST_COLUMNS
+from omni.data.tokenizer import UNK_ID, Tokenizer, TokenizerError, train_tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 VOCAB = 40

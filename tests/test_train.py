@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from omni.atomic import load_torch
-from omni.train import DenseGradients, NonFiniteLossError
-from omni.training_job import JobSpec, TrainPaths, run_training_job
+from omni.asr.trainer import DenseGradients, NonFiniteLossError
+from omni.jobs.training import JobSpec, TrainPaths, run_training_job
 from tests.conftest import PreparedData
 
 STEPS = 4

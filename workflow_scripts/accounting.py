@@ -1,9 +1,9 @@
 """Rule accounting: every job's measured cost, totals per stage, and the cost of K pruned models."""
 import sys
 
-from omni.accounting import collect
+from omni.results.accounting import collect
 from omni.logs import tee_stderr
-from omni.tables import headline_sentences, write_cost_tables
+from omni.results.tables import headline_sentences, write_cost_tables
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):

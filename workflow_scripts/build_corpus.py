@@ -4,7 +4,7 @@ import json
 import sys
 
 from omni.atomic import write_json
-from omni.corpus import prepare_corpus
+from omni.data.corpus import prepare_corpus
 from omni.logs import tee_stderr
 
 with tee_stderr(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)

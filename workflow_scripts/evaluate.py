@@ -1,7 +1,7 @@
 """Rule evaluate: one model on one split in every configured decode mode."""
 from pathlib import Path
 
-from omni.evaluation_job import EvaluationPaths, run_evaluation_job
+from omni.jobs.evaluation import EvaluationPaths, run_evaluation_job
 from omni.logs import tee_stderr
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from omni.atomic import write_json
-from omni.export_job import export_model_files
+from omni.jobs.export import export_model_files
 from omni.logs import tee_stderr
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

@@ -3,9 +3,9 @@ import torch
 
 from omni.atomic import load_torch
 from omni.costs import CostMeter
-from omni.extract import extract_subnetwork
+from omni.sparsity.extract import extract_subnetwork
 from omni.logs import tee_stderr
-from omni.model import save_model
+from omni.asr.model import save_model
 from omni.runtime import set_threads
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

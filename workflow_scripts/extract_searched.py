@@ -7,12 +7,12 @@ import torch
 
 from omni.atomic import load_torch
 from omni.costs import CostMeter
-from omni.extract import extract_subnetwork
+from omni.sparsity.extract import extract_subnetwork
 from omni.logs import tee_stderr
-from omni.model import save_model
+from omni.asr.model import save_model
 from omni.runtime import set_threads
-from omni.search import ARM, budget_tag
-from omni.sparsity import sparsity_of
+from omni.sparsity.search import ARM, budget_tag
+from omni.sparsity.masks import sparsity_of
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):

@@ -1,8 +1,8 @@
 """Rule `feature_stats`: global log-mel mean/std over the training manifest."""
 from omni.atomic import write_json
-from omni.features import compute_feature_stats
+from omni.data.features import compute_feature_stats
 from omni.logs import tee_stderr
-from omni.manifest import read_manifest
+from omni.data.manifest import read_manifest
 from omni.runtime import set_threads
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

@@ -1,8 +1,8 @@
 """Rule figures: WER vs size (Pareto), training curves, and cost per arm (png)."""
-from omni.bootstrap import BootstrapSettings
-from omni.figures import cost_figure, pareto_figure, save, training_curves_figure
+from omni.results.bootstrap import BootstrapSettings
+from omni.results.figures import cost_figure, pareto_figure, save, training_curves_figure
 from omni.logs import tee_stderr
-from omni.tables import load_summaries, read_cost_jobs
+from omni.results.tables import load_summaries, read_cost_jobs
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omni.training_job import TrainPaths
+from omni.jobs.training import TrainPaths
 
 
 def train_paths(smk: Any) -> TrainPaths:

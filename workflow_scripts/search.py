@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from omni.logs import tee_stderr
-from omni.search import SearchPaths, run_search_job
+from omni.sparsity.search import SearchPaths, run_search_job
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):

@@ -1,7 +1,7 @@
 """Rule train_dense: the dense model both arms start from."""
 from omni.logs import tee_stderr
-from omni.train import DenseGradients
-from omni.training_job import JobSpec, run_training_job
+from omni.asr.trainer import DenseGradients
+from omni.jobs.training import JobSpec, run_training_job
 from workflow_scripts.rule_io import train_paths
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

@@ -1,7 +1,7 @@
 """Rule train_individual: dense -> gradual magnitude pruning to one sparsity (one of K jobs)."""
 from omni.logs import tee_stderr
-from omni.pruning import GradualPruning
-from omni.training_job import JobSpec, run_training_job
+from omni.sparsity.gradual import GradualPruning
+from omni.jobs.training import JobSpec, run_training_job
 from workflow_scripts.rule_io import train_paths
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

@@ -1,7 +1,7 @@
 """Rule train_omni: the one supernet job of the omni arm."""
 from omni.logs import tee_stderr
-from omni.supernet import SupernetGradients, sampler_from_config, supernet_steps
-from omni.training_job import JobSpec, run_training_job
+from omni.sparsity.supernet import SupernetGradients, sampler_from_config, supernet_steps
+from omni.jobs.training import JobSpec, run_training_job
 from workflow_scripts.rule_io import train_paths
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

@@ -1,7 +1,7 @@
 """Rule `tokenizer`: sentencepiece model trained on the training transcripts."""
 from omni.logs import tee_stderr
-from omni.manifest import read_manifest
-from omni.tokenizer import train_tokenizer
+from omni.data.manifest import read_manifest
+from omni.data.tokenizer import train_tokenizer
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):

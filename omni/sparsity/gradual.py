@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from omni.sparsity import (
+from omni.sparsity.masks import (
     ZeroedWeightMasks,
     all_kept_masks,
     cubic_sparsity,
@@ -18,7 +18,7 @@ from omni.sparsity import (
     prunable_parameter_names,
     rank_layers,
 )
-from omni.train import LossFn
+from omni.asr.trainer import LossFn
 
 
 class GradualPruning:

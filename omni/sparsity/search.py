@@ -42,16 +42,16 @@ from tqdm import tqdm
 from omni.atomic import load_torch, write_dataframe, write_json
 from omni.config import ConfigError
 from omni.costs import CostMeter
-from omni.data import UtteranceSet
-from omni.evaluate import decode_split
-from omni.export import export_bytes, export_compact
-from omni.features import load_feature_stats
-from omni.frontend import Frontend
-from omni.manifest import read_manifest
-from omni.model import build_model
+from omni.data.batches import UtteranceSet
+from omni.asr.evaluate import decode_split
+from omni.sparsity.export import export_bytes, export_compact
+from omni.data.features import load_feature_stats
+from omni.asr.frontend import Frontend
+from omni.data.manifest import read_manifest
+from omni.asr.model import build_model
 from omni.runtime import resolve_device, seed_everything, set_threads
-from omni.sparsity import LayerRanking, masks_at, original_weight, prunable_parameter_names, rank_layers
-from omni.tokenizer import Tokenizer
+from omni.sparsity.masks import LayerRanking, masks_at, original_weight, prunable_parameter_names, rank_layers
+from omni.data.tokenizer import Tokenizer
 
 Genome = tuple[float, ...]                 # one sparsity level per layer, in SearchSpace.names order
 Allocation = dict[str, float]              # layer name -> sparsity level (what extraction takes)

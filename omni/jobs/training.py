@@ -1,7 +1,7 @@
 """One training job end to end (dense, individual or supernet): load data and the starting
 weights, train with the arm's gradient strategy, write the model, its log and its cost record.
 
-On CPU with `train.cpu_processes` > 1 the job runs data-parallel (omni.parallel): every rank builds the same
+On CPU with `train.cpu_processes` > 1 the job runs data-parallel (omni.asr.parallel): every rank builds the same
 model from the same seed, then draws its own augmentation; rank 0 writes every output.
 """
 from __future__ import annotations
@@ -18,17 +18,17 @@ from typing import Any, Callable
 import torch
 
 from omni.atomic import atomic_path
-from omni.checkpoints import CheckpointFolder
+from omni.asr.checkpoints import CheckpointFolder
 from omni.costs import CostMeter
-from omni.data import BatchStream, UtteranceSet
-from omni.features import load_feature_stats
-from omni.frontend import Frontend
-from omni.manifest import read_manifest
-from omni.model import blank_id, build_model, load_model, model_config_from, save_model
-from omni.parallel import Ranks, run_ranks
+from omni.data.batches import BatchStream, UtteranceSet
+from omni.data.features import load_feature_stats
+from omni.asr.frontend import Frontend
+from omni.data.manifest import read_manifest
+from omni.asr.model import blank_id, build_model, load_model, model_config_from, save_model
+from omni.asr.parallel import Ranks, run_ranks
 from omni.runtime import resolve_device, seed_everything, set_threads
-from omni.tokenizer import Tokenizer
-from omni.train import GradientStrategy, Trainer, TrainSettings
+from omni.data.tokenizer import Tokenizer
+from omni.asr.trainer import GradientStrategy, Trainer, TrainSettings
 
 
 @dataclass

@@ -15,9 +15,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from omni.accounting import ARMS, DENSE_ITEM, INDIVIDUAL_ITEM, JOB_COLUMNS, OMNI_ITEM, RATIO_ITEM, Accounting
+from omni.results.accounting import ARMS, DENSE_ITEM, INDIVIDUAL_ITEM, JOB_COLUMNS, OMNI_ITEM, RATIO_ITEM, Accounting
 from omni.atomic import write_dataframe, write_text
-from omni.bootstrap import BootstrapSettings, PairedDifference, paired_bootstrap
+from omni.results.bootstrap import BootstrapSettings, PairedDifference, paired_bootstrap
 
 DENSE_TAG = "dense"
 LEVEL_PREFIX = "s"    # tag of a uniform sparsity level, e.g. s0.7

@@ -8,14 +8,14 @@ from typing import Any
 
 from omni.atomic import write_dataframe, write_json
 from omni.costs import CostMeter
-from omni.data import UtteranceSet
-from omni.evaluate import evaluate_model, model_size_fields
-from omni.features import load_feature_stats
-from omni.frontend import Frontend
-from omni.manifest import read_manifest
-from omni.model import load_model
+from omni.data.batches import UtteranceSet
+from omni.asr.evaluate import evaluate_model, model_size_fields
+from omni.data.features import load_feature_stats
+from omni.asr.frontend import Frontend
+from omni.data.manifest import read_manifest
+from omni.asr.model import load_model
 from omni.runtime import resolve_device, seed_everything, set_threads
-from omni.tokenizer import Tokenizer
+from omni.data.tokenizer import Tokenizer
 
 
 @dataclass

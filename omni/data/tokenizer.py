@@ -88,7 +88,7 @@ class Tokenizer:
         if ids != (UNK_ID, _DISABLED, _DISABLED):
             raise TokenizerError(
                 f"tokenizer model {self.path} has (unk, bos, eos) ids {ids}, expected"
-                f" ({UNK_ID}, {_DISABLED}, {_DISABLED}); train it with omni.tokenizer.train_tokenizer"
+                f" ({UNK_ID}, {_DISABLED}, {_DISABLED}); train it with omni.data.tokenizer.train_tokenizer"
             )
 
     @property

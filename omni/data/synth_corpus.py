@@ -30,8 +30,8 @@ import torch
 import torchaudio
 from tqdm import tqdm
 
-from omni import espeak, synth_text
-from omni.espeak import PITCH_RANGE, RATE_RANGE_WPM
+from omni.data import espeak, synth_text
+from omni.data.espeak import PITCH_RANGE, RATE_RANGE_WPM
 from omni.runtime import set_threads
 
 SPLITS = ("train", "dev", "test-clean", "test-other")
@@ -329,7 +329,7 @@ def _render_all(utterances: Sequence[Utterance], root: Path, target_rate: int, w
 
     The pool forks rather than spawns: a spawned child re-executes the parent's main script,
     and Snakemake `script:` files are plain top-level code. Each utterance gets a freshly
-    loaded espeak (see omni.espeak), so no worker's history leaks into another's output.
+    loaded espeak (see omni.data.espeak), so no worker's history leaks into another's output.
     """
     jobs = [(utterance, root, target_rate) for utterance in utterances]
     with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker) as pool:

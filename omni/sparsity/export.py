@@ -29,8 +29,8 @@ from torch import Tensor
 from torchaudio.models import RNNT
 
 from omni.atomic import atomic_path
-from omni.model import build_model
-from omni.sparsity import expand_units, to_units, unit_grid, unit_shape, units_alive
+from omni.asr.model import build_model
+from omni.sparsity.masks import expand_units, to_units, unit_grid, unit_shape, units_alive
 
 FORMAT = "omni-compact"
 VERSION = 1

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from omni.audio import AudioError, probe_audio
+from omni.data.audio import AudioError, probe_audio
 
 MANIFEST_COLUMNS = ["utt_id", "audio_path", "duration_s", "num_samples", "sample_rate", "transcript"]
 REJECT_COLUMNS = ["utt_id", "audio_path", "reason"]
@@ -98,7 +98,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     if list(frame.columns) != MANIFEST_COLUMNS:
         raise ManifestError(
             f"manifest {path} has columns {list(frame.columns)}, expected {MANIFEST_COLUMNS}"
-            " (was it written by omni.manifest.build_manifest?)"
+            " (was it written by omni.data.manifest.build_manifest?)"
         )
     return frame
 

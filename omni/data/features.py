@@ -21,7 +21,7 @@ import torch
 import torchaudio
 from tqdm import tqdm
 
-from omni.audio import read_audio
+from omni.data.audio import read_audio
 
 # Mel power floor before the log: just under the quietest bins of real 16-bit recordings (~3.5e-10 on
 # the LibriSpeech sample), so real audio is untouched and digital silence (exact zeros, common in

@@ -10,8 +10,8 @@ from typing import Any, Mapping
 
 import torch
 
-from omni.model import build_model
-from omni.sparsity import masks_at, prunable_parameter_names, rank_layers
+from omni.asr.model import build_model
+from omni.sparsity.masks import masks_at, prunable_parameter_names, rank_layers
 
 
 def extract_subnetwork(supernet: Mapping[str, Any], sparsity_cfg: dict[str, Any],

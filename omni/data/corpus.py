@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omni.synth_corpus import SPLITS, build_synth_corpus
+from omni.data.synth_corpus import SPLITS, build_synth_corpus
 
 SYNTH_TREE = Path("corpus") / "synth"
 """Where the synthetic tree goes, under `results_dir`."""

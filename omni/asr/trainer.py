@@ -5,7 +5,7 @@ Resumable by construction: model, optimizer, scheduler, RNG states, data positio
 state, step, wall time and audio seen all go into each checkpoint; a resumed run replays the
 exact computation of an uninterrupted one on CPU.
 
-Data-parallel (omni.parallel): every rank runs this loop on its own batches; gradients are
+Data-parallel (omni.asr.parallel): every rank runs this loop on its own batches; gradients are
 averaged before clipping, the logged loss and the audio seen are reduced over ranks, so every
 rank takes the same decisions (skip a non-finite step, stop). Rank 0 alone writes the log,
 the progress bar and the checkpoints, which hold every rank's RNG state.
@@ -24,10 +24,10 @@ import torch
 from torchaudio.functional import rnnt_loss
 from tqdm import tqdm
 
-from omni.checkpoints import CheckpointFolder
-from omni.data import Batch, BatchStream
-from omni.frontend import Frontend
-from omni.parallel import Ranks
+from omni.asr.checkpoints import CheckpointFolder
+from omni.data.batches import Batch, BatchStream
+from omni.asr.frontend import Frontend
+from omni.asr.parallel import Ranks
 
 LOG_COLUMNS = ["step", "loss", "lr", "audio_seconds", "wall_s"]
 # Cosine decay ends at this fraction of the peak learning rate.

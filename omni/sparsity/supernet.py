@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from omni.sparsity import (
+from omni.sparsity.masks import (
     LayerRanking,
     MaskedParameters,
     all_kept_masks,
@@ -21,7 +21,7 @@ from omni.sparsity import (
     prunable_parameter_names,
     rank_layers,
 )
-from omni.train import LossFn
+from omni.asr.trainer import LossFn
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import torch
 
 from omni.atomic import load_torch
-from omni.export import export_bytes, export_compact, physical_limit_bytes, save_compact
+from omni.sparsity.export import export_bytes, export_compact, physical_limit_bytes, save_compact
 
 EXPORT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 

@@ -9,8 +9,8 @@ from typing import Iterator, Sequence
 import pandas as pd
 import torch
 
-from omni.audio import read_audio
-from omni.tokenizer import Tokenizer
+from omni.data.audio import read_audio
+from omni.data.tokenizer import Tokenizer
 
 # Composition of buckets varies a little per epoch (lengths jittered by up to this fraction
 # before sorting), so the model does not see the same fixed batches every epoch.

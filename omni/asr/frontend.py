@@ -13,8 +13,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from omni.augment import WaveAugment
-from omni.features import FeatureNormalizer, LogMel, SpecAugment
+from omni.data.augment import WaveAugment
+from omni.data.features import FeatureNormalizer, LogMel, SpecAugment
 
 
 class Frontend(torch.nn.Module):

@@ -17,10 +17,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from omni.accounting import breakdown  # noqa: E402
+from omni.results.accounting import breakdown  # noqa: E402
 from omni.atomic import atomic_path  # noqa: E402
-from omni.bootstrap import BootstrapSettings, wer_interval  # noqa: E402
-from omni.tables import BYTES_PER_MB, MILLION, PERCENT, utterance_errors  # noqa: E402
+from omni.results.bootstrap import BootstrapSettings, wer_interval  # noqa: E402
+from omni.results.tables import BYTES_PER_MB, MILLION, PERCENT, utterance_errors  # noqa: E402
 
 DPI = 150
 PANEL_INCHES = (5.0, 4.0)
