@@ -16,9 +16,9 @@ validate(config, schema="schemas/config.schema.yaml")
 # workflow_scripts import the `omni` library from this checkout.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
 sys.path.insert(0, workflow.basedir)
-from omni.config import model_preset
+from omni.config import check_study
 
-model_preset(config)  # checks across keys the schema cannot express, before any job starts
+check_study(config)  # checks across keys the schema cannot express, before any job starts
 
 
 include: "rules/common.smk"
@@ -34,5 +34,5 @@ include: "rules/report.smk"
 
 rule all:
     input:
-        ALL_TARGETS,
+        STUDY.final_targets(),
     default_target: True

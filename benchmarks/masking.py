@@ -29,6 +29,7 @@ from torch.nn.utils import prune
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from omni import job_params
 from omni.config import load_config  # noqa: E402
 from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
 from omni.sparsity.masks import (  # noqa: E402
@@ -199,7 +200,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     config = load_config(args.config)
-    model_config = model_config_from(config, num_symbols=config["tokenizer"]["vocab_size"] + 1)  # + blank
+    model_config = model_config_from(job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1)  # + blank
     blank = blank_id(model_config)
     dense = build_model(model_config)
     names = prunable_parameter_names(dense, config["sparsity"])

@@ -24,6 +24,7 @@ import torchaudio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from masking import Batch, make_batch  # noqa: E402  (benchmarks/ is this script's folder)
+from omni import job_params
 from omni.config import load_config  # noqa: E402
 from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
 from omni.sparsity.masks import masks_at, rank_layers  # noqa: E402
@@ -83,7 +84,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     config = load_config(args.config)
-    model_config = model_config_from(config, num_symbols=config["tokenizer"]["vocab_size"] + 1)
+    model_config = model_config_from(job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1)
     blank = blank_id(model_config)
     base = build_model(model_config).train()
     generator = torch.Generator().manual_seed(args.seed)

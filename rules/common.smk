@@ -1,31 +1,18 @@
-# Paths and helpers shared by every stage. All outputs live under config["results_dir"].
-import json
+# What every stage shares: the study's layout (omni.study: models, paths, final targets, all
+# functions of the config) and the per-job config sections (omni.job_params) that rules declare
+# as params, so a job reruns exactly when a value it reads changes.
+from omni import job_params
+from omni.study import SPLITS, SUPERNET, Study
 
-R = config["results_dir"]
-SPLITS = ["train", "dev", "test-clean", "test-other"]
-EVAL_SPLITS = config["evaluate"]["splits"]
-LEVELS = [f"{s:g}" for s in config["sparsity"]["levels"]]
+STUDY = Study.from_config(config)
+R = STUDY.results
 THREADS = config["threads"]
 
 wildcard_constraints:
-    split="train|dev|test-clean|test-other",
+    split="|".join(SPLITS),
     sparsity=r"0\.[0-9]+",
     arm="dense|individual|omni|omni-searched",
     tag=r"dense|s0\.[0-9]+|b0\.[0-9]+",
-
-
-def settings(*keys):
-    """The config values a rule's outputs depend on ('section' or 'section.key'), declared as a
-    param: Snakemake's params rerun trigger then reruns the rule, and what depends on it, when one
-    of them changes (it does not track the config file otherwise)."""
-    chosen = {}
-    for key in keys:
-        value = config
-        for part in key.split("."):
-            value = value[part]
-        chosen[key] = value
-    # Canonical text: Snakemake compares params by their text, and key order is not a change.
-    return json.dumps(chosen, sort_keys=True)
 
 
 def stage_resources(stage):
@@ -37,10 +24,11 @@ def stage_resources(stage):
     return resources
 
 
-# Every rule file appends the final targets of its stage here; `rule all` asks for all of them.
-ALL_TARGETS = []
-# (arm, tag) of every model the study evaluates; stage files append theirs.
-MODELS = []
-# Every job's cost record and every training log; the report stage reads them all.
-COST_RECORDS = []
-TRAIN_LOGS = []
+# The data stage's products every training and evaluation job reads.
+DATA = dict(
+    manifest=f"{R}/data/manifests/{{split}}.tsv",
+    train_manifest=f"{R}/data/manifests/train.tsv",
+    feature_stats=f"{R}/data/feature_stats.json",
+    tokenizer=f"{R}/data/tokenizer.model",
+)
+TRAIN_INPUTS = dict(manifest=DATA["train_manifest"], feature_stats=DATA["feature_stats"], tokenizer=DATA["tokenizer"])

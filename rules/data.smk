@@ -8,7 +8,8 @@ rule build_corpus:
     output:
         info=CORPUS_READY,
     params:
-        settings=settings("seed", "corpus", config["corpus"], "data.sample_rate", "data.resample"),
+        corpus=job_params.corpus(config),
+        synth_tree=f"{R}/corpus/synth",
     log:
         f"{R}/logs/build_corpus.log",
     benchmark:
@@ -25,10 +26,10 @@ rule manifest:
     input:
         corpus=CORPUS_READY,
     output:
-        manifest=f"{R}/data/manifests/{{split}}.tsv",
+        manifest=DATA["manifest"],
         rejects=f"{R}/data/rejects/{{split}}.tsv",
     params:
-        settings=settings("data"),
+        data=job_params.manifest(config),
     log:
         f"{R}/logs/manifest/{{split}}.log",
     benchmark:
@@ -43,11 +44,11 @@ rule manifest:
 rule feature_stats:
     """Global log-mel mean/std over the training split, for input normalisation."""
     input:
-        manifest=f"{R}/data/manifests/train.tsv",
+        manifest=DATA["train_manifest"],
     output:
-        stats=f"{R}/data/feature_stats.json",
+        stats=DATA["feature_stats"],
     params:
-        settings=settings("features.n_mels", "features.n_fft", "features.hop_length"),
+        logmel=job_params.logmel(config),
     log:
         f"{R}/logs/feature_stats.log",
     benchmark:
@@ -62,11 +63,11 @@ rule feature_stats:
 rule tokenizer:
     """Sentencepiece model trained on the training transcripts."""
     input:
-        manifest=f"{R}/data/manifests/train.tsv",
+        manifest=DATA["train_manifest"],
     output:
-        model=f"{R}/data/tokenizer.model",
+        model=DATA["tokenizer"],
     params:
-        settings=settings("seed", "tokenizer"),
+        tokenizer=job_params.tokenizer(config),
     log:
         f"{R}/logs/tokenizer.log",
     benchmark:
@@ -76,7 +77,3 @@ rule tokenizer:
         **stage_resources("light"),
     script:
         "../workflow_scripts/train_tokenizer.py"
-
-
-ALL_TARGETS += expand(f"{R}/data/manifests/{{split}}.tsv", split=SPLITS)
-ALL_TARGETS += [rules.feature_stats.output.stats, rules.tokenizer.output.model]

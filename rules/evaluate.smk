@@ -1,22 +1,22 @@
 # Stage: evaluation of every model (dense, individual, omni, omni-searched) on every split,
 # in every decode mode of config evaluate.decodes. One job per (model, split).
 
-DECODES = config["evaluate"]["decodes"]
-
 
 rule evaluate:
     input:
-        model=f"{R}/models/{{arm}}/{{tag}}/model.pt",
-        export_info=f"{R}/models/{{arm}}/{{tag}}/export.json",
-        manifest=f"{R}/data/manifests/{{split}}.tsv",
-        feature_stats=f"{R}/data/feature_stats.json",
-        tokenizer=f"{R}/data/tokenizer.model",
+        model=f"{STUDY.model_dir('{arm}', '{tag}')}/model.pt",
+        export_info=f"{STUDY.model_dir('{arm}', '{tag}')}/export.json",
+        manifest=DATA["manifest"],
+        feature_stats=DATA["feature_stats"],
+        tokenizer=DATA["tokenizer"],
     output:
-        summary=f"{R}/eval/{{arm}}/{{tag}}/{{split}}/summary.json",
-        utterances=expand(f"{R}/eval/{{arm}}/{{tag}}/{{split}}/{{decode}}.tsv", decode=DECODES, allow_missing=True),
-        cost=f"{R}/eval/{{arm}}/{{tag}}/{{split}}/cost.json",
+        summary=f"{STUDY.eval_dir('{arm}', '{tag}', '{split}')}/summary.json",
+        utterances=[f"{STUDY.eval_dir('{arm}', '{tag}', '{split}')}/{decode}.tsv"
+                    for decode in config["evaluate"]["decodes"]],
+        cost=f"{STUDY.eval_dir('{arm}', '{tag}', '{split}')}/cost.json",
     params:
-        settings=settings("device", "evaluate.decodes", "evaluate.beam_width", "evaluate.batch_size"),
+        evaluation=job_params.evaluation(config),
+        logmel=job_params.logmel(config),
     log:
         f"{R}/logs/evaluate/{{arm}}/{{tag}}/{{split}}.log",
     benchmark:
@@ -26,8 +26,3 @@ rule evaluate:
         **stage_resources("evaluate"),
     script:
         "../workflow_scripts/evaluate.py"
-
-
-EVAL_SUMMARIES = [f"{R}/eval/{arm}/{tag}/{split}/summary.json" for arm, tag in MODELS for split in EVAL_SPLITS]
-COST_RECORDS += [f"{R}/eval/{arm}/{tag}/{split}/cost.json" for arm, tag in MODELS for split in EVAL_SPLITS]
-ALL_TARGETS += EVAL_SUMMARIES

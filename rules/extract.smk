@@ -7,10 +7,10 @@ rule extract_omni:
     input:
         supernet=rules.train_omni.output.model,
     output:
-        model=f"{R}/models/omni/s{{sparsity}}/model.pt",
-        cost=f"{R}/models/omni/s{{sparsity}}/cost.json",
+        model=f"{STUDY.model_dir('omni', 's{sparsity}')}/model.pt",
+        cost=f"{STUDY.model_dir('omni', 's{sparsity}')}/cost.json",
     params:
-        settings=settings("sparsity"),
+        masks=job_params.masks(config),
     log:
         f"{R}/logs/extract_omni/s{{sparsity}}.log",
     benchmark:
@@ -25,13 +25,13 @@ rule extract_omni:
 rule export_model:
     """Compact export (kept values + positions), fp32 and fp16, with its size accounting."""
     input:
-        model=f"{R}/models/{{arm}}/{{tag}}/model.pt",
+        model=f"{STUDY.model_dir('{arm}', '{tag}')}/model.pt",
     output:
-        fp32=f"{R}/models/{{arm}}/{{tag}}/export_fp32.pt",
-        fp16=f"{R}/models/{{arm}}/{{tag}}/export_fp16.pt",
-        info=f"{R}/models/{{arm}}/{{tag}}/export.json",
+        fp32=f"{STUDY.model_dir('{arm}', '{tag}')}/export_fp32.pt",
+        fp16=f"{STUDY.model_dir('{arm}', '{tag}')}/export_fp16.pt",
+        info=f"{STUDY.model_dir('{arm}', '{tag}')}/export.json",
     params:
-        settings=settings("sparsity"),
+        masks=job_params.masks(config),
     log:
         f"{R}/logs/export_model/{{arm}}/{{tag}}.log",
     benchmark:
@@ -41,7 +41,3 @@ rule export_model:
         **stage_resources("light"),
     script:
         "../workflow_scripts/export_model.py"
-
-
-MODELS.extend(("omni", f"s{level}") for level in LEVELS)
-COST_RECORDS.extend(f"{R}/models/omni/s{level}/cost.json" for level in LEVELS)

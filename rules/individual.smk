@@ -1,5 +1,6 @@
 # Stage 3a: the individual arm. One job per target sparsity: start from dense, prune gradually
 # on the cubic schedule (Zhu & Gupta 2017), keep training to M steps. K jobs, K costs.
+# A job's params name its own level (the wildcard), never the list: adding a level adds a job.
 
 
 rule train_individual:
@@ -7,10 +8,14 @@ rule train_individual:
         **TRAIN_INPUTS,
         init_model=rules.train_dense.output.model,
     output:
-        **model_outputs("individual", "s{sparsity}"),
+        **STUDY.trained_files("individual", "s{sparsity}"),
     params:
-        checkpoints=f"{R}/checkpoints/individual/s{{sparsity}}",
-        settings=settings("seed", "device", "features", "model", "train", "sparsity", "individual"),
+        checkpoints=STUDY.checkpoints("individual", "s{sparsity}"),
+        training=job_params.training(config, "individual"),
+        logmel=job_params.logmel(config),
+        augmentation=job_params.augmentation(config),
+        masks=job_params.masks(config),
+        individual=job_params.individual(config),
     log:
         f"{R}/logs/train_individual/s{{sparsity}}.log",
     benchmark:
@@ -20,8 +25,3 @@ rule train_individual:
         **stage_resources("train"),
     script:
         "../workflow_scripts/train_individual.py"
-
-
-MODELS.extend(("individual", f"s{level}") for level in LEVELS)
-COST_RECORDS.extend(f"{R}/models/individual/s{level}/cost.json" for level in LEVELS)
-TRAIN_LOGS.extend(f"{R}/models/individual/s{level}/train_log.csv" for level in LEVELS)

@@ -7,10 +7,14 @@ rule train_omni:
         **TRAIN_INPUTS,
         init_model=rules.train_dense.output.model,
     output:
-        **model_outputs("omni", "supernet"),
+        **STUDY.trained_files(*SUPERNET),
     params:
-        checkpoints=f"{R}/checkpoints/omni/supernet",
-        settings=settings("seed", "device", "features", "model", "train", "sparsity", "omni"),
+        checkpoints=STUDY.checkpoints(*SUPERNET),
+        training=job_params.training(config, "omni"),
+        logmel=job_params.logmel(config),
+        augmentation=job_params.augmentation(config),
+        masks=job_params.masks(config),
+        supernet=job_params.supernet(config),
     log:
         f"{R}/logs/train_omni.log",
     benchmark:
@@ -20,7 +24,3 @@ rule train_omni:
         **stage_resources("train"),
     script:
         "../workflow_scripts/train_omni.py"
-
-
-COST_RECORDS.append(rules.train_omni.output.cost)
-TRAIN_LOGS.append(rules.train_omni.output.train_log)

@@ -1,44 +1,29 @@
 # Stage: report. Tables (csv / md / tex), figures (png) and the cost account, from what the
 # evaluation and training jobs measured; `snakemake --report` shows them with their captions.
-#
-# Requires these lists, defined by the rule files included before this one:
-#   EVAL_SUMMARIES  (rules/evaluate.smk)  every {R}/eval/{arm}/{tag}/{split}/summary.json
-#   COST_RECORDS    (rules/common.smk, appended by each stage)  every cost.json
-#   TRAIN_LOGS      (rules/common.smk, appended by each stage)  every train_log.csv
-#
-# Config reaches the scripts only through `params:`, so changing a `report.*` value reruns these
-# rules and nothing upstream.
-import os
+# The files they read are functions of the config (omni.study), whatever the include order.
 
 REPORT_RULES = ["wer_table", "accounting", "figures"]
-TABLE_DECODE = config["report"]["table_decode"]
-if TABLE_DECODE not in config["evaluate"]["decodes"]:
-    raise ValueError(f"config key 'report.table_decode': {TABLE_DECODE!r} is not among "
-                     f"evaluate.decodes {config['evaluate']['decodes']}, so no model is scored with it")
-# Per-utterance error counts of the decode the tables and figures compare (paired bootstrap).
-EVAL_UTTERANCES = [os.path.join(os.path.dirname(summary), f"{TABLE_DECODE}.tsv") for summary in EVAL_SUMMARIES]
+
+
+def reported(path, caption, category, subcategory=None):
+    """An output that `snakemake --report` shows with its caption."""
+    extra = {"subcategory": subcategory} if subcategory else {}
+    return report(path, caption=f"../report/{caption}", category=category, **extra)
 
 
 rule wer_table:
     """WER of every model x split x decode; omni vs individual per sparsity with bootstrap CIs."""
     input:
-        summaries=EVAL_SUMMARIES,
-        utterances=EVAL_UTTERANCES,
+        summaries=STUDY.eval_summaries(),
+        utterances=STUDY.eval_utterances(),
     output:
-        wer_csv=report(f"{R}/tables/wer.csv", caption="../report/wer.rst", category="Tables",
-                       subcategory="WER of every model"),
-        wer_md=report(f"{R}/tables/wer.md", caption="../report/wer.rst", category="Tables",
-                      subcategory="WER of every model"),
-        sparsity_csv=report(f"{R}/tables/wer_vs_sparsity.csv", caption="../report/wer_vs_sparsity.rst",
-                            category="Tables", subcategory="Omni vs individual"),
-        sparsity_md=report(f"{R}/tables/wer_vs_sparsity.md", caption="../report/wer_vs_sparsity.rst",
-                           category="Tables", subcategory="Omni vs individual"),
-        sparsity_tex=report(f"{R}/tables/wer_vs_sparsity.tex", caption="../report/wer_vs_sparsity.rst",
-                            category="Tables", subcategory="Omni vs individual"),
+        wer_csv=reported(STUDY.table("wer.csv"), "wer.rst", "Tables", "WER of every model"),
+        wer_md=reported(STUDY.table("wer.md"), "wer.rst", "Tables", "WER of every model"),
+        sparsity_csv=reported(STUDY.table("wer_vs_sparsity.csv"), "wer_vs_sparsity.rst", "Tables", "Omni vs individual"),
+        sparsity_md=reported(STUDY.table("wer_vs_sparsity.md"), "wer_vs_sparsity.rst", "Tables", "Omni vs individual"),
+        sparsity_tex=reported(STUDY.table("wer_vs_sparsity.tex"), "wer_vs_sparsity.rst", "Tables", "Omni vs individual"),
     params:
-        splits=EVAL_SPLITS,
-        decodes=config["evaluate"]["decodes"],
-        report=config["report"],
+        comparison=job_params.comparison(config),
     log:
         f"{R}/logs/report/wer_table.log",
     benchmark:
@@ -53,11 +38,11 @@ rule wer_table:
 rule accounting:
     """Every job's measured cost (records + benchmarks), totals per stage, cost of K models per arm."""
     input:
-        records=COST_RECORDS,
+        records=STUDY.cost_records(),
     output:
-        csv=report(f"{R}/tables/cost.csv", caption="../report/cost.rst", category="Cost"),
-        md=report(f"{R}/tables/cost.md", caption="../report/cost.rst", category="Cost"),
-        tex=report(f"{R}/tables/cost.tex", caption="../report/cost.rst", category="Cost"),
+        csv=reported(STUDY.table("cost.csv"), "cost.rst", "Cost"),
+        md=reported(STUDY.table("cost.md"), "cost.rst", "Cost"),
+        tex=reported(STUDY.table("cost.tex"), "cost.rst", "Cost"),
     params:
         results_dir=R,
         benchmarks=f"{R}/benchmarks",
@@ -76,18 +61,16 @@ rule accounting:
 rule figures:
     """WER vs size with bootstrap error bars, training curves, device-hours per arm."""
     input:
-        summaries=EVAL_SUMMARIES,
-        utterances=EVAL_UTTERANCES,
-        train_logs=TRAIN_LOGS,
+        summaries=STUDY.eval_summaries(),
+        utterances=STUDY.eval_utterances(),
+        train_logs=STUDY.train_logs(),
         cost=rules.accounting.output.csv,
     output:
-        pareto=report(f"{R}/figures/pareto.png", caption="../report/pareto.rst", category="Figures"),
-        training_curves=report(f"{R}/figures/training_curves.png", caption="../report/training_curves.rst",
-                               category="Figures"),
-        cost=report(f"{R}/figures/cost.png", caption="../report/cost_figure.rst", category="Cost"),
+        pareto=reported(STUDY.figure("pareto.png"), "pareto.rst", "Figures"),
+        training_curves=reported(STUDY.figure("training_curves.png"), "training_curves.rst", "Figures"),
+        cost=reported(STUDY.figure("cost.png"), "cost_figure.rst", "Cost"),
     params:
-        splits=EVAL_SPLITS,
-        report=config["report"],
+        comparison=job_params.comparison(config),
     log:
         f"{R}/logs/report/figures.log",
     benchmark:
@@ -97,6 +80,3 @@ rule figures:
         **stage_resources("light"),
     script:
         "../workflow_scripts/figures.py"
-
-
-ALL_TARGETS += [*rules.wer_table.output, *rules.accounting.output, *rules.figures.output]

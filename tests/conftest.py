@@ -9,11 +9,13 @@ import pytest
 import yaml
 
 from omni.atomic import write_dataframe, write_json
+from omni import job_params
 from omni.config import deep_merge, load_config
 from omni.data.corpus import prepare_corpus
 from omni.data.features import compute_feature_stats
 from omni.data.manifest import build_manifest
 from omni.data.tokenizer import train_tokenizer
+from omni.jobs.training import TrainingSetup
 
 REPO = Path(__file__).resolve().parent.parent
 SPLITS = ["train", "dev", "test-clean", "test-other"]
@@ -40,7 +42,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
     """The smoke corpus with manifests, feature statistics and tokenizer, as the data stage makes them."""
     root = tmp_path_factory.mktemp("smoke")
     config = smoke_config(root)
-    info = prepare_corpus(config, workers=2)
+    info = prepare_corpus(job_params.corpus(config), root / "corpus" / "synth", workers=2)
     manifests = {}
     for split in SPLITS:
         kept, _ = build_manifest(info, split, config["data"])
@@ -48,8 +50,15 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
         write_dataframe(manifests[split], kept)
     train = build_manifest(info, "train", config["data"])[0]
     stats = root / "data" / "feature_stats.json"
-    write_json(stats, compute_feature_stats(train, config["features"], config["data"]["sample_rate"], 1))
+    write_json(stats, compute_feature_stats(train, job_params.logmel(config), 1))
     tokenizer = root / "data" / "tokenizer.model"
     train_tokenizer(train["transcript"].tolist(), config["tokenizer"]["vocab_size"],
                     config["tokenizer"]["model_type"], tokenizer, config["seed"])
     return PreparedData(config, root, manifests, stats, tokenizer)
+
+
+def training_setup(config: dict[str, Any], arm: str, **strategy: Any) -> TrainingSetup:
+    """What the training rule of `arm` declares as params (rules/*.smk), built from a config."""
+    return TrainingSetup(training=job_params.training(config, arm), logmel=job_params.logmel(config),
+                         augmentation=job_params.augmentation(config),
+                         model=job_params.model(config) if arm == "dense" else None, strategy=strategy)

@@ -12,10 +12,11 @@ from omni.atomic import load_torch
 from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import units_to_prune
-from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_config, supernet_steps
+from omni import job_params
+from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_section, supernet_steps
 from omni.asr.trainer import DenseGradients
 from omni.jobs.training import JobSpec, run_training_job
-from tests.conftest import PreparedData
+from tests.conftest import PreparedData, training_setup
 from tests.test_train import paths
 
 TARGET = 0.8
@@ -26,7 +27,7 @@ STEPS = 6
 def dense_model(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("dense")
     config = prepared.config
-    run_training_job(config, JobSpec("train_dense", "dense", None, 3, config["train"]["lr"], config["seed"]),
+    run_training_job(training_setup(config, "dense"), JobSpec("train_dense", "dense", None, 3),
                      paths(prepared, folder), 1, DenseGradients)
     return folder / "model.pt"
 
@@ -34,10 +35,11 @@ def dense_model(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory
 def test_individual_job_reaches_exact_target_sparsity(prepared: PreparedData, dense_model: Path,
                                                        tmp_path: Path) -> None:
     config = prepared.config
-    spec = JobSpec("train_individual", "individual", TARGET, STEPS, config["train"]["finetune_lr"], config["seed"])
+    spec = JobSpec("train_individual", "individual", TARGET, STEPS)
     job = paths(prepared, tmp_path, init=dense_model)
-    run_training_job(config, spec, job, 1,
-                     lambda m: GradualPruning(m, config["sparsity"], TARGET, STEPS, 0.5, 1))
+    masks = job_params.masks(config)
+    run_training_job(training_setup(config, "individual"), spec, job, 1,
+                     lambda m: GradualPruning(m, masks, TARGET, STEPS, 0.5, 1))
     artefact = load_torch(job.model_out)
     assert artefact["masks"], "a pruned model stores its masks"
     for name, mask in artefact["masks"].items():
@@ -91,15 +93,16 @@ def test_supernet_masks_nested_and_extraction_is_fine_tune_free(prepared: Prepar
     config = json.loads(json.dumps(prepared.config))
     levels = [0.5, 0.7, 0.9]
     config["sparsity"]["levels"] = levels
-    level_sampler = sampler_from_config(config["omni"], levels, STEPS)
-    spec = JobSpec("train_omni", "omni", None, STEPS, config["train"]["finetune_lr"], config["seed"])
+    level_sampler = sampler_from_section(job_params.supernet(config), STEPS)
+    spec = JobSpec("train_omni", "omni", None, STEPS)
     job = paths(prepared, tmp_path, init=dense_model)
-    run_training_job(config, spec, job, 1,
-                     lambda m: SupernetGradients(m, config["sparsity"], level_sampler, 2, config["seed"]))
+    masks = job_params.masks(config)
+    run_training_job(training_setup(config, "omni"), spec, job, 1,
+                     lambda m: SupernetGradients(m, masks, level_sampler, 2, config["seed"]))
     supernet = load_torch(job.model_out)
     assert json.loads(job.cost_out.read_text())["subnet_passes"] == STEPS * level_sampler.passes_per_step()
 
-    extracted = {level: extract_subnetwork(supernet, config["sparsity"], level) for level in levels}
+    extracted = {level: extract_subnetwork(supernet, masks, level) for level in levels}
     for low, high in zip(levels, levels[1:]):
         for name, mask in extracted[high][1].items():
             assert not (mask & ~extracted[low][1][name]).any(), f"{name}: {high} not nested in {low}"
@@ -118,16 +121,18 @@ def test_supernet_resume_is_exact_between_mask_updates(prepared: PreparedData, d
     had (saved in the checkpoint), not re-rank from the restored weights."""
     config = json.loads(json.dumps(prepared.config))
     config["train"]["checkpoint_every"] = 3
-    level_sampler = sampler_from_config(config["omni"], config["sparsity"]["levels"], STEPS)
-    spec = JobSpec("train_omni", "omni", None, STEPS, config["train"]["finetune_lr"], config["seed"])
+    level_sampler = sampler_from_section(job_params.supernet(config), STEPS)
+    spec = JobSpec("train_omni", "omni", None, STEPS)
+    setup = training_setup(config, "omni")
+    masks = job_params.masks(config)
 
     def make(model: torch.nn.Module) -> SupernetGradients:
-        return SupernetGradients(model, config["sparsity"], level_sampler, 2, config["seed"])
+        return SupernetGradients(model, masks, level_sampler, 2, config["seed"])
 
     straight = paths(prepared, tmp_path / "straight", init=dense_model)
-    run_training_job(config, spec, straight, 1, make)
+    run_training_job(setup, spec, straight, 1, make)
     killed = paths(prepared, tmp_path / "killed", init=dense_model)
-    run_training_job(config, spec, killed, 1, make, halt_after=3)
-    run_training_job(config, spec, killed, 1, make)
+    run_training_job(setup, spec, killed, 1, make, halt_after=3)
+    run_training_job(setup, spec, killed, 1, make)
     a, b = load_torch(straight.model_out)["state_dict"], load_torch(killed.model_out)["state_dict"]
     assert all(torch.equal(a[name], b[name]) for name in a)

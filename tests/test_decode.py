@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from omni import job_params
 from omni.config import load_config
 from omni.asr.decode import StreamingChunks, greedy_full, greedy_streaming
 from omni.asr.model import build_model, model_config_from
@@ -20,7 +21,7 @@ NUM_SYMBOLS = 41
 def random_model() -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(0)
     config = load_config(REPO / "config.yaml", {"model": {"presets": {"tiny": {"num_layers": 2}}}})
-    model_config = model_config_from(config, NUM_SYMBOLS)
+    model_config = model_config_from(job_params.model(config), NUM_SYMBOLS)
     return build_model(model_config).eval(), model_config
 
 

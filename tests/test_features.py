@@ -27,6 +27,7 @@ RATE = 16000
 FEATURE_CFG = {"n_mels": 20, "n_fft": 400, "hop_length": 160,
                "spec_augment": {"freq_masks": 2, "freq_mask_width": 5, "time_masks": 2,
                                 "time_mask_max_fraction": 0.2}}
+LOGMEL = {"sample_rate": RATE, "n_mels": 20, "n_fft": 400, "hop_length": 160}  # omni.job_params.logmel
 N_FFT, HOP, N_MELS = FEATURE_CFG["n_fft"], FEATURE_CFG["hop_length"], FEATURE_CFG["n_mels"]
 # Edge cases of the frame count: exactly one window, one sample short of a second frame, longer ones.
 LENGTHS = [N_FFT, N_FFT + HOP - 1, 8000, 12345]
@@ -34,7 +35,7 @@ LENGTHS = [N_FFT, N_FFT + HOP - 1, 8000, 12345]
 
 @pytest.fixture
 def logmel() -> LogMel:
-    return LogMel.from_config(FEATURE_CFG, RATE)
+    return LogMel.from_section(LOGMEL)
 
 
 def noise(length: int, seed: int) -> torch.Tensor:
@@ -80,7 +81,7 @@ def direct_frames(manifest: pd.DataFrame, logmel: LogMel) -> torch.Tensor:
 
 
 def test_stats_match_a_direct_computation(tiny_manifest: pd.DataFrame, logmel: LogMel) -> None:
-    stats = compute_feature_stats(tiny_manifest, FEATURE_CFG, RATE, workers=1)
+    stats = compute_feature_stats(tiny_manifest, LOGMEL, workers=1)
     frames = direct_frames(tiny_manifest, logmel)
     assert stats["frames"] == len(frames)
     np.testing.assert_allclose(stats["mean"], frames.mean(0).numpy(), rtol=1e-9)
@@ -91,8 +92,8 @@ def test_stats_match_a_direct_computation(tiny_manifest: pd.DataFrame, logmel: L
 
 
 def test_stats_do_not_depend_on_worker_count(tiny_manifest: pd.DataFrame) -> None:
-    one = compute_feature_stats(tiny_manifest, FEATURE_CFG, RATE, workers=1)
-    two = compute_feature_stats(tiny_manifest, FEATURE_CFG, RATE, workers=2)
+    one = compute_feature_stats(tiny_manifest, LOGMEL, workers=1)
+    two = compute_feature_stats(tiny_manifest, LOGMEL, workers=2)
     assert one == two
 
 
@@ -149,7 +150,7 @@ def test_feature_stats_rule_writes_the_stats(tiny_manifest: pd.DataFrame, tmp_pa
     smk = SimpleNamespace(
         input=SimpleNamespace(manifest=str(manifest)),
         output=SimpleNamespace(stats=str(tmp_path / "feature_stats.json")),
-        config={"features": FEATURE_CFG, "data": {"sample_rate": RATE}},
+        params=SimpleNamespace(logmel=LOGMEL),
         log=[str(tmp_path / "feature_stats.log")],
         threads=1,
     )
@@ -159,4 +160,4 @@ def test_feature_stats_rule_writes_the_stats(tiny_manifest: pd.DataFrame, tmp_pa
     finally:
         torch.set_num_threads(threads)
     written = load_feature_stats(smk.output.stats, n_mels=N_MELS)
-    assert written == compute_feature_stats(tiny_manifest, FEATURE_CFG, RATE, workers=1)
+    assert written == compute_feature_stats(tiny_manifest, LOGMEL, workers=1)

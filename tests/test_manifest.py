@@ -281,7 +281,7 @@ def run_manifest_rule(tmp_path: Path, data: dict) -> Path:
         input=SimpleNamespace(corpus=str(corpus_json)),
         output=SimpleNamespace(manifest=str(out / "manifest.tsv"), rejects=str(out / "rejects.tsv")),
         wildcards=SimpleNamespace(split=SPLIT),
-        config={"data": data},
+        params=SimpleNamespace(data=data),
         log=[str(out / "manifest.log")],
         threads=1,
     )

@@ -328,18 +328,33 @@ def test_cost_tables(results: Path, tmp_path: Path) -> None:
 
 
 WRAPPER = textwrap.dedent("""\
-    # Stands in for the study's Snakefile: the fixture tree replaces every upstream stage.
+    # Stands in for the study's Snakefile: the fixture tree replaces every upstream stage, so the
+    # study's models are the ones the fixture holds.
     import os
+    import sys
     from pathlib import Path
     configfile: "config.yaml"
     os.environ["PYTHONPATH"] = "{repo}"
+    sys.path.insert(0, "{repo}")
     include: "{repo}/rules/common.smk"
-    EVAL_SUMMARIES = sorted(str(p) for p in Path(R).glob("eval/*/*/*/summary.json"))
-    COST_RECORDS += sorted(str(p) for p in Path(R).rglob("cost.json"))
-    TRAIN_LOGS += sorted(str(p) for p in Path(R).rglob("train_log.csv"))
+    from omni.study import COST_TABLES, FIGURES, WER_TABLES
+
+
+    class FixtureStudy(type(STUDY)):
+        def evaluated_models(self):
+            return sorted({{tuple(p.parts[-4:-2]) for p in Path(R).glob("eval/*/*/*/summary.json")}})
+
+        def trained_models(self):
+            return sorted(tuple(p.parts[-3:-1]) for p in Path(R).glob("models/*/*/train_log.csv"))
+
+        def cost_records(self):
+            return sorted(str(p) for p in Path(R).rglob("cost.json"))
+
+
+    STUDY = FixtureStudy(**vars(STUDY))
     include: "{repo}/rules/report.smk"
     rule all:
-        input: ALL_TARGETS
+        input: [STUDY.table(name) for name in (*WER_TABLES, *COST_TABLES)], [STUDY.figure(name) for name in FIGURES]
     """)
 
 

@@ -12,24 +12,20 @@ import pandas as pd
 import pytest
 import torch
 
+from omni import job_params
 from omni.atomic import load_torch
-from omni.config import ConfigError
 from omni.sparsity.export import export_bytes, export_compact
 from omni.sparsity.extract import extract_subnetwork
 from omni.asr.model import build_model, model_config_from, save_model
+from omni.jobs.search import SearchPaths, SubnetworkScorer, run_search_job, short_layer_names
 from omni.sparsity.search import (
     Allocation,
     Budget,
     EvolutionarySearch,
     EvolutionSettings,
-    SearchPaths,
     SearchResult,
     SearchSpace,
-    SubnetworkScorer,
-    budget_levels,
     make_budgets,
-    run_search_job,
-    short_layer_names,
 )
 from omni.sparsity.masks import count_kept, sparsity_of, units_to_prune
 from omni.data.tokenizer import Tokenizer
@@ -158,14 +154,6 @@ def test_pareto_front_is_exactly_the_non_dominated_set() -> None:
                for e in off_front)
 
 
-def test_budgets_must_be_search_levels() -> None:
-    config = {"search": {"budgets": None, "levels": [0.5, 0.9]}, "sparsity": {"levels": [0.5, 0.8]}}
-    with pytest.raises(ConfigError, match="sparsity.levels"):
-        budget_levels(config)
-    config["search"]["budgets"] = [0.9]
-    assert budget_levels(config) == [0.9]
-
-
 def test_short_layer_names_drop_only_shared_parts() -> None:
     names = ["transcriber.transformer.emformer_layers.0.attention.out_proj.weight",
              "transcriber.transformer.emformer_layers.1.pos_ff.4.weight"]
@@ -180,7 +168,7 @@ def test_short_layer_names_drop_only_shared_parts() -> None:
 def test_masked_copy_equals_extraction_and_sizes_are_exact() -> None:
     model, model_config, config = small_setup()
     supernet = {"model_config": model_config, "state_dict": copy.deepcopy(model.state_dict())}
-    sparsity_cfg = config["sparsity"]
+    sparsity_cfg = job_params.masks(config)
     scorer = SubnetworkScorer(supernet, sparsity_cfg, torch.device("cpu"))
     space = scorer.space(config["search"]["levels"])
     mixed = tuple(space.levels[i % len(space.levels)] for i in range(len(space.names)))
@@ -204,14 +192,15 @@ def test_search_job_writes_front_history_best_and_cost(prepared: PreparedData, t
     config = copy.deepcopy(prepared.config)
     config["search"].update(dev_subset=2, population=2, iterations=1)
     torch.manual_seed(config["seed"])
-    model_config = model_config_from(config, Tokenizer(prepared.tokenizer).vocab_size + 1)
+    model_config = model_config_from(job_params.model(config), Tokenizer(prepared.tokenizer).vocab_size + 1)
     supernet_path = tmp_path / "supernet.pt"
     save_model(supernet_path, build_model(model_config).state_dict(), model_config)
     paths = SearchPaths(supernet=supernet_path, manifest=prepared.manifests["dev"],
                         feature_stats=prepared.feature_stats, tokenizer=prepared.tokenizer,
                         pareto=tmp_path / "pareto.csv", history=tmp_path / "history.csv",
                         best=tmp_path / "best.json", cost=tmp_path / "cost.json")
-    result = run_search_job(config, paths, threads=1)
+    result = run_search_job(job_params.search(config), job_params.masks(config), job_params.logmel(config), paths,
+                            threads=1)
 
     history = pd.read_csv(paths.history)
     assert len(history) == len(result.history) and history["dev_wer"].ge(0).all()
@@ -226,7 +215,7 @@ def test_search_job_writes_front_history_best_and_cost(prepared: PreparedData, t
     for tag, entry in best.items():
         assert entry["params_kept"] <= entry["max_params"] == entry["uniform"]["params_kept"]
         assert entry["dev_wer"] <= entry["uniform"]["dev_wer"]
-        _, masks = extract_subnetwork(supernet, config["sparsity"], entry["allocation"])
+        _, masks = extract_subnetwork(supernet, job_params.masks(config), entry["allocation"])
         assert sparsity_of(masks) == pytest.approx(entry["sparsity"]), tag
     cost = json.loads(paths.cost.read_text())
     assert cost["job"] == "search" and cost["arm"] == "omni-searched"

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 from torchaudio.models import RNNT
 
+from omni import job_params
 from omni.config import ConfigError, load_config
 from omni.asr.model import blank_id, build_model, model_config_from
 from omni.sparsity.masks import (
@@ -61,7 +62,7 @@ def one_thread() -> Iterator[None]:
 def small_setup(seed: int = SEED) -> tuple[RNNT, dict[str, Any], dict[str, Any]]:
     """A 2-layer tiny RNN-T in eval mode (no dropout noise), its model config and study config."""
     config = load_config(CONFIG_PATH, SMALL_OVERRIDES)
-    model_config = model_config_from(config, num_symbols=NUM_SYMBOLS)
+    model_config = model_config_from(job_params.model(config), num_symbols=NUM_SYMBOLS)
     torch.manual_seed(seed)
     return build_model(model_config).eval(), model_config, config
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from omni import job_params
 from omni.data import espeak, synth_text
 from omni.config import deep_merge, load_config
 from omni.data.corpus import CorpusError, prepare_corpus
@@ -29,6 +30,11 @@ def tiny_config(**overrides: Any) -> dict[str, Any]:
     return load_config(CONFIG, deep_merge(TINY, overrides))
 
 
+def tiny_spec(**overrides: Any) -> dict[str, Any]:
+    """The build_corpus rule's section of the tiny config (what the synthetic corpus depends on)."""
+    return job_params.corpus(tiny_config(**overrides))
+
+
 def tree_digest(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
@@ -39,9 +45,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The same tiny corpus built with 1 and with 2 workers (the second through prepare_corpus)."""
     config = tiny_config()
     one = tmp_path_factory.mktemp("one") / "synth"
-    stats = build_synth_corpus(config, one, workers=1)
+    stats = build_synth_corpus(job_params.corpus(config), one, workers=1)
     results = tmp_path_factory.mktemp("results")
-    info = prepare_corpus({**config, "results_dir": str(results)}, workers=2)
+    info = prepare_corpus(job_params.corpus(config), results / "corpus" / "synth", workers=2)
     return {"config": config, "one": one, "stats": stats, "info": info, "two": Path(info["root"])}
 
 
@@ -102,15 +108,15 @@ def test_default_voices_exist_and_bad_names_name_the_config_key(tmp_path: Path) 
     espeak.check_voices(config["synth"]["train_voices"], "synth.train_voices")
     espeak.check_voices(config["synth"]["other_voices"], "synth.other_voices")
     with pytest.raises(espeak.EspeakError, match=r"synth\.other_voices.*en-us\+nosuchvariant"):
-        build_synth_corpus(tiny_config(synth={"other_voices": ["en-us+nosuchvariant"]}), tmp_path / "c", 1)
+        build_synth_corpus(tiny_spec(synth={"other_voices": ["en-us+nosuchvariant"]}), tmp_path / "c", 1)
     with pytest.raises(espeak.EspeakError, match=r"synth\.train_voices.*xx-klingon"):
-        build_synth_corpus(tiny_config(synth={"train_voices": ["en-us", "xx-klingon"]}), tmp_path / "c", 1)
+        build_synth_corpus(tiny_spec(synth={"train_voices": ["en-us", "xx-klingon"]}), tmp_path / "c", 1)
     assert not (tmp_path / "c").exists()
 
 
 def test_rate_outside_espeak_limits_names_the_config_key() -> None:
     with pytest.raises(ValueError, match=r"synth\.other_rate_wpm"):
-        plan_corpus(tiny_config(synth={"other_rate_wpm": [40, 500]}))
+        plan_corpus(tiny_spec(synth={"other_rate_wpm": [40, 500]}))
 
 
 # ---------------------------------------------------------------- corpus build
@@ -152,7 +158,7 @@ def test_tree_has_librispeech_layout(built: dict[str, Any]) -> None:
 def test_test_other_is_mismatched(built: dict[str, Any]) -> None:
     config = built["config"]
     synth = config["synth"]
-    plan = plan_corpus(config)
+    plan = plan_corpus(job_params.corpus(config))
     low, high = synth["rate_wpm"]
     for utterance in plan:
         if utterance.speaker.split == "test-other":
@@ -171,7 +177,7 @@ def test_test_other_is_mismatched(built: dict[str, Any]) -> None:
 
 def test_stats_and_info(built: dict[str, Any]) -> None:
     stats, info = built["stats"], built["info"]
-    plan = plan_corpus(built["config"])
+    plan = plan_corpus(job_params.corpus(built["config"]))
     assert stats["utterances"] == {split: 6 for split in SPLITS}
     assert all(0 < stats["hours"][split] < 6 * 10 / 3600 for split in SPLITS)
     assert stats["voices"] == len({u.voicing.voice for u in plan})
@@ -181,7 +187,7 @@ def test_stats_and_info(built: dict[str, Any]) -> None:
 
 
 def test_rebuild_replaces_tree_and_clears_stale_partial(tmp_path: Path) -> None:
-    config = tiny_config(synth={"splits": {split: 1 for split in SPLITS}, "speakers_per_split": 1})
+    config = tiny_spec(synth={"splits": {split: 1 for split in SPLITS}, "speakers_per_split": 1})
     out = tmp_path / "synth"
     (tmp_path / "synth.partial" / "junk").mkdir(parents=True)  # as a killed build leaves it
     build_synth_corpus(config, out, workers=1)
@@ -205,7 +211,8 @@ def test_librispeech_info_and_rule_script(tmp_path: Path) -> None:
     subsets = {split: ["test-other"] for split in SPLITS}
     config = librispeech_config(tmp_path, SAMPLE_ROOT, subsets)
     info_path, log_path = tmp_path / "corpus" / "librispeech.json", tmp_path / "logs" / "build_corpus.log"
-    smk = SimpleNamespace(config=config, output=SimpleNamespace(info=str(info_path)), log=[str(log_path)], threads=2)
+    smk = SimpleNamespace(params=SimpleNamespace(corpus=job_params.corpus(config), synth_tree=str(tmp_path / "unused")),
+                          output=SimpleNamespace(info=str(info_path)), log=[str(log_path)], threads=2)
     runpy.run_path(str(REPO / "workflow_scripts" / "build_corpus.py"), init_globals={"snakemake": smk})
     info = json.loads(info_path.read_text())
     assert info == {"corpus": "librispeech", "root": str(SAMPLE_ROOT), "subsets": subsets}
@@ -216,6 +223,7 @@ def test_librispeech_info_and_rule_script(tmp_path: Path) -> None:
 def test_librispeech_missing_folders_name_the_config_key(tmp_path: Path) -> None:
     subsets = {split: ["test-other"] for split in SPLITS} | {"train": ["train-clean-100"]}
     with pytest.raises(CorpusError, match=r"librispeech\.subsets\.train.*train-clean-100"):
-        prepare_corpus(librispeech_config(tmp_path, SAMPLE_ROOT, subsets), workers=1)
+        prepare_corpus(job_params.corpus(librispeech_config(tmp_path, SAMPLE_ROOT, subsets)), tmp_path, workers=1)
     with pytest.raises(CorpusError, match=r"librispeech\.root.*nowhere"):
-        prepare_corpus(librispeech_config(tmp_path, tmp_path / "nowhere", subsets), workers=1)
+        prepare_corpus(job_params.corpus(librispeech_config(tmp_path, tmp_path / "nowhere", subsets)), tmp_path,
+                       workers=1)

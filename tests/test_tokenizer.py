@@ -82,7 +82,7 @@ def test_tokenizer_rule_trains_on_the_manifest_transcripts(tmp_path: Path) -> No
     smk = SimpleNamespace(
         input=SimpleNamespace(manifest=str(manifest)),
         output=SimpleNamespace(model=str(tmp_path / "tokenizer.model")),
-        config={"tokenizer": {"vocab_size": VOCAB, "model_type": "unigram"}, "seed": SEED},
+        params=SimpleNamespace(tokenizer={"vocab_size": VOCAB, "model_type": "unigram", "seed": SEED}),
         log=[str(tmp_path / "tokenizer.log")],
         threads=1,
     )

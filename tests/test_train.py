@@ -1,7 +1,6 @@
 """Training: resume after a kill is exact, non-finite losses are handled, costs are recorded."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 from omni.atomic import load_torch
 from omni.asr.trainer import DenseGradients, NonFiniteLossError
 from omni.jobs.training import JobSpec, TrainPaths, run_training_job
-from tests.conftest import PreparedData
+from tests.conftest import PreparedData, training_setup
 
 STEPS = 4
 
@@ -23,9 +22,8 @@ def paths(prepared: PreparedData, folder: Path, init: Path | None = None) -> Tra
                       cost_out=folder / "cost.json", checkpoint_dir=folder / "checkpoints", init_model=init)
 
 
-def dense_spec(config: dict) -> JobSpec:
-    return JobSpec(job="train_dense", arm="dense", sparsity=None, steps=STEPS, lr=config["train"]["lr"],
-                   seed=config["seed"])
+def dense_spec() -> JobSpec:
+    return JobSpec(job="train_dense", arm="dense", sparsity=None, steps=STEPS)
 
 
 def config_for(prepared: PreparedData) -> dict:
@@ -39,11 +37,11 @@ def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedDa
                                                             processes: int) -> None:
     config = config_for(prepared)
     config["train"]["cpu_processes"] = processes
-    run_training_job(config, dense_spec(config), paths(prepared, tmp_path / "straight"), 1, DenseGradients)
+    run_training_job(training_setup(config, "dense"), dense_spec(), paths(prepared, tmp_path / "straight"), 1, DenseGradients)
     killed = paths(prepared, tmp_path / "killed")
-    run_training_job(config, dense_spec(config), killed, 1, DenseGradients, halt_after=2)
+    run_training_job(training_setup(config, "dense"), dense_spec(), killed, 1, DenseGradients, halt_after=2)
     assert not killed.model_out.exists(), "a halted job must not leave a finished-looking output"
-    run_training_job(config, dense_spec(config), killed, 1, DenseGradients)
+    run_training_job(training_setup(config, "dense"), dense_spec(), killed, 1, DenseGradients)
     straight = load_torch(tmp_path / "straight" / "model.pt")["state_dict"]
     resumed = load_torch(killed.model_out)["state_dict"]
     assert straight.keys() == resumed.keys()
@@ -60,8 +58,8 @@ def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedDa
 def test_clean_steps_train_on_unaugmented_audio(prepared: PreparedData, tmp_path: Path) -> None:
     def final_weights(config: dict, clean_steps: int, name: str) -> dict[str, torch.Tensor]:
         job = paths(prepared, tmp_path / name)
-        run_training_job(config, dataclasses.replace(dense_spec(config), clean_steps=clean_steps), job, 1,
-                         DenseGradients)
+        config["train"]["dense_clean_steps"] = clean_steps
+        run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, DenseGradients)
         return load_torch(job.model_out)["state_dict"]
 
     unaugmented = config_for(prepared)
@@ -78,7 +76,7 @@ def test_clean_steps_train_on_unaugmented_audio(prepared: PreparedData, tmp_path
 def test_checkpoints_are_plain_state_dicts(prepared: PreparedData, tmp_path: Path) -> None:
     config = config_for(prepared)
     job = paths(prepared, tmp_path)
-    run_training_job(config, dense_spec(config), job, 1, DenseGradients, halt_after=2)
+    run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, DenseGradients, halt_after=2)
     checkpoint = next(job.checkpoint_dir.glob("step*.pt"))
     state = torch.load(checkpoint, weights_only=True)
     assert state["step"] == 2 and "optimizer" in state and "rng" in state and "data" in state
@@ -102,7 +100,7 @@ class FlakyGradients(DenseGradients):
 def test_nonfinite_batch_is_skipped_and_counted(prepared: PreparedData, tmp_path: Path) -> None:
     config = config_for(prepared)
     job = paths(prepared, tmp_path)
-    run_training_job(config, dense_spec(config), job, 1, lambda m: FlakyGradients(m, {2}))
+    run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, lambda m: FlakyGradients(m, {2}))
     cost = json.loads(job.cost_out.read_text())
     assert cost["steps"] == STEPS
     assert cost["extra"]["nonfinite_skipped"] == 1
@@ -113,7 +111,7 @@ def test_too_many_nonfinite_losses_stop_with_last_checkpoint_intact(prepared: Pr
     config["train"]["max_consecutive_nonfinite"] = 3
     job = paths(prepared, tmp_path)
     with pytest.raises(NonFiniteLossError, match="max_consecutive_nonfinite"):
-        run_training_job(config, dense_spec(config), job, 1, lambda m: FlakyGradients(m, {3, 4, 5}))
+        run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, lambda m: FlakyGradients(m, {3, 4, 5}))
     assert [p.name for p in job.checkpoint_dir.glob("step*.pt")] == ["step00000002.pt"]
     assert not job.model_out.exists()
 
@@ -123,7 +121,7 @@ def test_two_processes_train_on_twice_the_audio_per_step(prepared: PreparedData,
         config = config_for(prepared)
         config["train"]["cpu_processes"] = processes
         job = paths(prepared, tmp_path / str(processes))
-        run_training_job(config, dense_spec(config), job, 2, DenseGradients)
+        run_training_job(training_setup(config, "dense"), dense_spec(), job, 2, DenseGradients)
         return json.loads(job.cost_out.read_text()), load_torch(job.model_out)["state_dict"]
 
     (one_cost, one_weights), (two_cost, two_weights) = run(1), run(2)

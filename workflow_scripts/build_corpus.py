@@ -2,12 +2,14 @@
 write the info record (root + subset folders per split) that the manifest stage reads."""
 import json
 import sys
+from pathlib import Path
 
 from omni.atomic import write_json
 from omni.data.corpus import prepare_corpus
 from omni.logs import tee_stderr
 
-with tee_stderr(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
-    info = prepare_corpus(snakemake.config, workers=snakemake.threads)  # noqa: F821
-    write_json(snakemake.output.info, info)  # noqa: F821
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+with tee_stderr(smk.log[0]):
+    info = prepare_corpus(smk.params.corpus, Path(smk.params.synth_tree), workers=smk.threads)
+    write_json(smk.output.info, info)
     print(f"corpus ready: {json.dumps(info, sort_keys=True)}", file=sys.stderr)

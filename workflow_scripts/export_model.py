@@ -7,6 +7,6 @@ from omni.logs import tee_stderr
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
-    info = export_model_files(Path(smk.input.model), smk.config["sparsity"],
+    info = export_model_files(Path(smk.input.model), smk.params.masks,
                               {"fp32": Path(smk.output.fp32), "fp16": Path(smk.output.fp16)})
     write_json(smk.output.info, info)

@@ -1,14 +1,14 @@
 """Rule figures: WER vs size (Pareto), training curves, and cost per arm (png)."""
+from omni.logs import tee_stderr
 from omni.results.bootstrap import BootstrapSettings
 from omni.results.figures import cost_figure, pareto_figure, save, training_curves_figure
-from omni.logs import tee_stderr
 from omni.results.tables import load_summaries, read_cost_jobs
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
-    report = smk.params.report
-    settings = BootstrapSettings.from_report_config(report)
-    save(pareto_figure(load_summaries(smk.input.summaries), smk.params.splits, report["table_decode"], settings),
-         smk.output.pareto)
+    comparison = smk.params.comparison
+    settings = BootstrapSettings.from_section(comparison)
+    save(pareto_figure(load_summaries(smk.input.summaries), comparison["splits"], comparison["table_decode"],
+                       settings), smk.output.pareto)
     save(training_curves_figure(smk.input.train_logs), smk.output.training_curves)
     save(cost_figure(read_cost_jobs(smk.input.cost)), smk.output.cost)

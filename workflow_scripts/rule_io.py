@@ -1,10 +1,10 @@
-"""Glue shared by rule scripts: turn a Snakemake job's declared files into omni arguments."""
+"""Glue shared by the training rules: a Snakemake job's declared files and params, as omni arguments."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from omni.jobs.training import TrainPaths
+from omni.jobs.training import TrainingSetup, TrainPaths
 
 
 def train_paths(smk: Any) -> TrainPaths:
@@ -15,3 +15,10 @@ def train_paths(smk: Any) -> TrainPaths:
         tokenizer=Path(smk.input.tokenizer), model_out=Path(smk.output.model),
         log_out=Path(smk.output.train_log), cost_out=Path(smk.output.cost),
         checkpoint_dir=Path(smk.params.checkpoints), init_model=Path(init) if init else None)
+
+
+def training_setup(smk: Any, strategy: Mapping[str, Any] | None = None) -> TrainingSetup:
+    """The training params every training rule declares; `strategy` holds the arm's own sections."""
+    return TrainingSetup(training=smk.params.training, logmel=smk.params.logmel,
+                         augmentation=smk.params.augmentation, model=getattr(smk.params, "model", None),
+                         strategy=dict(strategy or {}))

@@ -63,10 +63,13 @@ def summarize(table: pd.DataFrame) -> dict[str, float]:
 
 
 def decode_split(model: torch.nn.Module, model_config: dict[str, Any], frontend: Frontend,
-                 utterances: UtteranceSet, tokenizer: Tokenizer, decode: str, beam_width: int,
+                 utterances: UtteranceSet, tokenizer: Tokenizer, decode: str, beam_width: int | None,
                  batch_size: int, device: torch.device, description: str) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Decode every utterance in one mode ('greedy-full', 'beam-streaming', ...)."""
+    """Decode every utterance in one mode ('greedy-full', 'beam-streaming', ...); a beam decode
+    needs `beam_width`, a greedy one ignores it."""
     search_kind = decode.split("-")[0]
+    if search_kind == "beam" and beam_width is None:
+        raise ValueError(f"decode {decode!r} needs a beam width (config key 'evaluate.beam_width')")
     blank = blank_id(model_config)
     chunks = StreamingChunks(model_config["segment_length"], model_config["right_context_length"])
     search = RNNTBeamSearch(model, blank) if search_kind == "beam" else None
@@ -104,7 +107,7 @@ def decode_split(model: torch.nn.Module, model_config: dict[str, Any], frontend:
 
 
 def evaluate_model(model: torch.nn.Module, model_config: dict[str, Any], frontend: Frontend,
-                   utterances: UtteranceSet, tokenizer: Tokenizer, decodes: list[str], beam_width: int,
+                   utterances: UtteranceSet, tokenizer: Tokenizer, decodes: list[str], beam_width: int | None,
                    batch_size: int, device: torch.device,
                    description: str) -> dict[str, tuple[pd.DataFrame, dict[str, float]]]:
     model.eval()

@@ -8,7 +8,7 @@ lengths handed to rnnt_loss are right by construction (no clamping).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -18,18 +18,24 @@ from omni.data.features import FeatureNormalizer, LogMel, SpecAugment
 
 
 class Frontend(torch.nn.Module):
-    def __init__(self, feature_cfg: dict[str, Any], sample_rate: int, stats: dict[str, Any],
-                 right_context_length: int) -> None:
+    """`logmel` and `augmentation` are the rule sections omni.job_params.logmel / .augmentation;
+    a frontend without augmentation settings (evaluation, search) cannot be asked to augment."""
+
+    def __init__(self, logmel: Mapping[str, Any], stats: dict[str, Any], right_context_length: int,
+                 augmentation: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        self.wave_augment = WaveAugment(feature_cfg["wave_augment"], sample_rate)
-        self.logmel = LogMel(feature_cfg["n_mels"], feature_cfg["n_fft"], feature_cfg["hop_length"], sample_rate)
+        self.logmel = LogMel.from_section(logmel)
         self.normalize = FeatureNormalizer(torch.tensor(stats["mean"]), torch.tensor(stats["std"]))
-        self.spec_augment = SpecAugment(feature_cfg["spec_augment"])
+        self.wave_augment = None if augmentation is None else WaveAugment(augmentation["wave_augment"],
+                                                                          logmel["sample_rate"])
+        self.spec_augment = None if augmentation is None else SpecAugment(augmentation["spec_augment"])
         self.right_context_length = right_context_length
 
     def features(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor,
                  augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised log-mel [B, T, n_mels] and exact frame lengths, without the look-ahead pad."""
+        if augment and (self.wave_augment is None or self.spec_augment is None):
+            raise ValueError("this frontend was built without augmentation settings (an inference frontend)")
         if augment:
             self.wave_augment.train()
             waveforms, wave_lengths = self.wave_augment(waveforms, wave_lengths)

@@ -15,12 +15,10 @@ from torchaudio.models import RNNT, emformer_rnnt_model
 from omni.atomic import load_torch, save_torch
 
 
-def model_config_from(config: dict[str, Any], num_symbols: int) -> dict[str, Any]:
-    """Everything needed to rebuild the network; stored inside every artefact."""
-    from omni.config import model_preset
-
-    preset = model_preset(config)
-    return {"input_dim": config["features"]["n_mels"], "num_symbols": num_symbols, **preset}
+def model_config_from(model: dict[str, Any], num_symbols: int) -> dict[str, Any]:
+    """Everything needed to rebuild the network; stored inside every artefact. `model` is the rule
+    section omni.job_params.model (the preset's dimensions and the input width)."""
+    return {**model, "num_symbols": num_symbols}
 
 
 def build_model(model_config: dict[str, Any]) -> RNNT:
@@ -73,7 +71,3 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[RN
     model = build_model(artefact["model_config"])
     model.load_state_dict(artefact["state_dict"])
     return model.to(device).eval(), artefact
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

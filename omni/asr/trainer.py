@@ -18,7 +18,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import torch
 from torchaudio.functional import rnnt_loss
@@ -53,11 +53,12 @@ class TrainSettings:
     clean_steps: int = 0
 
     @classmethod
-    def from_config(cls, train_cfg: dict[str, Any], steps: int, lr: float, clean_steps: int = 0) -> "TrainSettings":
-        return cls(steps=steps, lr=lr, clean_steps=clean_steps, weight_decay=train_cfg["weight_decay"],
-                   warmup_steps=train_cfg["warmup_steps"], grad_clip=train_cfg["grad_clip"],
-                   checkpoint_every=train_cfg["checkpoint_every"], log_every=train_cfg["log_every"],
-                   max_consecutive_nonfinite=train_cfg["max_consecutive_nonfinite"])
+    def from_section(cls, training: Mapping[str, Any], steps: int) -> "TrainSettings":
+        """From the rule section omni.job_params.training; `steps` is the job's (arms differ)."""
+        return cls(steps=steps, lr=training["lr"], clean_steps=training["clean_steps"],
+                   weight_decay=training["weight_decay"], warmup_steps=training["warmup_steps"],
+                   grad_clip=training["grad_clip"], checkpoint_every=training["checkpoint_every"],
+                   log_every=training["log_every"], max_consecutive_nonfinite=training["max_consecutive_nonfinite"])
 
 
 LossFn = Callable[[], torch.Tensor]

@@ -6,42 +6,34 @@ it, so the manifest stage reads the synthetic corpus and a real LibriSpeech tree
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from omni.data.synth_corpus import SPLITS, build_synth_corpus
-
-SYNTH_TREE = Path("corpus") / "synth"
-"""Where the synthetic tree goes, under `results_dir`."""
-
 
 class CorpusError(ValueError):
     """The configured corpus is not where the configuration says."""
 
 
-def synth_root(config: dict[str, Any]) -> Path:
-    return (Path(config["results_dir"]) / SYNTH_TREE).resolve()
-
-
-def describe_librispeech(config: dict[str, Any]) -> dict[str, Any]:
+def describe_librispeech(root: str | Path, subsets: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """Index a local LibriSpeech tree in place (no copy), failing early on a missing folder."""
-    settings = config["librispeech"]
-    root = Path(settings["root"]).expanduser().resolve()
+    root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise CorpusError(f"config key 'librispeech.root': directory {root} does not exist")
-    for split, subsets in settings["subsets"].items():
-        for subset in subsets:
+    for split, names in subsets.items():
+        for subset in names:
             if not (root / subset).is_dir():
                 raise CorpusError(
                     f"config key 'librispeech.subsets.{split}': subset folder {root / subset} does not exist"
                 )
-    return {"corpus": "librispeech", "root": str(root),
-            "subsets": {split: list(settings["subsets"][split]) for split in SPLITS}}
+    return {"corpus": "librispeech", "root": str(root), "subsets": {split: list(subsets[split]) for split in SPLITS}}
 
 
-def prepare_corpus(config: dict[str, Any], workers: int) -> dict[str, Any]:
-    """Build (synth) or check (librispeech) the corpus and return its info record."""
-    if config["corpus"] == "librispeech":
-        return describe_librispeech(config)
-    root = synth_root(config)
-    stats = build_synth_corpus(config, root, workers)
+def prepare_corpus(corpus: Mapping[str, Any], synth_tree: Path, workers: int) -> dict[str, Any]:
+    """Build (synth, into `synth_tree`) or check (librispeech) the corpus and return its info record.
+
+    `corpus` is the rule's section (omni.job_params.corpus)."""
+    if corpus["kind"] == "librispeech":
+        return describe_librispeech(corpus["root"], corpus["subsets"])
+    root = Path(synth_tree).resolve()
+    stats = build_synth_corpus(corpus, root, workers)
     return {"corpus": "synth", "root": str(root), "subsets": {split: [split] for split in SPLITS}, **stats}

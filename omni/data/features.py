@@ -55,8 +55,9 @@ class LogMel(torch.nn.Module):
         )
 
     @classmethod
-    def from_config(cls, feature_cfg: Mapping[str, Any], sample_rate: int) -> "LogMel":
-        return cls(feature_cfg["n_mels"], feature_cfg["n_fft"], feature_cfg["hop_length"], sample_rate)
+    def from_section(cls, logmel: Mapping[str, Any]) -> "LogMel":
+        """From the rule section omni.job_params.logmel (sample rate, n_mels, n_fft, hop length)."""
+        return cls(logmel["n_mels"], logmel["n_fft"], logmel["hop_length"], logmel["sample_rate"])
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return torch.div(lengths - self.n_fft, self.hop_length, rounding_mode="floor") + 1
@@ -132,9 +133,7 @@ def _random_bands(count: int, max_widths: torch.Tensor, extents: torch.Tensor, s
     return inside.any(dim=1)
 
 
-def compute_feature_stats(
-    manifest: pd.DataFrame, feature_cfg: Mapping[str, Any], sample_rate: int, workers: int
-) -> dict[str, Any]:
+def compute_feature_stats(manifest: pd.DataFrame, logmel: Mapping[str, Any], workers: int) -> dict[str, Any]:
     """Per-bin mean/std over every frame of `manifest`, streamed one utterance at a time.
 
     Utterances are summed in manifest order in float64, so the result does not depend on `workers`.
@@ -144,13 +143,13 @@ def compute_feature_stats(
     if manifest.empty:
         raise ValueError("feature statistics need at least one utterance; the manifest is empty")
     paths = list(manifest["audio_path"])
-    n_mels = feature_cfg["n_mels"]
+    n_mels = logmel["n_mels"]
     total = np.zeros(n_mels, dtype=np.float64)
     total_sq = np.zeros(n_mels, dtype=np.float64)
     frames = 0
     with tqdm(total=len(paths), desc="feature stats", unit="utt", file=sys.stderr,
               mininterval=_PROGRESS_INTERVAL_S) as progress:
-        for sums, sums_sq, count in _utterance_sums_all(paths, feature_cfg, sample_rate, workers):
+        for sums, sums_sq, count in _utterance_sums_all(paths, logmel, workers):
             total += sums
             total_sq += sums_sq
             frames += count
@@ -190,7 +189,7 @@ def _utterance_sums(logmel: LogMel, sample_rate: int, path: str) -> tuple[np.nda
 
 
 def _utterance_sums_all(
-    paths: list[str], feature_cfg: Mapping[str, Any], sample_rate: int, workers: int
+    paths: list[str], logmel_section: Mapping[str, Any], workers: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
     """Each utterance's (sum, sum of squares, frames), in manifest order, from `workers` threads.
 
@@ -198,8 +197,8 @@ def _utterance_sums_all(
     re-run the caller's main module in every worker (Snakemake scripts and plain scripts have no
     `__main__` guard). Work is submitted a window at a time so memory stays flat on large corpora.
     """
-    logmel = LogMel.from_config(feature_cfg, sample_rate)
-    job = functools.partial(_utterance_sums, logmel, sample_rate)
+    logmel = LogMel.from_section(logmel_section)
+    job = functools.partial(_utterance_sums, logmel, logmel_section["sample_rate"])
     window = max(1, workers) * _STATS_WINDOW
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for start in range(0, len(paths), window):

@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import soundfile
@@ -122,11 +122,11 @@ RANGE_LIMITS: dict[str, Range] = {
 }
 
 
-def _ranges(config: dict[str, Any]) -> dict[str, Range]:
+def _ranges(spec: Mapping[str, Any]) -> dict[str, Range]:
     """The schema checks shape only; espeak would silently clamp values outside its limits."""
     ranges = {}
     for key, limits in RANGE_LIMITS.items():
-        low, high = config["synth"][key]
+        low, high = spec["synth"][key]
         if not (limits[0] <= low <= high <= limits[1]):
             raise ValueError(
                 f"config key 'synth.{key}': {[low, high]} must be ordered and within espeak's {list(limits)}"
@@ -159,9 +159,9 @@ def _jitter(rng: random.Random, value: int, spread: int, bounds: Range) -> int:
     return min(max(value + rng.randint(-spread, spread), bounds[0]), bounds[1])
 
 
-def _speakers(config: dict[str, Any], ranges: dict[str, Range], split: str, count: int, rng: random.Random,
+def _speakers(spec: Mapping[str, Any], ranges: dict[str, Range], split: str, count: int, rng: random.Random,
               ) -> list[Speaker]:
-    synth = config["synth"]
+    synth = spec["synth"]
     other = split == OTHER_SPLIT
     voices = list(synth["other_voices"] if other else synth["train_voices"])
     rng.shuffle(voices)
@@ -179,9 +179,9 @@ def _speakers(config: dict[str, Any], ranges: dict[str, Range], split: str, coun
     return speakers
 
 
-def _noise(config: dict[str, Any], ranges: dict[str, Range], rng: random.Random, utt_number: int,
+def _noise(spec: Mapping[str, Any], ranges: dict[str, Range], rng: random.Random, utt_number: int,
            babble_texts: Sequence[str]) -> Noise:
-    synth = config["synth"]
+    synth = spec["synth"]
     kind = rng.choice(NOISE_KINDS)
     babble = ()
     if kind == "babble":
@@ -191,21 +191,21 @@ def _noise(config: dict[str, Any], ranges: dict[str, Range], rng: random.Random,
             for _ in range(BABBLE_TALKERS)
         )
     snr_db = float(synth["other_noise_snr_db"])
-    return Noise(kind=kind, snr_db=snr_db, seed=(config["seed"], utt_number), babble=babble)
+    return Noise(kind=kind, snr_db=snr_db, seed=(spec["seed"], utt_number), babble=babble)
 
 
-def plan_corpus(config: dict[str, Any]) -> list[Utterance]:
-    """Every utterance's text, speaker, voicing and noise, from `config['seed']` alone."""
-    synth = config["synth"]
-    ranges = _ranges(config)
+def plan_corpus(spec: Mapping[str, Any]) -> list[Utterance]:
+    """Every utterance's text, speaker, voicing and noise, from `spec['seed']` alone."""
+    synth = spec["synth"]
+    ranges = _ranges(spec)
     texts = synth_text.generate_splits(
-        config["seed"], {split: synth["splits"][split] for split in TEXT_ORDER},
-        synth["min_words"], synth["max_words"], config["data"]["alphabet"],
+        spec["seed"], {split: synth["splits"][split] for split in TEXT_ORDER},
+        synth["min_words"], synth["max_words"], spec["alphabet"],
     )
     utterances = []
     for split in SPLITS:
-        rng = random.Random(f"{config['seed']}:speakers:{split}")
-        speakers = _speakers(config, ranges, split, len(texts[split]), rng)
+        rng = random.Random(f"{spec['seed']}:speakers:{split}")
+        speakers = _speakers(spec, ranges, split, len(texts[split]), rng)
         babble_texts = texts[split][:BABBLE_TEXTS]
         for number, transcript in enumerate(texts[split]):
             speaker = speakers[number % len(speakers)]
@@ -214,7 +214,7 @@ def plan_corpus(config: dict[str, Any]) -> list[Utterance]:
                 rate_wpm=_jitter(rng, speaker.rate_wpm, RATE_JITTER_WPM, _rate_bounds(speaker, ranges)),
                 pitch=_jitter(rng, speaker.pitch, PITCH_JITTER, ranges["pitch"]),
             )
-            noise = _noise(config, ranges, rng, number, babble_texts) if split == OTHER_SPLIT else None
+            noise = _noise(spec, ranges, rng, number, babble_texts) if split == OTHER_SPLIT else None
             utterances.append(Utterance(speaker, number // len(speakers), transcript, voicing, noise))
     return utterances
 
@@ -301,10 +301,10 @@ def _render_to_file(job: tuple[Utterance, Path, int]) -> int:
     return samples.size
 
 
-def check_voices(config: dict[str, Any]) -> None:
+def check_voices(spec: Mapping[str, Any]) -> None:
     """espeak silently substitutes a default for an unknown variant; refuse before building."""
     for key in ("train_voices", "other_voices"):
-        espeak.check_voices(config["synth"][key], f"synth.{key}")
+        espeak.check_voices(spec["synth"][key], f"synth.{key}")
 
 
 def _write_texts(root: Path, utterances: Sequence[Utterance], seconds: Sequence[float]) -> None:
@@ -347,13 +347,13 @@ def _replace_dir(built: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def build_synth_corpus(config: dict[str, Any], out_root: Path, workers: int) -> dict[str, Any]:
+def build_synth_corpus(spec: Mapping[str, Any], out_root: Path, workers: int) -> dict[str, Any]:
     """Write the corpus tree at `out_root` atomically and return its statistics."""
     started = time.monotonic()
     out_root = Path(out_root)
-    check_voices(config)
-    utterances = plan_corpus(config)
-    target_rate = config["data"]["sample_rate"]
+    check_voices(spec)
+    utterances = plan_corpus(spec)
+    target_rate = spec["sample_rate"]
     partial = out_root.with_name(out_root.name + PARTIAL_SUFFIX)
     for stale in (partial, out_root.with_name(out_root.name + OLD_SUFFIX)):
         shutil.rmtree(stale, ignore_errors=True)  # left by a killed build

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from omni.atomic import write_dataframe, write_json
 from omni.costs import CostMeter
@@ -29,22 +29,21 @@ class EvaluationPaths:
     cost_out: Path
 
 
-def run_evaluation_job(config: dict[str, Any], arm: str, tag: str, split: str, paths: EvaluationPaths,
-                       threads: int) -> dict[str, Any]:
+def run_evaluation_job(evaluation: Mapping[str, Any], logmel: Mapping[str, Any], arm: str, tag: str, split: str,
+                       paths: EvaluationPaths, threads: int) -> dict[str, Any]:
+    """`evaluation` and `logmel` are the rule sections omni.job_params.evaluation / .logmel."""
     set_threads(threads)
-    seed_everything(config["seed"])
-    device = resolve_device(config["device"])
+    seed_everything(evaluation["seed"])
+    device = resolve_device(evaluation["device"])
     meter = CostMeter("evaluate", arm, None, device, threads)
     model, artefact = load_model(paths.model, device)
     model_config = artefact["model_config"]
     tokenizer = Tokenizer(paths.tokenizer)
-    sample_rate = config["data"]["sample_rate"]
-    frontend = Frontend(config["features"], sample_rate, load_feature_stats(paths.feature_stats),
-                        model_config["right_context_length"]).to(device)
-    utterances = UtteranceSet(read_manifest(paths.manifest), None, sample_rate, cache_audio=True)
-    eval_cfg = config["evaluate"]
-    results = evaluate_model(model, model_config, frontend, utterances, tokenizer, eval_cfg["decodes"],
-                             eval_cfg["beam_width"], eval_cfg["batch_size"], device, f"{arm}/{tag}/{split}")
+    frontend = Frontend(logmel, load_feature_stats(paths.feature_stats), model_config["right_context_length"]).to(device)
+    utterances = UtteranceSet(read_manifest(paths.manifest), None, logmel["sample_rate"], cache_audio=True)
+    # job_params.evaluation declares the beam width only when a beam decode runs
+    results = evaluate_model(model, model_config, frontend, utterances, tokenizer, evaluation["decodes"],
+                             evaluation.get("beam_width"), evaluation["batch_size"], device, f"{arm}/{tag}/{split}")
     export_info = json.loads(Path(paths.export_info).read_text())
     summary: dict[str, Any] = {
         "arm": arm, "tag": tag, "split": split,

@@ -6,14 +6,15 @@ model from the same seed, then draws its own augmentation; rank 0 writes every o
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -49,9 +50,22 @@ class JobSpec:
     arm: str
     sparsity: float | None
     steps: int
-    lr: float
-    seed: int
-    clean_steps: int = 0  # the first steps train on unaugmented audio (dense job: train.dense_clean_steps)
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """Everything a training job reads from the configuration: its rule's params sections
+    (omni.job_params), and nothing else."""
+
+    training: Mapping[str, Any]                 # job_params.training: seed, device, loop settings, lr
+    logmel: Mapping[str, Any]                   # job_params.logmel
+    augmentation: Mapping[str, Any]             # job_params.augmentation
+    model: Mapping[str, Any] | None = None      # job_params.model; None = take the starting model's
+    strategy: Mapping[str, Any] = field(default_factory=dict)  # the arm's own sections (masks, individual, ...)
+
+    @property
+    def seed(self) -> int:
+        return int(self.training["seed"])
 
 
 StrategyFactory = Callable[[torch.nn.Module], GradientStrategy]
@@ -59,36 +73,39 @@ RANK_SEED_STRIDE = 1_000_003
 """Rank r > 0 reseeds its augmentation RNG with seed + r * this (rank 0 keeps the 1-process stream)."""
 
 
-def fingerprint(config: dict[str, Any], spec: JobSpec) -> str:
-    """Identifies what a checkpoint belongs to; report-only settings do not change it."""
-    relevant = {k: v for k, v in config.items() if k not in {"report", "evaluate", "resources", "search"}}
-    blob = json.dumps({"config": relevant, "spec": spec.__dict__}, sort_keys=True, default=str)
+def fingerprint(setup: TrainingSetup, spec: JobSpec) -> str:
+    """Identifies what a checkpoint belongs to: exactly the values the job was given."""
+    blob = json.dumps({"setup": dataclasses.asdict(setup), "spec": dataclasses.asdict(spec)}, sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def run_training_job(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, threads: int,
+def run_training_job(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, threads: int,
                      make_strategy: StrategyFactory, halt_after: int | None = None) -> None:
     """`threads` is the job's whole CPU budget, shared by its processes."""
-    device = resolve_device(config["device"])
-    processes = config["train"]["cpu_processes"] if device.type == "cpu" else 1
+    device = resolve_device(setup.training["device"])
+    processes = setup.training["cpu_processes"] if device.type == "cpu" else 1
     if processes > threads:
         print(f"warning: config key 'train.cpu_processes' ({processes}) exceeds this job's {threads} thread(s); "
               f"the processes will share cores", file=sys.stderr)
     meter = CostMeter(spec.job, spec.arm, spec.sparsity, device, threads, processes=processes)
-    rank_job = functools.partial(_train_rank, config, spec, paths, max(1, threads // processes), make_strategy,
+    rank_job = functools.partial(_train_rank, setup, spec, paths, max(1, threads // processes), make_strategy,
                                  halt_after, device, meter)
     run_ranks(processes, device, rank_job, config_key="train.cpu_processes")
 
 
-def _train_rank(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, threads: int,
+def _train_rank(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, threads: int,
                 make_strategy: StrategyFactory, halt_after: int | None, device: torch.device, meter: CostMeter,
                 ranks: Ranks) -> None:
     set_threads(threads)
-    seed_everything(spec.seed)
+    seed_everything(setup.seed)
+    training = setup.training
 
     tokenizer = Tokenizer(paths.tokenizer)
     if paths.init_model is None:
-        model_config = model_config_from(config, num_symbols=tokenizer.vocab_size + 1)
+        if setup.model is None:
+            raise ValueError("a training job from scratch needs the model section (omni.job_params.model)")
+        model_config = model_config_from(dict(setup.model), num_symbols=tokenizer.vocab_size + 1)
         model = build_model(model_config)
     else:
         model, artefact = load_model(paths.init_model)
@@ -96,21 +113,20 @@ def _train_rank(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, thread
     model.to(device)
     blank = blank_id(model_config)
     stats = load_feature_stats(paths.feature_stats)
-    sample_rate = config["data"]["sample_rate"]
-    frontend = Frontend(config["features"], sample_rate, stats, model_config["right_context_length"]).to(device)
+    sample_rate = setup.logmel["sample_rate"]
+    frontend = Frontend(setup.logmel, stats, model_config["right_context_length"], setup.augmentation).to(device)
     utterances = UtteranceSet(read_manifest(paths.manifest), tokenizer, sample_rate,
-                              cache_audio=config["train"]["cache_audio"])
-    samples_budget = config["train"]["batch_frames"] * config["features"]["hop_length"]
-    # Only a job that starts from scratch needs the curriculum; pruning jobs start trained.
-    stream = BatchStream(utterances, samples_budget, spec.seed,
-                         sortagrad=config["train"]["sortagrad"] and paths.init_model is None,
+                              cache_audio=training["cache_audio"])
+    samples_budget = training["batch_frames"] * setup.logmel["hop_length"]
+    # The curriculum is the dense job's (job_params.training turns it off for jobs that start trained).
+    stream = BatchStream(utterances, samples_budget, setup.seed, sortagrad=training["sortagrad"],
                          rank=ranks.rank, world=ranks.world)
     strategy = make_strategy(model)
     if ranks.rank > 0:
-        torch.manual_seed(spec.seed + ranks.rank * RANK_SEED_STRIDE)
-    settings = TrainSettings.from_config(config["train"], steps=spec.steps, lr=spec.lr, clean_steps=spec.clean_steps)
+        torch.manual_seed(setup.seed + ranks.rank * RANK_SEED_STRIDE)
+    settings = TrainSettings.from_section(training, steps=spec.steps)
     trainer = Trainer(model, frontend, strategy, stream, settings, blank, device,
-                      CheckpointFolder(paths.checkpoint_dir, fingerprint(config, spec)),
+                      CheckpointFolder(paths.checkpoint_dir, fingerprint(setup, spec)),
                       paths.checkpoint_dir / "train_log.csv", description=spec.arm if spec.sparsity is None else f"{spec.arm}:{spec.sparsity:g}",
                       halt_after=halt_after, ranks=ranks)
     result = trainer.run()
@@ -121,7 +137,7 @@ def _train_rank(config: dict[str, Any], spec: JobSpec, paths: TrainPaths, thread
     state, masks = strategy.final_model()
     save_model(paths.model_out, state, model_config, masks,
                meta={"arm": spec.arm, "sparsity": spec.sparsity if spec.sparsity is not None else 0.0,
-                     "steps": result.steps, "seed": spec.seed})
+                     "steps": result.steps, "seed": setup.seed})
     with atomic_path(paths.log_out) as tmp:
         shutil.copyfile(paths.checkpoint_dir / "train_log.csv", tmp)
     meter.prior_wall_s = trainer.prior_wall_s  # earlier segments of a resumed job count too

@@ -8,7 +8,7 @@ the variance of the test set itself cancels out of their difference.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -28,8 +28,8 @@ class BootstrapSettings:
     seed: int
 
     @classmethod
-    def from_report_config(cls, report: dict[str, Any]) -> BootstrapSettings:
-        """From config section `report` (the same values in every table and figure)."""
+    def from_section(cls, report: Mapping[str, Any]) -> BootstrapSettings:
+        """From the rule section omni.job_params.comparison (the same values in every table and figure)."""
         return cls(resamples=report["bootstrap_resamples"], confidence=report["confidence"],
                    seed=report["bootstrap_seed"])
 

@@ -30,47 +30,25 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
-from torch import Tensor
 from tqdm import tqdm
 
-from omni.atomic import load_torch, write_dataframe, write_json
-from omni.config import ConfigError
-from omni.costs import CostMeter
-from omni.data.batches import UtteranceSet
-from omni.asr.evaluate import decode_split
-from omni.sparsity.export import export_bytes, export_compact
-from omni.data.features import load_feature_stats
-from omni.asr.frontend import Frontend
-from omni.data.manifest import read_manifest
-from omni.asr.model import build_model
-from omni.runtime import resolve_device, seed_everything, set_threads
-from omni.sparsity.masks import LayerRanking, masks_at, original_weight, prunable_parameter_names, rank_layers
-from omni.data.tokenizer import Tokenizer
+from omni.sparsity.masks import LayerRanking
 
 Genome = tuple[float, ...]                 # one sparsity level per layer, in SearchSpace.names order
 Allocation = dict[str, float]              # layer name -> sparsity level (what extraction takes)
 Fitness = Callable[[Allocation], float]    # lower is better (dev WER)
 ExportSize = Callable[[Allocation], int]   # bytes of the candidate's compact export
 
-JOB = "search"
-ARM = "omni-searched"
 BUDGET_PREFIX = "b"
-SEARCH_DECODE = "greedy-full"
-EXPORT_DTYPE = torch.float32
-SECONDS_PER_HOUR = 3600.0
 # A child identical to a population member adds nothing; redraw it, but give up after this many
 # draws per missing child (tiny search spaces run out of new genomes).
 MAX_DRAWS_PER_CHILD = 20
 # Uniform crossover: each layer comes from either parent with equal chance.
 CROSSOVER_TAKE_FIRST = 0.5
-LAYER_COLUMN_PREFIX = "s:"
-DEV_WER = "dev_wer"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,20 +109,6 @@ def budget_tag(level: float) -> str:
     return f"{BUDGET_PREFIX}{level:g}"
 
 
-def budget_levels(config: Mapping[str, Any]) -> list[float]:
-    """search.budgets, or sparsity.levels when null; each must be a search level, because the
-    uniform model at a budget seeds its population."""
-    search_cfg = config["search"]
-    key, levels = ("search.budgets", search_cfg["budgets"])
-    if levels is None:
-        key, levels = ("sparsity.levels", config["sparsity"]["levels"])
-    missing = [level for level in levels if level not in search_cfg["levels"]]
-    if missing:
-        raise ConfigError(f"config key '{key}': budget levels {missing} are not in search.levels "
-                          f"{search_cfg['levels']} (the uniform model at a budget seeds its search)")
-    return [float(level) for level in levels]
-
-
 def make_budgets(space: SearchSpace, levels: Sequence[float]) -> list[Budget]:
     return [Budget(budget_tag(level), float(level), space.params_kept(space.uniform(level))) for level in levels]
 
@@ -164,10 +128,10 @@ class EvolutionSettings:
     seed: int
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> EvolutionSettings:
-        s = config["search"]
-        return cls(s["population"], s["parents_fraction"], s["mutation_prob"], s["crossover_prob"],
-                   s["iterations"], s["time_budget_s"], config["seed"])
+    def from_section(cls, search: Mapping[str, Any]) -> EvolutionSettings:
+        """From the rule section omni.job_params.search."""
+        return cls(search["population"], search["parents_fraction"], search["mutation_prob"],
+                   search["crossover_prob"], search["iterations"], search["time_budget_s"], search["seed"])
 
     @property
     def parents(self) -> int:
@@ -369,177 +333,3 @@ class EvolutionarySearch:
         self.cache[genome] = entry
         self.history.append(entry)
         return entry
-
-
-# ----------------------------------------------------------------------------------------------
-# Scoring sub-networks of a real supernet
-# ----------------------------------------------------------------------------------------------
-
-@dataclass
-class DevSubset:
-    """What a greedy full-utterance decode of the fixed dev subset needs (built once)."""
-
-    utterances: UtteranceSet
-    frontend: Frontend
-    tokenizer: Tokenizer
-    batch_size: int
-    beam_width: int
-
-    @property
-    def audio_seconds(self) -> float:
-        return sum(self.utterances.num_samples) / self.utterances.sample_rate
-
-
-def load_dev_subset(config: Mapping[str, Any], manifest: Path, feature_stats: Path, tokenizer: Path,
-                    right_context_length: int, device: torch.device) -> DevSubset:
-    """The first search.dev_subset utterances by utt_id: a fixed set, whatever the manifest order."""
-    sample_rate = config["data"]["sample_rate"]
-    table = read_manifest(manifest).sort_values("utt_id", kind="stable").head(config["search"]["dev_subset"])
-    frontend = Frontend(config["features"], sample_rate, load_feature_stats(feature_stats),
-                        right_context_length).to(device)
-    return DevSubset(UtteranceSet(table, None, sample_rate, cache_audio=True), frontend, Tokenizer(tokenizer),
-                     config["evaluate"]["batch_size"], config["evaluate"]["beam_width"])
-
-
-class SubnetworkScorer:
-    """Sub-networks of one supernet artefact, scored by masking a single model copy in place."""
-
-    def __init__(self, supernet: Mapping[str, Any], sparsity_cfg: Mapping[str, Any], device: torch.device) -> None:
-        self.model_config = dict(supernet["model_config"])
-        self.sparsity_cfg = sparsity_cfg
-        self.device = device
-        self.model = build_model(self.model_config)
-        self.model.load_state_dict(supernet["state_dict"])
-        self.model.to(device).eval()
-        names = prunable_parameter_names(self.model, sparsity_cfg)
-        self.rankings = rank_layers(self.model, names, sparsity_cfg["granularity"], sparsity_cfg["block_shape"])
-        self._dense = {name: original_weight(self.model, name).detach().clone() for name in names}
-
-    def space(self, levels: Sequence[float]) -> SearchSpace:
-        total = sum(p.numel() for p in self.model.parameters())
-        return SearchSpace.from_rankings(self.rankings, levels, total)
-
-    def apply(self, allocation: Mapping[str, float]) -> dict[str, Tensor]:
-        """Mask the model copy to `allocation`; returns the masks."""
-        masks = masks_at(self.rankings, allocation)
-        with torch.no_grad():
-            for name, mask in masks.items():
-                weight = original_weight(self.model, name)
-                weight.copy_(self._dense[name] * mask.to(weight.dtype))
-        return masks
-
-    def state_dict(self, allocation: Mapping[str, float]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """(masked state dict, masks): what `extract_subnetwork` returns for the same allocation."""
-        masks = self.apply(allocation)
-        # Copies: the live tensors change with the next candidate.
-        return {name: t.detach().to("cpu", copy=True) for name, t in self.model.state_dict().items()}, masks
-
-    def dev_wer(self, allocation: Mapping[str, float], dev: DevSubset) -> float:
-        self.apply(allocation)
-        _, summary = decode_split(self.model, self.model_config, dev.frontend, dev.utterances, dev.tokenizer,
-                                  SEARCH_DECODE, dev.beam_width, dev.batch_size, self.device, "search")
-        return summary["wer"]
-
-    def export_bytes(self, allocation: Mapping[str, float]) -> int:
-        """Bytes of the fp32 compact export, serialised exactly as the export rule writes it."""
-        state, masks = self.state_dict(allocation)
-        payload = export_compact(state, masks, self.model_config, EXPORT_DTYPE,
-                                 self.sparsity_cfg["granularity"], self.sparsity_cfg["block_shape"])
-        return export_bytes(payload)
-
-
-# ----------------------------------------------------------------------------------------------
-# Outputs
-# ----------------------------------------------------------------------------------------------
-
-def short_layer_names(names: Sequence[str]) -> list[str]:
-    """Drop the dotted prefix and suffix all names share (`transcriber...emformer_layers.` and
-    `.weight`): short columns, still unique because only common parts go. A lone name shares
-    nothing with anything, so it stays whole."""
-    if len(names) < 2:
-        return list(names)
-    parts = [name.split(".") for name in names]
-    shortest = min(len(p) for p in parts)
-    head = 0
-    while head < shortest - 1 and len({p[head] for p in parts}) == 1:
-        head += 1
-    tail = 0
-    while tail < shortest - head - 1 and len({p[-1 - tail] for p in parts}) == 1:
-        tail += 1
-    return [".".join(p[head: len(p) - tail]) for p in parts]
-
-
-def layer_columns(space: SearchSpace) -> list[str]:
-    return [f"{LAYER_COLUMN_PREFIX}{short}" for short in short_layer_names(space.names)]
-
-
-def candidates_frame(entries: Sequence[Evaluated], space: SearchSpace) -> pd.DataFrame:
-    rows = [{"iteration": e.iteration, "budget": e.budget, "params_kept": e.params_kept,
-             "export_bytes": e.export_bytes, "sparsity": e.sparsity, DEV_WER: e.fitness,
-             "eval_s": e.eval_s, "elapsed_s": e.elapsed_s, **dict(zip(layer_columns(space), e.genome))}
-            for e in entries]
-    return pd.DataFrame(rows, columns=["iteration", "budget", "params_kept", "export_bytes", "sparsity", DEV_WER,
-                                       "eval_s", "elapsed_s", *layer_columns(space)])
-
-
-def best_summary(result: SearchResult) -> dict[str, Any]:
-    """Per budget tag: the best allocation (full layer names, what extraction takes), its size
-    and fitness, and the uniform model's, which the best can never be worse than."""
-    summary = {}
-    for budget in result.budgets:
-        best, uniform = result.best(budget), result.uniform(budget)
-        summary[budget.tag] = {
-            "level": budget.level, "max_params": budget.max_params,
-            "allocation": result.space.allocation(best.genome),
-            **_entry_fields(best),
-            "uniform": _entry_fields(uniform),
-        }
-    return summary
-
-
-def _entry_fields(entry: Evaluated) -> dict[str, Any]:
-    return {"params_kept": entry.params_kept, "export_bytes": entry.export_bytes, "sparsity": entry.sparsity,
-            DEV_WER: entry.fitness}
-
-
-@dataclass
-class SearchPaths:
-    supernet: Path
-    manifest: Path
-    feature_stats: Path
-    tokenizer: Path
-    pareto: Path
-    history: Path
-    best: Path
-    cost: Path
-
-
-def write_search_outputs(result: SearchResult, paths: SearchPaths) -> None:
-    write_dataframe(paths.history, candidates_frame(result.history, result.space))
-    write_dataframe(paths.pareto, candidates_frame(result.pareto(), result.space))
-    write_json(paths.best, best_summary(result))
-
-
-def run_search_job(config: Mapping[str, Any], paths: SearchPaths, threads: int) -> SearchResult:
-    """The search stage: score sub-networks of the supernet on the dev subset, write its outputs."""
-    set_threads(threads)
-    seed_everything(config["seed"])
-    device = resolve_device(config["device"])
-    meter = CostMeter(JOB, ARM, None, device, threads)
-    scorer = SubnetworkScorer(load_torch(paths.supernet), config["sparsity"], device)
-    dev = load_dev_subset(config, paths.manifest, paths.feature_stats, paths.tokenizer,
-                          scorer.model_config["right_context_length"], device)
-    space = scorer.space(config["search"]["levels"])
-    search = EvolutionarySearch(space, make_budgets(space, budget_levels(config)),
-                                EvolutionSettings.from_config(config),
-                                fitness=lambda allocation: scorer.dev_wer(allocation, dev),
-                                export_size=scorer.export_bytes)
-    result = search.run()
-    write_search_outputs(result, paths)
-    evaluations = len(result.history)
-    meter.finish(paths.cost, steps=0, audio_hours=evaluations * dev.audio_seconds / SECONDS_PER_HOUR,
-                 extra={"evaluations": evaluations, "cache_hits": result.cache_hits,
-                        "iterations_completed": result.iterations_completed,
-                        "stopped_early": result.stopped_early, "time_budget_s": config["search"]["time_budget_s"],
-                        "dev_utterances": len(dev.utterances)})
-    return result

@@ -8,7 +8,7 @@ refreshed every `mask_update_every` steps, which amortises the sort over many st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -77,19 +77,28 @@ class LevelSampler:
         return 2 + self.random_levels
 
 
-def sampler_from_config(omni_cfg: dict[str, Any], levels: list[float], steps: int) -> LevelSampler:
-    return LevelSampler(strategy=omni_cfg["sampling"], levels=sorted(levels), level_space=omni_cfg["level_space"],
-                        continuous_range=tuple(omni_cfg["continuous_range"]), random_levels=omni_cfg["random_levels"],
-                        warmup_steps=int(round(omni_cfg["warmup_fraction"] * steps)),
-                        update_every=omni_cfg["mask_update_every"])
+def sampler_from_section(supernet: Mapping[str, Any], steps: int) -> LevelSampler:
+    """From the rule section omni.job_params.supernet (the omni settings and sparsity levels)."""
+    return LevelSampler(strategy=supernet["sampling"], levels=sorted(supernet["levels"]),
+                        level_space=supernet["level_space"], continuous_range=tuple(supernet["continuous_range"]),
+                        random_levels=supernet["random_levels"],
+                        warmup_steps=int(round(supernet["warmup_fraction"] * steps)),
+                        update_every=supernet["mask_update_every"])
 
 
-def supernet_steps(omni_cfg: dict[str, Any], sampler: LevelSampler) -> int:
+def supernet_steps(supernet: Mapping[str, Any], sampler: LevelSampler) -> int:
     """Steps of the supernet job: `omni.steps`, or `omni.budget` sub-network passes divided
     by the passes one step costs (equal compute with one individual job)."""
-    if omni_cfg["budget"] is None:
-        return omni_cfg["steps"]
-    return max(1, omni_cfg["budget"] // sampler.passes_per_step())
+    if supernet["budget"] is None:
+        return supernet["steps"]
+    return max(1, supernet["budget"] // sampler.passes_per_step())
+
+
+def planned_sampler(supernet: Mapping[str, Any]) -> tuple[int, LevelSampler]:
+    """The job's steps and the sampler whose warm-up is a fraction of them (the steps depend on
+    how many passes one step of the sampling rule costs)."""
+    steps = supernet_steps(supernet, sampler_from_section(supernet, supernet["steps"]))
+    return steps, sampler_from_section(supernet, steps)
 
 
 class SupernetGradients:

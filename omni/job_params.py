@@ -1,0 +1,130 @@
+"""What each job reads from the configuration: the `params:` of its rule.
+
+Snakemake reruns a job when one of its params changes, so the values a job's outputs depend on
+and the values it is given must be the same set. Each function here is that set for one kind
+of job, and the job receives nothing else: a value a job reads but its rule did not declare is
+a KeyError, never a silent stale result. Sections are plain dicts with sorted keys (Snakemake
+compares params by their repr; dataclasses it cannot represent would never trigger a rerun).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from omni.config import model_preset
+
+Config = Mapping[str, Any]
+Section = dict[str, Any]
+
+BEAM_DECODES = frozenset({"beam-full", "beam-streaming"})
+MASK_KEYS = ("granularity", "block_shape", "prunable", "include_predictor", "include_joiner", "include_io_linears")
+# train.* values every training job reads; the arm-specific ones (steps, lr, clean steps, curriculum) come apart.
+SHARED_TRAIN_KEYS = ("cpu_processes", "batch_frames", "weight_decay", "warmup_steps", "grad_clip", "checkpoint_every",
+                     "log_every", "max_consecutive_nonfinite", "cache_audio")
+
+
+def canonical(value: Any) -> Any:
+    """Dicts with sorted keys, recursively: reordering a YAML section is not a change."""
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    return value
+
+
+def _pick(section: Mapping[str, Any], keys: tuple[str, ...] | list[str]) -> Section:
+    return canonical({key: section[key] for key in keys})
+
+
+def corpus(config: Config) -> Section:
+    """The synthetic corpus is a function of its seed, voices, text grammar and rate; a LibriSpeech
+    tree of its root and subsets."""
+    if config["corpus"] == "librispeech":
+        return canonical({"kind": "librispeech", **config["librispeech"]})
+    return canonical({"kind": "synth", "seed": config["seed"], "synth": config["synth"],
+                      "alphabet": config["data"]["alphabet"], "sample_rate": config["data"]["sample_rate"]})
+
+
+def manifest(config: Config) -> Section:
+    return canonical(config["data"])
+
+
+def logmel(config: Config) -> Section:
+    """Audio -> normalised log-mel: what feature statistics, evaluation and the search need."""
+    features = config["features"]
+    return canonical({"sample_rate": config["data"]["sample_rate"], "n_mels": features["n_mels"],
+                      "n_fft": features["n_fft"], "hop_length": features["hop_length"]})
+
+
+def augmentation(config: Config) -> Section:
+    """Training-only input perturbations (waveform and SpecAugment)."""
+    return _pick(config["features"], ("wave_augment", "spec_augment"))
+
+
+def tokenizer(config: Config) -> Section:
+    return canonical({"seed": config["seed"], **config["tokenizer"]})
+
+
+def model(config: Config) -> Section:
+    """The chosen preset's dimensions only: editing another preset changes no job."""
+    return canonical({"input_dim": config["features"]["n_mels"], **model_preset(config)})
+
+
+def training(config: Config, arm: str) -> Section:
+    """One training job's loop settings. The dense job trains from scratch at `train.lr` (with a
+    clean phase and the length curriculum); the pruning arms and the control start trained, at
+    `train.finetune_lr`."""
+    train = config["train"]
+    shared = {key: train[key] for key in SHARED_TRAIN_KEYS}
+    run = {"seed": config["seed"], "device": config["device"]}
+    if arm == "dense":
+        arm_values = {"steps": train["dense_steps"], "lr": train["lr"], "clean_steps": train["dense_clean_steps"],
+                      "sortagrad": train["sortagrad"]}
+    else:
+        arm_values = {"lr": train["finetune_lr"], "clean_steps": 0, "sortagrad": False}
+    return canonical({**run, **shared, **arm_values})
+
+
+def masks(config: Config) -> Section:
+    """Which weights are prunable and how they are ranked; not the list of levels, so adding a
+    level leaves every existing individual job, export and extraction alone."""
+    return _pick(config["sparsity"], MASK_KEYS)
+
+
+def individual(config: Config) -> Section:
+    return canonical(config["individual"])
+
+
+def supernet(config: Config) -> Section:
+    """The omni section and the levels the supernet samples."""
+    return canonical({**config["omni"], "levels": config["sparsity"]["levels"]})
+
+
+def budget_levels(config: Config) -> list[float]:
+    """Levels whose uniform-model size is a search budget: search.budgets, or sparsity.levels."""
+    levels = config["search"]["budgets"]
+    return [float(level) for level in (config["sparsity"]["levels"] if levels is None else levels)]
+
+
+def search(config: Config) -> Section:
+    """The evolution's settings, its budgets resolved, and the decode batch size of its fitness."""
+    settings = {key: value for key, value in config["search"].items() if key != "budgets"}
+    return canonical({**settings, "budgets": budget_levels(config), "seed": config["seed"],
+                      "device": config["device"], "batch_size": config["evaluate"]["batch_size"]})
+
+
+def evaluation(config: Config) -> Section:
+    """Decode settings; the beam width only matters (and is only declared) when a beam decode runs."""
+    evaluate = config["evaluate"]
+    section = {"seed": config["seed"], "device": config["device"], "decodes": evaluate["decodes"],
+               "batch_size": evaluate["batch_size"]}
+    if BEAM_DECODES & set(evaluate["decodes"]):
+        section["beam_width"] = evaluate["beam_width"]
+    return canonical(section)
+
+
+def comparison(config: Config) -> Section:
+    """What the WER tables and figures compare: splits, decodes, the tables' decode, the bootstrap."""
+    report = config["report"]
+    return canonical({"splits": config["evaluate"]["splits"], "decodes": config["evaluate"]["decodes"],
+                      "table_decode": report["table_decode"], "bootstrap_resamples": report["bootstrap_resamples"],
+                      "bootstrap_seed": report["bootstrap_seed"], "confidence": report["confidence"]})

@@ -1,0 +1,113 @@
+"""The study as a function of its configuration: which models it trains and evaluates, where
+every file lives, and what the final target asks for.
+
+One place, read by every rule file and by the `all` rule, so the set of models cannot depend on
+the order in which rule files are included (lists appended across includes silently lost
+models when an include moved).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from omni.job_params import budget_levels
+
+SPLITS = ("train", "dev", "test-clean", "test-other")
+DENSE = ("dense", "dense")
+SUPERNET = ("omni", "supernet")
+WER_TABLES = ("wer.csv", "wer.md", "wer_vs_sparsity.csv", "wer_vs_sparsity.md", "wer_vs_sparsity.tex")
+COST_TABLES = ("cost.csv", "cost.md", "cost.tex")
+FIGURES = ("pareto.png", "training_curves.png", "cost.png")
+
+
+def level_tag(level: float) -> str:
+    """`0.7` -> `0.7`: how a level appears in paths and tags (no trailing zeros)."""
+    return f"{level:g}"
+
+
+@dataclass(frozen=True)
+class Study:
+    results: str
+    levels: tuple[str, ...]        # sparsity levels as they appear in paths
+    budgets: tuple[str, ...]       # search budget levels as they appear in paths
+    eval_splits: tuple[str, ...]
+    table_decode: str
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Study:
+        return cls(results=config["results_dir"],
+                   levels=tuple(level_tag(level) for level in config["sparsity"]["levels"]),
+                   budgets=tuple(level_tag(level) for level in budget_levels(config)),
+                   eval_splits=tuple(config["evaluate"]["splits"]),
+                   table_decode=config["report"]["table_decode"])
+
+    # -- where things live (wildcard patterns such as "{arm}" work as arguments)
+
+    def path(self, *parts: str) -> str:
+        return "/".join((self.results, *parts))
+
+    def model_dir(self, arm: str, tag: str) -> str:
+        return self.path("models", arm, tag)
+
+    def trained_files(self, arm: str, tag: str) -> dict[str, str]:
+        """A training job's declared outputs; its checkpoints live elsewhere (resume after a kill)."""
+        folder = self.model_dir(arm, tag)
+        return {"model": f"{folder}/model.pt", "train_log": f"{folder}/train_log.csv", "cost": f"{folder}/cost.json"}
+
+    def checkpoints(self, arm: str, tag: str) -> str:
+        return self.path("checkpoints", arm, tag)
+
+    def eval_dir(self, arm: str, tag: str, split: str) -> str:
+        return self.path("eval", arm, tag, split)
+
+    # -- what the study holds
+
+    def trained_models(self) -> list[tuple[str, str]]:
+        """Every (arm, tag) a training job produces: the dense model, K individual jobs, one supernet."""
+        return [DENSE, *(("individual", f"s{level}") for level in self.levels), SUPERNET]
+
+    def evaluated_models(self) -> list[tuple[str, str]]:
+        """Every (arm, tag) the tables compare."""
+        return [DENSE, *(("individual", f"s{level}") for level in self.levels),
+                *(("omni", f"s{level}") for level in self.levels),
+                *(("omni-searched", f"b{budget}") for budget in self.budgets)]
+
+    def eval_summaries(self) -> list[str]:
+        return [f"{self.eval_dir(arm, tag, split)}/summary.json"
+                for arm, tag in self.evaluated_models() for split in self.eval_splits]
+
+    def eval_utterances(self) -> list[str]:
+        """Per-utterance errors in the tables' decode: what the paired bootstrap resamples."""
+        return [f"{self.eval_dir(arm, tag, split)}/{self.table_decode}.tsv"
+                for arm, tag in self.evaluated_models() for split in self.eval_splits]
+
+    def train_logs(self) -> list[str]:
+        return [self.trained_files(arm, tag)["train_log"] for arm, tag in self.trained_models()]
+
+    def cost_records(self) -> list[str]:
+        """Every job's cost record: training, extraction, search and evaluation."""
+        training = [self.trained_files(arm, tag)["cost"] for arm, tag in self.trained_models()]
+        extraction = [f"{self.model_dir(arm, tag)}/cost.json" for arm, tag in self.evaluated_models()
+                      if arm in ("omni", "omni-searched")]
+        evaluation = [f"{self.eval_dir(arm, tag, split)}/cost.json"
+                      for arm, tag in self.evaluated_models() for split in self.eval_splits]
+        return [*training, *extraction, self.search_file("cost.json"), *evaluation]
+
+    def search_file(self, name: str) -> str:
+        return self.path("search", name)
+
+    def table(self, name: str) -> str:
+        return self.path("tables", name)
+
+    def figure(self, name: str) -> str:
+        return self.path("figures", name)
+
+    def final_targets(self) -> list[str]:
+        """What `snakemake` with no target builds: the data stage's products, every evaluation,
+        the search's front, every table and figure."""
+        data = [*(self.path("data", "manifests", f"{split}.tsv") for split in SPLITS),
+                self.path("data", "feature_stats.json"), self.path("data", "tokenizer.model")]
+        search = [self.search_file("pareto.csv"), self.search_file("history.csv")]
+        report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES)),
+                  *(self.figure(name) for name in FIGURES)]
+        return [*data, *self.eval_summaries(), *search, *report]
