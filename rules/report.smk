@@ -32,7 +32,7 @@ rule wer_table:
     resources:
         **stage_resources("light"),
     script:
-        "../workflow_scripts/tables.py"
+        "../workflow_scripts/wer_tables.py"
 
 
 rule accounting:

@@ -20,7 +20,7 @@ from omni.sparsity.export import (
     save_compact,
 )
 from omni.sparsity.masks import MaskedParameters, masks_at, prunable_parameter_names, rank_layers
-from test_sparsity import fixed_batch, logits_of, one_thread, small_setup  # noqa: F401 (autouse fixture)
+from test_sparsity import fixed_batch, logits_of, one_thread, plain_masked_state_dict, small_setup  # noqa: F401 (autouse fixture)
 
 FP16_TOLERANCE = 1e-2           # measured max |diff| 1.2e-3 on logits up to 2 (fp16 keeps ~3 digits)
 MAX_OVERHEAD = 1.3              # positions + container over the physical limit
@@ -37,7 +37,7 @@ def masked_setup(granularity: str, block_shape: list[int], levels: Sequence[floa
     rankings = rank_layers(model, names, granularity, block_shape)
     masks = masks_at(rankings, {name: levels[i % len(levels)] for i, name in enumerate(names)})
     masked = MaskedParameters(model, masks)
-    return model, model_config, masked.plain_state_dict(), masks
+    return model, model_config, plain_masked_state_dict(masked), masks
 
 
 @pytest.mark.parametrize(("granularity", "block_shape"), [("unstructured", [1, 1]), ("block", [4, 4]),

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from omni.results import accounting, tables
+from omni.results import accounting, cost_tables, wer_tables
+from omni.results.formatting import SIGNIFICANT_MARK
 from omni.results.bootstrap import BootstrapSettings, paired_bootstrap, wer_interval
 from omni.costs import CostRecord
 
@@ -258,13 +259,13 @@ def written_tables(results: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     outputs = {key: out / name for key, name in [
         ("wer_csv", "wer.csv"), ("wer_md", "wer.md"), ("sparsity_csv", "wer_vs_sparsity.csv"),
         ("sparsity_md", "wer_vs_sparsity.md"), ("sparsity_tex", "wer_vs_sparsity.tex")]}
-    tables.write_wer_tables(_summary_paths(results), SPLITS, DECODES, TABLE_DECODE, SETTINGS, outputs)
+    wer_tables.write_wer_tables(_summary_paths(results), SPLITS, DECODES, TABLE_DECODE, SETTINGS, outputs)
     return outputs
 
 
 def test_wer_table_has_every_model_split_and_decode(written_tables: dict[str, Path], results: Path) -> None:
     wer = pd.read_csv(written_tables["wer_csv"])
-    assert list(wer.columns) == tables.WER_COLUMNS
+    assert list(wer.columns) == wer_tables.WER_COLUMNS
     assert len(wer) == (1 + 2 * len(LEVELS) + 1) * len(SPLITS) * len(DECODES)
     assert list(wer["arm"].drop_duplicates()) == ["dense", "individual", "omni", "omni-searched"]
     row = wer[(wer["arm"] == "omni") & (wer["tag"] == "s0.9") & (wer["split"] == "test-other")
@@ -295,7 +296,7 @@ def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str,
     markdown = written_tables["sparsity_md"].read_text()
     s09 = next(line for line in markdown.splitlines() if line.startswith("| uniform") and "| 0.900 " in line)
     s05 = next(line for line in markdown.splitlines() if line.startswith("| uniform") and "| 0.500 " in line)
-    assert s09.count(tables.SIGNIFICANT_MARK) == len(SPLITS) and tables.SIGNIFICANT_MARK not in s05
+    assert s09.count(SIGNIFICANT_MARK) == len(SPLITS) and SIGNIFICANT_MARK not in s05
 
     latex = written_tables["sparsity_tex"].read_text()
     assert r"\toprule" in latex and r"\bottomrule" in latex and r"\multicolumn{4}{c}{test-other}" in latex
@@ -306,13 +307,13 @@ def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str,
 def test_table_decode_missing_from_the_summaries_is_a_config_error(results: Path, tmp_path: Path) -> None:
     outputs = {key: tmp_path / key for key in ("wer_csv", "wer_md", "sparsity_csv", "sparsity_md", "sparsity_tex")}
     with pytest.raises(ValueError, match="report.table_decode"):
-        tables.write_wer_tables(_summary_paths(results), SPLITS, DECODES, "beam-full", SETTINGS, outputs)
+        wer_tables.write_wer_tables(_summary_paths(results), SPLITS, DECODES, "beam-full", SETTINGS, outputs)
 
 
 def test_cost_tables(results: Path, tmp_path: Path) -> None:
     account = accounting.collect(_cost_paths(results), results / "benchmarks", results, exclude_rules=["accounting"])
     outputs = {"csv": tmp_path / "cost.csv", "md": tmp_path / "cost.md", "tex": tmp_path / "cost.tex"}
-    tables.write_cost_tables(account, outputs)
+    cost_tables.write_cost_tables(account, outputs)
     frame = pd.read_csv(outputs["csv"])
     assert set(frame["section"]) == {"job", "total", "headline"}
     assert (frame["section"] == "job").sum() == len(account.jobs)
@@ -320,7 +321,7 @@ def test_cost_tables(results: Path, tmp_path: Path) -> None:
     assert "individual / omni = 1.96x" in markdown and "GPU-hours" in markdown
     latex = outputs["tex"].read_text()
     assert latex.count(r"\toprule") == 2 and "NVIDIA Fixture GPU" in latex
-    jobs = tables.read_cost_jobs(outputs["csv"])
+    jobs = cost_tables.read_cost_jobs(outputs["csv"])
     assert jobs["device_hours"].sum() == pytest.approx(account.jobs["device_hours"].sum())
 
 

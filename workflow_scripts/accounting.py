@@ -3,7 +3,7 @@ import sys
 
 from omni.results.accounting import collect
 from omni.logs import tee_stderr
-from omni.results.tables import headline_sentences, write_cost_tables
+from omni.results.cost_tables import headline_sentences, write_cost_tables
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):

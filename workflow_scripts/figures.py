@@ -2,7 +2,8 @@
 from omni.logs import tee_stderr
 from omni.results.bootstrap import BootstrapSettings
 from omni.results.figures import cost_figure, pareto_figure, save, training_curves_figure
-from omni.results.tables import load_summaries, read_cost_jobs
+from omni.results.cost_tables import read_cost_jobs
+from omni.results.wer_tables import load_summaries
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):

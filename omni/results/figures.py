@@ -20,7 +20,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from omni.results.accounting import breakdown  # noqa: E402
 from omni.atomic import atomic_path  # noqa: E402
 from omni.results.bootstrap import BootstrapSettings, wer_interval  # noqa: E402
-from omni.results.tables import BYTES_PER_MB, MILLION, PERCENT, utterance_errors  # noqa: E402
+from omni.results.formatting import BYTES_PER_MB, MILLION, PERCENT  # noqa: E402
+from omni.results.wer_tables import utterance_errors  # noqa: E402
 
 DPI = 150
 PANEL_INCHES = (5.0, 4.0)

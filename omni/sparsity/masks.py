@@ -353,27 +353,10 @@ class MaskedParameters:
         buffers, which the next set_masks overwrites."""
         return {name: self._mask_module(name).mask.to(torch.bool, copy=True) for name in self.names}
 
-    def ranking_weights(self) -> dict[str, Tensor]:
-        """The original, unmasked weights (detached views) to rank the next masks on."""
-        return {name: original_weight(self.model, name).detach() for name in self.names}
-
-    def plain_state_dict(self) -> dict[str, Tensor]:
-        """Original parameter names, masked weights: loads into a plain torchaudio model."""
-        return self._renamed_state_dict(masked=True)
-
     def original_state_dict(self) -> dict[str, Tensor]:
         """Original parameter names, UNMASKED weights: resumes supernet training exactly (pruned
         weights of one sub-network are live weights of a denser one). Save masks separately."""
-        return self._renamed_state_dict(masked=False)
-
-    def _renamed_state_dict(self, masked: bool) -> dict[str, Tensor]:
-        state = {}
-        for key, value in self.model.state_dict().items():
-            name = plain_name(key)
-            if masked and name != key:
-                value = value * self._mask_module(name).mask
-            state[name] = value
-        return state
+        return {plain_name(key): value for key, value in self.model.state_dict().items()}
 
     def load_original_state_dict(self, state: Mapping[str, Tensor]) -> None:
         """Load what `original_state_dict` produced (strict), into the installed model."""

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from omni.sparsity.masks import LayerRanking
