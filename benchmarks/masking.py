@@ -32,14 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from omni import job_params
 from omni.config import load_config  # noqa: E402
 from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
-from omni.sparsity.masks import (  # noqa: E402
-    UNSTRUCTURED,
-    MaskedParameters,
-    ZeroedWeightMasks,
-    masks_at,
-    prunable_parameter_names,
-    rank_layers,
-)
+from omni.sparsity.masking import MaskedParameters, ZeroedWeightMasks  # noqa: E402
+from omni.sparsity.masks import UNSTRUCTURED, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
 
 MASKED_OVERHEAD_TARGET = 1.10
 VERSUS_PRUNE_TARGET = 1.0

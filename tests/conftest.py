@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from omni.atomic import write_dataframe, write_json
 from omni import job_params
+from omni.atomic import write_dataframe, write_json
 from omni.config import deep_merge, load_config
 from omni.data.corpus import prepare_corpus
 from omni.data.features import compute_feature_stats

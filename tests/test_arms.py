@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from omni import job_params
+from omni.asr.trainer import DenseGradients
 from omni.atomic import load_torch
+from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import units_to_prune
-from omni import job_params
 from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_section, supernet_steps
-from omni.asr.trainer import DenseGradients
-from omni.jobs.training import JobSpec, run_training_job
 from tests.conftest import PreparedData, training_setup
 from tests.test_train import paths
 

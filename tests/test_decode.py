@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 
 from omni import job_params
-from omni.config import load_config
 from omni.asr.decode import StreamingChunks, greedy_full, greedy_streaming
 from omni.asr.model import build_model, model_config_from
+from omni.config import load_config
 from tests.conftest import REPO
 
 NUM_SYMBOLS = 41

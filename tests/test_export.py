@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+from test_sparsity import fixed_batch, logits_of, one_thread, plain_masked_state_dict, small_setup  # noqa: F401 (autouse fixture)
 from torch import Tensor
 from torchaudio.models import RNNT
 
@@ -19,8 +20,8 @@ from omni.sparsity.export import (
     physical_limit_bytes,
     save_compact,
 )
-from omni.sparsity.masks import MaskedParameters, masks_at, prunable_parameter_names, rank_layers
-from test_sparsity import fixed_batch, logits_of, one_thread, plain_masked_state_dict, small_setup  # noqa: F401 (autouse fixture)
+from omni.sparsity.masking import MaskedParameters
+from omni.sparsity.masks import masks_at, prunable_parameter_names, rank_layers
 
 FP16_TOLERANCE = 1e-2           # measured max |diff| 1.2e-3 on logits up to 2 (fp16 keeps ~3 digits)
 MAX_OVERHEAD = 1.3              # positions + container over the physical limit

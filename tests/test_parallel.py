@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from omni.asr.parallel import Ranks, run_ranks
 from omni.data.batches import BatchStream, UtteranceSet, bucket_batches
 from omni.data.manifest import read_manifest
-from omni.asr.parallel import Ranks, run_ranks
 from omni.data.tokenizer import Tokenizer
 from tests.conftest import PreparedData
 

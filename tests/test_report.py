@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from omni.results import accounting, cost_tables, wer_tables
-from omni.results.formatting import SIGNIFICANT_MARK
-from omni.results.bootstrap import BootstrapSettings, paired_bootstrap, wer_interval
 from omni.costs import CostRecord
+from omni.results import accounting, cost_tables, wer_tables
+from omni.results.bootstrap import BootstrapSettings, paired_bootstrap, wer_interval
+from omni.results.formatting import SIGNIFICANT_MARK
 
 REPO = Path(__file__).resolve().parent.parent
 SPLITS = ["dev", "test-clean", "test-other"]

@@ -11,13 +11,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from test_sparsity import one_thread, small_setup  # noqa: F401 (autouse fixture)
 
 from omni import job_params
+from omni.asr.model import build_model, model_config_from, save_model
 from omni.atomic import load_torch
+from omni.data.tokenizer import Tokenizer
+from omni.jobs.search import SearchPaths, SubnetworkScorer, run_search_job, short_layer_names
 from omni.sparsity.export import export_bytes, export_compact
 from omni.sparsity.extract import extract_subnetwork
-from omni.asr.model import build_model, model_config_from, save_model
-from omni.jobs.search import SearchPaths, SubnetworkScorer, run_search_job, short_layer_names
+from omni.sparsity.masks import count_kept, sparsity_of, units_to_prune
 from omni.sparsity.search import (
     Allocation,
     Budget,
@@ -27,10 +30,7 @@ from omni.sparsity.search import (
     SearchSpace,
     make_budgets,
 )
-from omni.sparsity.masks import count_kept, sparsity_of, units_to_prune
-from omni.data.tokenizer import Tokenizer
 from tests.conftest import PreparedData
-from test_sparsity import one_thread, small_setup  # noqa: F401 (autouse fixture)
 
 LEVELS = (0.3, 0.5, 0.7, 0.9)
 # Unequal layer sizes make the budget a real knapsack: which layers to prune matters.

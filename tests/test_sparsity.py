@@ -17,12 +17,11 @@ from torch.nn.utils import prune
 from torchaudio.models import RNNT
 
 from omni import job_params
-from omni.config import ConfigError, load_config
 from omni.asr.model import blank_id, build_model, model_config_from
+from omni.config import ConfigError, load_config
+from omni.sparsity.masking import MaskedParameters, ZeroedWeightMasks
 from omni.sparsity.masks import (
     LayerRanking,
-    MaskedParameters,
-    ZeroedWeightMasks,
     count_kept,
     cubic_sparsity,
     masks_at,

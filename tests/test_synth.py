@@ -14,8 +14,8 @@ import pytest
 import soundfile
 
 from omni import job_params
-from omni.data import espeak, synth_text
 from omni.config import deep_merge, load_config
+from omni.data import espeak, synth_text
 from omni.data.corpus import CorpusError, prepare_corpus
 from omni.data.synth_corpus import SPLITS, build_synth_corpus, plan_corpus
 

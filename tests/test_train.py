@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from omni.atomic import load_torch
 from omni.asr.trainer import DenseGradients, NonFiniteLossError
+from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, TrainPaths, run_training_job
 from tests.conftest import PreparedData, training_setup
 

@@ -1,8 +1,8 @@
 """Rule accounting: every job's measured cost, totals per stage, and the cost of K pruned models."""
 import sys
 
-from omni.results.accounting import collect
 from omni.logs import tee_stderr
+from omni.results.accounting import collect
 from omni.results.cost_tables import headline_sentences, write_cost_tables
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from omni.atomic import write_dataframe
-from omni.logs import tee_stderr
 from omni.data.manifest import build_manifest
+from omni.logs import tee_stderr
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):

@@ -1,8 +1,8 @@
 """Rule figures: WER vs size (Pareto), training curves, and cost per arm (png)."""
 from omni.logs import tee_stderr
 from omni.results.bootstrap import BootstrapSettings
-from omni.results.figures import cost_figure, pareto_figure, save, training_curves_figure
 from omni.results.cost_tables import read_cost_jobs
+from omni.results.figures import cost_figure, pareto_figure, save, training_curves_figure
 from omni.results.wer_tables import load_summaries
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

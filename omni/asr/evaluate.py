@@ -12,10 +12,10 @@ import torch
 from torchaudio.models import RNNTBeamSearch
 from tqdm import tqdm
 
-from omni.data.batches import UtteranceSet, eval_batches
 from omni.asr.decode import StreamingChunks, beam_full, beam_streaming, greedy_full, greedy_streaming
 from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id
+from omni.data.batches import UtteranceSet, eval_batches
 from omni.data.tokenizer import Tokenizer
 
 UTTERANCE_COLUMNS = ["utt_id", "reference", "hypothesis", "substitutions", "deletions", "insertions",

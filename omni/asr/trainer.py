@@ -25,9 +25,9 @@ from torchaudio.functional import rnnt_loss
 from tqdm import tqdm
 
 from omni.asr.checkpoints import CheckpointFolder
-from omni.data.batches import Batch, BatchStream
 from omni.asr.frontend import Frontend
 from omni.asr.parallel import Ranks
+from omni.data.batches import Batch, BatchStream
 
 LOG_COLUMNS = ["step", "loss", "lr", "audio_seconds", "wall_s"]
 # Cosine decay ends at this fraction of the peak learning rate.

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from omni.data.synth_corpus import SPLITS, build_synth_corpus
 
+
 class CorpusError(ValueError):
     """The configured corpus is not where the configuration says."""
 

@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from omni.asr.evaluate import evaluate_model, model_size_fields
+from omni.asr.frontend import Frontend
+from omni.asr.model import load_model
 from omni.atomic import write_dataframe, write_json
 from omni.costs import CostMeter
 from omni.data.batches import UtteranceSet
-from omni.asr.evaluate import evaluate_model, model_size_fields
 from omni.data.features import load_feature_stats
-from omni.asr.frontend import Frontend
 from omni.data.manifest import read_manifest
-from omni.asr.model import load_model
-from omni.runtime import resolve_device, seed_everything, set_threads
 from omni.data.tokenizer import Tokenizer
+from omni.runtime import resolve_device, seed_everything, set_threads
 
 
 @dataclass

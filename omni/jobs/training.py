@@ -18,18 +18,18 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from omni.atomic import atomic_path
 from omni.asr.checkpoints import CheckpointFolder
+from omni.asr.frontend import Frontend
+from omni.asr.model import blank_id, build_model, load_model, model_config_from, save_model
+from omni.asr.parallel import Ranks, run_ranks
+from omni.asr.trainer import GradientStrategy, Trainer, TrainSettings
+from omni.atomic import atomic_path
 from omni.costs import CostMeter
 from omni.data.batches import BatchStream, UtteranceSet
 from omni.data.features import load_feature_stats
-from omni.asr.frontend import Frontend
 from omni.data.manifest import read_manifest
-from omni.asr.model import blank_id, build_model, load_model, model_config_from, save_model
-from omni.asr.parallel import Ranks, run_ranks
-from omni.runtime import resolve_device, seed_everything, set_threads
 from omni.data.tokenizer import Tokenizer
-from omni.asr.trainer import GradientStrategy, Trainer, TrainSettings
+from omni.runtime import resolve_device, seed_everything, set_threads
 
 
 @dataclass

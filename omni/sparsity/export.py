@@ -28,8 +28,8 @@ import torch
 from torch import Tensor
 from torchaudio.models import RNNT
 
-from omni.atomic import atomic_path
 from omni.asr.model import build_model
+from omni.atomic import atomic_path
 from omni.sparsity.masks import expand_units, to_units, unit_grid, unit_shape, units_alive
 
 FORMAT = "omni-compact"

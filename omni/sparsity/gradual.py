@@ -10,15 +10,15 @@ from typing import Any
 
 import torch
 
+from omni.asr.trainer import LossFn
+from omni.sparsity.masking import ZeroedWeightMasks
 from omni.sparsity.masks import (
-    ZeroedWeightMasks,
     all_kept_masks,
     cubic_sparsity,
     masks_at,
     prunable_parameter_names,
     rank_layers,
 )
-from omni.asr.trainer import LossFn
 
 
 class GradualPruning:

@@ -12,16 +12,16 @@ from typing import Any, Mapping
 
 import torch
 
+from omni.asr.trainer import LossFn
+from omni.sparsity.masking import MaskedParameters
 from omni.sparsity.masks import (
     LayerRanking,
-    MaskedParameters,
     all_kept_masks,
     cubic_sparsity,
     masks_at,
     prunable_parameter_names,
     rank_layers,
 )
-from omni.asr.trainer import LossFn
 
 
 @dataclass
