@@ -69,12 +69,10 @@ class WaveAugment(torch.nn.Module):
             if rows:
                 noise[rows] = self._noise(kind, rows, waveforms)
         noise = _zero_past(noise, lengths)
-        valid = lengths.clamp(min=1).to(waveforms.dtype)
-        speech_power = waveforms.pow(2).sum(1) / valid
-        noise_power = noise.pow(2).sum(1) / valid
-        scale = torch.sqrt(speech_power / (noise_power * 10 ** (snr_db.to(device) / 10)).clamp(min=1e-12))
-        scale = torch.where(chosen.to(device) & (noise_power > 0), scale, torch.zeros_like(scale))
-        return waveforms + noise * scale[:, None]
+        noisy = AF.add_noise(waveforms, noise, snr_db.to(device), lengths)
+        # An all-zero noise row has no SNR (add_noise divides by its energy): that row stays clean.
+        keep = chosen.to(device) & noise.abs().sum(1).gt(0)
+        return torch.where(keep[:, None], noisy, waveforms)
 
     def _noise(self, kind: str, rows: list[int], waveforms: torch.Tensor) -> torch.Tensor:
         samples = waveforms.size(1)

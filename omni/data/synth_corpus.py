@@ -273,10 +273,11 @@ def _add_noise(speech: np.ndarray, noise: Noise, target_rate: int) -> np.ndarray
         signal = _pink(generator, speech.size)
     else:
         signal = _babble(noise, generator, speech.size, target_rate)
-    speech_power = float(np.mean(speech.astype(np.float64) ** 2))
-    noise_power = float(np.mean(signal ** 2)) or 1.0
-    gain = np.sqrt(speech_power / (noise_power * 10 ** (noise.snr_db / 10)))
-    mixed = speech + gain * signal
+    if not np.any(signal):
+        return speech.astype(np.float32)  # no noise energy, no SNR to set
+    mixed = torchaudio.functional.add_noise(torch.from_numpy(speech.astype(np.float64))[None],
+                                            torch.from_numpy(signal)[None],
+                                            torch.tensor([float(noise.snr_db)], dtype=torch.float64))[0].numpy()
     peak = np.abs(mixed).max(initial=0.0)
     return (mixed * (PEAK_LIMIT / peak) if peak > PEAK_LIMIT else mixed).astype(np.float32)
 
