@@ -29,7 +29,7 @@ from torch.nn.utils import prune
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from omni import job_params
+from omni import job_params  # noqa: E402
 from omni.config import load_config  # noqa: E402
 from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
 from omni.sparsity.masking import MaskedParameters, ZeroedWeightMasks  # noqa: E402
@@ -72,7 +72,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=4, help="distinct fixed batches, cycled")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--for-loop-adamw", action="store_true",
-                        help="the default for-loop AdamW instead of omni/train.py's AdamW(fused=True)")
+                        help="the default for-loop AdamW instead of omni/asr/trainer.py's AdamW(fused=True)")
     return parser.parse_args()
 
 
@@ -175,7 +175,7 @@ def report(variants: list[Variant], args: argparse.Namespace) -> None:
     dense = by_name["dense"]
     print(f"\nmasking cost: {args.steps} steps/variant, {torch.get_num_threads()} thread(s), "
           f"batch {args.batch} x {args.frames} frames, {args.target_length} targets, sparsity {args.sparsity}, "
-          f"AdamW {'for-loop' if args.for_loop_adamw else 'fused (as omni/train.py)'}")
+          f"AdamW {'for-loop' if args.for_loop_adamw else 'fused (as omni/asr/trainer.py)'}")
     print(f"{'variant':<22}{'median ms':>11}{'min ms':>9}{'max ms':>9}{'median/dense':>14}{'paired/dense':>14}")
     for v in variants:
         median = statistics.median(v.times)

@@ -4,7 +4,7 @@ A supernet step runs one forward/backward per sampled sub-network plus the mask 
 ranking (sort) per layer every `omni.mask_update_every` steps and, per sub-network, masks at
 its level copied into the parametrization buffers. With the ranking amortised, a step per
 sub-network should cost about one dense step (target <= 1.10). Both variants use the real
-strategies of omni/train.py (DenseGradients, SupernetGradients) on the same fixed batches,
+strategies of omni/asr/trainer.py (DenseGradients, SupernetGradients) on the same fixed batches,
 interleaved round by round; ratios are medians of per-round ratios.
 
     .venv/bin/python benchmarks/supernet.py [--config config.yaml] [--steps N]
@@ -24,11 +24,11 @@ import torchaudio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from masking import Batch, make_batch  # noqa: E402  (benchmarks/ is this script's folder)
-from omni import job_params
+from omni import job_params  # noqa: E402
 from omni.config import load_config  # noqa: E402
 from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
 from omni.sparsity.masks import masks_at, rank_layers  # noqa: E402
-from omni.sparsity.supernet import SupernetGradients, sampler_from_config  # noqa: E402
+from omni.sparsity.supernet import SupernetGradients, sampler_from_section  # noqa: E402
 from omni.asr.trainer import DenseGradients  # noqa: E402
 
 PER_SUBNET_TARGET = 1.10
@@ -91,7 +91,7 @@ def main() -> None:
     batches = [make_batch(args, model_config["input_dim"], model_config["right_context_length"], blank, generator)
                for _ in range(args.batches)]
     omni_cfg = config["omni"]
-    sampler = sampler_from_config({**omni_cfg, "warmup_fraction": 0.0}, config["sparsity"]["levels"], args.steps)
+    sampler = sampler_from_section({**job_params.supernet(config), "warmup_fraction": 0.0}, args.steps)
 
     dense_model, omni_model = copy.deepcopy(base), copy.deepcopy(base)
     dense = DenseGradients(dense_model)
