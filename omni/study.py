@@ -93,6 +93,27 @@ class Study:
                       for arm, tag in self.evaluated_models() for split in self.eval_splits]
         return [*training, *extraction, self.search_file("cost.json"), *evaluation]
 
+    def benchmark(self, rule: str, *parts: str) -> str:
+        """Snakemake's benchmark file of one job: `<rule>.tsv`, or `<rule>/<parts>.tsv` for a rule with wildcards."""
+        if not parts:
+            return self.path("benchmarks", f"{rule}.tsv")
+        return self.path("benchmarks", rule, *parts[:-1], f"{parts[-1]}.tsv")
+
+    def benchmark_files(self) -> list[str]:
+        """The benchmark file of every job of this study but the report's own: what the cost account
+        reads (never the whole folder, which keeps files of jobs an earlier configuration ran)."""
+        data = [self.benchmark("build_corpus"), *(self.benchmark("manifest", split) for split in SPLITS),
+                self.benchmark("feature_stats"), self.benchmark("tokenizer")]
+        training = [self.benchmark("train_dense"), *(self.benchmark("train_individual", f"s{level}")
+                                                      for level in self.levels), self.benchmark("train_omni")]
+        extraction = [*(self.benchmark("extract_omni", f"s{level}") for level in self.levels),
+                      self.benchmark("search"),
+                      *(self.benchmark("extract_searched", f"b{budget}") for budget in self.budgets)]
+        per_model = [*(self.benchmark("export_model", arm, tag) for arm, tag in self.evaluated_models()),
+                     *(self.benchmark("evaluate", arm, tag, split)
+                       for arm, tag in self.evaluated_models() for split in self.eval_splits)]
+        return [*data, *training, *extraction, *per_model]
+
     def search_file(self, name: str) -> str:
         return self.path("search", name)
 

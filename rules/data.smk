@@ -13,7 +13,7 @@ rule build_corpus:
     log:
         f"{R}/logs/build_corpus.log",
     benchmark:
-        f"{R}/benchmarks/build_corpus.tsv"
+        STUDY.benchmark("build_corpus")
     threads: THREADS
     resources:
         **stage_resources("data"),
@@ -33,7 +33,7 @@ rule manifest:
     log:
         f"{R}/logs/manifest/{{split}}.log",
     benchmark:
-        f"{R}/benchmarks/manifest/{{split}}.tsv"
+        STUDY.benchmark("manifest", "{split}")
     threads: 1
     resources:
         **stage_resources("data"),
@@ -52,7 +52,7 @@ rule feature_stats:
     log:
         f"{R}/logs/feature_stats.log",
     benchmark:
-        f"{R}/benchmarks/feature_stats.tsv"
+        STUDY.benchmark("feature_stats")
     threads: THREADS
     resources:
         **stage_resources("data"),
@@ -71,7 +71,7 @@ rule tokenizer:
     log:
         f"{R}/logs/tokenizer.log",
     benchmark:
-        f"{R}/benchmarks/tokenizer.tsv"
+        STUDY.benchmark("tokenizer")
     threads: 1
     resources:
         **stage_resources("light"),

@@ -15,7 +15,7 @@ rule train_dense:
     log:
         f"{R}/logs/train_dense.log",
     benchmark:
-        f"{R}/benchmarks/train_dense.tsv"
+        STUDY.benchmark("train_dense")
     threads: THREADS
     resources:
         **stage_resources("train"),

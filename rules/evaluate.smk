@@ -20,7 +20,7 @@ rule evaluate:
     log:
         f"{R}/logs/evaluate/{{arm}}/{{tag}}/{{split}}.log",
     benchmark:
-        f"{R}/benchmarks/evaluate/{{arm}}/{{tag}}/{{split}}.tsv"
+        STUDY.benchmark("evaluate", "{arm}", "{tag}", "{split}")
     threads: THREADS
     resources:
         **stage_resources("evaluate"),

@@ -14,7 +14,7 @@ rule extract_omni:
     log:
         f"{R}/logs/extract_omni/s{{sparsity}}.log",
     benchmark:
-        f"{R}/benchmarks/extract_omni/s{{sparsity}}.tsv"
+        STUDY.benchmark("extract_omni", "s{sparsity}")
     threads: 1
     resources:
         **stage_resources("light"),
@@ -35,7 +35,7 @@ rule export_model:
     log:
         f"{R}/logs/export_model/{{arm}}/{{tag}}.log",
     benchmark:
-        f"{R}/benchmarks/export_model/{{arm}}/{{tag}}.tsv"
+        STUDY.benchmark("export_model", "{arm}", "{tag}")
     threads: 1
     resources:
         **stage_resources("light"),

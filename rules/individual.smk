@@ -19,7 +19,7 @@ rule train_individual:
     log:
         f"{R}/logs/train_individual/s{{sparsity}}.log",
     benchmark:
-        f"{R}/benchmarks/train_individual/s{{sparsity}}.tsv"
+        STUDY.benchmark("train_individual", "s{sparsity}")
     threads: THREADS
     resources:
         **stage_resources("train"),

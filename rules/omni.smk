@@ -18,7 +18,7 @@ rule train_omni:
     log:
         f"{R}/logs/train_omni.log",
     benchmark:
-        f"{R}/benchmarks/train_omni.tsv"
+        STUDY.benchmark("train_omni")
     threads: THREADS
     resources:
         **stage_resources("train"),

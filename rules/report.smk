@@ -2,9 +2,6 @@
 # evaluation and training jobs measured; `snakemake --report` shows them with their captions.
 # The files they read are functions of the config (omni.study), whatever the include order.
 
-REPORT_RULES = ["wer_table", "accounting", "figures"]
-
-
 def reported(path, caption, category, subcategory=None):
     """An output that `snakemake --report` shows with its caption."""
     extra = {"subcategory": subcategory} if subcategory else {}
@@ -27,7 +24,7 @@ rule wer_table:
     log:
         f"{R}/logs/report/wer_table.log",
     benchmark:
-        f"{R}/benchmarks/wer_table.tsv"
+        STUDY.benchmark("wer_table")
     threads: 1
     resources:
         **stage_resources("light"),
@@ -45,12 +42,12 @@ rule accounting:
         tex=reported(STUDY.table("cost.tex"), "cost.rst", "Cost"),
     params:
         results_dir=R,
-        benchmarks=f"{R}/benchmarks",
-        exclude_rules=REPORT_RULES,
+        benchmark_dir=STUDY.path("benchmarks"),
+        benchmarks=STUDY.benchmark_files(),  # this study's jobs only, not files left by other configurations
     log:
         f"{R}/logs/report/accounting.log",
     benchmark:
-        f"{R}/benchmarks/accounting.tsv"
+        STUDY.benchmark("accounting")
     threads: 1
     resources:
         **stage_resources("light"),
@@ -74,7 +71,7 @@ rule figures:
     log:
         f"{R}/logs/report/figures.log",
     benchmark:
-        f"{R}/benchmarks/figures.tsv"
+        STUDY.benchmark("figures")
     threads: 1
     resources:
         **stage_resources("light"),

@@ -23,7 +23,7 @@ rule search:
     log:
         f"{R}/logs/search.log",
     benchmark:
-        f"{R}/benchmarks/search.tsv"
+        STUDY.benchmark("search")
     threads: THREADS
     resources:
         **stage_resources("evaluate"),
@@ -46,7 +46,7 @@ rule extract_searched:
     log:
         f"{R}/logs/extract_searched/b{{budget}}.log",
     benchmark:
-        f"{R}/benchmarks/extract_searched/b{{budget}}.tsv"
+        STUDY.benchmark("extract_searched", "b{budget}")
     threads: 1
     resources:
         **stage_resources("light"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -17,6 +18,7 @@ from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import units_to_prune
 from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_section, supernet_steps
 from tests.conftest import PreparedData, training_setup
+from tests.test_sparsity import small_setup
 from tests.test_train import paths
 
 TARGET = 0.8
@@ -81,6 +83,16 @@ def test_highest_level_grows_on_the_cubic_schedule_during_warmup() -> None:
     assert all(level <= top for step, top in enumerate(highest) for level in warm.sample(step, generator))
 
 
+@pytest.mark.parametrize(("strategy", "passes"), [("uniform", 1), ("sandwich", 4), ("fixed_set", 4)])
+def test_supernet_log_names_a_level_and_loss_column_per_pass(strategy: str, passes: int) -> None:
+    model, _, config = small_setup()
+    gradients = SupernetGradients(model, job_params.masks(config), sampler(strategy, random_levels=2), 2, 0)
+    assert gradients.log_columns() == [f"{kind}_pass{i}" for i in range(1, passes + 1) for kind in ("level", "loss")]
+    gradients.prepare(0)
+    _, extra = gradients.accumulate(0, lambda: sum(p.sum() for p in model.parameters()) * 0.0 + 1.0)
+    assert [extra[f"level_pass{i}"] for i in range(1, passes + 1)] == gradients.step_levels
+
+
 def test_budget_rule_trades_steps_for_sampled_subnetworks() -> None:
     omni_cfg = {"budget": 300, "steps": 999}
     assert supernet_steps(omni_cfg, sampler("sandwich", random_levels=0)) == 150
@@ -101,6 +113,9 @@ def test_supernet_masks_nested_and_extraction_is_fine_tune_free(prepared: Prepar
                      lambda m: SupernetGradients(m, masks, level_sampler, 2, config["seed"]))
     supernet = load_torch(job.model_out)
     assert json.loads(job.cost_out.read_text())["subnet_passes"] == STEPS * level_sampler.passes_per_step()
+    log = pd.read_csv(job.log_out)
+    assert list(log.columns[-2:]) == ["level_pass1", "loss_pass1"], "uniform: one pass per step"
+    assert log["level_pass1"].between(0.0, max(levels)).all() and log["loss_pass1"].gt(0).all()
 
     extracted = {level: extract_subnetwork(supernet, masks, level) for level in levels}
     for low, high in zip(levels, levels[1:]):

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from omni.study import Study
+from tests.conftest import REPO, smoke_config
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
              "--configfile", str(REPO / "configs" / "smoke.yaml")]
@@ -42,6 +43,15 @@ def test_whole_study_runs_and_tabulates_every_arm(smoke_run: Path) -> None:
         assert (results / "tables" / name).stat().st_size > 0
     for name in ["pareto.png", "training_curves.png", "cost.png"]:
         assert (results / "figures" / name).stat().st_size > 10_000
+
+
+def test_study_lists_every_job_benchmark_the_run_wrote(smoke_run: Path) -> None:
+    """The cost account reads the benchmark files omni.study lists; they must be exactly the jobs' own."""
+    config = smoke_config(smoke_run / "results" / "smoke")
+    study = Study.from_config(config)
+    written = {str(p) for p in (smoke_run / "results" / "smoke" / "benchmarks").rglob("*.tsv")}
+    report_rules = {study.benchmark(rule) for rule in ("wer_table", "accounting", "figures")}
+    assert set(study.benchmark_files()) == written - report_rules
 
 
 def test_second_run_has_nothing_to_do(smoke_run: Path) -> None:

@@ -148,6 +148,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write_benchmark(bench / "manifest/dev.tsv", 10.0, "NA")
     _write_benchmark(bench / "train_dense.tsv", 3700.0, 7300.0)
     _write_benchmark(bench / "accounting.tsv", 5.0, 5.0)  # the report's own rules are left out
+    _write_benchmark(bench / "train_individual/s0.6.tsv", 999.0, 999.0)  # left by an earlier configuration
     _write_train_log(models / "dense/dense/train_log.csv", 900, 3.0)
     for level in LEVELS:
         _write_train_log(models / f"individual/s{level:g}/train_log.csv", 300, 1.0 + level)
@@ -157,6 +158,12 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _summary_paths(root: Path) -> list[Path]:
     return sorted((root / "eval").rglob("summary.json"))
+
+
+def _study_benchmarks(root: Path) -> list[Path]:
+    """The benchmark files of the fixture study's jobs (omni.study lists them; one never ran)."""
+    return [root / "benchmarks" / name for name in ("build_corpus.tsv", "manifest/dev.tsv", "train_dense.tsv",
+                                                    "manifest/train.tsv")]
 
 
 def _cost_paths(root: Path) -> list[Path]:
@@ -209,7 +216,7 @@ def test_bootstrap_rejects_inputs_without_words() -> None:
 
 
 def test_accounting_sums_core_hours_and_keeps_gpu_hours_apart(results: Path) -> None:
-    account = accounting.collect(_cost_paths(results), results / "benchmarks", results, exclude_rules=["accounting"])
+    account = accounting.collect(_cost_paths(results), _study_benchmarks(results), results / "benchmarks", results)
     jobs = account.jobs
     assert set(jobs["unit"]) == {"CPU core-hours", "GPU-hours"}
     dense = jobs[jobs["rule"] == "train_dense"].iloc[0]
@@ -222,6 +229,7 @@ def test_accounting_sums_core_hours_and_keeps_gpu_hours_apart(results: Path) -> 
     assert (corpus["stage"], corpus["wall_s"], corpus["device_hours"]) == ("data", 100.0, pytest.approx(0.05))
     assert np.isnan(jobs.loc[jobs["rule"] == "manifest", "device_hours"].iloc[0])
     assert (jobs["rule"] == "train_dense").sum() == 1 and "accounting" not in set(jobs["rule"])
+    assert "train_individual/s0.6.tsv" not in " ".join(jobs["source"]), "a file of another configuration counted"
 
     totals = account.totals.set_index(["stage", "unit"])
     assert totals.at[("individual", "CPU core-hours"), "device_hours"] == pytest.approx(3 * 1800.0 * 2 / 3600.0)
@@ -311,7 +319,7 @@ def test_table_decode_missing_from_the_summaries_is_a_config_error(results: Path
 
 
 def test_cost_tables(results: Path, tmp_path: Path) -> None:
-    account = accounting.collect(_cost_paths(results), results / "benchmarks", results, exclude_rules=["accounting"])
+    account = accounting.collect(_cost_paths(results), _study_benchmarks(results), results / "benchmarks", results)
     outputs = {"csv": tmp_path / "cost.csv", "md": tmp_path / "cost.md", "tex": tmp_path / "cost.tex"}
     cost_tables.write_cost_tables(account, outputs)
     frame = pd.read_csv(outputs["csv"])
@@ -350,6 +358,11 @@ WRAPPER = textwrap.dedent("""\
 
         def cost_records(self):
             return sorted(str(p) for p in Path(R).rglob("cost.json"))
+
+        def benchmark_files(self):
+            reporting = {{"wer_table.tsv", "accounting.tsv", "figures.tsv"}}
+            return sorted(str(p) for p in Path(R).glob("benchmarks/**/*.tsv")
+                          if p.name not in reporting and "s0.6" not in p.name)
 
 
     STUDY = FixtureStudy(**vars(STUDY))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -102,20 +103,25 @@ def device_label(kind: str, name: str) -> str:
     return name or kind
 
 
-def load_benchmarks(benchmark_dir: str | os.PathLike, results_dir: str | os.PathLike,
-                    exclude_rules: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per benchmark run: rule (from `<rule>.tsv` or `<rule>/...tsv`), wall and CPU seconds.
+def load_benchmarks(paths: Iterable[str | os.PathLike], benchmark_dir: str | os.PathLike,
+                    results_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per benchmark run of the given files: rule (from `<rule>.tsv` or `<rule>/...tsv` below
+    `benchmark_dir`), wall and CPU seconds.
 
+    Only the files of the jobs in the current study are read (omni.study.Study.benchmark_files), never
+    the whole folder, which keeps files of jobs an earlier configuration ran. A listed file that
+    does not exist (a job completed before its benchmark was kept) is reported and skipped.
     The arm is taken from the path when a folder below the rule is named like one
     (`export_model/{arm}/{tag}.tsv`), so per-model rules without records still count per arm.
     """
     root = Path(benchmark_dir)
     frames = []
-    for path in sorted(root.rglob("*.tsv")):
+    for path in sorted(Path(p) for p in paths):
+        if not path.is_file():
+            print(f"accounting: no benchmark file {path}; that job's cost is not counted", file=sys.stderr)
+            continue
         relative = path.relative_to(root)
         rule = relative.parts[0] if len(relative.parts) > 1 else relative.stem
-        if rule in exclude_rules:
-            continue
         runs = pd.read_csv(path, sep="\t", na_values=_BENCHMARK_NA)
         arm = next((part for part in relative.parts[1:-1] if part in ARMS), None)
         frames.append(pd.DataFrame({
@@ -209,11 +215,11 @@ def headline(jobs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item", "unit", "jobs", "models", "wall_s", "device_hours"])
 
 
-def collect(cost_paths: Iterable[str | os.PathLike], benchmark_dir: str | os.PathLike,
-            results_dir: str | os.PathLike, exclude_rules: Sequence[str] = ()) -> Accounting:
+def collect(cost_paths: Iterable[str | os.PathLike], benchmark_paths: Iterable[str | os.PathLike],
+            benchmark_dir: str | os.PathLike, results_dir: str | os.PathLike) -> Accounting:
     """All jobs (records, plus benchmark runs of rules without records) and their summaries."""
     records = load_cost_records(cost_paths, results_dir)
-    benchmarks = load_benchmarks(benchmark_dir, results_dir, exclude_rules)
+    benchmarks = load_benchmarks(benchmark_paths, benchmark_dir, results_dir)
     unrecorded = benchmarks[~benchmarks["rule"].isin(set(records["rule"]))]
     jobs = pd.concat([frame for frame in (records, benchmark_jobs(unrecorded)) if not frame.empty],
                      ignore_index=True)

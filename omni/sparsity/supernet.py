@@ -24,6 +24,9 @@ from omni.sparsity.masks import (
 )
 
 
+PASS_LEVEL, PASS_LOSS = "level_pass", "loss_pass"   # train_log.csv columns, numbered per pass of a step
+
+
 @dataclass
 class LevelSampler:
     """Which sparsity levels one step trains.
@@ -135,10 +138,7 @@ class SupernetGradients:
                 return value, {}
             (loss / len(self.step_levels)).backward()
             total += value
-            if position == 0:
-                extra["loss_highest"], extra["level_highest"] = value, level
-            if position == 1:
-                extra["loss_lowest"] = value
+            extra[f"{PASS_LEVEL}{position + 1}"], extra[f"{PASS_LOSS}{position + 1}"] = level, value
         extra["subnets"] = len(self.step_levels)
         return total / len(self.step_levels), extra
 
@@ -146,7 +146,11 @@ class SupernetGradients:
         return None
 
     def log_columns(self) -> list[str]:
-        return ["level_highest", "loss_highest", "loss_lowest"]
+        """The level trained and its loss, per sub-network pass of the step, in the sampler's order
+        (uniform: the one level; sandwich: highest, lowest, then the random ones; fixed_set: highest
+        to lowest). During warm-up a level is the sampled one capped by the growing highest level."""
+        passes = range(1, self.sampler.passes_per_step() + 1)
+        return [column for i in passes for column in (f"{PASS_LEVEL}{i}", f"{PASS_LOSS}{i}")]
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(),
