@@ -16,7 +16,7 @@ validate(config, schema="schemas/config.schema.yaml")
 # workflow_scripts import the `omni` library from this checkout.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
 sys.path.insert(0, workflow.basedir)
-from omni.config import check_study
+from omni.study import check_study
 
 check_study(config)  # checks across keys the schema cannot express, before any job starts
 

@@ -68,19 +68,3 @@ def model_preset(config: dict[str, Any]) -> dict[str, Any]:
                               f"time_reduction_stride {stride}")
     return preset
 
-
-def check_study(config: dict[str, Any]) -> None:
-    """Every check across keys that the schema cannot express, run once when the workflow is
-    parsed, so a bad configuration stops before any job starts. Raises ConfigError naming the key."""
-    model_preset(config)
-    table_decode, decodes = config["report"]["table_decode"], config["evaluate"]["decodes"]
-    if table_decode not in decodes:
-        raise ConfigError(f"config key 'report.table_decode': {table_decode!r} is not among evaluate.decodes "
-                          f"{decodes}, so no model is scored with it")
-    key, budgets = "search.budgets", config["search"]["budgets"]
-    if budgets is None:
-        key, budgets = "sparsity.levels", config["sparsity"]["levels"]
-    unsearchable = [level for level in budgets if level not in config["search"]["levels"]]
-    if unsearchable:
-        raise ConfigError(f"config key '{key}': budget levels {unsearchable} are not in search.levels "
-                          f"{config['search']['levels']} (the uniform model at a budget seeds its search)")

@@ -94,9 +94,17 @@ def individual(config: Config) -> Section:
     return canonical(config["individual"])
 
 
+def supernet_budget(config: Config) -> int:
+    """Sub-network forward/backward passes of the supernet job: omni.budget, or when null as many as
+    one individual job trains (individual.steps, one pass per step): the equal-compute rule."""
+    budget = config["omni"]["budget"]
+    return int(config["individual"]["steps"] if budget is None else budget)
+
+
 def supernet(config: Config) -> Section:
-    """The omni section and the levels the supernet samples."""
-    return canonical({**config["omni"], "levels": config["sparsity"]["levels"]})
+    """The omni settings with the budget resolved, and the levels the supernet samples."""
+    settings = {key: value for key, value in config["omni"].items() if key != "unequal_budget"}
+    return canonical({**settings, "budget": supernet_budget(config), "levels": config["sparsity"]["levels"]})
 
 
 def budget_levels(config: Config) -> list[float]:

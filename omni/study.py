@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from omni.job_params import budget_levels
+from omni.config import ConfigError, model_preset
+from omni.job_params import budget_levels, supernet, supernet_budget
+from omni.sparsity.supernet import planned_sampler
 
 SPLITS = ("train", "dev", "test-clean", "test-other")
 DENSE = ("dense", "dense")
@@ -132,3 +134,42 @@ class Study:
         report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES)),
                   *(self.figure(name) for name in FIGURES)]
         return [*data, *self.eval_summaries(), *search, *report]
+
+
+def check_study(config: Mapping[str, Any]) -> None:
+    """Every check across keys that the schema cannot express, run once when the workflow is
+    parsed, so a bad configuration stops before any job starts. Raises ConfigError naming the key."""
+    model_preset(config)
+    table_decode, decodes = config["report"]["table_decode"], config["evaluate"]["decodes"]
+    if table_decode not in decodes:
+        raise ConfigError(f"config key 'report.table_decode': {table_decode!r} is not among evaluate.decodes "
+                          f"{decodes}, so no model is scored with it")
+    key, budgets = "search.budgets", config["search"]["budgets"]
+    if budgets is None:
+        key, budgets = "sparsity.levels", config["sparsity"]["levels"]
+    unsearchable = [level for level in budgets if level not in config["search"]["levels"]]
+    if unsearchable:
+        raise ConfigError(f"config key '{key}': budget levels {unsearchable} are not in search.levels "
+                          f"{config['search']['levels']} (the uniform model at a budget seeds its search)")
+    _check_pruning_schedules(config)
+
+
+def _check_pruning_schedules(config: Mapping[str, Any]) -> None:
+    """Equal compute between the arms, and ramps long enough for the masks to grow gradually."""
+    individual, omni = config["individual"], config["omni"]
+    if omni["budget"] is not None and omni["budget"] != individual["steps"] and not omni["unequal_budget"]:
+        raise ConfigError(f"config key 'omni.budget': {omni['budget']} sub-network passes is not the individual "
+                          f"job's individual.steps = {individual['steps']} (equal compute); use null, or set "
+                          f"omni.unequal_budget: true for a study that compares another budget on purpose")
+    ramp = round(individual["prune_fraction"] * individual["steps"])
+    if ramp < individual["mask_update_every"]:
+        raise ConfigError(f"config key 'individual.prune_fraction': the pruning ramp of {ramp} steps "
+                          f"(individual.prune_fraction x individual.steps) is shorter than one mask update "
+                          f"(individual.mask_update_every = {individual['mask_update_every']}): the masks would "
+                          f"jump from dense to the target")
+    steps, sampler = planned_sampler(supernet(config))
+    if omni["warmup_fraction"] > 0 and sampler.warmup_steps < omni["mask_update_every"]:
+        raise ConfigError(f"config key 'omni.warmup_fraction': the supernet's warm-up of {sampler.warmup_steps} "
+                          f"steps (omni.warmup_fraction x {steps} steps of {supernet_budget(config)} passes) is "
+                          f"shorter than one mask update (omni.mask_update_every = {omni['mask_update_every']}): "
+                          f"the highest level would jump from dense to {sampler.highest}")

@@ -3,14 +3,12 @@
 
 
 rule extract_omni:
-    """Masks from the final supernet weights, made permanent; no optimizer step runs."""
+    """The masks the supernet last trained at this level, made permanent; no optimizer step runs."""
     input:
         supernet=rules.train_omni.output.model,
     output:
         model=f"{STUDY.model_dir('omni', 's{sparsity}')}/model.pt",
         cost=f"{STUDY.model_dir('omni', 's{sparsity}')}/cost.json",
-    params:
-        masks=job_params.masks(config),
     log:
         f"{R}/logs/extract_omni/s{{sparsity}}.log",
     benchmark:

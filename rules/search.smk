@@ -39,8 +39,6 @@ rule extract_searched:
     output:
         model=f"{STUDY.model_dir('omni-searched', 'b{budget}')}/model.pt",
         cost=f"{STUDY.model_dir('omni-searched', 'b{budget}')}/cost.json",
-    params:
-        masks=job_params.masks(config),
     wildcard_constraints:
         budget="|".join(re.escape(budget) for budget in STUDY.budgets),
     log:

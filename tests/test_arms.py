@@ -15,7 +15,8 @@ from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.gradual import GradualPruning
-from omni.sparsity.masks import units_to_prune
+from omni.asr.model import build_model
+from omni.sparsity.masks import LayerRanking, masks_at, rank_layers, units_to_prune
 from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_section, supernet_steps
 from tests.conftest import PreparedData, training_setup
 from tests.test_sparsity import small_setup
@@ -94,10 +95,9 @@ def test_supernet_log_names_a_level_and_loss_column_per_pass(strategy: str, pass
 
 
 def test_budget_rule_trades_steps_for_sampled_subnetworks() -> None:
-    omni_cfg = {"budget": 300, "steps": 999}
-    assert supernet_steps(omni_cfg, sampler("sandwich", random_levels=0)) == 150
-    assert supernet_steps(omni_cfg, sampler("uniform")) == 300
-    assert supernet_steps({"budget": None, "steps": 7}, sampler("fixed_set")) == 7
+    assert supernet_steps(300, sampler("sandwich", random_levels=0).passes_per_step()) == 150
+    assert supernet_steps(300, sampler("uniform").passes_per_step()) == 300
+    assert supernet_steps(300, sampler("fixed_set").passes_per_step()) == 75
 
 
 def test_supernet_masks_nested_and_extraction_is_fine_tune_free(prepared: PreparedData, dense_model: Path,
@@ -117,7 +117,7 @@ def test_supernet_masks_nested_and_extraction_is_fine_tune_free(prepared: Prepar
     assert list(log.columns[-2:]) == ["level_pass1", "loss_pass1"], "uniform: one pass per step"
     assert log["level_pass1"].between(0.0, max(levels)).all() and log["loss_pass1"].gt(0).all()
 
-    extracted = {level: extract_subnetwork(supernet, masks, level) for level in levels}
+    extracted = {level: extract_subnetwork(supernet, level) for level in levels}
     for low, high in zip(levels, levels[1:]):
         for name, mask in extracted[high][1].items():
             assert not (mask & ~extracted[low][1][name]).any(), f"{name}: {high} not nested in {low}"
@@ -151,3 +151,31 @@ def test_supernet_resume_is_exact_between_mask_updates(prepared: PreparedData, d
     run_training_job(setup, spec, killed, 1, make)
     a, b = load_torch(straight.model_out)["state_dict"], load_torch(killed.model_out)["state_dict"]
     assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_extraction_cuts_the_subnetworks_the_supernet_last_trained(prepared: PreparedData, dense_model: Path,
+                                                                   tmp_path: Path) -> None:
+    """Masks re-rank only every mask_update_every steps; the weights move after the last re-ranking.
+    Extraction must cut what the last step trained, i.e. the rankings in the final checkpoint."""
+    config = json.loads(json.dumps(prepared.config))
+    config["omni"].update(mask_update_every=4, warmup_fraction=0.0)
+    supernet_section = job_params.supernet(config)
+    steps, level_sampler = STEPS, sampler_from_section(supernet_section, STEPS)
+    masks = job_params.masks(config)
+    job = paths(prepared, tmp_path, init=dense_model)
+    run_training_job(training_setup(config, "omni"), JobSpec("train_omni", "omni", None, steps), job, 1,
+                     lambda m: SupernetGradients(m, masks, level_sampler, 4, config["seed"]))
+    supernet = load_torch(job.model_out)
+    last_checkpoint = max(job.checkpoint_dir.glob("step*.pt"))
+    trained = {name: LayerRanking.from_state_dict(state)
+               for name, state in load_torch(last_checkpoint)["strategy"]["rankings"].items()}
+    model = build_model(supernet["model_config"])
+    model.load_state_dict(supernet["state_dict"])
+    reranked = rank_layers(model, list(trained), masks["granularity"], masks["block_shape"])
+    moved = 0
+    for level in config["sparsity"]["levels"]:
+        _, extracted = extract_subnetwork(supernet, level)
+        expected = masks_at(trained, level)
+        assert all(torch.equal(extracted[name], expected[name]) for name in expected), level
+        moved += sum(int((masks_at(reranked, level)[name] != expected[name]).sum()) for name in expected)
+    assert moved > 0, "the final weights rank differently: the test would not tell the two apart"

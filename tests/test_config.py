@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from omni.config import ConfigError, check_study, load_config
+from omni import job_params
+from omni.config import ConfigError, load_config
+from omni.sparsity.supernet import planned_sampler
+from omni.study import check_study
 from tests.conftest import REPO
 
 
@@ -20,11 +23,19 @@ def test_schema_error_names_the_key(overrides: dict, key: str) -> None:
         load_config(REPO / "config.yaml", overrides)
 
 
-def test_every_shipped_config_is_valid() -> None:
+SHIPPED = [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.name)
+def test_every_shipped_config_is_valid_and_gives_both_arms_equal_compute(path) -> None:
     import yaml
 
-    for layered in [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
-        check_study(load_config(REPO / "config.yaml", yaml.safe_load(layered.read_text())))
+    config = load_config(REPO / "config.yaml", yaml.safe_load(path.read_text()))
+    check_study(config)
+    assert config["omni"]["budget"] is None and not config["omni"]["unequal_budget"], "shipped configs use the rule"
+    steps, sampler = planned_sampler(job_params.supernet(config))
+    individual_passes = config["individual"]["steps"]  # one sub-network pass per step
+    assert steps * sampler.passes_per_step() == individual_passes
 
 
 # One test per check across keys (omni.config.check_study, run once when the workflow is parsed).
@@ -57,3 +68,24 @@ def test_table_decode_not_evaluated_is_named() -> None:
 def test_search_budget_that_is_not_a_search_level_is_named(overrides: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         check_study(load_config(REPO / "config.yaml", overrides))
+
+
+def test_budget_other_than_the_individual_job_is_named_unless_opted_out() -> None:
+    config = load_config(REPO / "config.yaml", {"omni": {"budget": 400}})
+    with pytest.raises(ConfigError, match=r"omni\.budget.*individual\.steps.*omni\.unequal_budget"):
+        check_study(config)
+    check_study(load_config(REPO / "config.yaml", {"omni": {"budget": 400, "unequal_budget": True}}))
+
+
+def test_pruning_ramp_shorter_than_one_mask_update_is_named() -> None:
+    config = load_config(REPO / "config.yaml", {"individual": {"steps": 40, "mask_update_every": 30}})
+    with pytest.raises(ConfigError, match=r"individual\.prune_fraction.*individual\.mask_update_every"):
+        check_study(config)
+
+
+def test_supernet_warmup_shorter_than_one_mask_update_is_named() -> None:
+    # the LibriSpeech mistake this check exists for: 800 passes against masks updated every 500 steps
+    config = load_config(REPO / "config.yaml", {"omni": {"mask_update_every": 500, "budget": 800,
+                                                          "unequal_budget": True}})
+    with pytest.raises(ConfigError, match=r"omni\.warmup_fraction.*omni\.mask_update_every"):
+        check_study(config)

@@ -85,8 +85,10 @@ SUPERNET_AND_DOWNSTREAM = {"train_omni": 1, "extract_omni": 2, "search": 1, "ext
                  id="sparsity.levels+0.7"),
     pytest.param(lambda c: c["omni"].update(sampling="sandwich"),
                  {**SUPERNET_AND_DOWNSTREAM, "export_model": 4, "evaluate": 12, **REPORT}, id="omni.sampling"),
+    # omni.budget null: the supernet trains as many sub-network passes as one individual job
     pytest.param(lambda c: c["individual"].update(steps=5),
-                 {"train_individual": 2, "export_model": 2, "evaluate": 6, **REPORT}, id="individual.steps"),
+                 {"train_individual": 2, **SUPERNET_AND_DOWNSTREAM, "export_model": 6, "evaluate": 18, **REPORT},
+                 id="individual.steps"),
     pytest.param(lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 21, **REPORT}, id="evaluate.beam_width"),
     pytest.param(lambda c: c["report"].update(confidence=0.9), {"wer_table": 1, "figures": 1, "all": 1},
                  id="report.confidence"),

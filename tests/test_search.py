@@ -20,7 +20,7 @@ from omni.data.tokenizer import Tokenizer
 from omni.jobs.search import SearchPaths, SubnetworkScorer, run_search_job, short_layer_names
 from omni.sparsity.export import export_bytes, export_compact
 from omni.sparsity.extract import extract_subnetwork
-from omni.sparsity.masks import count_kept, sparsity_of, units_to_prune
+from omni.sparsity.masks import count_kept, prunable_parameter_names, rank_layers, sparsity_of, units_to_prune
 from omni.sparsity.search import (
     Allocation,
     Budget,
@@ -37,6 +37,13 @@ LEVELS = (0.3, 0.5, 0.7, 0.9)
 LAYER_SIZES = (4096, 1024, 2048, 512)
 NON_PRUNABLE = 1000
 SEEDS = range(25)
+
+
+def stored_rankings(model: torch.nn.Module, masks: dict) -> dict[str, dict]:
+    """What the supernet job stores with its artefact: one ranking per prunable layer."""
+    names = prunable_parameter_names(model, masks)
+    return {name: ranking.state_dict()
+            for name, ranking in rank_layers(model, names, masks["granularity"], masks["block_shape"]).items()}
 
 
 def synthetic_space(layer_sizes: Sequence[int] = LAYER_SIZES, levels: Sequence[float] = LEVELS) -> SearchSpace:
@@ -167,8 +174,9 @@ def test_short_layer_names_drop_only_shared_parts() -> None:
 
 def test_masked_copy_equals_extraction_and_sizes_are_exact() -> None:
     model, model_config, config = small_setup()
-    supernet = {"model_config": model_config, "state_dict": copy.deepcopy(model.state_dict())}
     sparsity_cfg = job_params.masks(config)
+    supernet = {"model_config": model_config, "state_dict": copy.deepcopy(model.state_dict()),
+                "rankings": stored_rankings(model, sparsity_cfg)}
     scorer = SubnetworkScorer(supernet, sparsity_cfg, torch.device("cpu"))
     space = scorer.space(config["search"]["levels"])
     mixed = tuple(space.levels[i % len(space.levels)] for i in range(len(space.names)))
@@ -176,7 +184,7 @@ def test_masked_copy_equals_extraction_and_sizes_are_exact() -> None:
     for genome in (mixed, space.uniform(0.5)):
         allocation = space.allocation(genome)
         state, masks = scorer.state_dict(allocation)
-        expected_state, expected_masks = extract_subnetwork(supernet, sparsity_cfg, allocation)
+        expected_state, expected_masks = extract_subnetwork(supernet, allocation)
         assert state.keys() == expected_state.keys()
         for name in state:
             assert torch.equal(state[name], expected_state[name]), name
@@ -194,7 +202,9 @@ def test_search_job_writes_front_history_best_and_cost(prepared: PreparedData, t
     torch.manual_seed(config["seed"])
     model_config = model_config_from(job_params.model(config), Tokenizer(prepared.tokenizer).vocab_size + 1)
     supernet_path = tmp_path / "supernet.pt"
-    save_model(supernet_path, build_model(model_config).state_dict(), model_config)
+    model = build_model(model_config)
+    save_model(supernet_path, model.state_dict(), model_config,
+               rankings=stored_rankings(model, job_params.masks(config)))
     paths = SearchPaths(supernet=supernet_path, manifest=prepared.manifests["dev"],
                         feature_stats=prepared.feature_stats, tokenizer=prepared.tokenizer,
                         pareto=tmp_path / "pareto.csv", history=tmp_path / "history.csv",
@@ -215,7 +225,7 @@ def test_search_job_writes_front_history_best_and_cost(prepared: PreparedData, t
     for tag, entry in best.items():
         assert entry["params_kept"] <= entry["max_params"] == entry["uniform"]["params_kept"]
         assert entry["dev_wer"] <= entry["uniform"]["dev_wer"]
-        _, masks = extract_subnetwork(supernet, job_params.masks(config), entry["allocation"])
+        _, masks = extract_subnetwork(supernet, entry["allocation"])
         assert sparsity_of(masks) == pytest.approx(entry["sparsity"]), tag
     cost = json.loads(paths.cost.read_text())
     assert cost["job"] == "search" and cost["arm"] == "omni-searched"

@@ -7,5 +7,5 @@ from omni.logs import tee_stderr
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
-    extract_searched(Path(smk.input.supernet), Path(smk.input.best), smk.params.masks, float(smk.wildcards.budget),
+    extract_searched(Path(smk.input.supernet), Path(smk.input.best), float(smk.wildcards.budget),
                      Path(smk.output.model), Path(smk.output.cost), smk.threads)

@@ -3,6 +3,8 @@
 A model artefact is a plain dict (loadable with weights_only=True):
   {"model_config": {...}, "state_dict": {...}, "masks": {param name: bool tensor}, "meta": {...}}
 `masks` is empty for a dense model; for a pruned one it names every pruned weight's kept positions.
+A supernet's artefact adds "rankings": {param name: LayerRanking.state_dict()}, the rankings of its
+last training step, which extraction cuts.
 """
 from __future__ import annotations
 
@@ -54,15 +56,20 @@ def blank_id(model_config: dict[str, Any]) -> int:
 
 
 def save_model(path: str | Path, state_dict: dict[str, torch.Tensor], model_config: dict[str, Any],
-               masks: dict[str, torch.Tensor] | None = None, meta: dict[str, Any] | None = None) -> None:
-    """Write an artefact from a plain state dict (no network needs building just to save it)."""
+               masks: dict[str, torch.Tensor] | None = None, meta: dict[str, Any] | None = None,
+               rankings: dict[str, dict[str, Any]] | None = None) -> None:
+    """Write an artefact from a plain state dict (no network needs building just to save it).
+    `rankings` (a supernet's last per-layer rankings, LayerRanking.state_dict) are what extraction cuts."""
     state = {k: v.detach().cpu().clone() for k, v in state_dict.items()}
-    save_torch(path, {
+    artefact = {
         "model_config": dict(model_config),
         "state_dict": state,
         "masks": {k: v.detach().cpu().bool() for k, v in (masks or {}).items()},
         "meta": dict(meta or {}),
-    })
+    }
+    if rankings:
+        artefact["rankings"] = dict(rankings)
+    save_torch(path, artefact)
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[RNNT, dict[str, Any]]:

@@ -94,12 +94,19 @@ class GradientStrategy(Protocol):
         """The trained network as (plain state dict with masks applied, masks by name)."""
         ...
 
+    def final_rankings(self) -> dict[str, dict[str, Any]]:
+        """Per-layer rankings the last step trained with, saved for extraction (supernet); else {}."""
+        ...
+
 
 class DenseGradients:
     """Plain training: one forward/backward of the whole network."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
+
+    def final_rankings(self) -> dict[str, dict[str, Any]]:
+        return {}
 
     def prepare(self, step: int) -> None:
         return None

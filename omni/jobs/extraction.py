@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
 
 import torch
 
@@ -19,26 +18,25 @@ from omni.sparsity.masks import sparsity_of
 from omni.sparsity.search import budget_tag
 
 
-def extract_uniform(supernet_path: Path, masks_section: Mapping[str, Any], sparsity: float, model_out: Path,
-                    cost_out: Path, threads: int) -> None:
-    """The omni model at one level; `masks_section` is the rule section omni.job_params.masks."""
+def extract_uniform(supernet_path: Path, sparsity: float, model_out: Path, cost_out: Path, threads: int) -> None:
+    """The omni model at one level, cut with the rankings the supernet last trained."""
     set_threads(threads)
     meter = CostMeter("extract_omni", "omni", sparsity, torch.device("cpu"), threads)
     supernet = load_torch(supernet_path)
-    state, masks = extract_subnetwork(supernet, masks_section, sparsity)
+    state, masks = extract_subnetwork(supernet, sparsity)
     save_model(model_out, state, supernet["model_config"], masks,
                meta={"arm": "omni", "sparsity": sparsity, "source": str(supernet_path)})
     meter.finish(cost_out)
 
 
-def extract_searched(supernet_path: Path, best_path: Path, masks_section: Mapping[str, Any], level: float,
-                     model_out: Path, cost_out: Path, threads: int) -> None:
+def extract_searched(supernet_path: Path, best_path: Path, level: float, model_out: Path, cost_out: Path,
+                     threads: int) -> None:
     """The search's best allocation under the budget of `level` (its entry in best.json)."""
     set_threads(threads)
     meter = CostMeter("extract_searched", SEARCHED_ARM, None, torch.device("cpu"), threads)
     allocation = json.loads(Path(best_path).read_text())[budget_tag(level)]["allocation"]
     supernet = load_torch(supernet_path)
-    state, masks = extract_subnetwork(supernet, masks_section, allocation)
+    state, masks = extract_subnetwork(supernet, allocation)
     sparsity = sparsity_of(masks)
     save_model(model_out, state, supernet["model_config"], masks,
                meta={"arm": SEARCHED_ARM, "sparsity": sparsity, "budget": level, "allocation": allocation,

@@ -27,7 +27,8 @@ from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
 from omni.runtime import resolve_device, seed_everything, set_threads
 from omni.sparsity.export import export_bytes, export_compact
-from omni.sparsity.masks import masks_at, original_weight, prunable_parameter_names, rank_layers
+from omni.sparsity.extract import trained_rankings
+from omni.sparsity.masks import masks_at, original_weight
 from omni.sparsity.search import (
     Evaluated,
     EvolutionarySearch,
@@ -83,9 +84,8 @@ class SubnetworkScorer:
         self.model = build_model(self.model_config)
         self.model.load_state_dict(supernet["state_dict"])
         self.model.to(device).eval()
-        names = prunable_parameter_names(self.model, sparsity_cfg)
-        self.rankings = rank_layers(self.model, names, sparsity_cfg["granularity"], sparsity_cfg["block_shape"])
-        self._dense = {name: original_weight(self.model, name).detach().clone() for name in names}
+        self.rankings = trained_rankings(supernet)  # the sub-networks the supernet last trained, as extraction cuts
+        self._dense = {name: original_weight(self.model, name).detach().clone() for name in self.rankings}
 
     def space(self, levels: Sequence[float]) -> SearchSpace:
         total = sum(p.numel() for p in self.model.parameters())

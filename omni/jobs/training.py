@@ -137,7 +137,7 @@ def _train_rank(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, threads:
     state, masks = strategy.final_model()
     save_model(paths.model_out, state, model_config, masks,
                meta={"arm": spec.arm, "sparsity": spec.sparsity if spec.sparsity is not None else 0.0,
-                     "steps": result.steps, "seed": setup.seed})
+                     "steps": result.steps, "seed": setup.seed}, rankings=strategy.final_rankings())
     with atomic_path(paths.log_out) as tmp:
         shutil.copyfile(paths.checkpoint_dir / "train_log.csv", tmp)
     meter.prior_wall_s = trainer.prior_wall_s  # earlier segments of a resumed job count too

@@ -3,6 +3,11 @@
 Only masking happens here (no optimizer, no gradient): kept weights are the supernet's,
 bit for bit; the rest are zero. An allocation is one sparsity for every layer or a per-layer
 vector found by the search.
+
+The masks come from the rankings the supernet's LAST step trained with, stored in its artefact,
+not from a new ranking of the final weights: the supernet re-ranks only every
+`omni.mask_update_every` steps, and the weights move after the last re-ranking, so a fresh
+ranking would cut sub-networks that were never trained as such.
 """
 from __future__ import annotations
 
@@ -10,18 +15,21 @@ from typing import Any, Mapping
 
 import torch
 
-from omni.asr.model import build_model
-from omni.sparsity.masks import masks_at, prunable_parameter_names, rank_layers
+from omni.sparsity.masks import LayerRanking, masks_at
 
 
-def extract_subnetwork(supernet: Mapping[str, Any], sparsity_cfg: dict[str, Any],
-                       allocation: float | Mapping[str, float]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def trained_rankings(supernet: Mapping[str, Any]) -> dict[str, LayerRanking]:
+    """The per-layer rankings of the supernet's last training step (what its sub-networks were)."""
+    stored = supernet.get("rankings")
+    if not stored:
+        raise ValueError("the artefact holds no rankings: extraction needs a supernet written by the supernet job")
+    return {name: LayerRanking.from_state_dict(state) for name, state in stored.items()}
+
+
+def extract_subnetwork(supernet: Mapping[str, Any], allocation: float | Mapping[str, float]
+                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(state dict with masks applied, masks) of one sub-network of a supernet artefact."""
-    model = build_model(supernet["model_config"])
-    model.load_state_dict(supernet["state_dict"])
-    names = prunable_parameter_names(model, sparsity_cfg)
-    rankings = rank_layers(model, names, sparsity_cfg["granularity"], sparsity_cfg["block_shape"])
-    masks = masks_at(rankings, allocation)
+    masks = masks_at(trained_rankings(supernet), allocation)
     state = {name: tensor.clone() for name, tensor in supernet["state_dict"].items()}
     with torch.no_grad():
         for name, mask in masks.items():

@@ -73,3 +73,6 @@ class GradualPruning:
     def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         return ({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 {k: v.cpu() for k, v in self.masked.masks().items()})
+
+    def final_rankings(self) -> dict[str, dict[str, Any]]:
+        return {}  # one model at one sparsity: its masks are the artefact's

@@ -23,7 +23,6 @@ from omni.sparsity.masks import (
     rank_layers,
 )
 
-
 PASS_LEVEL, PASS_LOSS = "level_pass", "loss_pass"   # train_log.csv columns, numbered per pass of a step
 
 
@@ -89,18 +88,16 @@ def sampler_from_section(supernet: Mapping[str, Any], steps: int) -> LevelSample
                         update_every=supernet["mask_update_every"])
 
 
-def supernet_steps(supernet: Mapping[str, Any], sampler: LevelSampler) -> int:
-    """Steps of the supernet job: `omni.steps`, or `omni.budget` sub-network passes divided
-    by the passes one step costs (equal compute with one individual job)."""
-    if supernet["budget"] is None:
-        return supernet["steps"]
-    return max(1, supernet["budget"] // sampler.passes_per_step())
+def supernet_steps(budget: int, passes_per_step: int) -> int:
+    """Steps of the supernet job: its budget of sub-network passes divided by the passes one step
+    of the sampling rule costs (omni.budget, resolved by omni.job_params.supernet_budget)."""
+    return max(1, budget // passes_per_step)
 
 
 def planned_sampler(supernet: Mapping[str, Any]) -> tuple[int, LevelSampler]:
     """The job's steps and the sampler whose warm-up is a fraction of them (the steps depend on
     how many passes one step of the sampling rule costs)."""
-    steps = supernet_steps(supernet, sampler_from_section(supernet, supernet["steps"]))
+    steps = supernet_steps(supernet["budget"], sampler_from_section(supernet, 1).passes_per_step())
     return steps, sampler_from_section(supernet, steps)
 
 
@@ -169,3 +166,7 @@ class SupernetGradients:
     def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The supernet is its unmasked shared weights; extraction cuts sub-networks from it."""
         return {k: v.detach().cpu() for k, v in self.masked.original_state_dict().items()}, {}
+
+    def final_rankings(self) -> dict[str, dict[str, Any]]:
+        """The rankings the last step's sub-networks were cut from (extraction cuts the same)."""
+        return {name: ranking.state_dict() for name, ranking in self.rankings.items()}
