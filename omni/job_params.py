@@ -113,11 +113,21 @@ def budget_levels(config: Config) -> list[float]:
     return [float(level) for level in (config["sparsity"]["levels"] if levels is None else levels)]
 
 
+def dev_split(config: Config) -> Section:
+    """Which dev speakers the search may score (the rest is the reported dev column)."""
+    return {"search_fraction": config["search"]["dev_fraction"], "seed": config["seed"]}
+
+
 def search(config: Config) -> Section:
-    """The evolution's settings, its budgets resolved, and the decode batch size of its fitness."""
-    settings = {key: value for key, value in config["search"].items() if key != "budgets"}
-    return canonical({**settings, "budgets": budget_levels(config), "seed": config["seed"],
-                      "device": config["device"], "batch_size": config["evaluate"]["batch_size"]})
+    """The evolution's settings, its budgets resolved, and its fitness: the tables' decode
+    (report.table_decode) at the evaluation batch size, with the beam width when that decode is a beam."""
+    settings = {key: value for key, value in config["search"].items() if key not in ("budgets", "dev_fraction")}
+    decode = config["report"]["table_decode"]
+    fitness = {"decode": decode, "batch_size": config["evaluate"]["batch_size"]}
+    if decode in BEAM_DECODES:
+        fitness["beam_width"] = config["evaluate"]["beam_width"]
+    return canonical({**settings, **fitness, "budgets": budget_levels(config), "seed": config["seed"],
+                      "device": config["device"]})
 
 
 def evaluation(config: Config) -> Section:

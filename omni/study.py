@@ -15,6 +15,7 @@ from omni.job_params import budget_levels, supernet, supernet_budget
 from omni.sparsity.supernet import planned_sampler
 
 SPLITS = ("train", "dev", "test-clean", "test-other")
+DEV_PARTS = ("dev-search", "dev-report")   # omni.data.dev_split: the search's speakers, the reported ones
 DENSE = ("dense", "dense")
 SUPERNET = ("omni", "supernet")
 WER_TABLES = ("wer.csv", "wer.md", "wer_vs_sparsity.csv", "wer_vs_sparsity.md", "wer_vs_sparsity.tex")
@@ -55,6 +56,14 @@ class Study:
         """A training job's declared outputs; its checkpoints live elsewhere (resume after a kill)."""
         folder = self.model_dir(arm, tag)
         return {"model": f"{folder}/model.pt", "train_log": f"{folder}/train_log.csv", "cost": f"{folder}/cost.json"}
+
+    def manifest(self, split: str) -> str:
+        """A split's manifest; `dev-search` and `dev-report` are the speaker-disjoint parts of dev."""
+        return self.path("data", "manifests", f"{split}.tsv")
+
+    def eval_manifest(self, split: str) -> str:
+        """What an evaluation of `split` scores: the reported part of dev, never the search's."""
+        return self.manifest("dev-report" if split == "dev" else split)
 
     def checkpoints(self, arm: str, tag: str) -> str:
         return self.path("checkpoints", arm, tag)
@@ -105,7 +114,7 @@ class Study:
         """The benchmark file of every job of this study but the report's own: what the cost account
         reads (never the whole folder, which keeps files of jobs an earlier configuration ran)."""
         data = [self.benchmark("build_corpus"), *(self.benchmark("manifest", split) for split in SPLITS),
-                self.benchmark("feature_stats"), self.benchmark("tokenizer")]
+                self.benchmark("split_dev"), self.benchmark("feature_stats"), self.benchmark("tokenizer")]
         training = [self.benchmark("train_dense"), *(self.benchmark("train_individual", f"s{level}")
                                                       for level in self.levels), self.benchmark("train_omni")]
         extraction = [*(self.benchmark("extract_omni", f"s{level}") for level in self.levels),
@@ -128,7 +137,7 @@ class Study:
     def final_targets(self) -> list[str]:
         """What `snakemake` with no target builds: the data stage's products, every evaluation,
         the search's front, every table and figure."""
-        data = [*(self.path("data", "manifests", f"{split}.tsv") for split in SPLITS),
+        data = [*(self.manifest(split) for split in (*SPLITS, *DEV_PARTS)),
                 self.path("data", "feature_stats.json"), self.path("data", "tokenizer.model")]
         search = [self.search_file("pareto.csv"), self.search_file("history.csv")]
         report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES)),

@@ -1,4 +1,4 @@
-# Stage 1: data. corpus -> manifests (validated) -> feature statistics -> tokenizer.
+# Stage 1: data. corpus -> manifests (validated) -> dev split by speaker -> feature statistics -> tokenizer.
 
 CORPUS_READY = f"{R}/corpus/{config['corpus']}.json"
 
@@ -39,6 +39,26 @@ rule manifest:
         **stage_resources("data"),
     script:
         "../workflow_scripts/build_manifest.py"
+
+
+rule split_dev:
+    """dev split once by speaker (seeded): the search scores one part, the tables report the other."""
+    input:
+        manifest=f"{R}/data/manifests/dev.tsv",
+    output:
+        search=STUDY.manifest("dev-search"),
+        report=STUDY.manifest("dev-report"),
+    params:
+        dev_split=job_params.dev_split(config),
+    log:
+        f"{R}/logs/split_dev.log",
+    benchmark:
+        STUDY.benchmark("split_dev")
+    threads: 1
+    resources:
+        **stage_resources("light"),
+    script:
+        "../workflow_scripts/split_dev.py"
 
 
 rule feature_stats:

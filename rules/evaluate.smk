@@ -6,7 +6,7 @@ rule evaluate:
     input:
         model=f"{STUDY.model_dir('{arm}', '{tag}')}/model.pt",
         export_info=f"{STUDY.model_dir('{arm}', '{tag}')}/export.json",
-        manifest=DATA["manifest"],
+        manifest=lambda wildcards: STUDY.eval_manifest(wildcards.split),
         feature_stats=DATA["feature_stats"],
         tokenizer=DATA["tokenizer"],
     output:

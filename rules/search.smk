@@ -5,10 +5,10 @@ import re
 
 
 rule search:
-    """Evolution over per-layer sparsity under every budget, scored on a fixed dev subset."""
+    """Evolution over per-layer sparsity under every budget, scored on the search's dev speakers."""
     input:
         supernet=rules.train_omni.output.model,
-        manifest=f"{R}/data/manifests/dev.tsv",
+        manifest=rules.split_dev.output.search,
         feature_stats=DATA["feature_stats"],
         tokenizer=DATA["tokenizer"],
     output:

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from omni import job_params
+from omni.asr.model import build_model
 from omni.asr.trainer import DenseGradients
 from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.gradual import GradualPruning
-from omni.asr.model import build_model
 from omni.sparsity.masks import LayerRanking, masks_at, rank_layers, units_to_prune
 from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_section, supernet_steps
 from tests.conftest import PreparedData, training_setup
@@ -158,7 +158,7 @@ def test_extraction_cuts_the_subnetworks_the_supernet_last_trained(prepared: Pre
     """Masks re-rank only every mask_update_every steps; the weights move after the last re-ranking.
     Extraction must cut what the last step trained, i.e. the rankings in the final checkpoint."""
     config = json.loads(json.dumps(prepared.config))
-    config["omni"].update(mask_update_every=4, warmup_fraction=0.0)
+    config["omni"].update(mask_update_every=4, warmup_fraction=0.0)  # re-ranked at steps 0 and 4 of 6
     supernet_section = job_params.supernet(config)
     steps, level_sampler = STEPS, sampler_from_section(supernet_section, STEPS)
     masks = job_params.masks(config)

@@ -2,6 +2,7 @@
 appear, a second run has nothing to do, and the Snakemake HTML report holds the results."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,18 @@ def test_study_lists_every_job_benchmark_the_run_wrote(smoke_run: Path) -> None:
     written = {str(p) for p in (smoke_run / "results" / "smoke" / "benchmarks").rglob("*.tsv")}
     report_rules = {study.benchmark(rule) for rule in ("wer_table", "accounting", "figures")}
     assert set(study.benchmark_files()) == written - report_rules
+
+
+def test_search_never_scores_a_reported_dev_utterance(smoke_run: Path) -> None:
+    results = smoke_run / "results" / "smoke"
+    search = pd.read_csv(results / "data" / "manifests" / "dev-search.tsv", sep="\t")
+    report = pd.read_csv(results / "data" / "manifests" / "dev-report.tsv", sep="\t")
+    assert not set(search["utt_id"]) & set(report["utt_id"]) and len(search) and len(report)
+    cost = json.loads((results / "search" / "cost.json").read_text())
+    assert cost["extra"]["dev_utterances"] == len(search)
+    assert cost["extra"]["evaluations"] <= 8  # configs/smoke.yaml: search.evaluations
+    reported = pd.read_csv(results / "eval" / "dense" / "dense" / "dev" / "greedy-streaming.tsv", sep="\t")
+    assert sorted(reported["utt_id"]) == sorted(report["utt_id"])
 
 
 def test_second_run_has_nothing_to_do(smoke_run: Path) -> None:

@@ -53,19 +53,20 @@ def synthetic_space(layer_sizes: Sequence[int] = LAYER_SIZES, levels: Sequence[f
                        sum(layer_sizes) + NON_PRUNABLE, sum(layer_sizes))
 
 
-def settings(seed: int = 0, population: int = 6, iterations: int = 4, time_budget_s: float = 1e9) -> EvolutionSettings:
+def settings(seed: int = 0, population: int = 6, iterations: int = 4, evaluations: int = 10_000) -> EvolutionSettings:
     return EvolutionSettings(population=population, parents_fraction=0.34, mutation_prob=0.3, crossover_prob=0.5,
-                             iterations=iterations, time_budget_s=time_budget_s, seed=seed)
+                             iterations=iterations, evaluations=evaluations, seed=seed)
 
 
 class Ticks:
-    """A fake clock: one second per reading, so wall times (and the time budget) are deterministic."""
+    """A fake clock: `seconds` per reading, so wall times are deterministic (and a machine's speed settable)."""
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float = 1.0) -> None:
         self.now = 0.0
+        self.seconds = seconds
 
     def __call__(self) -> float:
-        self.now += 1.0
+        self.now += self.seconds
         return self.now
 
 
@@ -135,15 +136,29 @@ def test_finds_the_exhaustive_optimum_of_a_knapsack_fitness() -> None:
         assert result.uniform(budget).genome != optimum, "a trivial optimum would test nothing"
 
 
-def test_time_budget_stops_the_search_after_the_uniform_seeds() -> None:
+def test_evaluation_budget_stops_the_search_after_the_uniform_seeds() -> None:
     space = synthetic_space()
     budgets = make_budgets(space, LEVELS)
     calls = []
-    result = EvolutionarySearch(space, budgets, settings(0, time_budget_s=3.0),
+    result = EvolutionarySearch(space, budgets, settings(0, evaluations=len(LEVELS) + 3),
                                 lambda a: calls.append(a) or 0.0, clock=Ticks()).run()
     assert result.stopped_early and result.iterations_completed == 0
-    assert len(calls) == len(result.history) < len(LEVELS) * settings().population
+    assert len(calls) == len(result.history) == len(LEVELS) + 3
     assert all(result.uniform(b).params_kept == b.max_params for b in budgets), "every budget keeps its seed"
+
+
+def test_front_is_identical_whatever_the_machine_speed() -> None:
+    """A fixed number of evaluations, never a wall-time stop: a slow and a fast machine find the same front."""
+    space = synthetic_space()
+    budgets = make_budgets(space, LEVELS)
+    fitness = weighted_fitness([4.0, 1.0, 2.0, 0.5])
+    fronts = []
+    for seconds_per_reading in (0.001, 1000.0):
+        result = EvolutionarySearch(space, budgets, settings(3, evaluations=30), fitness,
+                                    clock=Ticks(seconds_per_reading)).run()
+        assert len(result.history) == 30
+        fronts.append([(e.genome, e.fitness) for e in result.pareto()])
+    assert fronts[0] == fronts[1]
 
 
 def test_pareto_front_is_exactly_the_non_dominated_set() -> None:
@@ -198,7 +213,7 @@ def test_masked_copy_equals_extraction_and_sizes_are_exact() -> None:
 
 def test_search_job_writes_front_history_best_and_cost(prepared: PreparedData, tmp_path: Path) -> None:
     config = copy.deepcopy(prepared.config)
-    config["search"].update(dev_subset=2, population=2, iterations=1)
+    config["search"].update(population=2, iterations=1, evaluations=6)
     torch.manual_seed(config["seed"])
     model_config = model_config_from(job_params.model(config), Tokenizer(prepared.tokenizer).vocab_size + 1)
     supernet_path = tmp_path / "supernet.pt"
@@ -229,4 +244,4 @@ def test_search_job_writes_front_history_best_and_cost(prepared: PreparedData, t
         assert sparsity_of(masks) == pytest.approx(entry["sparsity"]), tag
     cost = json.loads(paths.cost.read_text())
     assert cost["job"] == "search" and cost["arm"] == "omni-searched"
-    assert cost["extra"]["evaluations"] == len(history) and cost["audio_hours"] > 0
+    assert cost["extra"]["evaluations"] == len(history) <= 6 and cost["audio_hours"] > 0

@@ -40,7 +40,6 @@ from omni.sparsity.search import (
 
 JOB = "search"
 ARM = "omni-searched"
-SEARCH_DECODE = "greedy-full"
 EXPORT_DTYPE = torch.float32
 SECONDS_PER_HOUR = 3600.0
 LAYER_COLUMN_PREFIX = "s:"
@@ -53,12 +52,14 @@ DEV_WER = "dev_wer"
 
 @dataclass
 class DevSubset:
-    """What a greedy full-utterance decode of the fixed dev subset needs (built once)."""
+    """What decoding the search's dev part in the fitness decode needs (built once)."""
 
     utterances: UtteranceSet
     frontend: Frontend
     tokenizer: Tokenizer
     batch_size: int
+    decode: str
+    beam_width: int | None
 
     @property
     def audio_seconds(self) -> float:
@@ -67,11 +68,11 @@ class DevSubset:
 
 def load_dev_subset(search: Mapping[str, Any], logmel: Mapping[str, Any], manifest: Path, feature_stats: Path,
                     tokenizer: Path, right_context_length: int, device: torch.device) -> DevSubset:
-    """The first search.dev_subset utterances by utt_id: a fixed set, whatever the manifest order."""
-    table = read_manifest(manifest).sort_values("utt_id", kind="stable").head(search["dev_subset"])
+    """The search's part of dev (omni.data.dev_split), in utt_id order whatever the manifest order."""
+    table = read_manifest(manifest).sort_values("utt_id", kind="stable")
     frontend = Frontend(logmel, load_feature_stats(feature_stats), right_context_length).to(device)
     return DevSubset(UtteranceSet(table, None, logmel["sample_rate"], cache_audio=True), frontend,
-                     Tokenizer(tokenizer), search["batch_size"])
+                     Tokenizer(tokenizer), search["batch_size"], search["decode"], search.get("beam_width"))
 
 
 class SubnetworkScorer:
@@ -109,7 +110,7 @@ class SubnetworkScorer:
     def dev_wer(self, allocation: Mapping[str, float], dev: DevSubset) -> float:
         self.apply(allocation)
         _, summary = decode_split(self.model, self.model_config, dev.frontend, dev.utterances, dev.tokenizer,
-                                  SEARCH_DECODE, None, dev.batch_size, self.device, "search")
+                                  dev.decode, dev.beam_width, dev.batch_size, self.device, "search")
         return summary["wer"]
 
     def export_bytes(self, allocation: Mapping[str, float]) -> int:
@@ -213,6 +214,6 @@ def run_search_job(search: Mapping[str, Any], masks: Mapping[str, Any], logmel: 
     meter.finish(paths.cost, steps=0, audio_hours=evaluations * dev.audio_seconds / SECONDS_PER_HOUR,
                  extra={"evaluations": evaluations, "cache_hits": result.cache_hits,
                         "iterations_completed": result.iterations_completed,
-                        "stopped_early": result.stopped_early, "time_budget_s": search["time_budget_s"],
+                        "stopped_early": result.stopped_early, "max_evaluations": search["evaluations"],
                         "dev_utterances": len(dev.utterances)})
     return result

@@ -9,8 +9,10 @@ any child over its budget repaired by raising the sparsity of random layers unti
 Design choices, and why:
 
 - One population per budget, all evolved in lockstep (generation g of every budget before
-  generation g + 1 of any): selection differs per budget, and a time budget running out then
-  cuts every budget at the same depth instead of starving the last ones.
+  generation g + 1 of any): selection differs per budget, and the evaluation budget running out
+  then cuts every budget at the same depth instead of starving the last ones.
+- The search stops after a fixed number of candidate evaluations, never on wall time: the same
+  seed gives the same front on any machine, however fast (the wall time is only reported).
 - Every population starts from the uniform model at its budget, and parents survive
   (elitism), so a budget's best can never be worse than uniform on the fitness.
 - Fitness values are cached by genome across budgets; a genome is decoded at most once. The
@@ -123,14 +125,14 @@ class EvolutionSettings:
     mutation_prob: float      # per layer: chance its level is redrawn in a child
     crossover_prob: float     # per child: chance it mixes two parents before mutation
     iterations: int           # generations after the initial population
-    time_budget_s: float      # no new evaluation starts after this (the uniform seeds always run)
+    evaluations: int          # candidates decoded at most (the uniform seeds always are)
     seed: int
 
     @classmethod
     def from_section(cls, search: Mapping[str, Any]) -> EvolutionSettings:
         """From the rule section omni.job_params.search."""
         return cls(search["population"], search["parents_fraction"], search["mutation_prob"],
-                   search["crossover_prob"], search["iterations"], search["time_budget_s"], search["seed"])
+                   search["crossover_prob"], search["iterations"], search["evaluations"], search["seed"])
 
     @property
     def parents(self) -> int:
@@ -188,8 +190,8 @@ def best_within(entries: Sequence[Evaluated], budget: Budget) -> Evaluated:
     return min((e for e in entries if e.params_kept <= budget.max_params), key=_rank_key)
 
 
-class _TimeBudgetExceeded(Exception):
-    """Unwinds the generation loops when the wall-clock budget is spent."""
+class _EvaluationsSpent(Exception):
+    """Unwinds the generation loops when the evaluation budget is spent."""
 
 
 class EvolutionarySearch:
@@ -214,7 +216,7 @@ class EvolutionarySearch:
     def run(self) -> SearchResult:
         self.start = self.clock()
         for budget in self.budgets:
-            self._score(self.space.uniform(budget.level), 0, budget.tag, enforce_time=False)
+            self._score(self.space.uniform(budget.level), 0, budget.tag, capped=False)
         populations: dict[str, list[Genome]] = {}
         completed, stopped = 0, False
         try:
@@ -226,10 +228,10 @@ class EvolutionarySearch:
                     populations[budget.tag] = self._next_generation(populations[budget.tag], budget, iteration)
                 completed = iteration
                 self._log_generation(iteration)
-        except _TimeBudgetExceeded:
+        except _EvaluationsSpent:
             stopped = True
-            tqdm.write(f"[search] time budget of {self.settings.time_budget_s:g} s spent after generation "
-                       f"{completed}: stopping", file=sys.stderr)
+            tqdm.write(f"[search] {self.settings.evaluations} evaluations spent after generation {completed}: "
+                       f"stopping", file=sys.stderr)
         return SearchResult(self.space, self.budgets, list(self.history), self.cache_hits, completed, stopped,
                             self.clock() - self.start)
 
@@ -316,12 +318,12 @@ class EvolutionarySearch:
 
     # -- scoring
 
-    def _score(self, genome: Genome, iteration: int, budget: str, enforce_time: bool = True) -> Evaluated:
+    def _score(self, genome: Genome, iteration: int, budget: str, capped: bool = True) -> Evaluated:
         if genome in self.cache:
             self.cache_hits += 1
             return self.cache[genome]
-        if enforce_time and self.clock() - self.start > self.settings.time_budget_s:
-            raise _TimeBudgetExceeded
+        if capped and len(self.history) >= self.settings.evaluations:
+            raise _EvaluationsSpent
         began = self.clock()
         allocation = self.space.allocation(genome)
         fitness = float(self.fitness(allocation))
