@@ -24,6 +24,7 @@ check_study(config)  # checks across keys the schema cannot express, before any 
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/dense.smk"
+include: "rules/control.smk"
 include: "rules/individual.smk"
 include: "rules/omni.smk"
 include: "rules/extract.smk"

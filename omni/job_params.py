@@ -72,7 +72,7 @@ def model(config: Config) -> Section:
 def training(config: Config, arm: str) -> Section:
     """One training job's loop settings. The dense job trains from scratch at `train.lr` (with a
     clean phase and the length curriculum); the pruning arms and the control start trained, at
-    `train.finetune_lr`."""
+    `train.finetune_lr`, on the same batches and schedule as each other."""
     train = config["train"]
     shared = {key: train[key] for key in SHARED_TRAIN_KEYS}
     run = {"seed": config["seed"], "device": config["device"]}
@@ -82,6 +82,11 @@ def training(config: Config, arm: str) -> Section:
     else:
         arm_values = {"lr": train["finetune_lr"], "clean_steps": 0, "sortagrad": False}
     return canonical({**run, **shared, **arm_values})
+
+
+def control(config: Config) -> Section:
+    """The dense-continued control trains as long as one pruning job (individual.steps), no masks."""
+    return {"steps": config["individual"]["steps"]}
 
 
 def masks(config: Config) -> Section:

@@ -18,6 +18,7 @@ SPLITS = ("train", "dev", "test-clean", "test-other")
 DEV_PARTS = ("dev-search", "dev-report")   # omni.data.dev_split: the search's speakers, the reported ones
 DENSE = ("dense", "dense")
 SUPERNET = ("omni", "supernet")
+CONTROL = ("control", "continued")   # dense-continued: the dense model trained like a pruning job, no masks
 WER_TABLES = ("wer.csv", "wer.md", "wer_vs_sparsity.csv", "wer_vs_sparsity.md", "wer_vs_sparsity.tex")
 COST_TABLES = ("cost.csv", "cost.md", "cost.tex")
 FIGURES = ("pareto.png", "training_curves.png", "cost.png")
@@ -74,12 +75,12 @@ class Study:
     # -- what the study holds
 
     def trained_models(self) -> list[tuple[str, str]]:
-        """Every (arm, tag) a training job produces: the dense model, K individual jobs, one supernet."""
-        return [DENSE, *(("individual", f"s{level}") for level in self.levels), SUPERNET]
+        """Every (arm, tag) a training job produces: the dense model, its control, K individual jobs, one supernet."""
+        return [DENSE, CONTROL, *(("individual", f"s{level}") for level in self.levels), SUPERNET]
 
     def evaluated_models(self) -> list[tuple[str, str]]:
         """Every (arm, tag) the tables compare."""
-        return [DENSE, *(("individual", f"s{level}") for level in self.levels),
+        return [DENSE, CONTROL, *(("individual", f"s{level}") for level in self.levels),
                 *(("omni", f"s{level}") for level in self.levels),
                 *(("omni-searched", f"b{budget}") for budget in self.budgets)]
 
@@ -115,7 +116,8 @@ class Study:
         reads (never the whole folder, which keeps files of jobs an earlier configuration ran)."""
         data = [self.benchmark("build_corpus"), *(self.benchmark("manifest", split) for split in SPLITS),
                 self.benchmark("split_dev"), self.benchmark("feature_stats"), self.benchmark("tokenizer")]
-        training = [self.benchmark("train_dense"), *(self.benchmark("train_individual", f"s{level}")
+        training = [self.benchmark("train_dense"), self.benchmark("train_control"),
+                    *(self.benchmark("train_individual", f"s{level}")
                                                       for level in self.levels), self.benchmark("train_omni")]
         extraction = [*(self.benchmark("extract_omni", f"s{level}") for level in self.levels),
                       self.benchmark("search"),

@@ -2,7 +2,7 @@
 # functions of the config) and the per-job config sections (omni.job_params) that rules declare
 # as params, so a job reruns exactly when a value it reads changes.
 from omni import job_params
-from omni.study import SPLITS, SUPERNET, Study
+from omni.study import CONTROL, SPLITS, SUPERNET, Study
 
 STUDY = Study.from_config(config)
 R = STUDY.results
@@ -11,8 +11,8 @@ THREADS = config["threads"]
 wildcard_constraints:
     split="|".join(SPLITS),
     sparsity=r"0\.[0-9]+",
-    arm="dense|individual|omni|omni-searched",
-    tag=r"dense|s0\.[0-9]+|b0\.[0-9]+",
+    arm="dense|control|individual|omni|omni-searched",
+    tag=r"dense|continued|s0\.[0-9]+|b0\.[0-9]+",
 
 
 def stage_resources(stage):

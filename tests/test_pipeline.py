@@ -35,7 +35,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_whole_study_runs_and_tabulates_every_arm(smoke_run: Path) -> None:
     results = smoke_run / "results" / "smoke"
     wer = pd.read_csv(results / "tables" / "wer.csv")
-    assert {"dense", "individual", "omni"} <= set(wer["arm"])
+    assert {"dense", "control", "individual", "omni", "omni-searched"} <= set(wer["arm"])
     assert set(wer["split"]) == {"dev", "test-clean", "test-other"}
     assert set(wer["decode"]) == {"greedy-full", "greedy-streaming", "beam-streaming"}
     individual = wer[wer["arm"] == "individual"]
@@ -82,14 +82,17 @@ def scheduled_jobs(output: str) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
 
 
-# The smoke study: levels 0.5 and 0.8 (budgets = levels), 3 evaluation splits, 7 evaluated models.
+# The smoke study: levels 0.5 and 0.8 (budgets = levels), 3 evaluation splits, 8 evaluated models
+# (dense, the dense-continued control, 2 individual, 2 omni, 2 searched).
 REPORT = {"wer_table": 1, "figures": 1, "accounting": 1, "all": 1}
 SUPERNET_AND_DOWNSTREAM = {"train_omni": 1, "extract_omni": 2, "search": 1, "extract_searched": 2}
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
+    # the pruning arms and the control share the fine-tuning schedule
     pytest.param(lambda c: c["train"].update(finetune_lr=0.001),
-                 {"train_individual": 2, **SUPERNET_AND_DOWNSTREAM, "export_model": 6, "evaluate": 18, **REPORT},
+                 {"train_control": 1, "train_individual": 2, **SUPERNET_AND_DOWNSTREAM, "export_model": 7,
+                  "evaluate": 21, **REPORT},
                  id="train.finetune_lr"),
     # the new level's own individual job; the supernet samples levels, so it and all it feeds rerun
     pytest.param(lambda c: c["sparsity"].update(levels=[0.5, 0.7, 0.8]),
@@ -98,11 +101,13 @@ SUPERNET_AND_DOWNSTREAM = {"train_omni": 1, "extract_omni": 2, "search": 1, "ext
                  id="sparsity.levels+0.7"),
     pytest.param(lambda c: c["omni"].update(sampling="sandwich"),
                  {**SUPERNET_AND_DOWNSTREAM, "export_model": 4, "evaluate": 12, **REPORT}, id="omni.sampling"),
-    # omni.budget null: the supernet trains as many sub-network passes as one individual job
+    # omni.budget null: the supernet trains as many sub-network passes as one individual job; the
+    # control as many steps
     pytest.param(lambda c: c["individual"].update(steps=5),
-                 {"train_individual": 2, **SUPERNET_AND_DOWNSTREAM, "export_model": 6, "evaluate": 18, **REPORT},
+                 {"train_control": 1, "train_individual": 2, **SUPERNET_AND_DOWNSTREAM, "export_model": 7,
+                  "evaluate": 21, **REPORT},
                  id="individual.steps"),
-    pytest.param(lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 21, **REPORT}, id="evaluate.beam_width"),
+    pytest.param(lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 24, **REPORT}, id="evaluate.beam_width"),
     pytest.param(lambda c: c["report"].update(confidence=0.9), {"wer_table": 1, "figures": 1, "all": 1},
                  id="report.confidence"),
     pytest.param(lambda c: c["search"].update(population=4),

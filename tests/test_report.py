@@ -60,6 +60,8 @@ def _errors(arm: str, sparsity: float, split: str, words: np.ndarray) -> np.ndar
     individual = rng.binomial(words, 0.1 + 0.3 * sparsity)
     if arm in ("individual", "dense"):
         return individual
+    if arm == "control":  # the dense model trained on: better than dense (dense had not converged)
+        return np.maximum(0, individual - 1)
     if sparsity == 0.5:
         return individual
     if sparsity == 0.7:
@@ -125,6 +127,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete result tree: 3 levels x 2 arms + dense + one searched model, costs, logs."""
     root = tmp_path_factory.mktemp("results")
     _write_model_eval(root, "dense", "dense", 0.0)
+    _write_model_eval(root, "control", "continued", 0.0)
     for level in LEVELS:
         _write_model_eval(root, "individual", f"s{level:g}", level)
         _write_model_eval(root, "omni", f"s{level:g}", level)
@@ -274,8 +277,8 @@ def written_tables(results: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 def test_wer_table_has_every_model_split_and_decode(written_tables: dict[str, Path], results: Path) -> None:
     wer = pd.read_csv(written_tables["wer_csv"])
     assert list(wer.columns) == wer_tables.WER_COLUMNS
-    assert len(wer) == (1 + 2 * len(LEVELS) + 1) * len(SPLITS) * len(DECODES)
-    assert list(wer["arm"].drop_duplicates()) == ["dense", "individual", "omni", "omni-searched"]
+    assert len(wer) == (2 + 2 * len(LEVELS) + 1) * len(SPLITS) * len(DECODES)
+    assert list(wer["arm"].drop_duplicates()) == ["dense", "control", "individual", "omni", "omni-searched"]
     row = wer[(wer["arm"] == "omni") & (wer["tag"] == "s0.9") & (wer["split"] == "test-other")
               & (wer["decode"] == TABLE_DECODE)].iloc[0]
     summary = json.loads((results / "eval/omni/s0.9/test-other/summary.json").read_text())
@@ -297,6 +300,16 @@ def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str,
     assert row["test-other/omni_wer"] < row["test-other/individual_wer"] and row["test-other/excludes_zero"]
     assert by_tag.at["s0.5", "test-other/rel_diff_pct"] == 0.0 and not by_tag.at["s0.5", "test-other/excludes_zero"]
     assert np.isnan(by_tag.at["dense", "test-other/omni_wer"])
+    # pruning damage against the dense-continued control; on the dense row, dense - control (convergence)
+    dense = _errors("dense", 0.0, "test-other", words)
+    control = _errors("control", 0.0, "test-other", words)
+    gap = paired_bootstrap(dense, control, words, SETTINGS)
+    assert by_tag.at["dense", "test-other/individual_damage"] == pytest.approx(gap.diff_abs) and gap.diff_abs > 0
+    assert (by_tag.at["dense", "test-other/individual_damage_ci_low"],
+            by_tag.at["dense", "test-other/individual_damage_ci_high"]) == pytest.approx(gap.ci_abs)
+    damage = paired_bootstrap(individual // 2, control, words, SETTINGS)
+    assert by_tag.at["s0.9", "test-other/omni_damage"] == pytest.approx(damage.diff_abs)
+    assert by_tag.at["s0.9", "test-other/control_wer"] == pytest.approx(control.sum() / words.sum())
     # the searched model is compared with the individual model of its budget's sparsity
     assert by_tag.at["b0.7", "test-other/individual_wer"] == by_tag.at["s0.7", "test-other/individual_wer"]
     assert by_tag.at["b0.7", "sparsity"] == 0.69
@@ -306,7 +319,9 @@ def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str,
     s05 = next(line for line in markdown.splitlines() if line.startswith("| uniform") and "| 0.500 " in line)
     assert s09.count(SIGNIFICANT_MARK) == len(SPLITS) and SIGNIFICANT_MARK not in s05
 
+    assert "Pruning damage" in markdown and "dense - control" in markdown
     latex = written_tables["sparsity_tex"].read_text()
+    assert r"\label{tab:pruning-damage}" in latex
     assert r"\toprule" in latex and r"\bottomrule" in latex and r"\multicolumn{4}{c}{test-other}" in latex
     body = latex.split(r"\midrule", 1)[1]
     assert body.count(r"\\") >= len(table) and r"$^{*}$" in latex

@@ -23,9 +23,9 @@ GPU_HOURS = "GPU-hours"
 CPU_CORE_HOURS = "CPU core-hours"
 UNIT_OF_DEVICE = {"cuda": GPU_HOURS, "cpu": CPU_CORE_HOURS}
 
-ARMS = ("dense", "individual", "omni", "omni-searched")
+ARMS = ("dense", "control", "individual", "omni", "omni-searched")
 # Stages of the totals, in display order; "other" collects rules this module does not know.
-STAGES = ("data", "dense", "individual", "omni", "search", "evaluation", "export", "other")
+STAGES = ("data", "dense", "control", "individual", "omni", "search", "evaluation", "export", "other")
 DATA_RULES = frozenset({"build_corpus", "manifest", "feature_stats", "tokenizer"})
 JOB_COLUMNS = ["stage", "rule", "arm", "sparsity", "device", "device_count", "processes", "threads",
                "wall_s", "device_hours", "unit", "audio_hours", "peak_mem_mb", "source"]
@@ -52,6 +52,8 @@ def stage_of(rule: str, arm: str | None) -> str:
         return "data"
     if rule == "train_dense":
         return "dense"
+    if rule == "train_control":
+        return "control"  # the dense-continued control: cost of neither arm, shown apart
     if rule == "train_individual":
         return "individual"
     if rule == "train_omni" or (rule.startswith("extract") and arm == "omni"):

@@ -58,6 +58,10 @@ def save(figure: Figure, path: str | os.PathLike) -> None:
     plt.close(figure)
 
 
+CONTROL_ARM = "control"
+CONTROL_STYLE = dict(color="dimgray", linestyle="--", linewidth=1, label="control (dense trained on, no masks)")
+
+
 # ---------------------------------------------------------------- WER vs size
 
 
@@ -83,6 +87,9 @@ def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
                                for row in models.itertuples()]) * PERCENT
             axis.errorbar(models["params_kept"] / MILLION, wer, yerr=[wer - bounds[:, 0], bounds[:, 1] - wer],
                           capsize=3, **style)
+        control = on_split[on_split["arm"] == CONTROL_ARM]
+        if not control.empty:  # same size as dense: a level line, not a point on top of dense
+            axis.axhline(PERCENT * control["wer"].iloc[0], **CONTROL_STYLE)
         _annotate_levels(axis, on_split)
         axis.set_title(split)
         axis.set_xlabel("kept parameters (millions)")

@@ -1,0 +1,26 @@
+# Stage 2b: the control arm, "dense-continued". The dense model trained as many steps as one
+# pruning job, on the same batches and schedule, with no masks: what the pruning arms gain from
+# more training alone, so that WER - control WER is the damage pruning does.
+
+
+rule train_control:
+    input:
+        **TRAIN_INPUTS,
+        init_model=rules.train_dense.output.model,
+    output:
+        **STUDY.trained_files(*CONTROL),
+    params:
+        checkpoints=STUDY.checkpoints(*CONTROL),
+        training=job_params.training(config, "control"),
+        logmel=job_params.logmel(config),
+        augmentation=job_params.augmentation(config),
+        control=job_params.control(config),
+    log:
+        f"{R}/logs/train_control.log",
+    benchmark:
+        STUDY.benchmark("train_control")
+    threads: THREADS
+    resources:
+        **stage_resources("train"),
+    script:
+        "../workflow_scripts/train_control.py"
