@@ -307,6 +307,11 @@ def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str,
     assert by_tag.at["dense", "test-other/individual_damage"] == pytest.approx(gap.diff_abs) and gap.diff_abs > 0
     assert (by_tag.at["dense", "test-other/individual_damage_ci_low"],
             by_tag.at["dense", "test-other/individual_damage_ci_high"]) == pytest.approx(gap.ci_abs)
+    searched_vs_uniform = paired_bootstrap(_errors("omni-searched", 0.69, "test-other", words),
+                                           _errors("omni", 0.7, "test-other", words), words, SETTINGS)
+    assert by_tag.at["b0.7", "test-other/vs_uniform_rel_pct"] == pytest.approx(searched_vs_uniform.diff_rel_pct)
+    assert by_tag.at["b0.7", "test-other/uniform_omni_wer"] == by_tag.at["s0.7", "test-other/omni_wer"]
+    assert np.isnan(by_tag.at["s0.7", "test-other/vs_uniform_rel_pct"])
     damage = paired_bootstrap(individual // 2, control, words, SETTINGS)
     assert by_tag.at["s0.9", "test-other/omni_damage"] == pytest.approx(damage.diff_abs)
     assert by_tag.at["s0.9", "test-other/control_wer"] == pytest.approx(control.sum() / words.sum())
@@ -320,6 +325,7 @@ def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str,
     assert s09.count(SIGNIFICANT_MARK) == len(SPLITS) and SIGNIFICANT_MARK not in s05
 
     assert "Pruning damage" in markdown and "dense - control" in markdown
+    assert "vs uniform omni at the same level" in markdown
     latex = written_tables["sparsity_tex"].read_text()
     assert r"\label{tab:pruning-damage}" in latex
     assert r"\toprule" in latex and r"\bottomrule" in latex and r"\multicolumn{4}{c}{test-other}" in latex
