@@ -62,6 +62,12 @@ class Study:
         """A split's manifest; `dev-search` and `dev-report` are the speaker-disjoint parts of dev."""
         return self.path("data", "manifests", f"{split}.tsv")
 
+    def feature_stats(self) -> str:
+        return self.path("data", "feature_stats.json")
+
+    def tokenizer(self) -> str:
+        return self.path("data", "tokenizer.model")
+
     def eval_manifest(self, split: str) -> str:
         """What an evaluation of `split` scores: the reported part of dev, never the search's."""
         return self.manifest("dev-report" if split == "dev" else split)
@@ -139,8 +145,7 @@ class Study:
     def final_targets(self) -> list[str]:
         """What `snakemake` with no target builds: the data stage's products, every evaluation,
         the search's front, every table and figure."""
-        data = [*(self.manifest(split) for split in (*SPLITS, *DEV_PARTS)),
-                self.path("data", "feature_stats.json"), self.path("data", "tokenizer.model")]
+        data = [*(self.manifest(split) for split in (*SPLITS, *DEV_PARTS)), self.feature_stats(), self.tokenizer()]
         search = [self.search_file("pareto.csv"), self.search_file("history.csv")]
         report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES)),
                   *(self.figure(name) for name in FIGURES)]

@@ -26,9 +26,9 @@ def stage_resources(stage):
 
 # The data stage's products every training and evaluation job reads.
 DATA = dict(
-    manifest=f"{R}/data/manifests/{{split}}.tsv",
-    train_manifest=f"{R}/data/manifests/train.tsv",
-    feature_stats=f"{R}/data/feature_stats.json",
-    tokenizer=f"{R}/data/tokenizer.model",
+    manifest=STUDY.manifest("{split}"),
+    train_manifest=STUDY.manifest("train"),
+    feature_stats=STUDY.feature_stats(),
+    tokenizer=STUDY.tokenizer(),
 )
 TRAIN_INPUTS = dict(manifest=DATA["train_manifest"], feature_stats=DATA["feature_stats"], tokenizer=DATA["tokenizer"])

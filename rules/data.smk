@@ -44,7 +44,7 @@ rule manifest:
 rule split_dev:
     """dev split once by speaker (seeded): the search scores one part, the tables report the other."""
     input:
-        manifest=f"{R}/data/manifests/dev.tsv",
+        manifest=STUDY.manifest("dev"),
     output:
         search=STUDY.manifest("dev-search"),
         report=STUDY.manifest("dev-report"),
