@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from omni.config import ConfigError, model_preset
 from omni.job_params import budget_levels, supernet, supernet_budget
-from omni.sparsity.supernet import planned_sampler
+from omni.sparsity.budget import planned_steps
 
 SPLITS = ("train", "dev", "test-clean", "test-other")
 DEV_PARTS = ("dev-search", "dev-report")   # omni.data.dev_split: the search's speakers, the reported ones
@@ -183,9 +183,9 @@ def _check_pruning_schedules(config: Mapping[str, Any]) -> None:
                           f"(individual.prune_fraction x individual.steps) is shorter than one mask update "
                           f"(individual.mask_update_every = {individual['mask_update_every']}): the masks would "
                           f"jump from dense to the target")
-    steps, sampler = planned_sampler(supernet(config))
-    if omni["warmup_fraction"] > 0 and sampler.warmup_steps < omni["mask_update_every"]:
-        raise ConfigError(f"config key 'omni.warmup_fraction': the supernet's warm-up of {sampler.warmup_steps} "
-                          f"steps (omni.warmup_fraction x {steps} steps of {supernet_budget(config)} passes) is "
-                          f"shorter than one mask update (omni.mask_update_every = {omni['mask_update_every']}): "
-                          f"the highest level would jump from dense to {sampler.highest}")
+    steps, warmup = planned_steps(supernet(config))
+    if omni["warmup_fraction"] > 0 and warmup < omni["mask_update_every"]:
+        raise ConfigError(f"config key 'omni.warmup_fraction': the supernet's warm-up of {warmup} steps "
+                          f"(omni.warmup_fraction x {steps} steps of {supernet_budget(config)} passes) is shorter "
+                          f"than one mask update (omni.mask_update_every = {omni['mask_update_every']}): the "
+                          f"highest level would jump from dense to its final sparsity")

@@ -14,10 +14,11 @@ from omni.asr.model import build_model
 from omni.asr.trainer import DenseGradients
 from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
+from omni.sparsity.budget import supernet_steps
 from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import LayerRanking, masks_at, rank_layers, units_to_prune
-from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_section, supernet_steps
+from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_section
 from tests.conftest import PreparedData, training_setup
 from tests.test_sparsity import small_setup
 from tests.test_train import paths

@@ -13,8 +13,14 @@ import pandas as pd
 import pytest
 import soundfile
 
-from omni.data.manifest import MANIFEST_COLUMNS, REJECT_COLUMNS, BadCorpusError, ManifestError
-from omni.data.manifest import build_manifest, read_manifest
+from omni.data.manifest import (
+    MANIFEST_COLUMNS,
+    REJECT_COLUMNS,
+    BadCorpusError,
+    ManifestError,
+    build_manifest,
+    read_manifest,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 RATE = 16000

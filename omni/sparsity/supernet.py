@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import torch
 
 from omni.asr.trainer import LossFn
+from omni.sparsity.budget import passes_per_step, planned_steps, warmup_steps
 from omni.sparsity.masking import MaskedParameters
 from omni.sparsity.masks import (
     LayerRanking,
@@ -72,11 +73,7 @@ class LevelSampler:
 
     def passes_per_step(self) -> int:
         """Sub-network forward/backward passes a step costs (for the equal-budget rule)."""
-        if self.strategy == "uniform":
-            return 1
-        if self.strategy == "fixed_set":
-            return len(self.levels)
-        return 2 + self.random_levels
+        return passes_per_step(self.strategy, len(self.levels), self.random_levels)
 
 
 def sampler_from_section(supernet: Mapping[str, Any], steps: int) -> LevelSampler:
@@ -84,20 +81,14 @@ def sampler_from_section(supernet: Mapping[str, Any], steps: int) -> LevelSample
     return LevelSampler(strategy=supernet["sampling"], levels=sorted(supernet["levels"]),
                         level_space=supernet["level_space"], continuous_range=tuple(supernet["continuous_range"]),
                         random_levels=supernet["random_levels"],
-                        warmup_steps=int(round(supernet["warmup_fraction"] * steps)),
+                        warmup_steps=warmup_steps(supernet["warmup_fraction"], steps),
                         update_every=supernet["mask_update_every"])
-
-
-def supernet_steps(budget: int, passes_per_step: int) -> int:
-    """Steps of the supernet job: its budget of sub-network passes divided by the passes one step
-    of the sampling rule costs (omni.budget, resolved by omni.job_params.supernet_budget)."""
-    return max(1, budget // passes_per_step)
 
 
 def planned_sampler(supernet: Mapping[str, Any]) -> tuple[int, LevelSampler]:
     """The job's steps and the sampler whose warm-up is a fraction of them (the steps depend on
     how many passes one step of the sampling rule costs)."""
-    steps = supernet_steps(supernet["budget"], sampler_from_section(supernet, 1).passes_per_step())
+    steps, _ = planned_steps(supernet)
     return steps, sampler_from_section(supernet, steps)
 
 
