@@ -18,6 +18,8 @@ from omni.data.tokenizer import train_tokenizer
 from omni.jobs.training import TrainingSetup
 
 REPO = Path(__file__).resolve().parent.parent
+# The shared 20-utterance LibriSpeech test-other sample, beside the repository (never a machine path).
+LIBRISPEECH_SAMPLE = (REPO.parent / "shared" / "data" / "librispeech-sample").resolve()
 SPLITS = ["train", "dev", "test-clean", "test-other"]
 
 

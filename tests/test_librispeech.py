@@ -1,15 +1,14 @@
 """The manifest reader on real LibriSpeech files (the shared 20-utterance test-other sample)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import soundfile
 
 from omni.data.audio import AudioError, read_audio
 from omni.data.manifest import build_manifest
+from tests.conftest import LIBRISPEECH_SAMPLE
 
-SAMPLE_ROOT = Path("/work/shared/data/librispeech-sample")
+SAMPLE_ROOT = LIBRISPEECH_SAMPLE
 SUBSET = "test-other"
 DATA_CFG = {"sample_rate": 16000, "resample": False, "max_duration_s": 20.0,
             "alphabet": "ABCDEFGHIJKLMNOPQRSTUVWXYZ' ", "on_bad_utterance": "fail"}

@@ -18,10 +18,10 @@ from omni.config import deep_merge, load_config
 from omni.data import espeak, synth_text
 from omni.data.corpus import CorpusError, prepare_corpus
 from omni.data.synth_corpus import SPLITS, build_synth_corpus, plan_corpus
+from tests.conftest import LIBRISPEECH_SAMPLE, REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config.yaml"
-SAMPLE_ROOT = Path("/work/shared/data/librispeech-sample")
+SAMPLE_ROOT = LIBRISPEECH_SAMPLE
 TINY = {"synth": {"splits": {split: 6 for split in SPLITS}, "speakers_per_split": 2}}
 UTT_NAME = re.compile(r"^(\d+)-(\d+)-(\d{4})\.flac$")
 
