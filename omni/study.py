@@ -160,10 +160,8 @@ def check_study(config: Mapping[str, Any]) -> None:
     if table_decode not in decodes:
         raise ConfigError(f"config key 'report.table_decode': {table_decode!r} is not among evaluate.decodes "
                           f"{decodes}, so no model is scored with it")
-    key, budgets = "search.budgets", config["search"]["budgets"]
-    if budgets is None:
-        key, budgets = "sparsity.levels", config["sparsity"]["levels"]
-    unsearchable = [level for level in budgets if level not in config["search"]["levels"]]
+    key = "sparsity.levels" if config["search"]["budgets"] is None else "search.budgets"
+    unsearchable = [level for level in budget_levels(config) if level not in config["search"]["levels"]]
     if unsearchable:
         raise ConfigError(f"config key '{key}': budget levels {unsearchable} are not in search.levels "
                           f"{config['search']['levels']} (the uniform model at a budget seeds its search)")

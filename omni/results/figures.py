@@ -22,6 +22,7 @@ from omni.atomic import atomic_path  # noqa: E402
 from omni.results.bootstrap import BootstrapSettings, wer_interval  # noqa: E402
 from omni.results.formatting import BYTES_PER_MB, MILLION, PERCENT  # noqa: E402
 from omni.results.wer_tables import utterance_errors  # noqa: E402
+from omni.study import CONTROL  # noqa: E402
 
 DPI = 150
 PANEL_INCHES = (5.0, 4.0)
@@ -58,7 +59,6 @@ def save(figure: Figure, path: str | os.PathLike) -> None:
     plt.close(figure)
 
 
-CONTROL_ARM = "control"
 CONTROL_STYLE = dict(color="dimgray", linestyle="--", linewidth=1, label="control (dense trained on, no masks)")
 
 
@@ -87,7 +87,7 @@ def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
                                for row in models.itertuples()]) * PERCENT
             axis.errorbar(models["params_kept"] / MILLION, wer, yerr=[wer - bounds[:, 0], bounds[:, 1] - wer],
                           capsize=3, **style)
-        control = on_split[on_split["arm"] == CONTROL_ARM]
+        control = on_split[on_split["arm"] == CONTROL[0]]
         if not control.empty:  # same size as dense: a level line, not a point on top of dense
             axis.axhline(PERCENT * control["wer"].iloc[0], **CONTROL_STYLE)
         _annotate_levels(axis, on_split)
