@@ -1,0 +1,134 @@
+"""Cost tables: every job's measured cost, totals per stage, and what producing K pruned models
+cost each arm (CSV, Markdown, LaTeX via pandas' Styler)."""
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from omni.atomic import write_dataframe, write_text
+from omni.results.accounting import DENSE_ITEM, INDIVIDUAL_ITEM, JOB_COLUMNS, OMNI_ITEM, RATIO_ITEM, Accounting
+from omni.results.formatting import (
+    MISSING,
+    RATIO_DECIMALS,
+    TEX_MISSING,
+    fmt_hours,
+    fmt_int,
+    fmt_sparsity,
+    fmt_wall,
+    latex_table,
+    markdown,
+)
+
+
+def cost_frame(accounting: Accounting) -> pd.DataFrame:
+    """Jobs, per-stage totals and headline lines in one CSV, told apart by `section`.
+
+    Count columns are nullable integers, so blanks of the other sections do not turn them into floats.
+    """
+    frame = pd.concat([accounting.jobs.assign(section="job"),
+                      accounting.totals.assign(section="total"),
+                      accounting.headline.assign(section="headline")], ignore_index=True)[
+        ["section", "stage", "item", "rule", "arm", "sparsity", "device", "device_count", "processes",
+         "threads", "jobs", "models", "wall_s", "device_hours", "unit", "audio_hours", "peak_mem_mb",
+         "source"]]
+    counts = ["device_count", "processes", "threads", "jobs", "models"]
+    return frame.astype({column: "Int64" for column in counts})
+
+
+def read_cost_jobs(path: str | os.PathLike) -> pd.DataFrame:
+    """The per-job rows of a cost.csv written by `write_cost_tables` (what the cost figure plots)."""
+    frame = pd.read_csv(path)
+    return frame.loc[frame["section"] == "job", JOB_COLUMNS].reset_index(drop=True)
+
+
+def headline_sentences(headline: pd.DataFrame) -> list[str]:
+    """One plain-language line per unit: the claim (2) of the paper, measured."""
+    lines = []
+    for unit, block in headline.groupby("unit", sort=False):
+        part = block.set_index("item")
+        individual, omni, dense = part.loc[INDIVIDUAL_ITEM], part.loc[OMNI_ITEM], part.loc[DENSE_ITEM]
+        sentence = (f"{unit}: K = {int(individual['models'])} individually pruned models cost "
+                    f"{fmt_hours(individual['device_hours'])} ({int(individual['jobs'])} jobs); omni "
+                    f"(supernet + {int(omni['models'])} extractions) cost {fmt_hours(omni['device_hours'])}")
+        if RATIO_ITEM in part.index:
+            sentence += f"; {RATIO_ITEM} = {part.at[RATIO_ITEM, 'device_hours']:.{RATIO_DECIMALS}f}x"
+        lines.append(f"{sentence}. Dense training, shared by both: {fmt_hours(dense['device_hours'])}.")
+    return lines
+
+
+def cost_markdown(accounting: Accounting) -> str:
+    jobs = accounting.jobs
+    job_view = pd.DataFrame({
+        "stage": jobs["stage"], "rule": jobs["rule"], "arm": jobs["arm"].fillna(MISSING),
+        "sparsity": jobs["sparsity"].map(fmt_sparsity), "device": jobs["device"],
+        "devices": jobs["device_count"], "processes": jobs["processes"],
+        "threads": jobs["threads"].map(fmt_int), "wall (s)": jobs["wall_s"].map(fmt_wall),
+        "device-hours": jobs["device_hours"].map(fmt_hours), "unit": jobs["unit"],
+        "audio hours": jobs["audio_hours"].map(fmt_hours), "peak mem (MB)": jobs["peak_mem_mb"].map(fmt_wall),
+        "source": jobs["source"],
+    })
+    totals = accounting.totals
+    total_view = pd.DataFrame({
+        "stage": totals["stage"], "unit": totals["unit"], "jobs": totals["jobs"],
+        "wall (s)": totals["wall_s"].map(fmt_wall), "device-hours": totals["device_hours"].map(fmt_hours),
+        "audio hours": totals["audio_hours"].map(fmt_hours),
+        "max peak mem (MB)": totals["peak_mem_mb"].map(fmt_wall),
+    })
+    check = accounting.crosscheck
+    check_view = pd.DataFrame({
+        "rule": check["rule"], "jobs (records)": check["record_jobs"],
+        "wall (s), records": check["record_wall_s"].map(fmt_wall),
+        "runs (benchmarks)": check["benchmark_runs"],
+        "wall (s), benchmarks": check["benchmark_wall_s"].map(fmt_wall),
+        "benchmark / record": check["benchmark_over_record"].map(lambda v: f"{v:.2f}"),
+    })
+    sections = [
+        "## Cost of producing K pruned models", "",
+        *[f"- {line}" for line in headline_sentences(accounting.headline)], "",
+        "## Totals per stage", "", markdown(total_view), "",
+        "## Jobs", "",
+        "Device-hours are GPU-hours on GPUs and CPU core-hours (wall x threads) on CPUs, never converted. "
+        "Rows whose source is a benchmark file are rules without a cost record: their core-hours are the "
+        "CPU time Snakemake measured.", "",
+        markdown(job_view), "",
+        "## Cross-check with Snakemake benchmarks", "",
+        "Benchmarks include interpreter start-up and I/O, and only a rerun's last segment of a resumed job.", "",
+        markdown(check_view) if not check_view.empty else "No rule has both a cost record and a benchmark.", "",
+    ]
+    return "\n".join(sections)
+
+
+def cost_latex(accounting: Accounting) -> str:
+    """Totals and headline (the paper's cost table), then every job (appendix material)."""
+    summary = [(row.stage, row.unit, fmt_int(row.jobs), fmt_wall(row.wall_s), fmt_hours(row.device_hours))
+               for row in accounting.totals.itertuples()]
+    for row in accounting.headline.itertuples():
+        if row.item == RATIO_ITEM:
+            summary.append((row.item, row.unit, "", f"{row.wall_s:.{RATIO_DECIMALS}f}x",
+                            f"{row.device_hours:.{RATIO_DECIMALS}f}x"))
+        else:
+            label = f"{row.item} ({int(row.models)} models)" if row.models else row.item
+            summary.append((label, row.unit, fmt_int(row.jobs), fmt_wall(row.wall_s), fmt_hours(row.device_hours)))
+    summary_frame = pd.DataFrame(summary, columns=["Stage", "Unit", "Jobs", "Wall (s)", "Device-hours"])
+    jobs = accounting.jobs
+    job_frame = pd.DataFrame({
+        "Rule": jobs["rule"], "Arm": jobs["arm"].fillna(MISSING), "Sparsity": jobs["sparsity"].map(fmt_sparsity),
+        "Device": jobs["device"], "Wall (s)": jobs["wall_s"].map(fmt_wall),
+        "Device-hours": jobs["device_hours"].map(fmt_hours), "Unit": jobs["unit"],
+    })
+    return "\n".join([
+        r"% requires \usepackage{booktabs}",
+        latex_table(summary_frame, "llrrr", "table",
+                     "Measured training and evaluation cost per stage, then the cost of producing K pruned models "
+                     "(dense shown apart: both arms start from it). Device-hours are GPU-hours on GPUs and CPU "
+                     "core-hours on CPUs, never converted.", "tab:cost"),
+        latex_table(job_frame, "llrlrrl", "table*", "Every job of the study.", "tab:cost-jobs"),
+    ])
+
+
+def write_cost_tables(accounting: Accounting, outputs: dict[str, str | os.PathLike]) -> None:
+    """outputs keys: csv, md, tex."""
+    write_dataframe(outputs["csv"], cost_frame(accounting))
+    write_text(outputs["md"], cost_markdown(accounting))
+    write_text(outputs["tex"], cost_latex(accounting))
