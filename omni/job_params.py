@@ -69,13 +69,16 @@ def model(config: Config) -> Section:
     return canonical({"input_dim": config["features"]["n_mels"], **model_preset(config)})
 
 
-def training(config: Config, arm: str) -> Section:
+def training(config: Config, arm: str, seed: int | None = None) -> Section:
     """One training job's loop settings. The dense job trains from scratch at `train.lr` (with a
-    clean phase and the length curriculum); the pruning arms and the control start trained, at
-    `train.finetune_lr`, on the same batches and schedule as each other."""
+    clean phase and the length curriculum) with the study's `seed`; the pruning arms and the control
+    start trained, at `train.finetune_lr`, with their run's training `seed` (one of `seeds`): for a
+    given seed they see the same batches and schedule as each other."""
     train = config["train"]
     shared = {key: train[key] for key in SHARED_TRAIN_KEYS}
-    run = {"seed": config["seed"], "device": config["device"]}
+    if (arm == "dense") != (seed is None):
+        raise ValueError(f"the dense job trains with config key 'seed'; arm {arm!r} got training seed {seed}")
+    run = {"seed": config["seed"] if seed is None else seed, "device": config["device"]}
     if arm == "dense":
         arm_values = {"steps": train["dense_steps"], "lr": train["lr"], "clean_steps": train["dense_clean_steps"],
                       "sortagrad": train["sortagrad"]}
@@ -123,15 +126,16 @@ def dev_split(config: Config) -> Section:
     return {"search_fraction": config["search"]["dev_fraction"], "seed": config["seed"]}
 
 
-def search(config: Config) -> Section:
+def search(config: Config, seed: int) -> Section:
     """The evolution's settings, its budgets resolved, and its fitness: the tables' decode
-    (report.table_decode) at the evaluation batch size, with the beam width when that decode is a beam."""
+    (report.table_decode) at the evaluation batch size, with the beam width when that decode is a beam.
+    `seed` is the training seed of the supernet it searches (one search per run)."""
     settings = {key: value for key, value in config["search"].items() if key not in ("budgets", "dev_fraction")}
     decode = config["report"]["table_decode"]
     fitness = {"decode": decode, "batch_size": config["evaluate"]["batch_size"]}
     if decode in BEAM_DECODES:
         fitness["beam_width"] = config["evaluate"]["beam_width"]
-    return canonical({**settings, **fitness, "budgets": budget_levels(config), "seed": config["seed"],
+    return canonical({**settings, **fitness, "budgets": budget_levels(config), "seed": seed,
                       "device": config["device"]})
 
 
@@ -150,4 +154,5 @@ def comparison(config: Config) -> Section:
     report = config["report"]
     return canonical({"splits": config["evaluate"]["splits"], "decodes": config["evaluate"]["decodes"],
                       "table_decode": report["table_decode"], "bootstrap_resamples": report["bootstrap_resamples"],
-                      "bootstrap_seed": report["bootstrap_seed"], "confidence": report["confidence"]})
+                      "bootstrap_seed": report["bootstrap_seed"], "confidence": report["confidence"],
+                      "bootstrap_min_speakers": report["bootstrap_min_speakers"]})

@@ -16,17 +16,24 @@ from omni.sparsity.budget import planned_steps
 
 SPLITS = ("train", "dev", "test-clean", "test-other")
 DEV_PARTS = ("dev-search", "dev-report")   # omni.data.dev_split: the search's speakers, the reported ones
-DENSE = ("dense", "dense")
+DENSE = ("dense", "dense")           # (arm, tag) of the shared dense model, trained once with config `seed`
 SUPERNET = ("omni", "supernet")
 CONTROL = ("control", "continued")   # dense-continued: the dense model trained like a pruning job, no masks
 WER_TABLES = ("wer.csv", "wer.md", "wer_vs_sparsity.csv", "wer_vs_sparsity.md", "wer_vs_sparsity.tex")
 COST_TABLES = ("cost.csv", "cost.md", "cost.tex")
 FIGURES = ("pareto.png", "training_curves.png", "cost.png")
 
+Model = tuple[str, str, str]   # (arm, seed, tag): a trained or extracted model of one run
+
 
 def level_tag(level: float) -> str:
     """`0.7` -> `0.7`: how a level appears in paths and tags (no trailing zeros)."""
     return f"{level:g}"
+
+
+def seed_dir(seed: str | int) -> str:
+    """`1235` -> `seed1235`: the path level of one training seed (`{seed}` gives the wildcard pattern)."""
+    return f"seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class Study:
     budgets: tuple[str, ...]       # search budget levels as they appear in paths
     eval_splits: tuple[str, ...]
     table_decode: str
+    dense_seed: str                # config `seed`: the one dense model's training seed
+    seeds: tuple[str, ...]         # config `seeds`: every pruning arm, the control and the search run once each
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Study:
@@ -43,19 +52,24 @@ class Study:
                    levels=tuple(level_tag(level) for level in config["sparsity"]["levels"]),
                    budgets=tuple(level_tag(level) for level in budget_levels(config)),
                    eval_splits=tuple(config["evaluate"]["splits"]),
-                   table_decode=config["report"]["table_decode"])
+                   table_decode=config["report"]["table_decode"],
+                   dense_seed=str(config["seed"]),
+                   seeds=tuple(str(seed) for seed in config["seeds"]))
 
     # -- where things live (wildcard patterns such as "{arm}" work as arguments)
 
     def path(self, *parts: str) -> str:
         return "/".join((self.results, *parts))
 
-    def model_dir(self, arm: str, tag: str) -> str:
-        return self.path("models", arm, tag)
+    def dense(self) -> Model:
+        return (DENSE[0], self.dense_seed, DENSE[1])
 
-    def trained_files(self, arm: str, tag: str) -> dict[str, str]:
+    def model_dir(self, arm: str, seed: str, tag: str) -> str:
+        return self.path("models", arm, seed_dir(seed), tag)
+
+    def trained_files(self, arm: str, seed: str, tag: str) -> dict[str, str]:
         """A training job's declared outputs; its checkpoints live elsewhere (resume after a kill)."""
-        folder = self.model_dir(arm, tag)
+        folder = self.model_dir(arm, seed, tag)
         return {"model": f"{folder}/model.pt", "train_log": f"{folder}/train_log.csv", "cost": f"{folder}/cost.json"}
 
     def manifest(self, split: str) -> str:
@@ -72,44 +86,51 @@ class Study:
         """What an evaluation of `split` scores: the reported part of dev, never the search's."""
         return self.manifest("dev-report" if split == "dev" else split)
 
-    def checkpoints(self, arm: str, tag: str) -> str:
-        return self.path("checkpoints", arm, tag)
+    def checkpoints(self, arm: str, seed: str, tag: str) -> str:
+        return self.path("checkpoints", arm, seed_dir(seed), tag)
 
-    def eval_dir(self, arm: str, tag: str, split: str) -> str:
-        return self.path("eval", arm, tag, split)
+    def eval_dir(self, arm: str, seed: str, tag: str, split: str) -> str:
+        return self.path("eval", arm, seed_dir(seed), tag, split)
 
     # -- what the study holds
 
-    def trained_models(self) -> list[tuple[str, str]]:
-        """Every (arm, tag) a training job produces: the dense model, its control, K individual jobs, one supernet."""
-        return [DENSE, CONTROL, *(("individual", f"s{level}") for level in self.levels), SUPERNET]
+    def trained_models(self) -> list[Model]:
+        """Every model a training job produces: the dense model, and per seed its control, K individual
+        jobs and one supernet."""
+        per_seed = [(arm, seed, tag) for seed in self.seeds
+                    for arm, tag in (CONTROL, *(("individual", f"s{level}") for level in self.levels), SUPERNET)]
+        return [self.dense(), *per_seed]
 
-    def evaluated_models(self) -> list[tuple[str, str]]:
-        """Every (arm, tag) the tables compare."""
-        return [DENSE, CONTROL, *(("individual", f"s{level}") for level in self.levels),
-                *(("omni", f"s{level}") for level in self.levels),
-                *(("omni-searched", f"b{budget}") for budget in self.budgets)]
+    def evaluated_models(self) -> list[Model]:
+        """Every model the tables compare: the dense model, and per seed its control, individual,
+        omni and searched models."""
+        per_seed = [(arm, seed, tag) for seed in self.seeds
+                    for arm, tag in (CONTROL, *(("individual", f"s{level}") for level in self.levels),
+                                     *(("omni", f"s{level}") for level in self.levels),
+                                     *(("omni-searched", f"b{budget}") for budget in self.budgets))]
+        return [self.dense(), *per_seed]
 
     def eval_summaries(self) -> list[str]:
-        return [f"{self.eval_dir(arm, tag, split)}/summary.json"
-                for arm, tag in self.evaluated_models() for split in self.eval_splits]
+        return [f"{self.eval_dir(*model, split)}/summary.json"
+                for model in self.evaluated_models() for split in self.eval_splits]
 
     def eval_utterances(self) -> list[str]:
         """Per-utterance errors in the tables' decode: what the paired bootstrap resamples."""
-        return [f"{self.eval_dir(arm, tag, split)}/{self.table_decode}.tsv"
-                for arm, tag in self.evaluated_models() for split in self.eval_splits]
+        return [f"{self.eval_dir(*model, split)}/{self.table_decode}.tsv"
+                for model in self.evaluated_models() for split in self.eval_splits]
 
     def train_logs(self) -> list[str]:
-        return [self.trained_files(arm, tag)["train_log"] for arm, tag in self.trained_models()]
+        return [self.trained_files(*model)["train_log"] for model in self.trained_models()]
 
     def cost_records(self) -> list[str]:
         """Every job's cost record: training, extraction, search and evaluation."""
-        training = [self.trained_files(arm, tag)["cost"] for arm, tag in self.trained_models()]
-        extraction = [f"{self.model_dir(arm, tag)}/cost.json" for arm, tag in self.evaluated_models()
-                      if arm in ("omni", "omni-searched")]
-        evaluation = [f"{self.eval_dir(arm, tag, split)}/cost.json"
-                      for arm, tag in self.evaluated_models() for split in self.eval_splits]
-        return [*training, *extraction, self.search_file("cost.json"), *evaluation]
+        training = [self.trained_files(*model)["cost"] for model in self.trained_models()]
+        extraction = [f"{self.model_dir(*model)}/cost.json" for model in self.evaluated_models()
+                      if model[0] in ("omni", "omni-searched")]
+        search = [self.search_file(seed, "cost.json") for seed in self.seeds]
+        evaluation = [f"{self.eval_dir(*model, split)}/cost.json"
+                      for model in self.evaluated_models() for split in self.eval_splits]
+        return [*training, *extraction, *search, *evaluation]
 
     def benchmark(self, rule: str, *parts: str) -> str:
         """Snakemake's benchmark file of one job: `<rule>.tsv`, or `<rule>/<parts>.tsv` for a rule with wildcards."""
@@ -122,19 +143,22 @@ class Study:
         reads (never the whole folder, which keeps files of jobs an earlier configuration ran)."""
         data = [self.benchmark("build_corpus"), *(self.benchmark("manifest", split) for split in SPLITS),
                 self.benchmark("split_dev"), self.benchmark("feature_stats"), self.benchmark("tokenizer")]
-        training = [self.benchmark("train_dense"), self.benchmark("train_control"),
-                    *(self.benchmark("train_individual", f"s{level}")
-                                                      for level in self.levels), self.benchmark("train_omni")]
-        extraction = [*(self.benchmark("extract_omni", f"s{level}") for level in self.levels),
-                      self.benchmark("search"),
-                      *(self.benchmark("extract_searched", f"b{budget}") for budget in self.budgets)]
-        per_model = [*(self.benchmark("export_model", arm, tag) for arm, tag in self.evaluated_models()),
-                     *(self.benchmark("evaluate", arm, tag, split)
-                       for arm, tag in self.evaluated_models() for split in self.eval_splits)]
-        return [*data, *training, *extraction, *per_model]
+        per_seed = []
+        for seed in map(seed_dir, self.seeds):
+            per_seed += [self.benchmark("train_control", seed),
+                         *(self.benchmark("train_individual", seed, f"s{level}") for level in self.levels),
+                         self.benchmark("train_omni", seed),
+                         *(self.benchmark("extract_omni", seed, f"s{level}") for level in self.levels),
+                         self.benchmark("search", seed),
+                         *(self.benchmark("extract_searched", seed, f"b{budget}") for budget in self.budgets)]
+        per_model = [*(self.benchmark("export_model", arm, seed_dir(seed), tag)
+                       for arm, seed, tag in self.evaluated_models()),
+                     *(self.benchmark("evaluate", arm, seed_dir(seed), tag, split)
+                       for arm, seed, tag in self.evaluated_models() for split in self.eval_splits)]
+        return [*data, self.benchmark("train_dense"), *per_seed, *per_model]
 
-    def search_file(self, name: str) -> str:
-        return self.path("search", name)
+    def search_file(self, seed: str, name: str) -> str:
+        return self.path("search", seed_dir(seed), name)
 
     def table(self, name: str) -> str:
         return self.path("tables", name)
@@ -144,9 +168,9 @@ class Study:
 
     def final_targets(self) -> list[str]:
         """What `snakemake` with no target builds: the data stage's products, every evaluation,
-        the search's front, every table and figure."""
+        each seed's search front, every table and figure."""
         data = [*(self.manifest(split) for split in (*SPLITS, *DEV_PARTS)), self.feature_stats(), self.tokenizer()]
-        search = [self.search_file("pareto.csv"), self.search_file("history.csv")]
+        search = [self.search_file(seed, name) for seed in self.seeds for name in ("pareto.csv", "history.csv")]
         report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES)),
                   *(self.figure(name) for name in FIGURES)]
         return [*data, *self.eval_summaries(), *search, *report]

@@ -2,14 +2,16 @@
 # functions of the config) and the per-job config sections (omni.job_params) that rules declare
 # as params, so a job reruns exactly when a value it reads changes.
 from omni import job_params
-from omni.study import CONTROL, SPLITS, SUPERNET, Study
+from omni.study import CONTROL, SPLITS, SUPERNET, Study, seed_dir
 
 STUDY = Study.from_config(config)
 R = STUDY.results
 THREADS = config["threads"]
+DECODE_THREADS = config["evaluate"]["threads"]   # evaluation and search jobs: decoding
 
 wildcard_constraints:
     split="|".join(SPLITS),
+    seed=r"[0-9]+",
     sparsity=r"0\.[0-9]+",
     arm="dense|control|individual|omni|omni-searched",
     tag=r"dense|continued|s0\.[0-9]+|b0\.[0-9]+",
@@ -32,3 +34,10 @@ DATA = dict(
     tokenizer=STUDY.tokenizer(),
 )
 TRAIN_INPUTS = dict(manifest=DATA["train_manifest"], feature_stats=DATA["feature_stats"], tokenizer=DATA["tokenizer"])
+# The model every pruning arm and the control start from.
+DENSE_MODEL = STUDY.trained_files(*STUDY.dense())["model"]
+
+
+def seeded(section):
+    """Params of a job run once per training seed: `section(seed)`, the seed read from the `{seed}` wildcard."""
+    return lambda wildcards: section(int(wildcards.seed))

@@ -6,19 +6,19 @@
 rule train_control:
     input:
         **TRAIN_INPUTS,
-        init_model=rules.train_dense.output.model,
+        init_model=DENSE_MODEL,
     output:
-        **STUDY.trained_files(*CONTROL),
+        **STUDY.trained_files(CONTROL[0], "{seed}", CONTROL[1]),
     params:
-        checkpoints=STUDY.checkpoints(*CONTROL),
-        training=job_params.training(config, "control"),
+        checkpoints=STUDY.checkpoints(CONTROL[0], "{seed}", CONTROL[1]),
+        training=seeded(lambda seed: job_params.training(config, "control", seed)),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
         control=job_params.control(config),
     log:
-        f"{R}/logs/train_control.log",
+        f"{R}/logs/train_control/{seed_dir('{seed}')}.log",
     benchmark:
-        STUDY.benchmark("train_control")
+        STUDY.benchmark("train_control", seed_dir("{seed}"))
     threads: THREADS
     resources:
         **stage_resources("train"),

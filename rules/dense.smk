@@ -1,13 +1,14 @@
-# Stage 2: the dense model, trained once and shared by both arms (its cost is counted once).
+# Stage 2: the dense model, trained once (config `seed`) and shared by both arms and every
+# training seed of theirs (its cost is counted once).
 
 
 rule train_dense:
     input:
         **TRAIN_INPUTS,
     output:
-        **STUDY.trained_files("dense", "dense"),
+        **STUDY.trained_files(*STUDY.dense()),
     params:
-        checkpoints=STUDY.checkpoints("dense", "dense"),
+        checkpoints=STUDY.checkpoints(*STUDY.dense()),
         training=job_params.training(config, "dense"),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),

@@ -4,24 +4,24 @@
 
 rule evaluate:
     input:
-        model=f"{STUDY.model_dir('{arm}', '{tag}')}/model.pt",
-        export_info=f"{STUDY.model_dir('{arm}', '{tag}')}/export.json",
+        model=f"{STUDY.model_dir('{arm}', '{seed}', '{tag}')}/model.pt",
+        export_info=f"{STUDY.model_dir('{arm}', '{seed}', '{tag}')}/export.json",
         manifest=lambda wildcards: STUDY.eval_manifest(wildcards.split),
         feature_stats=DATA["feature_stats"],
         tokenizer=DATA["tokenizer"],
     output:
-        summary=f"{STUDY.eval_dir('{arm}', '{tag}', '{split}')}/summary.json",
-        utterances=[f"{STUDY.eval_dir('{arm}', '{tag}', '{split}')}/{decode}.tsv"
+        summary=f"{STUDY.eval_dir('{arm}', '{seed}', '{tag}', '{split}')}/summary.json",
+        utterances=[f"{STUDY.eval_dir('{arm}', '{seed}', '{tag}', '{split}')}/{decode}.tsv"
                     for decode in config["evaluate"]["decodes"]],
-        cost=f"{STUDY.eval_dir('{arm}', '{tag}', '{split}')}/cost.json",
+        cost=f"{STUDY.eval_dir('{arm}', '{seed}', '{tag}', '{split}')}/cost.json",
     params:
         evaluation=job_params.evaluation(config),
         logmel=job_params.logmel(config),
     log:
-        f"{R}/logs/evaluate/{{arm}}/{{tag}}/{{split}}.log",
+        f"{R}/logs/evaluate/{{arm}}/{seed_dir('{seed}')}/{{tag}}/{{split}}.log",
     benchmark:
-        STUDY.benchmark("evaluate", "{arm}", "{tag}", "{split}")
-    threads: THREADS
+        STUDY.benchmark("evaluate", "{arm}", seed_dir("{seed}"), "{tag}", "{split}")
+    threads: DECODE_THREADS
     resources:
         **stage_resources("evaluate"),
     script:

@@ -5,14 +5,14 @@
 rule extract_omni:
     """The masks the supernet last trained at this level, made permanent; no optimizer step runs."""
     input:
-        supernet=rules.train_omni.output.model,
+        supernet=rules.train_omni.output.model,  # of the same {seed}
     output:
-        model=f"{STUDY.model_dir('omni', 's{sparsity}')}/model.pt",
-        cost=f"{STUDY.model_dir('omni', 's{sparsity}')}/cost.json",
+        model=f"{STUDY.model_dir('omni', '{seed}', 's{sparsity}')}/model.pt",
+        cost=f"{STUDY.model_dir('omni', '{seed}', 's{sparsity}')}/cost.json",
     log:
-        f"{R}/logs/extract_omni/s{{sparsity}}.log",
+        f"{R}/logs/extract_omni/{seed_dir('{seed}')}/s{{sparsity}}.log",
     benchmark:
-        STUDY.benchmark("extract_omni", "s{sparsity}")
+        STUDY.benchmark("extract_omni", seed_dir("{seed}"), "s{sparsity}")
     threads: 1
     resources:
         **stage_resources("light"),
@@ -23,17 +23,17 @@ rule extract_omni:
 rule export_model:
     """Compact export (kept values + positions), fp32 and fp16, with its size accounting."""
     input:
-        model=f"{STUDY.model_dir('{arm}', '{tag}')}/model.pt",
+        model=f"{STUDY.model_dir('{arm}', '{seed}', '{tag}')}/model.pt",
     output:
-        fp32=f"{STUDY.model_dir('{arm}', '{tag}')}/export_fp32.pt",
-        fp16=f"{STUDY.model_dir('{arm}', '{tag}')}/export_fp16.pt",
-        info=f"{STUDY.model_dir('{arm}', '{tag}')}/export.json",
+        fp32=f"{STUDY.model_dir('{arm}', '{seed}', '{tag}')}/export_fp32.pt",
+        fp16=f"{STUDY.model_dir('{arm}', '{seed}', '{tag}')}/export_fp16.pt",
+        info=f"{STUDY.model_dir('{arm}', '{seed}', '{tag}')}/export.json",
     params:
         masks=job_params.masks(config),
     log:
-        f"{R}/logs/export_model/{{arm}}/{{tag}}.log",
+        f"{R}/logs/export_model/{{arm}}/{seed_dir('{seed}')}/{{tag}}.log",
     benchmark:
-        STUDY.benchmark("export_model", "{arm}", "{tag}")
+        STUDY.benchmark("export_model", "{arm}", seed_dir("{seed}"), "{tag}")
     threads: 1
     resources:
         **stage_resources("light"),

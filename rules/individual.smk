@@ -6,20 +6,20 @@
 rule train_individual:
     input:
         **TRAIN_INPUTS,
-        init_model=rules.train_dense.output.model,
+        init_model=DENSE_MODEL,
     output:
-        **STUDY.trained_files("individual", "s{sparsity}"),
+        **STUDY.trained_files("individual", "{seed}", "s{sparsity}"),
     params:
-        checkpoints=STUDY.checkpoints("individual", "s{sparsity}"),
-        training=job_params.training(config, "individual"),
+        checkpoints=STUDY.checkpoints("individual", "{seed}", "s{sparsity}"),
+        training=seeded(lambda seed: job_params.training(config, "individual", seed)),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
         masks=job_params.masks(config),
         individual=job_params.individual(config),
     log:
-        f"{R}/logs/train_individual/s{{sparsity}}.log",
+        f"{R}/logs/train_individual/{seed_dir('{seed}')}/s{{sparsity}}.log",
     benchmark:
-        STUDY.benchmark("train_individual", "s{sparsity}")
+        STUDY.benchmark("train_individual", seed_dir("{seed}"), "s{sparsity}")
     threads: THREADS
     resources:
         **stage_resources("train"),

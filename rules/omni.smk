@@ -5,20 +5,20 @@
 rule train_omni:
     input:
         **TRAIN_INPUTS,
-        init_model=rules.train_dense.output.model,
+        init_model=DENSE_MODEL,
     output:
-        **STUDY.trained_files(*SUPERNET),
+        **STUDY.trained_files(SUPERNET[0], "{seed}", SUPERNET[1]),
     params:
-        checkpoints=STUDY.checkpoints(*SUPERNET),
-        training=job_params.training(config, "omni"),
+        checkpoints=STUDY.checkpoints(SUPERNET[0], "{seed}", SUPERNET[1]),
+        training=seeded(lambda seed: job_params.training(config, "omni", seed)),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
         masks=job_params.masks(config),
         supernet=job_params.supernet(config),
     log:
-        f"{R}/logs/train_omni.log",
+        f"{R}/logs/train_omni/{seed_dir('{seed}')}.log",
     benchmark:
-        STUDY.benchmark("train_omni")
+        STUDY.benchmark("train_omni", seed_dir("{seed}"))
     threads: THREADS
     resources:
         **stage_resources("train"),

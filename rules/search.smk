@@ -12,19 +12,19 @@ rule search:
         feature_stats=DATA["feature_stats"],
         tokenizer=DATA["tokenizer"],
     output:
-        pareto=STUDY.search_file("pareto.csv"),
-        history=STUDY.search_file("history.csv"),
-        best=STUDY.search_file("best.json"),
-        cost=STUDY.search_file("cost.json"),
+        pareto=STUDY.search_file("{seed}", "pareto.csv"),
+        history=STUDY.search_file("{seed}", "history.csv"),
+        best=STUDY.search_file("{seed}", "best.json"),
+        cost=STUDY.search_file("{seed}", "cost.json"),
     params:
-        search=job_params.search(config),
+        search=seeded(lambda seed: job_params.search(config, seed)),
         masks=job_params.masks(config),
         logmel=job_params.logmel(config),
     log:
-        f"{R}/logs/search.log",
+        f"{R}/logs/search/{seed_dir('{seed}')}.log",
     benchmark:
-        STUDY.benchmark("search")
-    threads: THREADS
+        STUDY.benchmark("search", seed_dir("{seed}"))
+    threads: DECODE_THREADS
     resources:
         **stage_resources("evaluate"),
     script:
@@ -37,14 +37,14 @@ rule extract_searched:
         supernet=rules.train_omni.output.model,
         best=rules.search.output.best,
     output:
-        model=f"{STUDY.model_dir('omni-searched', 'b{budget}')}/model.pt",
-        cost=f"{STUDY.model_dir('omni-searched', 'b{budget}')}/cost.json",
+        model=f"{STUDY.model_dir('omni-searched', '{seed}', 'b{budget}')}/model.pt",
+        cost=f"{STUDY.model_dir('omni-searched', '{seed}', 'b{budget}')}/cost.json",
     wildcard_constraints:
         budget="|".join(re.escape(budget) for budget in STUDY.budgets),
     log:
-        f"{R}/logs/extract_searched/b{{budget}}.log",
+        f"{R}/logs/extract_searched/{seed_dir('{seed}')}/b{{budget}}.log",
     benchmark:
-        STUDY.benchmark("extract_searched", "b{budget}")
+        STUDY.benchmark("extract_searched", seed_dir("{seed}"), "b{budget}")
     threads: 1
     resources:
         **stage_resources("light"),

@@ -40,6 +40,13 @@ def test_whole_study_runs_and_tabulates_every_arm(smoke_run: Path) -> None:
     assert set(wer["decode"]) == {"greedy-full", "greedy-streaming", "beam-streaming"}
     individual = wer[wer["arm"] == "individual"]
     assert sorted(individual["sparsity"].unique()) == [0.5, 0.8]
+    assert sorted(individual["seed"].unique()) == [1234, 1235] and set(wer.loc[wer["arm"] == "dense", "seed"]) == {1234}
+    comparison = pd.read_csv(results / "tables" / "wer_vs_sparsity.csv").set_index("tag")
+    for split in ("dev", "test-clean", "test-other"):
+        assert (comparison.loc[["s0.5", "s0.8"], f"{split}/omni_seeds"] == 2).all()
+        assert comparison.loc[["s0.5", "s0.8"], f"{split}/individual_wer_sd"].notna().all()
+        assert comparison.loc[["s0.5", "s0.8"], f"{split}/abs_ci_low"].notna().all()
+        assert comparison.at["dense", f"{split}/control_seeds"] == 2
     for name in ["wer.md", "wer_vs_sparsity.md", "wer_vs_sparsity.tex", "cost.md", "cost.csv"]:
         assert (results / "tables" / name).stat().st_size > 0
     for name in ["pareto.png", "training_curves.png", "cost.png"]:
@@ -60,10 +67,11 @@ def test_search_never_scores_a_reported_dev_utterance(smoke_run: Path) -> None:
     search = pd.read_csv(results / "data" / "manifests" / "dev-search.tsv", sep="\t")
     report = pd.read_csv(results / "data" / "manifests" / "dev-report.tsv", sep="\t")
     assert not set(search["utt_id"]) & set(report["utt_id"]) and len(search) and len(report)
-    cost = json.loads((results / "search" / "cost.json").read_text())
-    assert cost["extra"]["dev_utterances"] == len(search)
-    assert cost["extra"]["evaluations"] <= 8  # configs/smoke.yaml: search.evaluations
-    reported = pd.read_csv(results / "eval" / "dense" / "dense" / "dev" / "greedy-streaming.tsv", sep="\t")
+    for seed in (1234, 1235):
+        cost = json.loads((results / "search" / f"seed{seed}" / "cost.json").read_text())
+        assert cost["extra"]["dev_utterances"] == len(search)
+        assert cost["extra"]["evaluations"] <= 8  # configs/smoke.yaml: search.evaluations
+    reported = pd.read_csv(results / "eval" / "dense" / "seed1234" / "dense" / "dev" / "greedy-streaming.tsv", sep="\t")
     assert sorted(reported["utt_id"]) == sorted(report["utt_id"])
 
 
@@ -82,36 +90,41 @@ def scheduled_jobs(output: str) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
 
 
-# The smoke study: levels 0.5 and 0.8 (budgets = levels), 3 evaluation splits, 8 evaluated models
-# (dense, the dense-continued control, 2 individual, 2 omni, 2 searched).
+# The smoke study: levels 0.5 and 0.8 (budgets = levels), 3 evaluation splits, 2 training seeds;
+# 15 evaluated models: dense, and per seed the dense-continued control, 2 individual, 2 omni, 2 searched.
 REPORT = {"wer_table": 1, "figures": 1, "accounting": 1, "all": 1}
-SUPERNET_AND_DOWNSTREAM = {"train_omni": 1, "extract_omni": 2, "search": 1, "extract_searched": 2}
+SUPERNET_AND_DOWNSTREAM = {"train_omni": 2, "extract_omni": 4, "search": 2, "extract_searched": 4}
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
     # the pruning arms and the control share the fine-tuning schedule
     pytest.param(lambda c: c["train"].update(finetune_lr=0.001),
-                 {"train_control": 1, "train_individual": 2, **SUPERNET_AND_DOWNSTREAM, "export_model": 7,
-                  "evaluate": 21, **REPORT},
+                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, "export_model": 14,
+                  "evaluate": 42, **REPORT},
                  id="train.finetune_lr"),
     # the new level's own individual job; the supernet samples levels, so it and all it feeds rerun
     pytest.param(lambda c: c["sparsity"].update(levels=[0.5, 0.7, 0.8]),
-                 {"train_individual": 1, "train_omni": 1, "extract_omni": 3, "search": 1, "extract_searched": 3,
-                  "export_model": 7, "evaluate": 21, **REPORT},
+                 {"train_individual": 2, "train_omni": 2, "extract_omni": 6, "search": 2, "extract_searched": 6,
+                  "export_model": 14, "evaluate": 42, **REPORT},
                  id="sparsity.levels+0.7"),
     pytest.param(lambda c: c["omni"].update(sampling="sandwich"),
-                 {**SUPERNET_AND_DOWNSTREAM, "export_model": 4, "evaluate": 12, **REPORT}, id="omni.sampling"),
+                 {**SUPERNET_AND_DOWNSTREAM, "export_model": 8, "evaluate": 24, **REPORT}, id="omni.sampling"),
     # omni.budget null: the supernet trains as many sub-network passes as one individual job; the
     # control as many steps
     pytest.param(lambda c: c["individual"].update(steps=5),
-                 {"train_control": 1, "train_individual": 2, **SUPERNET_AND_DOWNSTREAM, "export_model": 7,
-                  "evaluate": 21, **REPORT},
+                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, "export_model": 14,
+                  "evaluate": 42, **REPORT},
                  id="individual.steps"),
-    pytest.param(lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 24, **REPORT}, id="evaluate.beam_width"),
+    # a third seed: its own control, individual jobs, supernet and search; nothing of the first two
+    pytest.param(lambda c: c.update(seeds=[1234, 1235, 1236]),
+                 {"train_control": 1, "train_individual": 2, "train_omni": 1, "extract_omni": 2, "search": 1,
+                  "extract_searched": 2, "export_model": 7, "evaluate": 21, **REPORT},
+                 id="seeds+1236"),
+    pytest.param(lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 45, **REPORT}, id="evaluate.beam_width"),
     pytest.param(lambda c: c["report"].update(confidence=0.9), {"wer_table": 1, "figures": 1, "all": 1},
                  id="report.confidence"),
     pytest.param(lambda c: c["search"].update(population=4),
-                 {"search": 1, "extract_searched": 2, "export_model": 2, "evaluate": 6, **REPORT},
+                 {"search": 2, "extract_searched": 4, "export_model": 4, "evaluate": 12, **REPORT},
                  id="search.population"),
     pytest.param(lambda c: c["model"].setdefault("presets", {}).update(base={"num_layers": 12}), {},
                  id="unused base preset"),
@@ -147,3 +160,21 @@ def test_invalid_config_names_the_key_before_any_job(tmp_path: Path, bad_yaml: s
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert named in result.stdout + result.stderr
+
+
+def test_rerun_with_the_same_seeds_gives_identical_tables_and_fronts(smoke_run: Path) -> None:
+    """Each seed's control trained again and each supernet searched again, and all they feed scored
+    and tabulated again: the same numbers (the search's timing columns are only reported)."""
+    results = smoke_run / "results" / "smoke"
+    tables = ["tables/wer.csv", "tables/wer_vs_sparsity.csv"]
+    fronts = ["search/seed1234/pareto.csv", "search/seed1235/pareto.csv"]
+    before = {name: (results / name).read_bytes() for name in tables}
+    fronts_before = {name: pd.read_csv(results / name).drop(columns=["eval_s", "elapsed_s"]) for name in fronts}
+    result = snakemake(smoke_run, "--forcerun", "train_control", "search")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert scheduled_jobs(result.stdout + result.stderr)["train_control"] == 2
+    for name in tables:
+        assert (results / name).read_bytes() == before[name], name
+    for name in fronts:
+        pd.testing.assert_frame_equal(pd.read_csv(results / name).drop(columns=["eval_s", "elapsed_s"]),
+                                      fronts_before[name])

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +21,18 @@ import yaml
 
 from omni.costs import CostRecord
 from omni.results import accounting, cost_tables, wer_tables
-from omni.results.bootstrap import BootstrapSettings, paired_bootstrap, wer_interval
+from omni.results.bootstrap import BootstrapSettings, paired_bootstrap, seeded_paired_bootstrap, wer_interval
 from omni.results.formatting import SIGNIFICANT_MARK
 
 REPO = Path(__file__).resolve().parent.parent
 SPLITS = ["dev", "test-clean", "test-other"]
 DECODES = ["greedy-full", "greedy-streaming"]
 TABLE_DECODE = "greedy-streaming"
-SETTINGS = BootstrapSettings(resamples=1000, confidence=0.95, seed=7)
+SETTINGS = BootstrapSettings(resamples=1000, confidence=0.95, seed=7, min_speakers=20)
 UTTERANCES = 80
+DENSE_SEED = 1234
+SEEDS = (1234, 1235)           # training seeds of the pruning arms and the control
+SPEAKERS = {"dev": 4, "test-clean": 4, "test-other": 20}   # test-other has enough to resample speakers
 PARAMS_TOTAL = 4_000_000
 PRUNABLE_TOTAL = 3_000_000
 LEVELS = (0.5, 0.7, 0.9)
@@ -49,15 +52,21 @@ def _split_seed(split: str) -> int:
     return SPLITS.index(split)
 
 
-def _errors(arm: str, sparsity: float, split: str, words: np.ndarray) -> np.ndarray:
-    """Designed so the comparison has known outcomes.
+def _utt_ids(split: str) -> list[str]:
+    """LibriSpeech-style `<speaker>-<chapter>-<utterance>` ids, SPEAKERS[split] speakers."""
+    return [f"{i % SPEAKERS[split]}-1-{i:04d}" for i in range(UTTERANCES)]
 
-    individual s: binomial errors growing with sparsity. omni s0.5: identical to individual
-    (difference exactly 0). omni s0.7: individual minus one error on a few utterances (small).
-    omni s0.9: half the individual errors (clearly better, CI excludes zero).
+
+def _errors(arm: str, sparsity: float, split: str, words: np.ndarray, seed: int = DENSE_SEED) -> np.ndarray:
+    """Designed so the comparison has known outcomes, in every training seed.
+
+    individual s: binomial errors growing with sparsity; a later seed adds an error on every
+    7th utterance (seed noise). omni s0.5: identical to individual (difference exactly 0). omni
+    s0.7: individual minus one error on a few utterances (small). omni s0.9: half the individual
+    errors (clearly better, CI excludes zero).
     """
     rng = np.random.default_rng(int(1000 * sparsity) + _split_seed(split))
-    individual = rng.binomial(words, 0.1 + 0.3 * sparsity)
+    individual = rng.binomial(words, 0.1 + 0.3 * sparsity) + (seed - DENSE_SEED) * (np.arange(len(words)) % 7 == 0)
     if arm in ("individual", "dense"):
         return individual
     if arm == "control":  # the dense model trained on: better than dense (dense had not converged)
@@ -71,19 +80,19 @@ def _errors(arm: str, sparsity: float, split: str, words: np.ndarray) -> np.ndar
     return individual // 2
 
 
-def _write_model_eval(root: Path, arm: str, tag: str, sparsity: float) -> None:
+def _write_model_eval(root: Path, arm: str, tag: str, sparsity: float, seed: int) -> None:
     kept_prunable = int(round(PRUNABLE_TOTAL * (1 - sparsity)))
     kept = PARAMS_TOTAL - PRUNABLE_TOTAL + kept_prunable
     for split in SPLITS:
         words = _reference_words(split)
-        errors = _errors(arm, sparsity, split, words)
-        folder = root / "eval" / arm / tag / split
+        errors = _errors(arm, sparsity, split, words, seed)
+        folder = root / "eval" / arm / f"seed{seed}" / tag / split
         folder.mkdir(parents=True)
         decodes = {}
         for offset, decode in enumerate(DECODES):
             deletions = np.minimum(errors, offset)  # decodes differ a little, all from the same counts
             table = pd.DataFrame({
-                "utt_id": [f"{split}-{i:04d}" for i in range(UTTERANCES)], "reference": "A B C",
+                "utt_id": _utt_ids(split), "reference": "A B C",
                 "hypothesis": "", "substitutions": errors - deletions, "deletions": deletions,
                 "insertions": 0, "ref_words": words, "char_errors": 2 * errors, "ref_chars": 5 * words,
             })
@@ -91,7 +100,7 @@ def _write_model_eval(root: Path, arm: str, tag: str, sparsity: float) -> None:
             decodes[decode] = {"wer": errors.sum() / words.sum(), "cer": 0.4 * errors.sum() / words.sum(),
                                "utterances": UTTERANCES, "words": int(words.sum()), "decode_seconds": 1.0,
                                "audio_seconds": 100.0, "rtf": 0.01}
-        summary = {"arm": arm, "tag": tag, "sparsity": sparsity, "split": split, "params_total": PARAMS_TOTAL,
+        summary = {"arm": arm, "seed": seed, "tag": tag, "sparsity": sparsity, "split": split, "params_total": PARAMS_TOTAL,
                    "params_kept": kept, "prunable_total": PRUNABLE_TOTAL, "prunable_kept": kept_prunable,
                    "export_bytes_fp32": 8 * kept, "export_bytes_fp16": 6 * kept, "decodes": decodes}
         (folder / "summary.json").write_text(json.dumps(summary))
@@ -124,38 +133,43 @@ CPU = dict(device_kind="cpu", device_name="Fixture Xeon", device_count=1, proces
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete result tree: 3 levels x 2 arms + dense + one searched model, costs, logs."""
+    """A complete result tree: dense, and per seed the control, 3 levels x 2 arms and one searched
+    model; costs, logs. The second seed's jobs took twice as long (the headline is a mean per seed)."""
     root = tmp_path_factory.mktemp("results")
-    _write_model_eval(root, "dense", "dense", 0.0)
-    _write_model_eval(root, "control", "continued", 0.0)
-    for level in LEVELS:
-        _write_model_eval(root, "individual", f"s{level:g}", level)
-        _write_model_eval(root, "omni", f"s{level:g}", level)
-    _write_model_eval(root, "omni-searched", "b0.7", 0.69)
+    _write_model_eval(root, "dense", "dense", 0.0, DENSE_SEED)
     models = root / "models"
-    _write_cost(models / "dense/dense/cost.json", job="train_dense", arm="dense", sparsity=None, threads=2,
-                wall_s=3600.0, steps=900, audio_hours=5.0, peak_mem_mb=2000.0, **CPU)
-    for level in LEVELS:
-        _write_cost(models / f"individual/s{level:g}/cost.json", job="train_individual", arm="individual",
-                    sparsity=level, threads=2, wall_s=1800.0, steps=300, audio_hours=1.5, peak_mem_mb=1900.0, **CPU)
-        _write_cost(models / f"omni/s{level:g}/cost.json", job="extract_omni", arm="omni", sparsity=level,
-                    threads=1, wall_s=36.0, peak_mem_mb=800.0, **CPU)
-    _write_cost(models / "omni/supernet/cost.json", job="train_omni", arm="omni", sparsity=None, threads=2,
-                wall_s=2700.0, steps=300, subnet_passes=600, audio_hours=1.5, peak_mem_mb=2100.0, **CPU)
-    _write_cost(root / "search/cost.json", job="search", arm="omni-searched", sparsity=None, device_kind="cuda",
-                device_name="NVIDIA Fixture GPU", device_count=1, threads=4, wall_s=7200.0, peak_mem_mb=9000.0)
-    _write_cost(root / "eval/omni/s0.7/dev/cost.json", job="evaluate", arm="omni", sparsity=0.7, threads=2,
-                wall_s=360.0, audio_hours=0.1, **CPU)
+    _write_cost(models / f"dense/seed{DENSE_SEED}/dense/cost.json", job="train_dense", arm="dense", sparsity=None,
+                threads=2, wall_s=3600.0, steps=900, audio_hours=5.0, peak_mem_mb=2000.0, **CPU)
+    _write_train_log(models / f"dense/seed{DENSE_SEED}/dense/train_log.csv", 900, 3.0)
+    for run, seed in enumerate(SEEDS, start=1):
+        _write_model_eval(root, "control", "continued", 0.0, seed)
+        for level in LEVELS:
+            _write_model_eval(root, "individual", f"s{level:g}", level, seed)
+            _write_model_eval(root, "omni", f"s{level:g}", level, seed)
+        _write_model_eval(root, "omni-searched", "b0.7", 0.69, seed)
+        per_seed = models / "{arm}" / f"seed{seed}" / "{tag}" / "cost.json"
+        for level in LEVELS:
+            _write_cost(Path(str(per_seed).format(arm="individual", tag=f"s{level:g}")), job="train_individual",
+                        arm="individual", sparsity=level, threads=2, wall_s=run * 1800.0, steps=300,
+                        audio_hours=1.5, peak_mem_mb=1900.0, **CPU)
+            _write_cost(Path(str(per_seed).format(arm="omni", tag=f"s{level:g}")), job="extract_omni", arm="omni",
+                        sparsity=level, threads=1, wall_s=run * 36.0, peak_mem_mb=800.0, **CPU)
+            _write_train_log(models / f"individual/seed{seed}/s{level:g}/train_log.csv", 300, 1.0 + level)
+        _write_cost(Path(str(per_seed).format(arm="omni", tag="supernet")), job="train_omni", arm="omni",
+                    sparsity=None, threads=2, wall_s=run * 2700.0, steps=300, subnet_passes=600, audio_hours=1.5,
+                    peak_mem_mb=2100.0, **CPU)
+        _write_train_log(models / f"omni/seed{seed}/supernet/train_log.csv", 300, 2.0)
+    _write_cost(root / f"search/seed{SEEDS[0]}/cost.json", job="search", arm="omni-searched", sparsity=None,
+                device_kind="cuda", device_name="NVIDIA Fixture GPU", device_count=1, threads=4, wall_s=7200.0,
+                peak_mem_mb=9000.0)
+    _write_cost(root / f"eval/omni/seed{SEEDS[0]}/s0.7/dev/cost.json", job="evaluate", arm="omni", sparsity=0.7,
+                threads=2, wall_s=360.0, audio_hours=0.1, **CPU)
     bench = root / "benchmarks"
     _write_benchmark(bench / "build_corpus.tsv", 100.0, 180.0)
     _write_benchmark(bench / "manifest/dev.tsv", 10.0, "NA")
     _write_benchmark(bench / "train_dense.tsv", 3700.0, 7300.0)
     _write_benchmark(bench / "accounting.tsv", 5.0, 5.0)  # the report's own rules are left out
-    _write_benchmark(bench / "train_individual/s0.6.tsv", 999.0, 999.0)  # left by an earlier configuration
-    _write_train_log(models / "dense/dense/train_log.csv", 900, 3.0)
-    for level in LEVELS:
-        _write_train_log(models / f"individual/s{level:g}/train_log.csv", 300, 1.0 + level)
-    _write_train_log(models / "omni/supernet/train_log.csv", 300, 2.0)
+    _write_benchmark(bench / "train_individual/seed1234/s0.6.tsv", 999.0, 999.0)  # left by an earlier configuration
     return root
 
 
@@ -205,9 +219,40 @@ def test_bootstrap_is_seeded_and_uses_the_configured_resamples() -> None:
     a = np.random.default_rng(4).binomial(words, 0.3)
     b = np.random.default_rng(5).binomial(words, 0.3)
     assert paired_bootstrap(a, b, words, SETTINGS) == paired_bootstrap(a, b, words, SETTINGS)
-    other_seed = BootstrapSettings(SETTINGS.resamples, SETTINGS.confidence, SETTINGS.seed + 1)
+    other_seed = replace(SETTINGS, seed=SETTINGS.seed + 1)
     assert paired_bootstrap(a, b, words, other_seed).ci_abs != paired_bootstrap(a, b, words, SETTINGS).ci_abs
     assert paired_bootstrap(a, b, words, SETTINGS).resamples == SETTINGS.resamples
+
+
+def test_seeds_that_agree_give_the_utterance_bootstrap_and_seeds_that_differ_widen_the_interval() -> None:
+    words = np.random.default_rng(6).integers(3, 15, size=120)
+    system = np.random.default_rng(7).binomial(words, 0.25)
+    baseline = np.random.default_rng(8).binomial(words, 0.2)
+    one_run = paired_bootstrap(system, baseline, words, SETTINGS)
+    agreeing = seeded_paired_bootstrap(np.vstack([system] * 3), np.vstack([baseline] * 3), words, SETTINGS,
+                                       paired_seeds=True)
+    assert agreeing.ci_abs == pytest.approx(one_run.ci_abs) and agreeing.diff_abs == pytest.approx(one_run.diff_abs)
+    # the system's seeds scatter around the same mean: the point estimate stays, the interval widens
+    scatter = np.vstack([system + 2, system, np.maximum(system - 2, 0)])
+    seeded = seeded_paired_bootstrap(scatter, np.vstack([baseline] * 3), words, SETTINGS, paired_seeds=True)
+    mean_as_one_run = paired_bootstrap(scatter.mean(axis=0), baseline, words, SETTINGS)
+    assert seeded.diff_abs == pytest.approx(mean_as_one_run.diff_abs)
+    width = lambda difference: difference.ci_abs[1] - difference.ci_abs[0]  # noqa: E731
+    assert width(seeded) > 1.2 * width(mean_as_one_run)
+    with pytest.raises(ValueError, match="paired seeds"):
+        seeded_paired_bootstrap(scatter, baseline[None], words, SETTINGS, paired_seeds=True)
+
+
+def test_speaker_bootstrap_keeps_a_speakers_utterances_together() -> None:
+    """One speaker per utterance is the utterance bootstrap; correlated speakers widen the interval."""
+    words = np.full(200, 10)
+    speaker_effect = np.repeat(np.random.default_rng(9).integers(0, 6, size=20), 10)  # 20 speakers x 10 utts
+    system, baseline = speaker_effect + 1, np.zeros(200, dtype=int) + 1
+    by_utterance = paired_bootstrap(system, baseline, words, SETTINGS)
+    assert paired_bootstrap(system, baseline, words, SETTINGS, clusters=np.arange(200)) == by_utterance
+    by_speaker = paired_bootstrap(system, baseline, words, SETTINGS, clusters=np.repeat(np.arange(20), 10))
+    assert by_speaker.diff_abs == pytest.approx(by_utterance.diff_abs)
+    assert by_speaker.ci_abs[1] - by_speaker.ci_abs[0] > 1.5 * (by_utterance.ci_abs[1] - by_utterance.ci_abs[0])
 
 
 def test_bootstrap_rejects_inputs_without_words() -> None:
@@ -232,17 +277,24 @@ def test_accounting_sums_core_hours_and_keeps_gpu_hours_apart(results: Path) -> 
     assert (corpus["stage"], corpus["wall_s"], corpus["device_hours"]) == ("data", 100.0, pytest.approx(0.05))
     assert np.isnan(jobs.loc[jobs["rule"] == "manifest", "device_hours"].iloc[0])
     assert (jobs["rule"] == "train_dense").sum() == 1 and "accounting" not in set(jobs["rule"])
-    assert "train_individual/s0.6.tsv" not in " ".join(jobs["source"]), "a file of another configuration counted"
+    assert "s0.6.tsv" not in " ".join(jobs["source"]), "a file of another configuration counted"
+    assert set(jobs.loc[jobs["rule"] == "train_individual", "seed"]) == set(SEEDS)
+    assert jobs.loc[jobs["rule"] == "train_dense", "seed"].iloc[0] == DENSE_SEED
+    assert np.isnan(jobs.loc[jobs["rule"] == "build_corpus", "seed"].iloc[0])
 
     totals = account.totals.set_index(["stage", "unit"])
-    assert totals.at[("individual", "CPU core-hours"), "device_hours"] == pytest.approx(3 * 1800.0 * 2 / 3600.0)
-    assert totals.at[("omni", "CPU core-hours"), "device_hours"] == pytest.approx(1.5 + 3 * 0.01)
+    all_seeds = 1 + 2   # the second seed's jobs took twice as long
+    assert totals.at[("individual", "CPU core-hours"), "device_hours"] == pytest.approx(
+        3 * all_seeds * 1800.0 * 2 / 3600.0)
+    assert totals.at[("omni", "CPU core-hours"), "device_hours"] == pytest.approx(all_seeds * (1.5 + 3 * 0.01))
     assert totals.at[("search", "GPU-hours"), "device_hours"] == pytest.approx(2.0)
     assert ("search", "CPU core-hours") not in totals.index
     assert totals.at[("data", "CPU core-hours"), "jobs"] == 2
 
-    headline = account.headline.set_index("item")
+    headline = account.headline.set_index("item")   # per training seed: the mean over the two seeds
     assert headline.at["individual", "models"] == 3 and headline.at["omni", "models"] == 3
+    assert headline.at["individual", "seeds"] == 2 and headline.at["dense (shared)", "seeds"] == 1
+    assert headline.at["individual", "device_hours"] == pytest.approx(3.0 * all_seeds / 2)
     assert headline.at["individual / omni", "device_hours"] == pytest.approx(3.0 / 1.53)
     assert headline.at["dense (shared)", "device_hours"] == pytest.approx(2.0)
     assert set(account.headline["unit"]) == {"CPU core-hours"}  # the GPU search is no part of K models
@@ -277,11 +329,12 @@ def written_tables(results: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 def test_wer_table_has_every_model_split_and_decode(written_tables: dict[str, Path], results: Path) -> None:
     wer = pd.read_csv(written_tables["wer_csv"])
     assert list(wer.columns) == wer_tables.WER_COLUMNS
-    assert len(wer) == (2 + 2 * len(LEVELS) + 1) * len(SPLITS) * len(DECODES)
+    runs = 1 + len(SEEDS) * (1 + 2 * len(LEVELS) + 1)
+    assert len(wer) == runs * len(SPLITS) * len(DECODES)
     assert list(wer["arm"].drop_duplicates()) == ["dense", "control", "individual", "omni", "omni-searched"]
     row = wer[(wer["arm"] == "omni") & (wer["tag"] == "s0.9") & (wer["split"] == "test-other")
-              & (wer["decode"] == TABLE_DECODE)].iloc[0]
-    summary = json.loads((results / "eval/omni/s0.9/test-other/summary.json").read_text())
+              & (wer["decode"] == TABLE_DECODE) & (wer["seed"] == SEEDS[1])].iloc[0]
+    summary = json.loads((results / f"eval/omni/seed{SEEDS[1]}/s0.9/test-other/summary.json").read_text())
     assert row["wer"] == pytest.approx(summary["decodes"][TABLE_DECODE]["wer"])
     assert row["params_kept"] == summary["params_kept"]
     assert "| arm" in written_tables["wer_md"].read_text()
@@ -292,29 +345,42 @@ def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str,
     assert list(table["tag"]) == ["dense", "s0.5", "s0.7", "s0.9", "b0.7"]
     by_tag = table.set_index("tag")
     words = _reference_words("test-other")
-    individual = _errors("individual", 0.9, "test-other", words)
-    expected = paired_bootstrap(individual // 2, individual, words, SETTINGS)
+    speakers = np.array([utt_id.split("-")[0] for utt_id in _utt_ids("test-other")])
+
+    def runs(arm: str, sparsity: float, seeds: tuple[int, ...] = SEEDS) -> np.ndarray:
+        return np.vstack([_errors(arm, sparsity, "test-other", words, seed) for seed in seeds])
+
+    def two_level(system: np.ndarray, baseline: np.ndarray, paired: bool = True):
+        return seeded_paired_bootstrap(system, baseline, words, SETTINGS, speakers, paired_seeds=paired)
+
+    individual = runs("individual", 0.9)
+    expected = two_level(runs("omni", 0.9), individual)
     row = by_tag.loc["s0.9"]
+    # per arm: the mean over the two seeds and their spread; test-other resamples its 20 speakers
+    assert row["test-other/individual_wer"] == pytest.approx((individual.sum(axis=1) / words.sum()).mean())
+    assert row["test-other/individual_wer_sd"] > 0 and row["test-other/individual_seeds"] == len(SEEDS)
+    assert np.isnan(by_tag.at["dense", "test-other/individual_wer_sd"])
+    assert row["test-other/bootstrap_unit"] == "20 speakers" and row["dev/bootstrap_unit"] == "utterances"
+    assert expected.ci_abs != paired_bootstrap(individual[0] // 2, individual[0], words, SETTINGS).ci_abs
     assert row["test-other/rel_diff_pct"] == pytest.approx(expected.diff_rel_pct)
     assert (row["test-other/rel_ci_low_pct"], row["test-other/rel_ci_high_pct"]) == pytest.approx(expected.ci_rel_pct)
     assert row["test-other/omni_wer"] < row["test-other/individual_wer"] and row["test-other/excludes_zero"]
     assert by_tag.at["s0.5", "test-other/rel_diff_pct"] == 0.0 and not by_tag.at["s0.5", "test-other/excludes_zero"]
     assert np.isnan(by_tag.at["dense", "test-other/omni_wer"])
     # pruning damage against the dense-continued control; on the dense row, dense - control (convergence)
-    dense = _errors("dense", 0.0, "test-other", words)
-    control = _errors("control", 0.0, "test-other", words)
-    gap = paired_bootstrap(dense, control, words, SETTINGS)
-    assert by_tag.at["dense", "test-other/individual_damage"] == pytest.approx(gap.diff_abs) and gap.diff_abs > 0
-    assert (by_tag.at["dense", "test-other/individual_damage_ci_low"],
-            by_tag.at["dense", "test-other/individual_damage_ci_high"]) == pytest.approx(gap.ci_abs)
-    searched_vs_uniform = paired_bootstrap(_errors("omni-searched", 0.69, "test-other", words),
-                                           _errors("omni", 0.7, "test-other", words), words, SETTINGS)
-    assert by_tag.at["b0.7", "test-other/vs_uniform_rel_pct"] == pytest.approx(searched_vs_uniform.diff_rel_pct)
+    control = runs("control", 0.0)
+    gap = two_level(runs("dense", 0.0, (DENSE_SEED,)), control, paired=False)   # one dense model, two controls
+    assert by_tag.at["dense", "test-other/individual_damage_abs_diff"] == pytest.approx(gap.diff_abs)
+    assert gap.diff_abs > 0
+    assert (by_tag.at["dense", "test-other/individual_damage_abs_ci_low"],
+            by_tag.at["dense", "test-other/individual_damage_abs_ci_high"]) == pytest.approx(gap.ci_abs)
+    searched_vs_uniform = two_level(runs("omni-searched", 0.69), runs("omni", 0.7))
+    assert by_tag.at["b0.7", "test-other/vs_uniform_rel_diff_pct"] == pytest.approx(searched_vs_uniform.diff_rel_pct)
     assert by_tag.at["b0.7", "test-other/uniform_omni_wer"] == by_tag.at["s0.7", "test-other/omni_wer"]
-    assert np.isnan(by_tag.at["s0.7", "test-other/vs_uniform_rel_pct"])
-    damage = paired_bootstrap(individual // 2, control, words, SETTINGS)
-    assert by_tag.at["s0.9", "test-other/omni_damage"] == pytest.approx(damage.diff_abs)
-    assert by_tag.at["s0.9", "test-other/control_wer"] == pytest.approx(control.sum() / words.sum())
+    assert np.isnan(by_tag.at["s0.7", "test-other/vs_uniform_rel_diff_pct"])
+    damage = two_level(runs("omni", 0.9), control)
+    assert by_tag.at["s0.9", "test-other/omni_damage_abs_diff"] == pytest.approx(damage.diff_abs)
+    assert by_tag.at["s0.9", "test-other/control_wer"] == pytest.approx((control.sum(axis=1) / words.sum()).mean())
     # the searched model is compared with the individual model of its budget's sparsity
     assert by_tag.at["b0.7", "test-other/individual_wer"] == by_tag.at["s0.7", "test-other/individual_wer"]
     assert by_tag.at["b0.7", "sparsity"] == 0.69
@@ -324,7 +390,8 @@ def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str,
     s05 = next(line for line in markdown.splitlines() if line.startswith("| uniform") and "| 0.500 " in line)
     assert s09.count(SIGNIFICANT_MARK) == len(SPLITS) and SIGNIFICANT_MARK not in s05
 
-    assert "Pruning damage" in markdown and "dense - control" in markdown
+    assert "Pruning damage" in markdown and "dense - control" in markdown and " ± " in markdown
+    assert "mean over 2 training seed(s)" in markdown and "test-other: 20 speakers" in markdown
     assert "vs uniform omni at the same level" in markdown
     latex = written_tables["sparsity_tex"].read_text()
     assert r"\label{tab:pruning-damage}" in latex
@@ -347,7 +414,7 @@ def test_cost_tables(results: Path, tmp_path: Path) -> None:
     assert set(frame["section"]) == {"job", "total", "headline"}
     assert (frame["section"] == "job").sum() == len(account.jobs)
     markdown = outputs["md"].read_text()
-    assert "individual / omni = 1.96x" in markdown and "GPU-hours" in markdown
+    assert "individual / omni = 1.96x" in markdown and "GPU-hours" in markdown and "mean over 2" in markdown
     latex = outputs["tex"].read_text()
     assert latex.count(r"\toprule") == 2 and "NVIDIA Fixture GPU" in latex
     jobs = cost_tables.read_cost_jobs(outputs["csv"])
@@ -372,10 +439,12 @@ WRAPPER = textwrap.dedent("""\
 
     class FixtureStudy(type(STUDY)):
         def evaluated_models(self):
-            return sorted({{tuple(p.parts[-4:-2]) for p in Path(R).glob("eval/*/*/*/summary.json")}})
+            return sorted({{(p.parts[-5], p.parts[-4].removeprefix("seed"), p.parts[-3])
+                            for p in Path(R).glob("eval/*/*/*/*/summary.json")}})
 
         def trained_models(self):
-            return sorted(tuple(p.parts[-3:-1]) for p in Path(R).glob("models/*/*/train_log.csv"))
+            return sorted((p.parts[-4], p.parts[-3].removeprefix("seed"), p.parts[-2])
+                          for p in Path(R).glob("models/*/*/*/train_log.csv"))
 
         def cost_records(self):
             return sorted(str(p) for p in Path(R).rglob("cost.json"))

@@ -10,5 +10,5 @@ with tee_stderr(smk.log[0]):
         model=Path(smk.input.model), export_info=Path(smk.input.export_info), manifest=Path(smk.input.manifest),
         feature_stats=Path(smk.input.feature_stats), tokenizer=Path(smk.input.tokenizer),
         out_dir=Path(smk.output.summary).parent, cost_out=Path(smk.output.cost))
-    run_evaluation_job(smk.params.evaluation, smk.params.logmel, smk.wildcards.arm, smk.wildcards.tag,
+    run_evaluation_job(smk.params.evaluation, smk.params.logmel, smk.wildcards.arm, int(smk.wildcards.seed), smk.wildcards.tag,
                        smk.wildcards.split, paths, smk.threads)

@@ -29,9 +29,10 @@ class EvaluationPaths:
     cost_out: Path
 
 
-def run_evaluation_job(evaluation: Mapping[str, Any], logmel: Mapping[str, Any], arm: str, tag: str, split: str,
-                       paths: EvaluationPaths, threads: int) -> dict[str, Any]:
-    """`evaluation` and `logmel` are the rule sections omni.job_params.evaluation / .logmel."""
+def run_evaluation_job(evaluation: Mapping[str, Any], logmel: Mapping[str, Any], arm: str, seed: int, tag: str,
+                       split: str, paths: EvaluationPaths, threads: int) -> dict[str, Any]:
+    """`evaluation` and `logmel` are the rule sections omni.job_params.evaluation / .logmel; `seed` is the
+    model's training seed (it names the run; decoding is deterministic)."""
     set_threads(threads)
     seed_everything(evaluation["seed"])
     device = resolve_device(evaluation["device"])
@@ -43,10 +44,10 @@ def run_evaluation_job(evaluation: Mapping[str, Any], logmel: Mapping[str, Any],
     utterances = UtteranceSet(read_manifest(paths.manifest), None, logmel["sample_rate"], cache_audio=True)
     # job_params.evaluation declares the beam width only when a beam decode runs
     results = evaluate_model(model, model_config, frontend, utterances, tokenizer, evaluation["decodes"],
-                             evaluation.get("beam_width"), evaluation["batch_size"], device, f"{arm}/{tag}/{split}")
+                             evaluation.get("beam_width"), evaluation["batch_size"], device, f"{arm}/seed{seed}/{tag}/{split}")
     export_info = json.loads(Path(paths.export_info).read_text())
     summary: dict[str, Any] = {
-        "arm": arm, "tag": tag, "split": split,
+        "arm": arm, "seed": seed, "tag": tag, "split": split,
         "sparsity": float(artefact["meta"].get("sparsity", 0.0)),
         **model_size_fields(model, artefact["masks"]),
         "export_bytes_fp32": export_info["fp32"]["bytes"], "export_bytes_fp16": export_info["fp16"]["bytes"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +28,14 @@ ARMS = ("dense", "control", "individual", "omni", "omni-searched")
 # Stages of the totals, in display order; "other" collects rules this module does not know.
 STAGES = ("data", "dense", "control", "individual", "omni", "search", "evaluation", "export", "other")
 DATA_RULES = frozenset({"build_corpus", "manifest", "feature_stats", "tokenizer"})
-JOB_COLUMNS = ["stage", "rule", "arm", "sparsity", "device", "device_count", "processes", "threads",
+JOB_COLUMNS = ["stage", "rule", "arm", "seed", "sparsity", "device", "device_count", "processes", "threads",
                "wall_s", "device_hours", "unit", "audio_hours", "peak_mem_mb", "source"]
 DENSE_ITEM, INDIVIDUAL_ITEM, OMNI_ITEM, RATIO_ITEM = "dense (shared)", "individual", "omni", "individual / omni"
 _RECORD_KEYS = ("job", "arm", "sparsity", "device_kind", "device_name", "device_count", "processes",
                 "threads", "wall_s", "audio_hours", "peak_mem_mb", "device_hours", "device_hours_unit")
 # What a benchmark file says when it could not sample the process (Snakemake writes "NA").
 _BENCHMARK_NA = ["NA", "-"]
+_SEED_DIR = re.compile(r"seed(\d+)")   # omni.study.seed_dir: the training seed's level in every model path
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ def load_cost_records(paths: Iterable[str | os.PathLike], results_dir: str | os.
             "stage": stage_of(record["job"], record["arm"]),
             "rule": record["job"],
             "arm": record["arm"],
+            "seed": seed_of_path(path),
             "sparsity": record["sparsity"],
             "device": device_label(record["device_kind"], record["device_name"]),
             "device_count": record["device_count"],
@@ -96,6 +99,12 @@ def load_cost_records(paths: Iterable[str | os.PathLike], results_dir: str | os.
             "source": os.path.relpath(path, results_dir),
         })
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
+
+
+def seed_of_path(path: str | os.PathLike) -> float:
+    """The training seed a job's file belongs to (its `seed<N>` folder), NaN for shared jobs (data)."""
+    seeds = [int(match.group(1)) for part in Path(path).parts if (match := _SEED_DIR.fullmatch(part))]
+    return float(seeds[-1]) if seeds else np.nan
 
 
 def device_label(kind: str, name: str) -> str:
@@ -129,13 +138,14 @@ def load_benchmarks(paths: Iterable[str | os.PathLike], benchmark_dir: str | os.
         frames.append(pd.DataFrame({
             "rule": rule,
             "arm": arm,
+            "seed": seed_of_path(relative),
             "wall_s": runs["s"].astype(float),
             "cpu_s": runs["cpu_time"].astype(float),
             "max_rss_mb": runs["max_rss"].astype(float),
             "source": os.path.relpath(path, results_dir),
         }))
     if not frames:
-        return pd.DataFrame(columns=["rule", "arm", "wall_s", "cpu_s", "max_rss_mb", "source"])
+        return pd.DataFrame(columns=["rule", "arm", "seed", "wall_s", "cpu_s", "max_rss_mb", "source"])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -150,6 +160,7 @@ def benchmark_jobs(benchmarks: pd.DataFrame) -> pd.DataFrame:
         "stage": [stage_of(rule, arm) for rule, arm in zip(benchmarks["rule"], benchmarks["arm"])],
         "rule": benchmarks["rule"],
         "arm": benchmarks["arm"],
+        "seed": benchmarks["seed"],
         "sparsity": np.nan,
         "device": "cpu",
         "device_count": 1,
@@ -189,8 +200,10 @@ def stage_totals(jobs: pd.DataFrame) -> pd.DataFrame:
 def headline(jobs: pd.DataFrame) -> pd.DataFrame:
     """Cost of K pruned models: individual = its K training jobs; omni = supernet + K extractions.
 
-    Dense training is shared by both arms and shown on its own line. Each unit gets its own
-    lines, and a ratio line (individual / omni, device-hours and wall seconds) where omni used it.
+    Per training seed: each arm ran once per seed, and the line gives the mean over its seeds
+    (`seeds`), the cost of one study of K models. Dense training is shared by both arms and every
+    seed, and shown on its own line. Each unit gets its own lines, and a ratio line (individual /
+    omni, device-hours and wall seconds) where omni used it.
     """
     is_extraction = jobs["rule"].str.startswith("extract")
     parts = {
@@ -204,17 +217,19 @@ def headline(jobs: pd.DataFrame) -> pd.DataFrame:
         line = {}
         for name, mask in parts.items():
             selected = jobs[mask & in_unit]
+            seeds = max(1, selected["seed"].nunique())
             models = int((selected["rule"] == "train_individual").sum()
                          + (selected["rule"].str.startswith("extract")).sum())
-            line[name] = {"item": name, "unit": unit, "jobs": len(selected), "models": models,
-                          "wall_s": selected["wall_s"].sum(), "device_hours": selected["device_hours"].sum()}
+            line[name] = {"item": name, "unit": unit, "seeds": seeds, "jobs": len(selected) / seeds,
+                          "models": models / seeds, "wall_s": selected["wall_s"].sum() / seeds,
+                          "device_hours": selected["device_hours"].sum() / seeds}
             rows.append(line[name])
         omni, individual = line[OMNI_ITEM], line[INDIVIDUAL_ITEM]
         if omni["device_hours"] > 0 and individual["jobs"] > 0:
-            rows.append({"item": RATIO_ITEM, "unit": unit, "jobs": np.nan, "models": np.nan,
+            rows.append({"item": RATIO_ITEM, "unit": unit, "seeds": np.nan, "jobs": np.nan, "models": np.nan,
                          "wall_s": individual["wall_s"] / omni["wall_s"],
                          "device_hours": individual["device_hours"] / omni["device_hours"]})
-    return pd.DataFrame(rows, columns=["item", "unit", "jobs", "models", "wall_s", "device_hours"])
+    return pd.DataFrame(rows, columns=["item", "unit", "seeds", "jobs", "models", "wall_s", "device_hours"])
 
 
 def collect(cost_paths: Iterable[str | os.PathLike], benchmark_paths: Iterable[str | os.PathLike],
@@ -226,7 +241,7 @@ def collect(cost_paths: Iterable[str | os.PathLike], benchmark_paths: Iterable[s
     jobs = pd.concat([frame for frame in (records, benchmark_jobs(unrecorded)) if not frame.empty],
                      ignore_index=True)
     jobs = jobs.assign(_order=jobs["stage"].map({stage: rank for rank, stage in enumerate(STAGES)}))
-    jobs = jobs.sort_values(["_order", "rule", "arm", "sparsity", "source"], na_position="first")
+    jobs = jobs.sort_values(["_order", "rule", "arm", "seed", "sparsity", "source"], na_position="first")
     jobs = jobs.drop(columns="_order").reset_index(drop=True)
     return Accounting(jobs=jobs, totals=stage_totals(jobs), headline=headline(jobs),
                       crosscheck=crosscheck(records, benchmarks))

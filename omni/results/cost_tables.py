@@ -29,10 +29,10 @@ def cost_frame(accounting: Accounting) -> pd.DataFrame:
     frame = pd.concat([accounting.jobs.assign(section="job"),
                       accounting.totals.assign(section="total"),
                       accounting.headline.assign(section="headline")], ignore_index=True)[
-        ["section", "stage", "item", "rule", "arm", "sparsity", "device", "device_count", "processes",
-         "threads", "jobs", "models", "wall_s", "device_hours", "unit", "audio_hours", "peak_mem_mb",
+        ["section", "stage", "item", "rule", "arm", "seed", "sparsity", "device", "device_count", "processes",
+         "threads", "seeds", "jobs", "models", "wall_s", "device_hours", "unit", "audio_hours", "peak_mem_mb",
          "source"]]
-    counts = ["device_count", "processes", "threads", "jobs", "models"]
+    counts = ["seed", "device_count", "processes", "threads", "seeds"]
     return frame.astype({column: "Int64" for column in counts})
 
 
@@ -48,9 +48,10 @@ def headline_sentences(headline: pd.DataFrame) -> list[str]:
     for unit, block in headline.groupby("unit", sort=False):
         part = block.set_index("item")
         individual, omni, dense = part.loc[INDIVIDUAL_ITEM], part.loc[OMNI_ITEM], part.loc[DENSE_ITEM]
-        sentence = (f"{unit}: K = {int(individual['models'])} individually pruned models cost "
-                    f"{fmt_hours(individual['device_hours'])} ({int(individual['jobs'])} jobs); omni "
-                    f"(supernet + {int(omni['models'])} extractions) cost {fmt_hours(omni['device_hours'])}")
+        sentence = (f"{unit}, per training seed (mean over {int(individual['seeds'])}): K = "
+                    f"{individual['models']:g} individually pruned models cost {fmt_hours(individual['device_hours'])} "
+                    f"({individual['jobs']:g} jobs); omni (supernet + {omni['models']:g} extractions) cost "
+                    f"{fmt_hours(omni['device_hours'])}")
         if RATIO_ITEM in part.index:
             sentence += f"; {RATIO_ITEM} = {part.at[RATIO_ITEM, 'device_hours']:.{RATIO_DECIMALS}f}x"
         lines.append(f"{sentence}. Dense training, shared by both: {fmt_hours(dense['device_hours'])}.")
@@ -61,7 +62,7 @@ def cost_markdown(accounting: Accounting) -> str:
     jobs = accounting.jobs
     job_view = pd.DataFrame({
         "stage": jobs["stage"], "rule": jobs["rule"], "arm": jobs["arm"].fillna(MISSING),
-        "sparsity": jobs["sparsity"].map(fmt_sparsity), "device": jobs["device"],
+        "seed": jobs["seed"].map(fmt_int), "sparsity": jobs["sparsity"].map(fmt_sparsity), "device": jobs["device"],
         "devices": jobs["device_count"], "processes": jobs["processes"],
         "threads": jobs["threads"].map(fmt_int), "wall (s)": jobs["wall_s"].map(fmt_wall),
         "device-hours": jobs["device_hours"].map(fmt_hours), "unit": jobs["unit"],
@@ -85,6 +86,8 @@ def cost_markdown(accounting: Accounting) -> str:
     })
     sections = [
         "## Cost of producing K pruned models", "",
+        "Each arm ran once per training seed; a line is the mean over its seeds (one study's cost). "
+        "The dense model is trained once and shared.", "",
         *[f"- {line}" for line in headline_sentences(accounting.headline)], "",
         "## Totals per stage", "", markdown(total_view), "",
         "## Jobs", "",
@@ -108,22 +111,24 @@ def cost_latex(accounting: Accounting) -> str:
             summary.append((row.item, row.unit, "", f"{row.wall_s:.{RATIO_DECIMALS}f}x",
                             f"{row.device_hours:.{RATIO_DECIMALS}f}x"))
         else:
-            label = f"{row.item} ({int(row.models)} models)" if row.models else row.item
-            summary.append((label, row.unit, fmt_int(row.jobs), fmt_wall(row.wall_s), fmt_hours(row.device_hours)))
+            label = f"{row.item} ({row.models:g} models)" if row.models else row.item
+            summary.append((label, row.unit, f"{row.jobs:g}", fmt_wall(row.wall_s), fmt_hours(row.device_hours)))
     summary_frame = pd.DataFrame(summary, columns=["Stage", "Unit", "Jobs", "Wall (s)", "Device-hours"])
     jobs = accounting.jobs
     job_frame = pd.DataFrame({
-        "Rule": jobs["rule"], "Arm": jobs["arm"].fillna(MISSING), "Sparsity": jobs["sparsity"].map(fmt_sparsity),
+        "Rule": jobs["rule"], "Arm": jobs["arm"].fillna(MISSING), "Seed": jobs["seed"].map(fmt_int),
+        "Sparsity": jobs["sparsity"].map(fmt_sparsity),
         "Device": jobs["device"], "Wall (s)": jobs["wall_s"].map(fmt_wall),
         "Device-hours": jobs["device_hours"].map(fmt_hours), "Unit": jobs["unit"],
     })
     return "\n".join([
         r"% requires \usepackage{booktabs}",
         latex_table(summary_frame, "llrrr", "table",
-                     "Measured training and evaluation cost per stage, then the cost of producing K pruned models "
-                     "(dense shown apart: both arms start from it). Device-hours are GPU-hours on GPUs and CPU "
+                     "Measured training and evaluation cost per stage (all training seeds), then the cost of "
+                     "producing K pruned models per training seed (mean over seeds; dense shown apart: both arms "
+                     "and every seed start from it). Device-hours are GPU-hours on GPUs and CPU "
                      "core-hours on CPUs, never converted.", "tab:cost"),
-        latex_table(job_frame, "llrlrrl", "table*", "Every job of the study.", "tab:cost-jobs"),
+        latex_table(job_frame, "llrrlrrl", "table*", "Every job of the study.", "tab:cost-jobs"),
     ])
 
 

@@ -21,7 +21,7 @@ from omni.results.accounting import breakdown  # noqa: E402
 from omni.atomic import atomic_path  # noqa: E402
 from omni.results.bootstrap import BootstrapSettings, wer_interval  # noqa: E402
 from omni.results.formatting import BYTES_PER_MB, MILLION, PERCENT  # noqa: E402
-from omni.results.wer_tables import utterance_errors  # noqa: E402
+from omni.results.wer_tables import load_runs, resampling_clusters  # noqa: E402
 from omni.study import CONTROL  # noqa: E402
 
 DPI = 150
@@ -59,6 +59,8 @@ def save(figure: Figure, path: str | os.PathLike) -> None:
     plt.close(figure)
 
 
+SEED_ALPHA = 0.3
+SEED_MARKER = 4
 CONTROL_STYLE = dict(color="dimgray", linestyle="--", linewidth=1, label="control (dense trained on, no masks)")
 
 
@@ -67,7 +69,9 @@ CONTROL_STYLE = dict(color="dimgray", linestyle="--", linewidth=1, label="contro
 
 def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
                   settings: BootstrapSettings) -> Figure:
-    """One panel per split: WER (%) vs kept parameters, error bars = bootstrap CI over utterances.
+    """One panel per split: WER (%) vs kept parameters. A marker is an arm's mean over its training
+    seeds, its error bar the two-level bootstrap CI of that mean (seeds x test data, as in the
+    tables); faint dots are the single seeds. The control is a dashed line at its seed mean.
 
     Uniform levels are annotated with their sparsity and compact export size (MB), which is not
     a linear function of kept parameters (sparse indices), hence labels rather than a second axis.
@@ -79,17 +83,22 @@ def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
     for axis, split in zip(axes[0], present):
         on_split = scored[scored["split"] == split]
         for arm, style in ARM_STYLE.items():
-            models = on_split[on_split["arm"] == arm].sort_values("params_kept")
-            if models.empty:
+            runs = on_split[on_split["arm"] == arm]
+            if runs.empty:
                 continue
-            wer = PERCENT * models["wer"].to_numpy()
-            bounds = np.array([wer_interval(*_counts(row.eval_dir, decode), settings)
-                               for row in models.itertuples()]) * PERCENT
-            axis.errorbar(models["params_kept"] / MILLION, wer, yerr=[wer - bounds[:, 0], bounds[:, 1] - wer],
+            means = runs.groupby("tag").agg(params_kept=("params_kept", "mean"), wer=("wer", "mean"))
+            means = means.sort_values("params_kept")
+            bounds = np.array([_mean_interval(runs[runs["tag"] == tag], decode, settings)
+                               for tag in means.index]) * PERCENT
+            wer = PERCENT * means["wer"].to_numpy()
+            axis.errorbar(means["params_kept"] / MILLION, wer, yerr=[wer - bounds[:, 0], bounds[:, 1] - wer],
                           capsize=3, **style)
+            if runs["seed"].nunique() > 1:
+                axis.plot(runs["params_kept"] / MILLION, PERCENT * runs["wer"], linestyle="none",
+                          marker=style["marker"], color=style["color"], alpha=SEED_ALPHA, markersize=SEED_MARKER)
         control = on_split[on_split["arm"] == CONTROL[0]]
         if not control.empty:  # same size as dense: a level line, not a point on top of dense
-            axis.axhline(PERCENT * control["wer"].iloc[0], **CONTROL_STYLE)
+            axis.axhline(PERCENT * control["wer"].mean(), **CONTROL_STYLE)
         _annotate_levels(axis, on_split)
         axis.set_title(split)
         axis.set_xlabel("kept parameters (millions)")
@@ -98,15 +107,18 @@ def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
                   bbox_to_anchor=(0.5, -0.02))
-    figure.suptitle(f"WER vs model size; error bars: {PERCENT * settings.confidence:g}% bootstrap CI "
-                    f"over utterances ({settings.resamples} resamples)")
+    seeds = scored.loc[scored["arm"] != "dense", "seed"].nunique()
+    figure.suptitle(f"WER vs model size: mean over {seeds} training seed(s) (faint: single seeds); error bars: "
+                    f"{PERCENT * settings.confidence:g}% bootstrap CI over seeds and test data "
+                    f"({settings.resamples} resamples)")
     figure.tight_layout(rect=(0, 0.06, 1, 1))
     return figure
 
 
-def _counts(eval_dir: str, decode: str) -> tuple[np.ndarray, np.ndarray]:
-    errors = utterance_errors(eval_dir, decode)
-    return errors["errors"].to_numpy(), errors["ref_words"].to_numpy()
+def _mean_interval(runs: pd.DataFrame, decode: str, settings: BootstrapSettings) -> tuple[float, float]:
+    """Two-level CI of one model's seed-mean WER on one split."""
+    loaded = load_runs(runs, decode)
+    return wer_interval(loaded.errors, loaded.ref_words, settings, resampling_clusters(loaded.utt_ids, settings))
 
 
 def _annotate_levels(axis: plt.Axes, on_split: pd.DataFrame) -> None:
@@ -127,18 +139,21 @@ def _annotate_levels(axis: plt.Axes, on_split: pd.DataFrame) -> None:
 
 
 def training_curves_figure(log_paths: Sequence[str | os.PathLike]) -> Figure:
-    """Loss vs step and vs wall time for every training job (smoothed; log scale)."""
+    """Loss vs step and vs wall time for every training job (smoothed; log scale); the seeds of one
+    model share its colour and legend entry."""
     runs = [(_run_label(path), pd.read_csv(path)) for path in log_paths]
     time_divisor, time_unit = _time_unit(max((log["wall_s"].max() for _, log in runs if not log.empty),
                                              default=0.0))
     figure, (by_step, by_time) = plt.subplots(1, 2, figsize=(2 * PANEL_INCHES[0], PANEL_INCHES[1]))
-    individual_colors = _individual_colors([label for label, _ in runs])
+    individual_colors = _individual_colors(sorted({label for label, _ in runs}))
+    labelled = set()
     for label, log in runs:
         if log.empty:
             continue
         loss = log["loss"].rolling(max(1, len(log) // SMOOTHED_POINTS), min_periods=1).mean()
         style = _run_style(label, individual_colors)
-        by_step.plot(log["step"], loss, label=label, **style)
+        by_step.plot(log["step"], loss, label=None if label in labelled else label, **style)
+        labelled.add(label)
         by_time.plot(log["wall_s"] / time_divisor, loss, **style)
     for axis, xlabel in ((by_step, "training step (of this job)"), (by_time, f"wall time ({time_unit})")):
         axis.set_yscale("log")
@@ -146,14 +161,15 @@ def training_curves_figure(log_paths: Sequence[str | os.PathLike]) -> Figure:
         axis.set_ylabel("RNN-T loss (smoothed)")
         axis.grid(True, which="both", alpha=0.3)
     figure.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    figure.suptitle("Training loss: dense, each individual job, omni supernet")
+    figure.suptitle("Training loss: dense, control, each individual job, omni supernet (every training seed)")
     figure.tight_layout()
     return figure
 
 
 def _run_label(path: str | os.PathLike) -> str:
-    """`models/{arm}/{tag}/train_log.csv` -> a legend entry."""
-    arm, tag = Path(path).parts[-3:-1]
+    """`models/{arm}/seed{N}/{tag}/train_log.csv` -> a legend entry (the model, not its seed)."""
+    parts = Path(path).parts
+    arm, tag = parts[-4], parts[-2]
     if arm == tag:
         return arm
     return f"{arm} {tag}"
@@ -171,6 +187,8 @@ def _run_style(label: str, individual_colors: dict[str, tuple[float, ...]]) -> d
         return {"color": individual_colors[label], "linewidth": 1.2}
     if label.startswith("omni"):
         return {"color": ARM_STYLE["omni"]["color"], "linewidth": 2.0}
+    if label.startswith(CONTROL[0]):
+        return {"color": CONTROL_STYLE["color"], "linestyle": "--", "linewidth": 1.2}
     return {"color": ARM_STYLE["dense"]["color"], "linewidth": 1.5}
 
 

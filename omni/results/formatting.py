@@ -46,11 +46,19 @@ def fmt_confidence(confidence: float) -> str:
     return f"{PERCENT * confidence:g}%"
 
 
-def fmt_ci(table: pd.DataFrame, split: str, index: int) -> str:
-    low, high = table.at[index, f"{split}/rel_ci_low_pct"], table.at[index, f"{split}/rel_ci_high_pct"]
+def fmt_mean_sd(mean: float, sd: float) -> str:
+    """`23.41 ± 1.02`: a mean over training seeds and their spread; the mean alone for one seed."""
+    if pd.isna(mean):
+        return MISSING
+    return fmt_wer(mean) if pd.isna(sd) else f"{fmt_wer(mean)} ± {fmt_wer(sd)}"
+
+
+def fmt_ci(table: pd.DataFrame, prefix: str, index: int) -> str:
+    """The relative interval of the difference whose columns start with `prefix` (e.g. `dev/`)."""
+    low, high = table.at[index, f"{prefix}rel_ci_low_pct"], table.at[index, f"{prefix}rel_ci_high_pct"]
     if pd.isna(low) or pd.isna(high):
         return MISSING
-    flag = table.at[index, f"{split}/excludes_zero"]
+    flag = table.at[index, f"{prefix}excludes_zero"]
     mark = SIGNIFICANT_MARK if not pd.isna(flag) and bool(flag) else ""
     return f"[{fmt_rel(low)}, {fmt_rel(high)}]{mark}"
 
@@ -69,7 +77,7 @@ def tex_number(text: str) -> str:
     if text == MISSING:
         return tex(text)
     mark = SIGNIFICANT_MARK if text.endswith(SIGNIFICANT_MARK) else ""
-    body = text.removesuffix(mark)
+    body = text.removesuffix(mark).replace("±", r"\pm")
     return f"${body}$" + (rf"$^{{{mark}}}$" if mark else "")
 
 

@@ -17,7 +17,8 @@ import pandas as pd
 
 from omni.atomic import write_dataframe, write_text
 from omni.results.accounting import ARMS
-from omni.results.bootstrap import BootstrapSettings, PairedDifference, paired_bootstrap
+from omni.data.dev_split import speaker_of
+from omni.results.bootstrap import BootstrapSettings, PairedDifference, seeded_paired_bootstrap
 from omni.results.formatting import (
     BYTES_PER_MB,
     MILLION,
@@ -27,6 +28,7 @@ from omni.results.formatting import (
     TEX_MISSING,
     fmt_ci,
     fmt_confidence,
+    fmt_mean_sd,
     fmt_rel,
     fmt_size,
     fmt_sparsity,
@@ -42,17 +44,20 @@ DENSE_TAG = "dense"
 LEVEL_PREFIX = "s"    # tag of a uniform sparsity level, e.g. s0.7
 BUDGET_PREFIX = "b"   # tag of a searched model under the size of uniform level, e.g. b0.7
 
-MODEL_FIELDS = ("arm", "tag", "sparsity", "split", "params_total", "params_kept", "prunable_total",
+MODEL_FIELDS = ("arm", "seed", "tag", "sparsity", "split", "params_total", "params_kept", "prunable_total",
                 "prunable_kept", "export_bytes_fp32", "export_bytes_fp16")
 DECODE_FIELDS = ("wer", "cer", "utterances", "words", "decode_seconds", "audio_seconds", "rtf")
-WER_COLUMNS = ["arm", "tag", "sparsity", "params_kept", "export_bytes_fp32", "export_bytes_fp16",
+WER_COLUMNS = ["arm", "seed", "tag", "sparsity", "params_kept", "export_bytes_fp32", "export_bytes_fp16",
                "split", "decode", "wer", "cer", "utterances"]
+SIZE_COLUMNS = ("sparsity", "params_kept", "export_bytes_fp32", "export_bytes_fp16")
 _ERROR_COLUMNS = ["substitutions", "deletions", "insertions"]
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One row of the sparsity table: which model sets the size, and the two WERs compared."""
+    """One row of the sparsity table: which model sets the size, and the two WERs compared.
+
+    Models are (arm, tag): each stands for its runs, one per training seed."""
 
     model: str                         # dense | uniform | searched
     tag: str
@@ -62,8 +67,23 @@ class Comparison:
     uniform_omni: tuple[str, str] | None = None   # searched rows: the uniform omni model of the budget's level
 
 
+@dataclass(frozen=True)
+class Runs:
+    """One model's runs on one split: per-utterance word errors, one row per training seed."""
+
+    seeds: tuple[int, ...]
+    errors: np.ndarray        # (runs, utterances)
+    utt_ids: pd.Series
+    ref_words: pd.Series
+    source: str               # a folder of the runs, for error messages
+
+    @property
+    def wers(self) -> np.ndarray:
+        return self.errors.sum(axis=1) / self.ref_words.sum()
+
+
 def load_summaries(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """One row per model x split x decode; `eval_dir` locates the per-utterance TSVs."""
+    """One row per model run x split x decode; `eval_dir` locates the per-utterance TSVs."""
     rows = []
     for path in paths:
         summary = json.loads(Path(path).read_text())
@@ -82,14 +102,52 @@ def utterance_errors(eval_dir: str | os.PathLike, decode: str) -> pd.DataFrame:
                          "ref_words": table["ref_words"]})
 
 
-def wer_table(summaries: pd.DataFrame, splits: Sequence[str], decodes: Sequence[str]) -> pd.DataFrame:
-    """Every measured (arm, tag, split, decode), raw fractions as in the summaries.
+def load_runs(rows: pd.DataFrame, decode: str) -> Runs:
+    """The per-utterance errors of a model's runs (summary rows of one arm, tag, split), by seed;
+    every run must score the same utterances in the same order, or no paired comparison is possible."""
+    rows = rows.sort_values("seed")
+    tables = [utterance_errors(eval_dir, decode) for eval_dir in rows["eval_dir"]]
+    first = tables[0]
+    for eval_dir, table in zip(rows["eval_dir"], tables):
+        if not (table["utt_id"].equals(first["utt_id"]) and table["ref_words"].equals(first["ref_words"])):
+            raise ValueError(f"{eval_dir} and {rows['eval_dir'].iloc[0]} score different utterances ({decode}.tsv); "
+                             "the runs of a model must score the same ones in the same order")
+    return Runs(seeds=tuple(int(seed) for seed in rows["seed"]),
+                errors=np.vstack([table["errors"].to_numpy() for table in tables]),
+                utt_ids=first["utt_id"], ref_words=first["ref_words"], source=str(rows["eval_dir"].iloc[0]))
 
-    Order: arms as in the study, then sparsity, then splits and decodes as in the config.
+
+def resampling_clusters(utt_ids: pd.Series, settings: BootstrapSettings) -> np.ndarray | None:
+    """Speaker of each utterance when the split has enough speakers to resample them, else None
+    (resample utterances)."""
+    speakers = utt_ids.map(speaker_of).to_numpy()
+    return speakers if len(set(speakers)) >= settings.min_speakers else None
+
+
+def resampling_unit(utt_ids: pd.Series, settings: BootstrapSettings) -> str:
+    clusters = resampling_clusters(utt_ids, settings)
+    return "utterances" if clusters is None else f"{len(set(clusters))} speakers"
+
+
+def compare_runs(system: Runs, baseline: Runs, settings: BootstrapSettings) -> PairedDifference:
+    """Seed-mean WER difference system - baseline with the two-level interval (seeds x test data);
+    seeds are paired when both sides ran the same ones (run i of each from the same seed's batches)."""
+    if not (system.utt_ids.equals(baseline.utt_ids) and system.ref_words.equals(baseline.ref_words)):
+        raise ValueError(f"{system.source} and {baseline.source} score different utterances; "
+                         "a paired comparison needs the same ones in the same order")
+    return seeded_paired_bootstrap(system.errors, baseline.errors, system.ref_words, settings,
+                                   resampling_clusters(system.utt_ids, settings),
+                                   paired_seeds=system.seeds == baseline.seeds)
+
+
+def wer_table(summaries: pd.DataFrame, splits: Sequence[str], decodes: Sequence[str]) -> pd.DataFrame:
+    """Every measured (arm, seed, tag, split, decode), raw fractions as in the summaries.
+
+    Order: arms as in the study, then sparsity, tag, seed, then splits and decodes as in the config.
     """
     ranks = {"_arm": summaries["arm"].map(_ranks(ARMS)), "_split": summaries["split"].map(_ranks(splits)),
              "_decode": summaries["decode"].map(_ranks(decodes))}
-    ordered = summaries.assign(**ranks).sort_values(["_arm", "sparsity", "tag", "_split", "_decode"])
+    ordered = summaries.assign(**ranks).sort_values(["_arm", "sparsity", "tag", "seed", "_split", "_decode"])
     return ordered[WER_COLUMNS].reset_index(drop=True)
 
 
@@ -99,7 +157,8 @@ def _ranks(names: Sequence[str]) -> dict[str, int]:
 
 def wer_markdown(table: pd.DataFrame) -> str:
     shown = pd.DataFrame({
-        "arm": table["arm"], "tag": table["tag"], "sparsity": table["sparsity"].map(fmt_sparsity),
+        "arm": table["arm"], "seed": table["seed"], "tag": table["tag"],
+        "sparsity": table["sparsity"].map(fmt_sparsity),
         "params kept (M)": (table["params_kept"] / MILLION).map(fmt_size),
         "export fp32 (MB)": (table["export_bytes_fp32"] / BYTES_PER_MB).map(fmt_size),
         "export fp16 (MB)": (table["export_bytes_fp16"] / BYTES_PER_MB).map(fmt_size),
@@ -133,18 +192,37 @@ def comparisons(summaries: pd.DataFrame) -> list[Comparison]:
     return rows
 
 
+class _RunIndex:
+    """The summaries of the tables' decode, looked up as one model's runs on one split."""
+
+    def __init__(self, summaries: pd.DataFrame, decode: str) -> None:
+        self.decode = decode
+        self.groups = {key: rows for key, rows in
+                       summaries[summaries["decode"] == decode].groupby(["arm", "tag", "split"])}
+        self.cache: dict[tuple[str, str, str], Runs] = {}
+
+    def get(self, model: tuple[str, str] | None, split: str) -> Runs | None:
+        key = (*model, split) if model else None
+        if key not in self.groups:
+            return None
+        if key not in self.cache:
+            self.cache[key] = load_runs(self.groups[key], self.decode)
+        return self.cache[key]
+
+
 def sparsity_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
                    settings: BootstrapSettings) -> pd.DataFrame:
-    """Rows = models of `comparisons`; per split: individual WER, omni WER, difference and its CI.
+    """Rows = models of `comparisons`; per split: each arm's mean WER over its training seeds and the
+    seed spread (sample SD), omni - individual with its two-level interval, the control and the
+    pruning damage, and for searched rows the difference from uniform omni.
 
-    Differences are omni - individual (negative = omni better), relative to the individual WER,
-    from a paired bootstrap over the split's utterances.
+    Differences are omni - individual (negative = omni better), relative to the individual WER.
     """
-    scored = summaries[summaries["decode"] == decode].set_index(["arm", "tag", "split"])
-    models = summaries.drop_duplicates(["arm", "tag"]).set_index(["arm", "tag"])
+    sizes = summaries.groupby(["arm", "tag"])[list(SIZE_COLUMNS)].mean()
+    runs = _RunIndex(summaries, decode)
     rows = []
     for comparison in comparisons(summaries):
-        size = models.loc[comparison.size_from]
+        size = sizes.loc[comparison.size_from]
         row: dict[str, object] = {
             "model": comparison.model, "tag": comparison.tag, "sparsity": size["sparsity"],
             "params_kept": size["params_kept"],
@@ -152,86 +230,42 @@ def sparsity_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
             "export_mb_fp16": size["export_bytes_fp16"] / BYTES_PER_MB,
         }
         for split in splits:
-            row.update(_split_cells(scored, comparison, split, decode, settings))
-            row.update(_damage_cells(scored, comparison, split, decode, settings))
-            row.update(_versus_uniform_cells(scored, comparison, split, decode, settings))
+            individual, omni = runs.get(comparison.individual, split), runs.get(comparison.omni, split)
+            control = runs.get(CONTROL, split)
+            row.update(_seed_cells(f"{split}/individual", individual))
+            row.update(_seed_cells(f"{split}/omni", omni))
+            row.update(_seed_cells(f"{split}/control", control))
+            row[f"{split}/bootstrap_unit"] = resampling_unit(individual.utt_ids, settings) if individual else MISSING
+            row.update(_difference_cells(f"{split}/", omni, individual, settings))
+            for side, pruned in (("individual", individual), ("omni", omni)):
+                row.update(_difference_cells(f"{split}/{side}_damage_", pruned, control, settings))
+            uniform = runs.get(comparison.uniform_omni, split)
+            row[f"{split}/uniform_omni_wer"] = uniform.wers.mean() if uniform else np.nan
+            row.update(_difference_cells(f"{split}/vs_uniform_", omni if uniform else None, uniform, settings))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _versus_uniform_cells(scored: pd.DataFrame, comparison: Comparison, split: str, decode: str,
-                          settings: BootstrapSettings) -> dict[str, object]:
-    """Searched rows: searched - uniform omni at the same level (relative %, paired CI); did the search help?"""
-    names = [f"{split}/uniform_omni_wer", f"{split}/vs_uniform_rel_pct", f"{split}/vs_uniform_ci_low_pct",
-             f"{split}/vs_uniform_ci_high_pct", f"{split}/vs_uniform_excludes_zero"]
-    searched = _lookup(scored, comparison.omni, split) if comparison.omni else None
-    uniform = _lookup(scored, comparison.uniform_omni, split) if comparison.uniform_omni else None
-    if searched is None or uniform is None:
-        return dict.fromkeys(names, np.nan)
-    difference = _paired(searched["eval_dir"], uniform["eval_dir"], decode, settings)
-    return dict(zip(names, (uniform["wer"], difference.diff_rel_pct, *difference.ci_rel_pct,
-                            difference.excludes_zero)))
+def _seed_cells(prefix: str, runs: Runs | None) -> dict[str, object]:
+    """`<prefix>_wer`: mean over seeds; `_wer_sd`: the seed spread (sample SD, NaN for one seed); `_seeds`."""
+    if runs is None:
+        return {f"{prefix}_wer": np.nan, f"{prefix}_wer_sd": np.nan, f"{prefix}_seeds": 0}
+    wers = runs.wers
+    return {f"{prefix}_wer": wers.mean(), f"{prefix}_wer_sd": wers.std(ddof=1) if len(wers) > 1 else np.nan,
+            f"{prefix}_seeds": len(wers)}
 
 
-def _damage_cells(scored: pd.DataFrame, comparison: Comparison, split: str, decode: str,
-                  settings: BootstrapSettings) -> dict[str, object]:
-    """WER - control WER (absolute, with its paired CI) of the row's individual and omni models.
-
-    The control is the dense model trained as long as a pruning job without masks, so this is the
-    damage pruning does net of the extra training. On the dense row the "individual" model is the
-    dense one: dense - control says whether the dense job had converged."""
-    control = _lookup(scored, CONTROL, split)
-    cells: dict[str, object] = {f"{split}/control_wer": np.nan if control is None else control["wer"]}
-    for side, model in (("individual", comparison.individual), ("omni", comparison.omni)):
-        pruned = _lookup(scored, model, split) if model else None
-        names = [f"{split}/{side}_damage", f"{split}/{side}_damage_ci_low", f"{split}/{side}_damage_ci_high",
-                 f"{split}/{side}_damage_excludes_zero"]
-        if control is None or pruned is None:
-            cells.update(dict.fromkeys(names, np.nan))
-            continue
-        difference = _paired(pruned["eval_dir"], control["eval_dir"], decode, settings)
-        cells.update(zip(names, (difference.diff_abs, *difference.ci_abs, difference.excludes_zero)))
-    return cells
-
-
-def _split_cells(scored: pd.DataFrame, comparison: Comparison, split: str, decode: str,
-                 settings: BootstrapSettings) -> dict[str, object]:
-    individual = _lookup(scored, comparison.individual, split)
-    omni = _lookup(scored, comparison.omni, split) if comparison.omni else None
-    cells: dict[str, object] = {
-        f"{split}/individual_wer": np.nan if individual is None else individual["wer"],
-        f"{split}/omni_wer": np.nan if omni is None else omni["wer"],
-        f"{split}/abs_diff": np.nan, f"{split}/abs_ci_low": np.nan, f"{split}/abs_ci_high": np.nan,
-        f"{split}/rel_diff_pct": np.nan, f"{split}/rel_ci_low_pct": np.nan,
-        f"{split}/rel_ci_high_pct": np.nan, f"{split}/excludes_zero": np.nan,
-    }
-    if individual is None or omni is None:
-        return cells
-    difference = _paired(omni["eval_dir"], individual["eval_dir"], decode, settings)
-    cells.update({
-        f"{split}/abs_diff": difference.diff_abs,
-        f"{split}/abs_ci_low": difference.ci_abs[0], f"{split}/abs_ci_high": difference.ci_abs[1],
-        f"{split}/rel_diff_pct": difference.diff_rel_pct,
-        f"{split}/rel_ci_low_pct": difference.ci_rel_pct[0], f"{split}/rel_ci_high_pct": difference.ci_rel_pct[1],
-        f"{split}/excludes_zero": difference.excludes_zero,
-    })
-    return cells
-
-
-def _lookup(scored: pd.DataFrame, model: tuple[str, str], split: str) -> pd.Series | None:
-    key = (*model, split)
-    return scored.loc[key] if key in scored.index else None
-
-
-def _paired(omni_dir: str, individual_dir: str, decode: str, settings: BootstrapSettings) -> PairedDifference:
-    omni = utterance_errors(omni_dir, decode)
-    individual = utterance_errors(individual_dir, decode)
-    if not omni["utt_id"].equals(individual["utt_id"]):
-        raise ValueError(f"{omni_dir} and {individual_dir} score different utterances ({decode}.tsv); "
-                         "a paired comparison needs the same ones in the same order")
-    if not omni["ref_words"].equals(individual["ref_words"]):
-        raise ValueError(f"{omni_dir} and {individual_dir} disagree on reference word counts")
-    return paired_bootstrap(omni["errors"], individual["errors"], omni["ref_words"], settings)
+def _difference_cells(prefix: str, system: Runs | None, baseline: Runs | None,
+                      settings: BootstrapSettings) -> dict[str, object]:
+    """system - baseline: absolute and relative (%) with their two-level intervals; NaN when a side is missing."""
+    names = ["abs_diff", "abs_ci_low", "abs_ci_high", "rel_diff_pct", "rel_ci_low_pct", "rel_ci_high_pct",
+             "excludes_zero"]
+    if system is None or baseline is None:
+        return {f"{prefix}{name}": np.nan for name in names}
+    difference = compare_runs(system, baseline, settings)
+    values = (difference.diff_abs, *difference.ci_abs, difference.diff_rel_pct, *difference.ci_rel_pct,
+              difference.excludes_zero)
+    return {f"{prefix}{name}": value for name, value in zip(names, values)}
 
 
 def sparsity_markdown(table: pd.DataFrame, splits: Sequence[str], decode: str,
@@ -244,13 +278,18 @@ def sparsity_markdown(table: pd.DataFrame, splits: Sequence[str], decode: str,
     })
     confidence = fmt_confidence(settings.confidence)
     for split in splits:
-        shown[f"{split} ind."] = (PERCENT * table[f"{split}/individual_wer"]).map(fmt_wer)
-        shown[f"{split} omni"] = (PERCENT * table[f"{split}/omni_wer"]).map(fmt_wer)
+        shown[f"{split} ind."] = _mean_sd_texts(table, f"{split}/individual")
+        shown[f"{split} omni"] = _mean_sd_texts(table, f"{split}/omni")
         shown[f"{split} Δ rel."] = table[f"{split}/rel_diff_pct"].map(fmt_rel)
-        shown[f"{split} {confidence} CI"] = [fmt_ci(table, split, i) for i in table.index]
+        shown[f"{split} {confidence} CI"] = [fmt_ci(table, f"{split}/", i) for i in table.index]
     return (shown.to_markdown(index=False, disable_numparse=True) + "\n\n"
-            + _sparsity_note(decode, settings) + "\n\n" + searched_markdown(table, splits, settings)
+            + _sparsity_note(table, splits, decode, settings) + "\n\n" + searched_markdown(table, splits, settings)
             + damage_markdown(table, splits, decode, settings))
+
+
+def _mean_sd_texts(table: pd.DataFrame, prefix: str) -> list[str]:
+    return [fmt_mean_sd(PERCENT * mean, PERCENT * sd)
+            for mean, sd in zip(table[f"{prefix}_wer"], table[f"{prefix}_wer_sd"])]
 
 
 def searched_markdown(table: pd.DataFrame, splits: Sequence[str], settings: BootstrapSettings) -> str:
@@ -263,21 +302,23 @@ def searched_markdown(table: pd.DataFrame, splits: Sequence[str], settings: Boot
                           "sparsity": searched["sparsity"].map(fmt_sparsity)})
     for split in splits:
         shown[f"{split} uniform omni"] = (PERCENT * searched[f"{split}/uniform_omni_wer"]).map(fmt_wer)
-        shown[f"{split} searched"] = (PERCENT * searched[f"{split}/omni_wer"]).map(fmt_wer)
-        shown[f"{split} Δ rel. [{confidence} CI]"] = [_relative_text(searched, split, "vs_uniform", i)
+        shown[f"{split} searched"] = _mean_sd_texts(searched, f"{split}/omni")
+        shown[f"{split} Δ rel. [{confidence} CI]"] = [_difference_text(searched, f"{split}/vs_uniform_", i, "rel")
                                                     for i in searched.index]
     return ("### Searched per-layer sparsity vs uniform omni at the same level\n\n" + markdown(shown)
-            + "\n\nRel. diff (%) = (searched - uniform) / uniform, negative = the search helped; same paired "
-              "bootstrap as above.\n\n")
+            + "\n\nRel. diff (%) = (searched - uniform) / uniform, negative = the search helped; means over "
+              "seeds (each seed's search on its own supernet); same two-level bootstrap as above.\n\n")
 
 
-def _relative_text(table: pd.DataFrame, split: str, prefix: str, index: int) -> str:
-    value = table.at[index, f"{split}/{prefix}_rel_pct"]
+def _difference_text(table: pd.DataFrame, prefix: str, index: int, measure: str) -> str:
+    """`+1.2 [-0.3, +2.8]*`: a difference with its interval, relative (%) or absolute (WER points)."""
+    columns, scale = ((("rel_diff_pct", "rel_ci_low_pct", "rel_ci_high_pct"), 1.0) if measure == "rel"
+                      else (("abs_diff", "abs_ci_low", "abs_ci_high"), PERCENT))
+    value, low, high = (table.at[index, f"{prefix}{column}"] for column in columns)
     if pd.isna(value):
         return MISSING
-    low, high = table.at[index, f"{split}/{prefix}_ci_low_pct"], table.at[index, f"{split}/{prefix}_ci_high_pct"]
-    mark = SIGNIFICANT_MARK if bool(table.at[index, f"{split}/{prefix}_excludes_zero"]) else ""
-    return f"{fmt_rel(value)} [{fmt_rel(low)}, {fmt_rel(high)}]{mark}"
+    mark = SIGNIFICANT_MARK if bool(table.at[index, f"{prefix}excludes_zero"]) else ""
+    return f"{fmt_rel(scale * value)} [{fmt_rel(scale * low)}, {fmt_rel(scale * high)}]{mark}"
 
 
 def has_control(table: pd.DataFrame, splits: Sequence[str]) -> bool:
@@ -290,10 +331,10 @@ def damage_frame(table: pd.DataFrame, splits: Sequence[str], settings: Bootstrap
     shown = pd.DataFrame({"model": [_row_label(row) for row in table.itertuples()],
                           "sparsity": table["sparsity"].map(fmt_sparsity)})
     for split in splits:
-        shown[f"{split} control"] = (PERCENT * table[f"{split}/control_wer"]).map(fmt_wer)
+        shown[f"{split} control"] = _mean_sd_texts(table, f"{split}/control")
         for side, label in (("individual", "ind."), ("omni", "omni")):
             shown[f"{split} {label} - control [{confidence} CI]"] = [
-                _damage_text(table, split, side, i) for i in table.index]
+                _difference_text(table, f"{split}/{side}_damage_", i, "abs") for i in table.index]
     return shown
 
 
@@ -304,22 +345,13 @@ def damage_markdown(table: pd.DataFrame, splits: Sequence[str], decode: str, set
             + "\n\n" + _damage_note(decode, settings) + "\n")
 
 
-def _damage_text(table: pd.DataFrame, split: str, side: str, index: int) -> str:
-    value = table.at[index, f"{split}/{side}_damage"]
-    if pd.isna(value):
-        return MISSING
-    low, high = table.at[index, f"{split}/{side}_damage_ci_low"], table.at[index, f"{split}/{side}_damage_ci_high"]
-    mark = SIGNIFICANT_MARK if bool(table.at[index, f"{split}/{side}_damage_excludes_zero"]) else ""
-    return f"{fmt_rel(PERCENT * value)} [{fmt_rel(PERCENT * low)}, {fmt_rel(PERCENT * high)}]{mark}"
-
-
 def _damage_note(decode: str, settings: BootstrapSettings) -> str:
     return (f"WER points (absolute), decode {decode}. Control: the dense model trained as many steps as a "
-            "pruning job, on the same batches and schedule, without masks (dense-continued). A pruned model's "
-            "damage is its WER minus the control's: what pruning costs net of the extra training. On the dense "
-            "row, dense - control says whether the dense job had converged (positive: more training still "
-            f"helped). {fmt_confidence(settings.confidence)} paired bootstrap CI over utterances; "
-            f"{SIGNIFICANT_MARK} = CI excludes 0.")
+            "pruning job, on the same batches and schedule (same training seed), without masks "
+            "(dense-continued). A pruned model's damage is its WER minus the control's: what pruning costs net "
+            "of the extra training. On the dense row, dense - control says whether the dense job had converged "
+            f"(positive: more training still helped). Means over seeds; {fmt_confidence(settings.confidence)} "
+            f"two-level bootstrap CI as above; {SIGNIFICANT_MARK} = CI excludes 0.")
 
 
 def sparsity_latex(table: pd.DataFrame, splits: Sequence[str], decode: str,
@@ -334,19 +366,19 @@ def sparsity_latex(table: pd.DataFrame, splits: Sequence[str], decode: str,
     })
     math_columns = []
     for split in splits:
-        shown[(split, "Ind.")] = (PERCENT * table[f"{split}/individual_wer"]).map(fmt_wer)
-        shown[(split, "Omni")] = (PERCENT * table[f"{split}/omni_wer"]).map(fmt_wer)
+        shown[(split, "Ind.")] = [tex_number(text) for text in _mean_sd_texts(table, f"{split}/individual")]
+        shown[(split, "Omni")] = [tex_number(text) for text in _mean_sd_texts(table, f"{split}/omni")]
         shown[(split, r"$\Delta$\%")] = table[f"{split}/rel_diff_pct"].map(fmt_rel).map(tex_number)
         shown[(split, f"{fmt_confidence(settings.confidence)} CI".replace("%", r"\%"))] = [
-            tex_number(fmt_ci(table, split, i)) for i in table.index]
-        math_columns += list(shown.columns[-2:])
+            tex_number(fmt_ci(table, f"{split}/", i)) for i in table.index]
+        math_columns += list(shown.columns[-4:])
     shown.columns = pd.MultiIndex.from_tuples(shown.columns)
     shown = shown.replace(MISSING, TEX_MISSING)
     text_columns = [column for column in shown.columns if column not in math_columns]
     styler = (shown.style.hide(axis="index").format(escape="latex", subset=text_columns, na_rep="--")
               .format_index(escape="latex", axis=1, level=0))
     tabular = styler.to_latex(hrules=True, multicol_align="c", column_format="l" + "r" * (len(lead) - 1) + "rrrc" * len(splits))
-    caption = tex(_sparsity_note(decode, settings))
+    caption = tex(_sparsity_note(table, splits, decode, settings))
     return "\n".join([
         r"% requires \usepackage{booktabs} and \usepackage{graphicx}",
         r"\begin{table*}[t]", r"\centering",
@@ -359,12 +391,19 @@ def sparsity_latex(table: pd.DataFrame, splits: Sequence[str], decode: str,
     ])
 
 
-def _sparsity_note(decode: str, settings: BootstrapSettings) -> str:
-    return (f"WER in %, decode {decode}. Rel. diff (%) = (omni - individual) / individual, negative = omni better; "
-            f"{fmt_confidence(settings.confidence)} paired bootstrap CI over utterances "
-            f"({settings.resamples} resamples, seed {settings.seed}); {SIGNIFICANT_MARK} = CI excludes 0. "
-            "Dense: the shared starting model (individual column). Searched (b): omni-searched per-layer "
-            "sparsity under the size of uniform sparsity b, compared with the individual model at b.")
+def _sparsity_note(table: pd.DataFrame, splits: Sequence[str], decode: str, settings: BootstrapSettings) -> str:
+    seeds = int(np.nanmax([table[f"{split}/individual_seeds"].max() for split in splits]))
+    units = "; ".join(f"{split}: {unit}" for split in splits
+                      for unit in table[f"{split}/bootstrap_unit"].drop_duplicates() if unit != MISSING)
+    return (f"WER in %, decode {decode}: mean over {seeds} training seed(s) ± their sample SD (the seed spread). "
+            "Rel. diff (%) = (omni - individual) / individual of the seed means, negative = omni better; "
+            f"{fmt_confidence(settings.confidence)} two-level paired bootstrap CI over training seeds and test "
+            f"data ({settings.resamples} resamples, seed {settings.seed}): each resample draws the seeds with "
+            "replacement (paired: both arms' runs of a seed share its batches) and the test data once for every "
+            f"run, by speaker where a split has at least {settings.min_speakers} speakers, else by utterance "
+            f"({units}); {SIGNIFICANT_MARK} = CI excludes 0. Dense: the shared starting model, trained once "
+            "(individual column). Searched (b): omni-searched per-layer sparsity under the size of uniform "
+            "sparsity b, compared with the individual model at b.")
 
 
 def _row_label(row) -> str:
