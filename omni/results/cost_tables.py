@@ -11,7 +11,6 @@ from omni.results.accounting import DENSE_ITEM, INDIVIDUAL_ITEM, JOB_COLUMNS, OM
 from omni.results.formatting import (
     MISSING,
     RATIO_DECIMALS,
-    TEX_MISSING,
     fmt_hours,
     fmt_int,
     fmt_sparsity,

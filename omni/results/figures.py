@@ -231,6 +231,6 @@ def cost_figure(jobs: pd.DataFrame) -> Figure:
     legend = {label: handle for axis in axes[:, 0] for handle, label in zip(*axis.get_legend_handles_labels())}
     figure.legend(legend.values(), legend.keys(), loc="upper center", ncol=len(legend), frameon=False,
                   fontsize=LEGEND_FONTSIZE, bbox_to_anchor=(0.5, 0.0))
-    axes[0, 0].set_title("Measured cost per arm, stacked by activity (shared = data + dense model)")
+    axes[0, 0].set_title("Measured cost per arm, all training seeds, stacked by activity (shared = data + dense model)")
     figure.tight_layout()
     return figure
