@@ -190,6 +190,10 @@ def check_study(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"config key '{key}': budget levels {unsearchable} are not in search.levels "
                           f"{config['search']['levels']} (the uniform model at a budget seeds its search)")
     _check_pruning_schedules(config)
+    if config["distill"]["omni"] == "inplace" and config["omni"]["sampling"] == "uniform":
+        raise ConfigError("config key 'distill.omni': in-place distillation needs several sub-networks per step "
+                          "(the densest teaches the others), but omni.sampling 'uniform' trains one; use sandwich "
+                          "or fixed_set, or distill.omni: dense")
 
 
 def _check_pruning_schedules(config: Mapping[str, Any]) -> None:

@@ -97,8 +97,14 @@ class SupernetGradients:
     shared weights, and checkpoints hold them unmasked under plain names (exact resume)."""
 
     def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], sampler: LevelSampler,
-                 update_every: int, seed: int) -> None:
+                 update_every: int, seed: int, inplace_distillation: bool = False) -> None:
+        """`inplace_distillation`: the step's densest sub-network trains first, on the labels, and every
+        other sub-network of the step also learns its output distribution (in-place distillation)."""
+        if inplace_distillation and sampler.passes_per_step() < 2:
+            raise ValueError(f"in-place distillation needs several sub-networks per step; sampling "
+                             f"{sampler.strategy!r} trains one")
         self.model = model
+        self.inplace_distillation = inplace_distillation
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
         self.block_shape = sparsity_cfg["block_shape"]
@@ -112,15 +118,19 @@ class SupernetGradients:
     def prepare(self, step: int) -> None:
         if step % self.update_every == 0 or not self.rankings:
             self.rankings = rank_layers(self.model, self.names, self.granularity, self.block_shape)
-        self.step_levels = self.sampler.sample(step, self.generator)
+        levels = self.sampler.sample(step, self.generator)
+        self.step_levels = sorted(levels) if self.inplace_distillation else levels
 
     def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
         """Average of the sampled sub-networks' losses; gradients summed into the shared weights."""
         total = 0.0
         extra: dict[str, float] = {}
+        teacher: torch.Tensor | None = None
         for position, level in enumerate(self.step_levels):
             self.masked.set_masks(masks_at(self.rankings, level))
-            loss = loss_fn()
+            loss = loss_fn(teacher_logits=teacher) if teacher is not None else loss_fn()
+            if self.inplace_distillation and teacher is None:
+                teacher = loss_fn.last_logits  # the densest sub-network's output, detached
             value = float(loss.detach())
             if not torch.isfinite(loss):
                 return value, {}
@@ -134,9 +144,10 @@ class SupernetGradients:
         return None
 
     def log_columns(self) -> list[str]:
-        """The level trained and its loss, per sub-network pass of the step, in the sampler's order
-        (uniform: the one level; sandwich: highest, lowest, then the random ones; fixed_set: highest
-        to lowest). During warm-up a level is the sampled one capped by the growing highest level."""
+        """The level trained and its loss, per sub-network pass of the step, in the order trained: the
+        sampler's (uniform: the one level; sandwich: highest, lowest, then the random ones; fixed_set:
+        highest to lowest), or densest first under in-place distillation. During warm-up a level is the
+        sampled one capped by the growing highest level."""
         passes = range(1, self.sampler.passes_per_step() + 1)
         return [column for i in passes for column in (f"{PASS_LEVEL}{i}", f"{PASS_LOSS}{i}")]
 
