@@ -190,6 +190,13 @@ def check_study(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"config key '{key}': budget levels {unsearchable} are not in search.levels "
                           f"{config['search']['levels']} (the uniform model at a budget seeds its search)")
     _check_pruning_schedules(config)
+    weights, levels = config["omni"]["level_weights"], config["sparsity"]["levels"]
+    if weights is not None and config["omni"]["level_space"] != "discrete":
+        raise ConfigError("config key 'omni.level_weights': weights are per level of sparsity.levels; "
+                          "omni.level_space 'continuous' draws from a range")
+    if isinstance(weights, list) and len(weights) != len(levels):
+        raise ConfigError(f"config key 'omni.level_weights': {len(weights)} weights for {len(levels)} levels "
+                          f"of sparsity.levels {levels}")
     if config["distill"]["omni"] == "inplace" and config["omni"]["sampling"] == "uniform":
         raise ConfigError("config key 'distill.omni': in-place distillation needs several sub-networks per step "
                           "(the densest teaches the others), but omni.sampling 'uniform' trains one; use sandwich "

@@ -9,8 +9,6 @@ with tee_stderr(smk.log[0]):
     masks, supernet = smk.params.masks, smk.params.supernet
     steps, sampler = planned_sampler(supernet)
     setup = training_setup(smk, {"masks": masks, "supernet": supernet})
-    inplace = supernet.get("distill", {}).get("teacher") == "inplace"
     spec = JobSpec(job="train_omni", arm="omni", sparsity=None, steps=steps)
     run_training_job(setup, spec, train_paths(smk), smk.threads,
-                     lambda model: SupernetGradients(model, masks, sampler, supernet["mask_update_every"],
-                                                     setup.seed, inplace_distillation=inplace))
+                     lambda model: SupernetGradients.from_section(model, masks, supernet, sampler, setup.seed))
