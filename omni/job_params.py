@@ -120,10 +120,12 @@ def supernet_budget(config: Config) -> int:
 
 
 def supernet(config: Config) -> Section:
-    """The omni settings with the budget resolved, and the levels the supernet samples."""
+    """The omni settings with the budget resolved, the levels the supernet samples, and with per-layer
+    passes the per-layer choices (search.levels)."""
     settings = {key: value for key, value in config["omni"].items() if key != "unequal_budget"}
+    layerwise = {"layer_levels": config["search"]["levels"]} if config["omni"]["layerwise_rate"] > 0 else {}
     return canonical({**settings, "budget": supernet_budget(config), "levels": config["sparsity"]["levels"],
-                      **_distill_entry(config, "omni")})
+                      **_distill_entry(config, "omni"), **layerwise})
 
 
 def budget_levels(config: Config) -> list[float]:

@@ -197,6 +197,11 @@ def check_study(config: Mapping[str, Any]) -> None:
     if isinstance(weights, list) and len(weights) != len(levels):
         raise ConfigError(f"config key 'omni.level_weights': {len(weights)} weights for {len(levels)} levels "
                           f"of sparsity.levels {levels}")
+    choices = config["search"]["levels"]
+    outside = [level for level in levels if not min(choices) <= level <= max(choices)]
+    if config["omni"]["layerwise_rate"] > 0 and outside:
+        raise ConfigError(f"config key 'omni.layerwise_rate': sparsity levels {outside} lie outside the range of "
+                          f"search.levels {choices}, so no per-layer vector of those has their size")
     if config["distill"]["omni"] == "inplace" and config["omni"]["sampling"] == "uniform":
         raise ConfigError("config key 'distill.omni': in-place distillation needs several sub-networks per step "
                           "(the densest teaches the others), but omni.sampling 'uniform' trains one; use sandwich "

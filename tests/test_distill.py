@@ -12,13 +12,12 @@ import torch
 from omni import job_params
 from omni.asr.distill import collapsed_log_probs, lattice_kl
 from omni.asr.model import build_model
-from omni.asr.trainer import KL_COLUMN, DenseGradients
+from omni.asr.trainer import KL_COLUMN
 from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.supernet import PASS_LEVEL, SupernetGradients, planned_sampler, sampler_from_section
-from tests.conftest import PreparedData, training_setup
-from tests.test_train import paths
+from tests.conftest import PreparedData, paths, training_setup
 
 BLANK = 0
 VOCAB = 12        # symbols including blank
@@ -103,14 +102,12 @@ def _distilling(config: dict, arm: str, teacher: str) -> dict:
     return config
 
 
-def test_individual_job_learns_from_the_frozen_dense_model(prepared: PreparedData, tmp_path: Path) -> None:
-    dense = tmp_path / "dense"
-    run_training_job(training_setup(prepared.config, "dense"), JobSpec("train_dense", "dense", None, 2),
-                     paths(prepared, dense), 1, DenseGradients)
-    teacher_before = load_torch(dense / "model.pt")["state_dict"]
+def test_individual_job_learns_from_the_frozen_dense_model(prepared: PreparedData, dense_model: Path,
+                                                           tmp_path: Path) -> None:
+    teacher_before = load_torch(dense_model)["state_dict"]
     config = _distilling(prepared.config, "individual", "dense")
     masks = job_params.masks(config)
-    job = paths(prepared, tmp_path / "individual", init=dense / "model.pt")
+    job = paths(prepared, tmp_path / "individual", init=dense_model)
     individual = job_params.individual(config)
     assert individual["distill"] == {"teacher": "dense", "weight": 1.0, "form": "full"}
     assert "distill" not in job_params.individual(prepared.config), "no teacher, no entry: nothing reruns"
@@ -120,20 +117,17 @@ def test_individual_job_learns_from_the_frozen_dense_model(prepared: PreparedDat
     log = pd.read_csv(job.log_out)
     assert KL_COLUMN in log.columns and log[KL_COLUMN].notna().all() and (log[KL_COLUMN] >= 0).all()
     assert log[KL_COLUMN].iloc[-1] > 0, "a pruned student no longer matches its teacher"
-    teacher_after = load_torch(dense / "model.pt")["state_dict"]
+    teacher_after = load_torch(dense_model)["state_dict"]
     assert all(torch.equal(teacher_before[name], teacher_after[name]) for name in teacher_before)
 
 
 def test_inplace_distillation_trains_the_densest_subnetwork_first_and_needs_several(
-        prepared: PreparedData, tmp_path: Path) -> None:
-    dense = tmp_path / "dense"
-    run_training_job(training_setup(prepared.config, "dense"), JobSpec("train_dense", "dense", None, 2),
-                     paths(prepared, dense), 1, DenseGradients)
+        prepared: PreparedData, dense_model: Path, tmp_path: Path) -> None:
     config = _distilling(prepared.config, "omni", "inplace")
     config["omni"]["sampling"] = "sandwich"
     supernet, masks = job_params.supernet(config), job_params.masks(config)
     steps, sampler = planned_sampler(supernet)
-    job = paths(prepared, tmp_path / "omni", init=dense / "model.pt")
+    job = paths(prepared, tmp_path / "omni", init=dense_model)
     setup = training_setup(config, "omni", masks=masks, supernet=supernet)
     run_training_job(setup, JobSpec("train_omni", "omni", None, steps), job, 1,
                      lambda m: SupernetGradients(m, masks, sampler, 1, setup.seed, inplace_distillation=True))
@@ -141,6 +135,6 @@ def test_inplace_distillation_trains_the_densest_subnetwork_first_and_needs_seve
     assert (log[f"{PASS_LEVEL}1"] <= log[f"{PASS_LEVEL}2"]).all(), "the densest sub-network trains first"
     assert log[KL_COLUMN].notna().all() and (log[KL_COLUMN] >= 0).all()
     with pytest.raises(ValueError, match="several sub-networks per step"):
-        SupernetGradients(build_model(load_torch(dense / "model.pt")["model_config"]), masks,
+        SupernetGradients(build_model(load_torch(dense_model)["model_config"]), masks,
                           sampler_from_section(dict(supernet, sampling="uniform"), steps), 1, 0,
                           inplace_distillation=True)

@@ -1,13 +1,29 @@
-"""Supernet training strategies: level sampling weights (fixed or by loss)."""
+"""Supernet training strategies: level sampling weights (fixed or by loss), per-layer vectors."""
 from __future__ import annotations
 
+import copy
+import math
+from pathlib import Path
+
+import pandas as pd
 import pytest
 import torch
 
+from omni import job_params
 from omni.config import ConfigError, load_config
-from omni.sparsity.supernet import LevelSampler, LevelWeights
+from omni.jobs.training import JobSpec, run_training_job
+from omni.sparsity.layerwise import LayerwiseSampling, allocation_at_size
+from omni.sparsity.masks import LayerRanking, count_kept, masks_at
+from omni.sparsity.supernet import (
+    PASS_LAYERWISE,
+    PASS_LEVEL,
+    LevelSampler,
+    LevelWeights,
+    SupernetGradients,
+    planned_sampler,
+)
 from omni.study import check_study
-from tests.conftest import REPO
+from tests.conftest import REPO, PreparedData, paths, training_setup
 
 LEVELS = [0.5, 0.7, 0.8, 0.9]
 
@@ -53,3 +69,76 @@ def test_loss_weights_draw_uniformly_until_every_level_trained_then_favour_the_h
 def test_level_weights_that_do_not_fit_the_levels_are_named(omni: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         check_study(load_config(REPO / "config.yaml", {"omni": omni}))
+
+
+# ---------------------------------------------------------------- per-layer sampling
+
+CHOICES = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def _rankings(granularity: str = "unstructured", block_shape: tuple[int, int] = (1, 4)) -> dict[str, LayerRanking]:
+    generator = torch.Generator().manual_seed(1)
+    shapes = {"a": (64, 32), "b": (32, 128), "c": (96, 64), "d": (16, 16)}
+    return {name: LayerRanking(torch.randn(shape, generator=generator), granularity, block_shape, name=name)
+            for name, shape in shapes.items()}
+
+
+@pytest.mark.parametrize(("granularity", "block_shape"), [("unstructured", (1, 4)), ("block", (1, 4)),
+                                                          ("block", (4, 4))])
+def test_a_per_layer_vector_prunes_exactly_the_uniform_levels_units(granularity: str, block_shape: tuple) -> None:
+    rankings = _rankings(granularity, block_shape)
+    generator = torch.Generator().manual_seed(2)
+    for level in (0.5, 0.7, 0.8, 0.9):
+        uniform_kept, _ = count_kept(masks_at(rankings, level))
+        on_grid = 0
+        for _ in range(25):
+            allocation = allocation_at_size(rankings, level, CHOICES, generator)
+            kept, _ = count_kept(masks_at(rankings, allocation))
+            unit = math.prod(next(iter(rankings.values())).unit)
+            assert abs(kept - uniform_kept) < unit, "within one unit of the uniform model's size"
+            # a layer's share rounds to whole units: within half a unit of the choices' range and grid
+            half = {name: 0.5 / ranking.n_units + 1e-9 for name, ranking in rankings.items()}
+            assert all(min(CHOICES) - half[name] <= share <= max(CHOICES) + half[name]
+                       for name, share in allocation.items())
+            on_grid += sum(any(abs(share - choice) <= half[name] for choice in CHOICES)
+                           for name, share in allocation.items())
+        assert on_grid >= 25 * (len(rankings) - 2), "most layers stay on the choices' grid"
+    with pytest.raises(ValueError, match="outside the per-layer choices"):
+        allocation_at_size(rankings, 0.2, CHOICES, generator)
+
+
+def test_layerwise_passes_start_after_warmup_at_the_configured_rate() -> None:
+    rankings = _rankings()
+    never, always = LayerwiseSampling(0.0, CHOICES, 0), LayerwiseSampling(1.0, CHOICES, 5)
+    generator = torch.Generator().manual_seed(3)
+    state = generator.get_state()
+    assert never.draw(10, 0.7, rankings, generator) is None
+    assert torch.equal(generator.get_state(), state), "rate 0 draws nothing: the default stream is unchanged"
+    assert always.draw(4, 0.7, rankings, generator) is None
+    assert always.draw(5, 0.7, rankings, generator) is not None
+    half = LayerwiseSampling(0.5, CHOICES, 0)
+    drawn = [half.draw(0, 0.7, rankings, generator) is not None for _ in range(400)]
+    assert sum(drawn) / len(drawn) == pytest.approx(0.5, abs=0.08)
+
+
+def test_levels_outside_the_per_layer_choices_are_named() -> None:
+    config = load_config(REPO / "config.yaml", {"omni": {"layerwise_rate": 0.5},
+                                                "search": {"levels": [0.6, 0.7, 0.8, 0.9], "budgets": [0.7, 0.9]}})
+    with pytest.raises(ConfigError, match=r"omni\.layerwise_rate.*\[0\.5\]"):
+        check_study(config)
+
+
+def test_supernet_job_trains_per_layer_vectors_and_logs_them(prepared: PreparedData, dense_model: Path,
+                                                             tmp_path: Path) -> None:
+    config = copy.deepcopy(prepared.config)
+    config["omni"].update(layerwise_rate=1.0, warmup_fraction=0.0, level_weights="loss")
+    supernet, masks = job_params.supernet(config), job_params.masks(config)
+    assert supernet["layer_levels"] == config["search"]["levels"]
+    assert "layer_levels" not in job_params.supernet(prepared.config), "no per-layer passes, no dependency"
+    steps, sampler = planned_sampler(supernet)
+    job = paths(prepared, tmp_path, init=dense_model)
+    setup = training_setup(config, "omni", masks=masks, supernet=supernet)
+    run_training_job(setup, JobSpec("train_omni", "omni", None, steps), job, 1,
+                     lambda m: SupernetGradients.from_section(m, masks, supernet, sampler, setup.seed))
+    log = pd.read_csv(job.log_out)
+    assert (log[f"{PASS_LAYERWISE}1"] == 1.0).all() and log[f"{PASS_LEVEL}1"].isin(config["sparsity"]["levels"]).all()

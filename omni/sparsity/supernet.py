@@ -14,6 +14,7 @@ import torch
 
 from omni.asr.trainer import LossFn
 from omni.sparsity.budget import passes_per_step, planned_steps, warmup_steps
+from omni.sparsity.layerwise import LayerwiseSampling
 from omni.sparsity.masking import MaskedParameters
 from omni.sparsity.masks import (
     LayerRanking,
@@ -25,6 +26,7 @@ from omni.sparsity.masks import (
 )
 
 PASS_LEVEL, PASS_LOSS = "level_pass", "loss_pass"   # train_log.csv columns, numbered per pass of a step
+PASS_LAYERWISE = "layerwise_pass"   # 1 when the pass trained a per-layer vector at its level's size
 LOSS_WEIGHT_DECAY = 0.9   # level_weights "loss": each level's weight is this exponential average of its losses
 
 
@@ -145,7 +147,7 @@ class SupernetGradients:
 
     def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], sampler: LevelSampler,
                  update_every: int, seed: int, inplace_distillation: bool = False,
-                 level_weights: LevelWeights | None = None) -> None:
+                 level_weights: LevelWeights | None = None, layerwise: LayerwiseSampling | None = None) -> None:
         """`inplace_distillation`: the step's densest sub-network trains first, on the labels, and every
         other sub-network of the step also learns its output distribution (in-place distillation)."""
         if inplace_distillation and sampler.passes_per_step() < 2:
@@ -154,6 +156,7 @@ class SupernetGradients:
         self.model = model
         self.inplace_distillation = inplace_distillation
         self.level_weights = level_weights or LevelWeights(None, sampler.levels)
+        self.layerwise = layerwise or LayerwiseSampling(0.0, (), 0)
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
         self.block_shape = sparsity_cfg["block_shape"]
@@ -163,28 +166,35 @@ class SupernetGradients:
         self.generator = torch.Generator().manual_seed(seed)
         self.rankings: dict[str, LayerRanking] = {}
         self.step_levels: list[float] = []
+        self.step_allocations: list[dict[str, float] | None] = []
 
     @classmethod
     def from_section(cls, model: torch.nn.Module, masks: dict[str, Any], supernet: Mapping[str, Any],
                      sampler: LevelSampler, seed: int) -> SupernetGradients:
-        """From the rule sections omni.job_params.masks and .supernet (with its optional distill entry)."""
+        """From the rule sections omni.job_params.masks and .supernet (with its optional distill entry, and
+        the per-layer choices when it trains per-layer vectors)."""
+        layerwise = LayerwiseSampling(supernet["layerwise_rate"], tuple(supernet.get("layer_levels", ())),
+                                      sampler.warmup_steps)
         return cls(model, masks, sampler, supernet["mask_update_every"], seed,
                    inplace_distillation=supernet.get("distill", {}).get("teacher") == "inplace",
-                   level_weights=LevelWeights(supernet["level_weights"], list(supernet["levels"])))
+                   level_weights=LevelWeights(supernet["level_weights"], list(supernet["levels"])),
+                   layerwise=layerwise)
 
     def prepare(self, step: int) -> None:
         if step % self.update_every == 0 or not self.rankings:
             self.rankings = rank_layers(self.model, self.names, self.granularity, self.block_shape)
         levels = self.sampler.sample(step, self.generator, self.level_weights.current())
         self.step_levels = sorted(levels) if self.inplace_distillation else levels
+        self.step_allocations = [self.layerwise.draw(step, level, self.rankings, self.generator)
+                                 for level in self.step_levels]
 
     def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
         """Average of the sampled sub-networks' losses; gradients summed into the shared weights."""
         total = 0.0
         extra: dict[str, float] = {}
         teacher: torch.Tensor | None = None
-        for position, level in enumerate(self.step_levels):
-            self.masked.set_masks(masks_at(self.rankings, level))
+        for position, (level, allocation) in enumerate(zip(self.step_levels, self.step_allocations)):
+            self.masked.set_masks(masks_at(self.rankings, level if allocation is None else allocation))
             loss = loss_fn(teacher_logits=teacher) if teacher is not None else loss_fn()
             if self.inplace_distillation and teacher is None:
                 teacher = loss_fn.last_logits  # the densest sub-network's output, detached
@@ -195,6 +205,7 @@ class SupernetGradients:
             self.level_weights.observe(level, value)
             total += value
             extra[f"{PASS_LEVEL}{position + 1}"], extra[f"{PASS_LOSS}{position + 1}"] = level, value
+            extra[f"{PASS_LAYERWISE}{position + 1}"] = float(allocation is not None)
         extra["subnets"] = len(self.step_levels)
         return total / len(self.step_levels), extra
 
@@ -205,9 +216,11 @@ class SupernetGradients:
         """The level trained and its loss, per sub-network pass of the step, in the order trained: the
         sampler's (uniform: the one level; sandwich: highest, lowest, then the random ones; fixed_set:
         highest to lowest), or densest first under in-place distillation. During warm-up a level is the
-        sampled one capped by the growing highest level."""
+        sampled one capped by the growing highest level. With per-layer passes, whether the pass trained
+        a per-layer vector at that level's size."""
         passes = range(1, self.sampler.passes_per_step() + 1)
-        return [column for i in passes for column in (f"{PASS_LEVEL}{i}", f"{PASS_LOSS}{i}")]
+        kinds = (PASS_LEVEL, PASS_LOSS, *((PASS_LAYERWISE,) if self.layerwise.rate > 0 else ()))
+        return [f"{kind}{i}" for i in passes for kind in kinds]
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "level_weights": self.level_weights.state_dict(),
