@@ -11,7 +11,6 @@ import torch
 
 from omni import job_params
 from omni.asr.model import build_model
-from omni.asr.trainer import DenseGradients
 from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.budget import supernet_steps

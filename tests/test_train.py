@@ -10,7 +10,7 @@ import torch
 
 from omni.asr.trainer import DenseGradients, NonFiniteLossError
 from omni.atomic import load_torch
-from omni.jobs.training import JobSpec, TrainPaths, run_training_job
+from omni.jobs.training import JobSpec, run_training_job
 from tests.conftest import PreparedData, paths, training_setup
 
 STEPS = 4
