@@ -1,4 +1,5 @@
-"""Supernet training strategies: level sampling weights (fixed or by loss), per-layer vectors."""
+"""Supernet training strategies: level sampling weights (fixed or by loss), per-layer vectors, and
+what the optimizer does to weights no sub-network of a step kept."""
 from __future__ import annotations
 
 import copy
@@ -13,7 +14,7 @@ from omni import job_params
 from omni.config import ConfigError, load_config
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.layerwise import LayerwiseSampling, allocation_at_size
-from omni.sparsity.masks import LayerRanking, count_kept, masks_at
+from omni.sparsity.masks import LayerRanking, count_kept, masks_at, original_weight
 from omni.sparsity.supernet import (
     PASS_LAYERWISE,
     PASS_LEVEL,
@@ -24,6 +25,7 @@ from omni.sparsity.supernet import (
 )
 from omni.study import check_study
 from tests.conftest import REPO, PreparedData, paths, training_setup
+from tests.test_sparsity import fixed_batch, logits_of, small_setup
 
 LEVELS = [0.5, 0.7, 0.8, 0.9]
 
@@ -142,3 +144,28 @@ def test_supernet_job_trains_per_layer_vectors_and_logs_them(prepared: PreparedD
                      lambda m: SupernetGradients.from_section(m, masks, supernet, sampler, setup.seed))
     log = pd.read_csv(job.log_out)
     assert (log[f"{PASS_LAYERWISE}1"] == 1.0).all() and log[f"{PASS_LEVEL}1"].isin(config["sparsity"]["levels"]).all()
+
+
+# ---------------------------------------------------------------- weights no sub-network used
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_weights_no_subnetwork_kept_leave_the_step_untouched_only_when_frozen(frozen: bool) -> None:
+    model, model_config, config = small_setup()
+    batch = fixed_batch(model_config)
+    sampler = LevelSampler(strategy="uniform", levels=[0.9], level_space="discrete", continuous_range=(0.5, 0.9),
+                           random_levels=0, warmup_steps=0, update_every=1)
+    strategy = SupernetGradients(model, job_params.masks(config), sampler, 1, 0, freeze_unused=frozen)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.01, weight_decay=0.5)
+    for step in range(3):   # later steps carry momentum from earlier ones
+        strategy.prepare(step)
+        optimizer.zero_grad()
+        before = {name: original_weight(model, name).detach().clone() for name in strategy.names}
+        strategy.accumulate(step, lambda teacher_logits=None: logits_of(model, batch).square().mean())
+        optimizer.step()
+        strategy.after_step()
+        kept = masks_at(strategy.rankings, 0.9)
+        for name in strategy.names:
+            after = original_weight(model, name).detach()
+            assert not torch.equal(after[kept[name]], before[name][kept[name]]), "used weights train"
+            assert torch.equal(after[~kept[name]], before[name][~kept[name]]) == frozen, name

@@ -21,6 +21,7 @@ from omni.sparsity.masks import (
     all_kept_masks,
     cubic_sparsity,
     masks_at,
+    original_weight,
     prunable_parameter_names,
     rank_layers,
 )
@@ -147,9 +148,12 @@ class SupernetGradients:
 
     def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], sampler: LevelSampler,
                  update_every: int, seed: int, inplace_distillation: bool = False,
-                 level_weights: LevelWeights | None = None, layerwise: LayerwiseSampling | None = None) -> None:
+                 level_weights: LevelWeights | None = None, layerwise: LayerwiseSampling | None = None,
+                 freeze_unused: bool = False) -> None:
         """`inplace_distillation`: the step's densest sub-network trains first, on the labels, and every
-        other sub-network of the step also learns its output distribution (in-place distillation)."""
+        other sub-network of the step also learns its output distribution (in-place distillation).
+        `freeze_unused`: a weight that none of the step's sub-networks keeps leaves the optimizer step
+        as it entered it (plain AdamW moves it by momentum and decays it although no pass used it)."""
         if inplace_distillation and sampler.passes_per_step() < 2:
             raise ValueError(f"in-place distillation needs several sub-networks per step; sampling "
                              f"{sampler.strategy!r} trains one")
@@ -157,6 +161,8 @@ class SupernetGradients:
         self.inplace_distillation = inplace_distillation
         self.level_weights = level_weights or LevelWeights(None, sampler.levels)
         self.layerwise = layerwise or LayerwiseSampling(0.0, (), 0)
+        self.freeze_unused = freeze_unused
+        self.held: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}   # name -> (unused positions, their values)
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
         self.block_shape = sparsity_cfg["block_shape"]
@@ -178,7 +184,7 @@ class SupernetGradients:
         return cls(model, masks, sampler, supernet["mask_update_every"], seed,
                    inplace_distillation=supernet.get("distill", {}).get("teacher") == "inplace",
                    level_weights=LevelWeights(supernet["level_weights"], list(supernet["levels"])),
-                   layerwise=layerwise)
+                   layerwise=layerwise, freeze_unused=supernet["unused_weights"] == "frozen")
 
     def prepare(self, step: int) -> None:
         if step % self.update_every == 0 or not self.rankings:
@@ -193,8 +199,12 @@ class SupernetGradients:
         total = 0.0
         extra: dict[str, float] = {}
         teacher: torch.Tensor | None = None
+        used: dict[str, torch.Tensor] = {}
         for position, (level, allocation) in enumerate(zip(self.step_levels, self.step_allocations)):
-            self.masked.set_masks(masks_at(self.rankings, level if allocation is None else allocation))
+            masks = masks_at(self.rankings, level if allocation is None else allocation)
+            self.masked.set_masks(masks)
+            if self.freeze_unused:
+                used = {name: mask | used[name] if name in used else mask for name, mask in masks.items()}
             loss = loss_fn(teacher_logits=teacher) if teacher is not None else loss_fn()
             if self.inplace_distillation and teacher is None:
                 teacher = loss_fn.last_logits  # the densest sub-network's output, detached
@@ -207,10 +217,22 @@ class SupernetGradients:
             extra[f"{PASS_LEVEL}{position + 1}"], extra[f"{PASS_LOSS}{position + 1}"] = level, value
             extra[f"{PASS_LAYERWISE}{position + 1}"] = float(allocation is not None)
         extra["subnets"] = len(self.step_levels)
+        if self.freeze_unused:
+            self._hold_unused(used)
         return total / len(self.step_levels), extra
 
+    def _hold_unused(self, used: Mapping[str, torch.Tensor]) -> None:
+        """Remember the weights no pass of this step kept, to put them back after the optimizer step."""
+        self.held = {}
+        for name, kept in used.items():
+            unused = ~kept.to(original_weight(self.model, name).device)
+            self.held[name] = (unused, original_weight(self.model, name).detach()[unused].clone())
+
     def after_step(self) -> None:
-        return None
+        with torch.no_grad():
+            for name, (unused, values) in self.held.items():
+                original_weight(self.model, name)[unused] = values
+        self.held = {}
 
     def log_columns(self) -> list[str]:
         """The level trained and its loss, per sub-network pass of the step, in the order trained: the
