@@ -99,7 +99,17 @@ def masks(config: Config) -> Section:
 
 
 def individual(config: Config) -> Section:
-    return canonical(config["individual"])
+    return canonical({**config["individual"], **_distill_entry(config, "individual")})
+
+
+def _distill_entry(config: Config, arm: str) -> Section:
+    """`{"distill": {teacher, weight, form}}` when the arm has a teacher (`distill.individual` /
+    `distill.omni`), else nothing: a teacher-less job's section, and so its outputs, never change
+    with the distillation settings."""
+    settings = config["distill"]
+    if settings[arm] == "none":
+        return {}
+    return {"distill": {"teacher": settings[arm], "weight": settings["weight"], "form": settings["form"]}}
 
 
 def supernet_budget(config: Config) -> int:
@@ -110,9 +120,12 @@ def supernet_budget(config: Config) -> int:
 
 
 def supernet(config: Config) -> Section:
-    """The omni settings with the budget resolved, and the levels the supernet samples."""
+    """The omni settings with the budget resolved, the levels the supernet samples, and with per-layer
+    passes the per-layer choices (search.levels)."""
     settings = {key: value for key, value in config["omni"].items() if key != "unequal_budget"}
-    return canonical({**settings, "budget": supernet_budget(config), "levels": config["sparsity"]["levels"]})
+    layerwise = {"layer_levels": config["search"]["levels"]} if config["omni"]["layerwise_rate"] > 0 else {}
+    return canonical({**settings, "budget": supernet_budget(config), "levels": config["sparsity"]["levels"],
+                      **_distill_entry(config, "omni"), **layerwise})
 
 
 def budget_levels(config: Config) -> list[float]:

@@ -190,6 +190,22 @@ def check_study(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"config key '{key}': budget levels {unsearchable} are not in search.levels "
                           f"{config['search']['levels']} (the uniform model at a budget seeds its search)")
     _check_pruning_schedules(config)
+    weights, levels = config["omni"]["level_weights"], config["sparsity"]["levels"]
+    if weights is not None and config["omni"]["level_space"] != "discrete":
+        raise ConfigError("config key 'omni.level_weights': weights are per level of sparsity.levels; "
+                          "omni.level_space 'continuous' draws from a range")
+    if isinstance(weights, list) and len(weights) != len(levels):
+        raise ConfigError(f"config key 'omni.level_weights': {len(weights)} weights for {len(levels)} levels "
+                          f"of sparsity.levels {levels}")
+    choices = config["search"]["levels"]
+    outside = [level for level in levels if not min(choices) <= level <= max(choices)]
+    if config["omni"]["layerwise_rate"] > 0 and outside:
+        raise ConfigError(f"config key 'omni.layerwise_rate': sparsity levels {outside} lie outside the range of "
+                          f"search.levels {choices}, so no per-layer vector of those has their size")
+    if config["distill"]["omni"] == "inplace" and config["omni"]["sampling"] == "uniform":
+        raise ConfigError("config key 'distill.omni': in-place distillation needs several sub-networks per step "
+                          "(the densest teaches the others), but omni.sampling 'uniform' trains one; use sandwich "
+                          "or fixed_set, or distill.omni: dense")
 
 
 def _check_pruning_schedules(config: Mapping[str, Any]) -> None:

@@ -15,7 +15,8 @@ from omni.data.corpus import prepare_corpus
 from omni.data.features import compute_feature_stats
 from omni.data.manifest import build_manifest
 from omni.data.tokenizer import train_tokenizer
-from omni.jobs.training import TrainingSetup
+from omni.asr.trainer import DenseGradients
+from omni.jobs.training import JobSpec, TrainingSetup, TrainPaths, run_training_job
 
 REPO = Path(__file__).resolve().parent.parent
 # The shared 20-utterance LibriSpeech test-other sample, beside the repository (never a machine path).
@@ -65,3 +66,19 @@ def training_setup(config: dict[str, Any], arm: str, **strategy: Any) -> Trainin
     return TrainingSetup(training=job_params.training(config, arm, seed), logmel=job_params.logmel(config),
                          augmentation=job_params.augmentation(config),
                          model=job_params.model(config) if arm == "dense" else None, strategy=strategy)
+
+
+def paths(prepared: PreparedData, folder: Path, init: Path | None = None) -> TrainPaths:
+    """A training job's files under `folder`, on the prepared training split."""
+    return TrainPaths(manifest=prepared.manifests["train"], feature_stats=prepared.feature_stats,
+                      tokenizer=prepared.tokenizer, model_out=folder / "model.pt", log_out=folder / "train_log.csv",
+                      cost_out=folder / "cost.json", checkpoint_dir=folder / "checkpoints", init_model=init)
+
+
+@pytest.fixture(scope="session")
+def dense_model(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dense model of 3 steps: where the pruning arms' tests start."""
+    folder = tmp_path_factory.mktemp("dense")
+    run_training_job(training_setup(prepared.config, "dense"), JobSpec("train_dense", "dense", None, 3),
+                     paths(prepared, folder), 1, DenseGradients)
+    return folder / "model.pt"

@@ -11,7 +11,6 @@ import torch
 
 from omni import job_params
 from omni.asr.model import build_model
-from omni.asr.trainer import DenseGradients
 from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.budget import supernet_steps
@@ -19,21 +18,11 @@ from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import LayerRanking, masks_at, rank_layers, units_to_prune
 from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_section
-from tests.conftest import PreparedData, training_setup
+from tests.conftest import PreparedData, paths, training_setup
 from tests.test_sparsity import small_setup
-from tests.test_train import paths
 
 TARGET = 0.8
 STEPS = 6
-
-
-@pytest.fixture(scope="module")
-def dense_model(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("dense")
-    config = prepared.config
-    run_training_job(training_setup(config, "dense"), JobSpec("train_dense", "dense", None, 3),
-                     paths(prepared, folder), 1, DenseGradients)
-    return folder / "model.pt"
 
 
 def test_individual_job_reaches_exact_target_sparsity(prepared: PreparedData, dense_model: Path,

@@ -89,3 +89,10 @@ def test_supernet_warmup_shorter_than_one_mask_update_is_named() -> None:
                                                           "unequal_budget": True}})
     with pytest.raises(ConfigError, match=r"omni\.warmup_fraction.*omni\.mask_update_every"):
         check_study(config)
+
+
+def test_inplace_distillation_with_one_subnetwork_per_step_is_named() -> None:
+    config = load_config(REPO / "config.yaml", {"distill": {"omni": "inplace"}, "omni": {"sampling": "uniform"}})
+    with pytest.raises(ConfigError, match=r"distill\.omni.*omni\.sampling"):
+        check_study(config)
+    check_study(load_config(REPO / "config.yaml", {"distill": {"omni": "inplace"}, "omni": {"sampling": "sandwich"}}))

@@ -10,16 +10,10 @@ import torch
 
 from omni.asr.trainer import DenseGradients, NonFiniteLossError
 from omni.atomic import load_torch
-from omni.jobs.training import JobSpec, TrainPaths, run_training_job
-from tests.conftest import PreparedData, training_setup
+from omni.jobs.training import JobSpec, run_training_job
+from tests.conftest import PreparedData, paths, training_setup
 
 STEPS = 4
-
-
-def paths(prepared: PreparedData, folder: Path, init: Path | None = None) -> TrainPaths:
-    return TrainPaths(manifest=prepared.manifests["train"], feature_stats=prepared.feature_stats,
-                      tokenizer=prepared.tokenizer, model_out=folder / "model.pt", log_out=folder / "train_log.csv",
-                      cost_out=folder / "cost.json", checkpoint_dir=folder / "checkpoints", init_model=init)
 
 
 def dense_spec() -> JobSpec:

@@ -11,5 +11,4 @@ with tee_stderr(smk.log[0]):
     setup = training_setup(smk, {"masks": masks, "supernet": supernet})
     spec = JobSpec(job="train_omni", arm="omni", sparsity=None, steps=steps)
     run_training_job(setup, spec, train_paths(smk), smk.threads,
-                     lambda model: SupernetGradients(model, masks, sampler, supernet["mask_update_every"],
-                                                     setup.seed))
+                     lambda model: SupernetGradients.from_section(model, masks, supernet, sampler, setup.seed))

@@ -25,11 +25,13 @@ from torchaudio.functional import rnnt_loss
 from tqdm import tqdm
 
 from omni.asr.checkpoints import CheckpointFolder
+from omni.asr.distill import lattice_kl
 from omni.asr.frontend import Frontend
 from omni.asr.parallel import Ranks
 from omni.data.batches import Batch, BatchStream
 
 LOG_COLUMNS = ["step", "loss", "lr", "audio_seconds", "wall_s"]
+KL_COLUMN = "kl"   # a distilling job's mean distillation term over the step's passes (the loss column includes it)
 # Cosine decay ends at this fraction of the peak learning rate.
 FINAL_LR_FRACTION = 0.05
 
@@ -61,7 +63,74 @@ class TrainSettings:
                    log_every=training["log_every"], max_consecutive_nonfinite=training["max_consecutive_nonfinite"])
 
 
-LossFn = Callable[[], torch.Tensor]
+class LossFn(Protocol):
+    """The loss of the model, as currently masked, on the step's batch. `teacher_logits`: an in-place
+    teacher's output on the same batch (another sub-network of the step), distilled from."""
+
+    last_logits: torch.Tensor | None   # the latest call's output, detached: an in-place teacher
+
+    def __call__(self, teacher_logits: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """A training job's distillation term: `weight` x lattice KL (omni.asr.distill) beside the RNN-T
+    loss, from a frozen `teacher` model run on the same batch, or, when `teacher` is None, from
+    logits the gradient strategy passes in place (the densest sub-network of the step)."""
+
+    weight: float
+    form: str
+    teacher: torch.nn.Module | None = None
+
+
+class StepLoss:
+    """One step's batch, turned into features once, so every pass of the step and the teacher see
+    the same augmented input; calling it runs one forward pass of the model as currently masked."""
+
+    def __init__(self, model: torch.nn.Module, frontend: Frontend, batch: Batch, blank: int, augment: bool,
+                 distillation: Distillation | None = None) -> None:
+        self.model, self.frontend, self.batch, self.blank, self.augment = model, frontend, batch, blank, augment
+        self.distillation = distillation
+        self._features: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._teacher_logits: torch.Tensor | None = None
+        self.last_logits: torch.Tensor | None = None   # the latest pass's output, detached (an in-place teacher)
+        self.kls: list[float] = []                     # the distillation term of each pass
+
+    def features(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._features is None:
+            self._features = self.frontend(self.batch.waveforms, self.batch.wave_lengths, augment=self.augment)
+        return self._features
+
+    def _logits(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """The predictor sees the targets with blank prepended."""
+        inputs, input_lengths = self.features()
+        prepended = torch.nn.functional.pad(self.batch.targets, (1, 0), value=self.blank)
+        logits, logit_lengths, _, _ = model(inputs, input_lengths, prepended, self.batch.target_lengths + 1)
+        return logits, logit_lengths
+
+    def _frozen_teacher_logits(self) -> torch.Tensor | None:
+        teacher = self.distillation.teacher if self.distillation else None
+        if teacher is not None and self._teacher_logits is None:
+            with torch.no_grad():
+                self._teacher_logits = self._logits(teacher)[0]
+        return self._teacher_logits
+
+    def __call__(self, teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean per-utterance RNN-T loss, plus the distillation term when a teacher is given or configured."""
+        logits, logit_lengths = self._logits(self.model)
+        targets, target_lengths = self.batch.targets, self.batch.target_lengths
+        loss = rnnt_loss(logits, targets.int(), logit_lengths.int(), target_lengths.int(), blank=self.blank,
+                         reduction="mean")
+        self.last_logits = logits.detach()
+        teacher = teacher_logits if teacher_logits is not None else self._frozen_teacher_logits()
+        if teacher is not None:
+            if self.distillation is None:
+                raise ValueError("a teacher's logits were passed to a job that does not distill")
+            kl = lattice_kl(logits, teacher, logit_lengths, targets, target_lengths, self.blank,
+                            self.distillation.form)
+            self.kls.append(float(kl.detach()))
+            loss = loss + self.distillation.weight * kl
+        return loss
 
 
 class GradientStrategy(Protocol):
@@ -140,17 +209,6 @@ class DenseGradients:
         return self.model.state_dict(), {}
 
 
-def rnnt_batch_loss(model: torch.nn.Module, frontend: Frontend, batch: Batch, blank: int,
-                    augment: bool) -> torch.Tensor:
-    """Mean per-utterance RNN-T loss; the predictor sees the targets with blank prepended."""
-    inputs, input_lengths = frontend(batch.waveforms, batch.wave_lengths, augment=augment)
-    targets = batch.targets
-    prepended = torch.nn.functional.pad(targets, (1, 0), value=blank)
-    logits, logit_lengths, _, _ = model(inputs, input_lengths, prepended, batch.target_lengths + 1)
-    return rnnt_loss(logits, targets.int(), logit_lengths.int(), batch.target_lengths.int(),
-                     blank=blank, reduction="mean")
-
-
 def warmup_cosine(settings: TrainSettings) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < settings.warmup_steps:
@@ -174,9 +232,11 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, frontend: Frontend, strategy: GradientStrategy,
                  stream: BatchStream, settings: TrainSettings, blank: int, device: torch.device,
                  checkpoints: CheckpointFolder, log_path: Path, description: str,
-                 halt_after: int | None = None, ranks: Ranks = Ranks()) -> None:
+                 halt_after: int | None = None, ranks: Ranks = Ranks(),
+                 distillation: Distillation | None = None) -> None:
         """`halt_after` stops (like a kill) after that step's checkpoint; tests use it."""
         self.model, self.frontend, self.strategy = model, frontend, strategy
+        self.distillation = distillation
         self.stream, self.settings, self.blank, self.device = stream, settings, blank, device
         self.checkpoints, self.log_path, self.description = checkpoints, log_path, description
         self.halt_after = halt_after
@@ -229,9 +289,13 @@ class Trainer:
         self.nonfinite_skipped = int(state["nonfinite_skipped"])
         self.subnet_passes = int(state["subnet_passes"])
 
+    def _extra_columns(self) -> list[str]:
+        """Log columns after LOG_COLUMNS: the distillation term when distilling, then the strategy's."""
+        return ([KL_COLUMN] if self.distillation else []) + self.strategy.log_columns()
+
     def _truncate_log(self) -> None:
         """Drop log rows past the resumed step (they belong to work lost in the kill)."""
-        columns = LOG_COLUMNS + self.strategy.log_columns()
+        columns = LOG_COLUMNS + self._extra_columns()
         rows: list[list[str]] = []
         if self.log_path.exists():
             with open(self.log_path, newline="") as handle:
@@ -271,8 +335,10 @@ class Trainer:
                 self.strategy.prepare(self.step)
                 self.optimizer.zero_grad(set_to_none=True)
                 augment = self.step >= self.settings.clean_steps
-                local_loss, extra = self.strategy.accumulate(
-                    self.step, lambda b=batch: rnnt_batch_loss(self.model, self.frontend, b, self.blank, augment))
+                step_loss = StepLoss(self.model, self.frontend, batch, self.blank, augment, self.distillation)
+                local_loss, extra = self.strategy.accumulate(self.step, step_loss)
+                if step_loss.kls:
+                    extra[KL_COLUMN] = sum(step_loss.kls) / len(step_loss.kls)
                 loss_sum, audio_seconds = self.ranks.sum([local_loss, batch.audio_seconds], self.device)
                 loss_value = loss_sum / self.ranks.world
                 grad_norm = None
@@ -303,7 +369,7 @@ class Trainer:
                 if writer and (self.step % self.settings.log_every == 0 or self.step == self.settings.steps):
                     log.writerow([self.step, f"{loss_value:.5f}", f"{lr:.3e}", f"{self.audio_seconds:.2f}",
                                   f"{wall:.2f}"] + [f"{extra.get(c, float('nan')):.5f}"
-                                                   for c in self.strategy.log_columns()])
+                                                   for c in self._extra_columns()])
                     log_handle.flush()
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}",

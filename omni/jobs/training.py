@@ -22,7 +22,7 @@ from omni.asr.checkpoints import CheckpointFolder
 from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id, build_model, load_model, model_config_from, save_model
 from omni.asr.parallel import Ranks, run_ranks
-from omni.asr.trainer import GradientStrategy, Trainer, TrainSettings
+from omni.asr.trainer import Distillation, GradientStrategy, Trainer, TrainSettings
 from omni.atomic import atomic_path
 from omni.costs import CostMeter
 from omni.data.batches import BatchStream, UtteranceSet
@@ -66,6 +66,23 @@ class TrainingSetup:
     @property
     def seed(self) -> int:
         return int(self.training["seed"])
+
+    def distillation(self, init_model: Path | None, device: torch.device) -> Distillation | None:
+        """From the arm section's `distill` entry (omni.job_params: present only when the arm has a
+        teacher): a frozen copy of the starting (dense) model as teacher, or in place (the gradient
+        strategy passes the step's densest sub-network)."""
+        entries = [section["distill"] for section in self.strategy.values()
+                   if isinstance(section, Mapping) and "distill" in section]
+        if not entries:
+            return None
+        section = entries[0]
+        if section["teacher"] == "inplace":
+            return Distillation(section["weight"], section["form"])
+        if init_model is None:
+            raise ValueError("a dense teacher is the starting model; a job trained from scratch has none")
+        teacher, _ = load_model(init_model)
+        teacher.to(device).eval().requires_grad_(False)
+        return Distillation(section["weight"], section["form"], teacher)
 
 
 StrategyFactory = Callable[[torch.nn.Module], GradientStrategy]
@@ -128,7 +145,7 @@ def _train_rank(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, threads:
     trainer = Trainer(model, frontend, strategy, stream, settings, blank, device,
                       CheckpointFolder(paths.checkpoint_dir, fingerprint(setup, spec)),
                       paths.checkpoint_dir / "train_log.csv", description=spec.arm if spec.sparsity is None else f"{spec.arm}:{spec.sparsity:g}",
-                      halt_after=halt_after, ranks=ranks)
+                      halt_after=halt_after, ranks=ranks, distillation=setup.distillation(paths.init_model, device))
     result = trainer.run()
     peak_mem_mb = sum(ranks.gather(meter.peak_mem_mb()))
     if result.steps < spec.steps or not ranks.is_writer:

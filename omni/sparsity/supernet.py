@@ -14,17 +14,60 @@ import torch
 
 from omni.asr.trainer import LossFn
 from omni.sparsity.budget import passes_per_step, planned_steps, warmup_steps
+from omni.sparsity.layerwise import LayerwiseSampling
 from omni.sparsity.masking import MaskedParameters
 from omni.sparsity.masks import (
     LayerRanking,
     all_kept_masks,
     cubic_sparsity,
     masks_at,
+    original_weight,
     prunable_parameter_names,
     rank_layers,
 )
 
 PASS_LEVEL, PASS_LOSS = "level_pass", "loss_pass"   # train_log.csv columns, numbered per pass of a step
+PASS_LAYERWISE = "layerwise_pass"   # 1 when the pass trained a per-layer vector at its level's size
+LOSS_WEIGHT_DECAY = 0.9   # level_weights "loss": each level's weight is this exponential average of its losses
+
+
+class LevelWeights:
+    """How the supernet draws its random levels (omni.level_weights): uniformly (None), with fixed
+    weights (one per sparsity level, in the order of sparsity.levels), or "loss": in proportion to
+    each level's recent training loss, so the hardest (usually the sparsest) level trains most.
+    Until every level has been trained once, "loss" draws uniformly."""
+
+    def __init__(self, setting: None | str | list[float], levels: list[float]) -> None:
+        self.levels = sorted(levels)
+        self.adaptive = setting == "loss"
+        self.fixed = None
+        if isinstance(setting, list):
+            if len(setting) != len(levels) or min(setting) <= 0:
+                raise ValueError(f"omni.level_weights: {setting} must hold one positive weight per level {levels}")
+            by_level = dict(zip(levels, setting))
+            self.fixed = torch.tensor([float(by_level[level]) for level in self.levels])
+        self.average_loss: dict[float, float] = {}
+
+    def current(self) -> torch.Tensor | None:
+        if self.fixed is not None:
+            return self.fixed
+        if self.adaptive and len(self.average_loss) == len(self.levels):
+            return torch.tensor([self.average_loss[level] for level in self.levels]).clamp_min(1e-6)
+        return None
+
+    def observe(self, level: float, loss: float) -> None:
+        """A level's pass loss (capped warm-up levels that are no configured level are not counted)."""
+        if not self.adaptive or level not in self.levels:
+            return
+        previous = self.average_loss.get(level)
+        self.average_loss[level] = loss if previous is None else (
+            LOSS_WEIGHT_DECAY * previous + (1 - LOSS_WEIGHT_DECAY) * loss)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"average_loss": dict(self.average_loss)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.average_loss = {float(level): float(loss) for level, loss in state["average_loss"].items()}
 
 
 @dataclass
@@ -34,7 +77,8 @@ class LevelSampler:
     sandwich: the highest current level, the lowest, and `random_levels` random ones;
     uniform: one random level; fixed_set: every level. During warm-up the highest level grows
     on the cubic schedule and every level is capped by it, so early steps do not train
-    90 %-sparse sub-networks of a model that was never pruned.
+    90 %-sparse sub-networks of a model that was never pruned. A random level is drawn uniformly,
+    or with `weights` (one per level, any positive scale) given to `sample`.
     """
     strategy: str
     levels: list[float]
@@ -55,21 +99,27 @@ class LevelSampler:
     def current_highest(self, step: int) -> float:
         return cubic_sparsity(step, final=self.highest, ramp_steps=self.warmup_steps, update_every=self.update_every)
 
-    def _random(self, generator: torch.Generator, cap: float) -> float:
+    def _random(self, generator: torch.Generator, cap: float, weights: torch.Tensor | None) -> float:
         if self.level_space == "continuous":
             low = min(self.lowest, cap)
             return low + (cap - low) * float(torch.rand((), generator=generator))
-        index = int(torch.randint(len(self.levels), (), generator=generator))
+        if weights is None:
+            index = int(torch.randint(len(self.levels), (), generator=generator))
+        else:
+            index = int(torch.multinomial(weights, 1, generator=generator))
         return min(self.levels[index], cap)
 
-    def sample(self, step: int, generator: torch.Generator) -> list[float]:
+    def sample(self, step: int, generator: torch.Generator, weights: torch.Tensor | None = None) -> list[float]:
+        """The step's levels; `weights` (one per level of `levels`, discrete space) bias the random ones."""
+        if weights is not None and (self.level_space != "discrete" or len(weights) != len(self.levels)):
+            raise ValueError(f"level weights need the discrete space and one weight per level {self.levels}")
         cap = self.current_highest(step)
         if self.strategy == "uniform":
-            return [self._random(generator, cap)]
+            return [self._random(generator, cap, weights)]
         if self.strategy == "fixed_set":
             return sorted({min(level, cap) for level in self.levels}, reverse=True)
-        sampled = [cap, min(self.lowest, cap)] + [self._random(generator, cap) for _ in range(self.random_levels)]
-        return sampled
+        return [cap, min(self.lowest, cap)] + [self._random(generator, cap, weights)
+                                               for _ in range(self.random_levels)]
 
     def passes_per_step(self) -> int:
         """Sub-network forward/backward passes a step costs (for the equal-budget rule)."""
@@ -97,8 +147,22 @@ class SupernetGradients:
     shared weights, and checkpoints hold them unmasked under plain names (exact resume)."""
 
     def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], sampler: LevelSampler,
-                 update_every: int, seed: int) -> None:
+                 update_every: int, seed: int, inplace_distillation: bool = False,
+                 level_weights: LevelWeights | None = None, layerwise: LayerwiseSampling | None = None,
+                 freeze_unused: bool = False) -> None:
+        """`inplace_distillation`: the step's densest sub-network trains first, on the labels, and every
+        other sub-network of the step also learns its output distribution (in-place distillation).
+        `freeze_unused`: a weight that none of the step's sub-networks keeps leaves the optimizer step
+        as it entered it (plain AdamW moves it by momentum and decays it although no pass used it)."""
+        if inplace_distillation and sampler.passes_per_step() < 2:
+            raise ValueError(f"in-place distillation needs several sub-networks per step; sampling "
+                             f"{sampler.strategy!r} trains one")
         self.model = model
+        self.inplace_distillation = inplace_distillation
+        self.level_weights = level_weights or LevelWeights(None, sampler.levels)
+        self.layerwise = layerwise or LayerwiseSampling(0.0, (), 0)
+        self.freeze_unused = freeze_unused
+        self.held: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}   # name -> (unused positions, their values)
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
         self.block_shape = sparsity_cfg["block_shape"]
@@ -108,44 +172,85 @@ class SupernetGradients:
         self.generator = torch.Generator().manual_seed(seed)
         self.rankings: dict[str, LayerRanking] = {}
         self.step_levels: list[float] = []
+        self.step_allocations: list[dict[str, float] | None] = []
+
+    @classmethod
+    def from_section(cls, model: torch.nn.Module, masks: dict[str, Any], supernet: Mapping[str, Any],
+                     sampler: LevelSampler, seed: int) -> SupernetGradients:
+        """From the rule sections omni.job_params.masks and .supernet (with its optional distill entry, and
+        the per-layer choices when it trains per-layer vectors)."""
+        layerwise = LayerwiseSampling(supernet["layerwise_rate"], tuple(supernet.get("layer_levels", ())),
+                                      sampler.warmup_steps)
+        return cls(model, masks, sampler, supernet["mask_update_every"], seed,
+                   inplace_distillation=supernet.get("distill", {}).get("teacher") == "inplace",
+                   level_weights=LevelWeights(supernet["level_weights"], list(supernet["levels"])),
+                   layerwise=layerwise, freeze_unused=supernet["unused_weights"] == "frozen")
 
     def prepare(self, step: int) -> None:
         if step % self.update_every == 0 or not self.rankings:
             self.rankings = rank_layers(self.model, self.names, self.granularity, self.block_shape)
-        self.step_levels = self.sampler.sample(step, self.generator)
+        levels = self.sampler.sample(step, self.generator, self.level_weights.current())
+        self.step_levels = sorted(levels) if self.inplace_distillation else levels
+        self.step_allocations = [self.layerwise.draw(step, level, self.rankings, self.generator)
+                                 for level in self.step_levels]
 
     def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
         """Average of the sampled sub-networks' losses; gradients summed into the shared weights."""
         total = 0.0
         extra: dict[str, float] = {}
-        for position, level in enumerate(self.step_levels):
-            self.masked.set_masks(masks_at(self.rankings, level))
-            loss = loss_fn()
+        teacher: torch.Tensor | None = None
+        used: dict[str, torch.Tensor] = {}
+        for position, (level, allocation) in enumerate(zip(self.step_levels, self.step_allocations)):
+            masks = masks_at(self.rankings, level if allocation is None else allocation)
+            self.masked.set_masks(masks)
+            if self.freeze_unused:
+                used = {name: mask | used[name] if name in used else mask for name, mask in masks.items()}
+            loss = loss_fn(teacher_logits=teacher) if teacher is not None else loss_fn()
+            if self.inplace_distillation and teacher is None:
+                teacher = loss_fn.last_logits  # the densest sub-network's output, detached
             value = float(loss.detach())
             if not torch.isfinite(loss):
                 return value, {}
             (loss / len(self.step_levels)).backward()
+            self.level_weights.observe(level, value)
             total += value
             extra[f"{PASS_LEVEL}{position + 1}"], extra[f"{PASS_LOSS}{position + 1}"] = level, value
+            extra[f"{PASS_LAYERWISE}{position + 1}"] = float(allocation is not None)
         extra["subnets"] = len(self.step_levels)
+        if self.freeze_unused:
+            self._hold_unused(used)
         return total / len(self.step_levels), extra
 
+    def _hold_unused(self, used: Mapping[str, torch.Tensor]) -> None:
+        """Remember the weights no pass of this step kept, to put them back after the optimizer step."""
+        self.held = {}
+        for name, kept in used.items():
+            unused = ~kept.to(original_weight(self.model, name).device)
+            self.held[name] = (unused, original_weight(self.model, name).detach()[unused].clone())
+
     def after_step(self) -> None:
-        return None
+        with torch.no_grad():
+            for name, (unused, values) in self.held.items():
+                original_weight(self.model, name)[unused] = values
+        self.held = {}
 
     def log_columns(self) -> list[str]:
-        """The level trained and its loss, per sub-network pass of the step, in the sampler's order
-        (uniform: the one level; sandwich: highest, lowest, then the random ones; fixed_set: highest
-        to lowest). During warm-up a level is the sampled one capped by the growing highest level."""
+        """The level trained and its loss, per sub-network pass of the step, in the order trained: the
+        sampler's (uniform: the one level; sandwich: highest, lowest, then the random ones; fixed_set:
+        highest to lowest), or densest first under in-place distillation. During warm-up a level is the
+        sampled one capped by the growing highest level. With per-layer passes, whether the pass trained
+        a per-layer vector at that level's size."""
         passes = range(1, self.sampler.passes_per_step() + 1)
-        return [column for i in passes for column in (f"{PASS_LEVEL}{i}", f"{PASS_LOSS}{i}")]
+        kinds = (PASS_LEVEL, PASS_LOSS, *((PASS_LAYERWISE,) if self.layerwise.rate > 0 else ()))
+        return [f"{kind}{i}" for i in passes for kind in kinds]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(),
+        return {"generator": self.generator.get_state(), "level_weights": self.level_weights.state_dict(),
                 "rankings": {name: ranking.state_dict() for name, ranking in self.rankings.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
+        self.level_weights.load_state_dict(state["level_weights"])
         self.rankings = {name: LayerRanking.from_state_dict(ranking) for name, ranking in state["rankings"].items()}
 
     def model_state_dict(self) -> dict[str, torch.Tensor]:
