@@ -1,6 +1,7 @@
 # Stage 2b: the control arm, "dense-continued". The dense model trained as many steps as one
 # pruning job, on the same batches and schedule, with no masks: what the pruning arms gain from
-# more training alone, so that WER - control WER is the damage pruning does.
+# more training alone, so that WER - control WER is the damage pruning does. One job per training seed,
+# on that seed's batches, like the pruning jobs it is compared with.
 
 
 rule train_control:

@@ -1,4 +1,4 @@
-# Stage: evaluation of every model (dense, individual, omni, omni-searched) on every split,
+# Stage: evaluation of every model (dense; per training seed control, individual, omni, omni-searched) on every split,
 # in every decode mode of config evaluate.decodes. One job per (model, split).
 
 

@@ -1,5 +1,5 @@
-# Stage 3a: the individual arm. One job per target sparsity: start from dense, prune gradually
-# on the cubic schedule (Zhu & Gupta 2017), keep training to M steps. K jobs, K costs.
+# Stage 3a: the individual arm. One job per target sparsity and training seed: start from dense, prune
+# gradually on the cubic schedule (Zhu & Gupta 2017), keep training to M steps. K jobs, K costs, per seed.
 # A job's params name its own level (the wildcard), never the list: adding a level adds a job.
 
 

@@ -1,4 +1,4 @@
-# Stage 3b: the omni arm. ONE supernet job from dense: every step trains sampled sparsity levels
+# Stage 3b: the omni arm. ONE supernet job from dense per training seed: every step trains sampled sparsity levels
 # of the shared weights (masks from the current weights), gradients accumulated, one update.
 
 

@@ -1,4 +1,4 @@
-# Stage 5: layer-wise sparsity search on the supernet (fine-tune free), then the extraction of
+# Stage 5: layer-wise sparsity search on each seed's supernet (fine-tune free), then the extraction of
 # the best per-layer mix under each size budget. A budget is a level: the size (kept parameters)
 # of the uniform model at that level, from search.budgets or else sparsity.levels.
 import re
