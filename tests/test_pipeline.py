@@ -123,9 +123,9 @@ SUPERNET_AND_DOWNSTREAM = {"train_omni": 2, "extract_omni": 4, "search": 2, "ext
     pytest.param(lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 45, **REPORT}, id="evaluate.beam_width"),
     # a dense teacher for the individual arm: its jobs and what they feed; the weight alone changes
     # nothing while no arm has a teacher
-    pytest.param(lambda c: c["distill"].update(individual="dense"),
+    pytest.param(lambda c: c.setdefault("distill", {}).update(individual="dense"),
                  {"train_individual": 4, "export_model": 4, "evaluate": 12, **REPORT}, id="distill.individual"),
-    pytest.param(lambda c: c["distill"].update(weight=0.5), {}, id="distill.weight without a teacher"),
+    pytest.param(lambda c: c.setdefault("distill", {}).update(weight=0.5), {}, id="distill.weight without a teacher"),
     pytest.param(lambda c: c["report"].update(confidence=0.9), {"wer_table": 1, "figures": 1, "all": 1},
                  id="report.confidence"),
     pytest.param(lambda c: c["search"].update(population=4),
