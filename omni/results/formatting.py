@@ -53,14 +53,21 @@ def fmt_mean_sd(mean: float, sd: float) -> str:
     return fmt_wer(mean) if pd.isna(sd) else f"{fmt_wer(mean)} ± {fmt_wer(sd)}"
 
 
-def fmt_ci(table: pd.DataFrame, prefix: str, index: int) -> str:
-    """The relative interval of the difference whose columns start with `prefix` (e.g. `dev/`)."""
-    low, high = table.at[index, f"{prefix}rel_ci_low_pct"], table.at[index, f"{prefix}rel_ci_high_pct"]
+# A difference's columns (value, interval low, interval high) and display scale, by measure: relative
+# (%, as stored) or absolute (stored as a WER fraction, shown in points).
+DIFFERENCE_COLUMNS = {"rel": (("rel_diff_pct", "rel_ci_low_pct", "rel_ci_high_pct"), 1.0),
+                      "abs": (("abs_diff", "abs_ci_low", "abs_ci_high"), PERCENT)}
+
+
+def fmt_ci(table: pd.DataFrame, prefix: str, index: int, measure: str = "rel") -> str:
+    """`[-0.3, +2.8]*`: the interval of the difference whose columns start with `prefix` (e.g. `dev/`)."""
+    (_, low_column, high_column), scale = DIFFERENCE_COLUMNS[measure]
+    low, high = table.at[index, f"{prefix}{low_column}"], table.at[index, f"{prefix}{high_column}"]
     if pd.isna(low) or pd.isna(high):
         return MISSING
     flag = table.at[index, f"{prefix}excludes_zero"]
     mark = SIGNIFICANT_MARK if not pd.isna(flag) and bool(flag) else ""
-    return f"[{fmt_rel(low)}, {fmt_rel(high)}]{mark}"
+    return f"[{fmt_rel(scale * low)}, {fmt_rel(scale * high)}]{mark}"
 
 
 # Table cells are escaped by pandas' Styler; this covers the captions we write ourselves (pandas has

@@ -21,6 +21,7 @@ from omni.data.dev_split import speaker_of
 from omni.results.bootstrap import BootstrapSettings, PairedDifference, seeded_paired_bootstrap
 from omni.results.formatting import (
     BYTES_PER_MB,
+    DIFFERENCE_COLUMNS,
     MILLION,
     MISSING,
     PERCENT,
@@ -312,13 +313,11 @@ def searched_markdown(table: pd.DataFrame, splits: Sequence[str], settings: Boot
 
 def _difference_text(table: pd.DataFrame, prefix: str, index: int, measure: str) -> str:
     """`+1.2 [-0.3, +2.8]*`: a difference with its interval, relative (%) or absolute (WER points)."""
-    columns, scale = ((("rel_diff_pct", "rel_ci_low_pct", "rel_ci_high_pct"), 1.0) if measure == "rel"
-                      else (("abs_diff", "abs_ci_low", "abs_ci_high"), PERCENT))
-    value, low, high = (table.at[index, f"{prefix}{column}"] for column in columns)
+    (value_column, _, _), scale = DIFFERENCE_COLUMNS[measure]
+    value = table.at[index, f"{prefix}{value_column}"]
     if pd.isna(value):
         return MISSING
-    mark = SIGNIFICANT_MARK if bool(table.at[index, f"{prefix}excludes_zero"]) else ""
-    return f"{fmt_rel(scale * value)} [{fmt_rel(scale * low)}, {fmt_rel(scale * high)}]{mark}"
+    return f"{fmt_rel(scale * value)} {fmt_ci(table, prefix, index, measure)}"
 
 
 def has_control(table: pd.DataFrame, splits: Sequence[str]) -> bool:
