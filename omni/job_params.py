@@ -98,34 +98,82 @@ def masks(config: Config) -> Section:
     return _pick(config["sparsity"], MASK_KEYS)
 
 
-def individual(config: Config) -> Section:
-    return canonical({**config["individual"], **_distill_entry(config, "individual")})
+def arm_kind(arm: str) -> str:
+    """`individual-kd` -> `individual`: the kind of job a pruning arm's name stands for (config `variants`)."""
+    return arm.split("-", 1)[0]
 
 
-def _distill_entry(config: Config, arm: str) -> Section:
+def pruning_arms(config: Config, kind: str) -> list[str]:
+    """The arms of one kind (`individual` or `omni`): the default arm first, then its variants."""
+    return [kind, *(name for name in config["variants"] if arm_kind(name) == kind)]
+
+
+def arm_config(config: Config, arm: str) -> Config:
+    """The configuration one arm trains with: the study's, with the `distill` and `omni` keys its
+    entry in `variants` overrides (the default arms, `individual` and `omni`, override nothing)."""
+    overrides = config["variants"].get(arm, {})
+    return {**config, **{section: {**config[section], **values} for section, values in overrides.items()}}
+
+
+def teacher_of(config: Config, arm: str) -> str:
+    """`dense` when the arm learns from the frozen dense model, else `none` (an in-place teacher is
+    part of the supernet's own step, not an external one)."""
+    teacher = arm_config(config, arm)["distill"][arm_kind(arm)]
+    return "dense" if teacher == "dense" else "none"
+
+
+def paired_individual(config: Config) -> dict[str, str]:
+    """Omni arm -> the individual arm it is compared with: the one with the same external teacher, so
+    neither side of a difference has a teacher the other lacks (`individual` when none matches)."""
+    individual_arms = pruning_arms(config, "individual")
+    return {arm: next((other for other in individual_arms if teacher_of(config, other) == teacher_of(config, arm)),
+                      "individual")
+            for arm in pruning_arms(config, "omni")}
+
+
+def individual(config: Config, arm: str = "individual") -> Section:
+    arm_settings = arm_config(config, arm)
+    return canonical({**arm_settings["individual"], **_distill_entry(arm_settings, "individual")})
+
+
+def _distill_entry(config: Config, kind: str) -> Section:
     """`{"distill": {teacher, weight, form}}` when the arm has a teacher (`distill.individual` /
     `distill.omni`), else nothing: a teacher-less job's section, and so its outputs, never change
-    with the distillation settings."""
+    with the distillation settings. A supernet's dense teacher also carries its forward cost, which
+    its budget counts."""
     settings = config["distill"]
-    if settings[arm] == "none":
+    if settings[kind] == "none":
         return {}
-    return {"distill": {"teacher": settings[arm], "weight": settings["weight"], "form": settings["form"]}}
+    entry = {"teacher": settings[kind], "weight": settings["weight"], "form": settings["form"]}
+    if kind == "omni" and settings[kind] == "dense":
+        entry["forward_cost"] = settings["teacher_forward_cost"]
+    return {"distill": entry}
 
 
-def supernet_budget(config: Config) -> int:
-    """Sub-network forward/backward passes of the supernet job: omni.budget, or when null as many as
-    one individual job trains (individual.steps, one pass per step): the equal-compute rule."""
+def equal_compute_budget(config: Config) -> float:
+    """What ONE individual job with the supernet's teacher costs, in training passes: individual.steps
+    passes, plus one dense-teacher forward per step at distill.teacher_forward_cost of a pass."""
+    steps = config["individual"]["steps"]
+    if config["distill"]["omni"] != "dense":
+        return steps
+    return steps * (1 + config["distill"]["teacher_forward_cost"])
+
+
+def supernet_budget(config: Config) -> float:
+    """Training passes of the supernet job: omni.budget, or when null the equal-compute budget."""
     budget = config["omni"]["budget"]
-    return int(config["individual"]["steps"] if budget is None else budget)
+    return equal_compute_budget(config) if budget is None else budget
 
 
-def supernet(config: Config) -> Section:
-    """The omni settings with the budget resolved, the levels the supernet samples, and with per-layer
-    passes the per-layer choices (search.levels)."""
-    settings = {key: value for key, value in config["omni"].items() if key != "unequal_budget"}
-    layerwise = {"layer_levels": config["search"]["levels"]} if config["omni"]["layerwise_rate"] > 0 else {}
-    return canonical({**settings, "budget": supernet_budget(config), "levels": config["sparsity"]["levels"],
-                      **_distill_entry(config, "omni"), **layerwise})
+def supernet(config: Config, arm: str = "omni") -> Section:
+    """The arm's omni settings with the budget resolved, the levels the supernet samples, and with
+    per-layer passes the per-layer choices (search.levels)."""
+    arm_settings = arm_config(config, arm)
+    omni = arm_settings["omni"]
+    settings = {key: value for key, value in omni.items() if key != "unequal_budget"}
+    layerwise = {"layer_levels": config["search"]["levels"]} if omni["layerwise_rate"] > 0 else {}
+    return canonical({**settings, "budget": supernet_budget(arm_settings), "levels": config["sparsity"]["levels"],
+                      **_distill_entry(arm_settings, "omni"), **layerwise})
 
 
 def budget_levels(config: Config) -> list[float]:
@@ -143,7 +191,8 @@ def search(config: Config, seed: int) -> Section:
     """The evolution's settings, its budgets resolved, and its fitness: the tables' decode
     (report.table_decode) at the evaluation batch size, with the beam width when that decode is a beam.
     `seed` is the training seed of the supernet it searches (one search per run)."""
-    settings = {key: value for key, value in config["search"].items() if key not in ("budgets", "dev_fraction")}
+    settings = {key: value for key, value in config["search"].items()
+                if key not in ("arms", "budgets", "dev_fraction")}
     decode = config["report"]["table_decode"]
     fitness = {"decode": decode, "batch_size": config["evaluate"]["batch_size"]}
     if decode in BEAM_DECODES:

@@ -11,16 +11,26 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from omni.config import ConfigError, model_preset
-from omni.job_params import budget_levels, supernet, supernet_budget
+from omni.job_params import (
+    arm_config,
+    arm_kind,
+    budget_levels,
+    equal_compute_budget,
+    pruning_arms,
+    supernet,
+    supernet_budget,
+)
 from omni.sparsity.budget import planned_steps
 
 SPLITS = ("train", "dev", "test-clean", "test-other")
 DEV_PARTS = ("dev-search", "dev-report")   # omni.data.dev_split: the search's speakers, the reported ones
 DENSE = ("dense", "dense")           # (arm, tag) of the shared dense model, trained once with config `seed`
-SUPERNET = ("omni", "supernet")
+SUPERNET_TAG = "supernet"            # the tag of an omni arm's supernet (models/<omni arm>/seed<N>/supernet)
+SEARCHED_SUFFIX = "-searched"        # <omni arm>-searched: the search's per-layer models of that supernet
 CONTROL = ("control", "continued")   # dense-continued: the dense model trained like a pruning job, no masks
 WER_TABLES = ("wer.csv", "wer.md", "wer_vs_sparsity.csv", "wer_vs_sparsity.md", "wer_vs_sparsity.tex")
 COST_TABLES = ("cost.csv", "cost.md", "cost.tex")
+STRATEGY_TABLES = ("strategies.csv", "strategies.md")
 FIGURES = ("pareto.png", "training_curves.png", "cost.png")
 
 Model = tuple[str, str, str]   # (arm, seed, tag): a trained or extracted model of one run
@@ -45,6 +55,9 @@ class Study:
     table_decode: str
     dense_seed: str                # config `seed`: the one dense model's training seed
     seeds: tuple[str, ...]         # config `seeds`: every pruning arm, the control and the search run once each
+    individual_arms: tuple[str, ...]   # `individual` and its variants (config `variants`)
+    omni_arms: tuple[str, ...]         # `omni` and its variants
+    searched_arms: tuple[str, ...]     # the omni arms whose supernets are searched (config search.arms)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Study:
@@ -54,7 +67,20 @@ class Study:
                    eval_splits=tuple(config["evaluate"]["splits"]),
                    table_decode=config["report"]["table_decode"],
                    dense_seed=str(config["seed"]),
-                   seeds=tuple(str(seed) for seed in config["seeds"]))
+                   seeds=tuple(str(seed) for seed in config["seeds"]),
+                   individual_arms=tuple(pruning_arms(config, "individual")),
+                   omni_arms=tuple(pruning_arms(config, "omni")),
+                   searched_arms=tuple(config["search"]["arms"]))
+
+    @staticmethod
+    def searched(arm: str) -> str:
+        """`omni-kd` -> `omni-kd-searched`: the arm of the searched models cut from that arm's supernets."""
+        return f"{arm}{SEARCHED_SUFFIX}"
+
+    def arms(self) -> tuple[str, ...]:
+        """Every arm whose models the study evaluates, in table order."""
+        return ("dense", CONTROL[0], *self.individual_arms, *self.omni_arms,
+                *(self.searched(arm) for arm in self.searched_arms))
 
     # -- where things live (wildcard patterns such as "{arm}" work as arguments)
 
@@ -98,16 +124,19 @@ class Study:
         """Every model a training job produces: the dense model, and per seed its control, K individual
         jobs and one supernet."""
         per_seed = [(arm, seed, tag) for seed in self.seeds
-                    for arm, tag in (CONTROL, *(("individual", f"s{level}") for level in self.levels), SUPERNET)]
+                    for arm, tag in (CONTROL, *((arm, f"s{level}") for arm in self.individual_arms
+                                                for level in self.levels),
+                                     *((arm, SUPERNET_TAG) for arm in self.omni_arms))]
         return [self.dense(), *per_seed]
 
     def evaluated_models(self) -> list[Model]:
         """Every model the tables compare: the dense model, and per seed its control, individual,
         omni and searched models."""
         per_seed = [(arm, seed, tag) for seed in self.seeds
-                    for arm, tag in (CONTROL, *(("individual", f"s{level}") for level in self.levels),
-                                     *(("omni", f"s{level}") for level in self.levels),
-                                     *(("omni-searched", f"b{budget}") for budget in self.budgets))]
+                    for arm, tag in (CONTROL, *((arm, f"s{level}") for arm in (*self.individual_arms, *self.omni_arms)
+                                                for level in self.levels),
+                                     *((self.searched(arm), f"b{budget}") for arm in self.searched_arms
+                                       for budget in self.budgets))]
         return [self.dense(), *per_seed]
 
     def eval_summaries(self) -> list[str]:
@@ -126,8 +155,8 @@ class Study:
         """Every job's cost record: training, extraction, search and evaluation."""
         training = [self.trained_files(*model)["cost"] for model in self.trained_models()]
         extraction = [f"{self.model_dir(*model)}/cost.json" for model in self.evaluated_models()
-                      if model[0] in ("omni", "omni-searched")]
-        search = [self.search_file(seed, "cost.json") for seed in self.seeds]
+                      if arm_kind(model[0]) == "omni"]
+        search = [self.search_file(arm, seed, "cost.json") for arm in self.searched_arms for seed in self.seeds]
         evaluation = [f"{self.eval_dir(*model, split)}/cost.json"
                       for model in self.evaluated_models() for split in self.eval_splits]
         return [*training, *extraction, *search, *evaluation]
@@ -146,19 +175,23 @@ class Study:
         per_seed = []
         for seed in map(seed_dir, self.seeds):
             per_seed += [self.benchmark("train_control", seed),
-                         *(self.benchmark("train_individual", seed, f"s{level}") for level in self.levels),
-                         self.benchmark("train_omni", seed),
-                         *(self.benchmark("extract_omni", seed, f"s{level}") for level in self.levels),
-                         self.benchmark("search", seed),
-                         *(self.benchmark("extract_searched", seed, f"b{budget}") for budget in self.budgets)]
+                         *(self.benchmark("train_individual", arm, seed, f"s{level}")
+                           for arm in self.individual_arms for level in self.levels)]
+            for arm in self.omni_arms:
+                per_seed += [self.benchmark("train_omni", arm, seed),
+                             *(self.benchmark("extract_omni", arm, seed, f"s{level}") for level in self.levels)]
+            for arm in self.searched_arms:
+                per_seed += [self.benchmark("search", arm, seed),
+                             *(self.benchmark("extract_searched", arm, seed, f"b{budget}") for budget in self.budgets)]
         per_model = [*(self.benchmark("export_model", arm, seed_dir(seed), tag)
                        for arm, seed, tag in self.evaluated_models()),
                      *(self.benchmark("evaluate", arm, seed_dir(seed), tag, split)
                        for arm, seed, tag in self.evaluated_models() for split in self.eval_splits)]
         return [*data, self.benchmark("train_dense"), *per_seed, *per_model]
 
-    def search_file(self, seed: str, name: str) -> str:
-        return self.path("search", seed_dir(seed), name)
+    def search_file(self, arm: str, seed: str, name: str) -> str:
+        """A file of the search on one seed's supernet of an omni arm."""
+        return self.path("search", arm, seed_dir(seed), name)
 
     def table(self, name: str) -> str:
         return self.path("tables", name)
@@ -170,8 +203,9 @@ class Study:
         """What `snakemake` with no target builds: the data stage's products, every evaluation,
         each seed's search front, every table and figure."""
         data = [*(self.manifest(split) for split in (*SPLITS, *DEV_PARTS)), self.feature_stats(), self.tokenizer()]
-        search = [self.search_file(seed, name) for seed in self.seeds for name in ("pareto.csv", "history.csv")]
-        report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES)),
+        search = [self.search_file(arm, seed, name) for arm in self.searched_arms for seed in self.seeds
+                  for name in ("pareto.csv", "history.csv")]
+        report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES, *STRATEGY_TABLES)),
                   *(self.figure(name) for name in FIGURES)]
         return [*data, *self.eval_summaries(), *search, *report]
 
@@ -189,41 +223,64 @@ def check_study(config: Mapping[str, Any]) -> None:
     if unsearchable:
         raise ConfigError(f"config key '{key}': budget levels {unsearchable} are not in search.levels "
                           f"{config['search']['levels']} (the uniform model at a budget seeds its search)")
-    _check_pruning_schedules(config)
+    _check_individual_schedule(config)
+    _check_arms(config)
+    for arm in pruning_arms(config, "omni"):
+        _check_supernet(arm_config(config, arm), arm)
+
+
+def _check_arms(config: Mapping[str, Any]) -> None:
+    """Variants override only what their kind reads; only omni arms have supernets to search."""
+    for arm, overrides in config["variants"].items():
+        if arm_kind(arm) == "individual" and "omni" in overrides:
+            raise ConfigError(f"config key 'variants.{arm}.omni': an individual arm trains no supernet; "
+                              "its overrides may only be distill keys")
+    omni_arms = pruning_arms(config, "omni")
+    unknown = [arm for arm in config["search"]["arms"] if arm not in omni_arms]
+    if unknown:
+        raise ConfigError(f"config key 'search.arms': {unknown} are not omni arms of this study {omni_arms}")
+
+
+def _check_supernet(config: Mapping[str, Any], arm: str) -> None:
+    """The checks of one omni arm's settings (`config` is the study's with the arm's overrides);
+    a variant's errors name its entry under `variants`."""
+    where = "" if arm == "omni" else f" (arm {arm}: config variants.{arm} overrides the study's keys)"
     weights, levels = config["omni"]["level_weights"], config["sparsity"]["levels"]
     if weights is not None and config["omni"]["level_space"] != "discrete":
-        raise ConfigError("config key 'omni.level_weights': weights are per level of sparsity.levels; "
+        raise ConfigError(f"config key 'omni.level_weights'{where}: weights are per level of sparsity.levels; "
                           "omni.level_space 'continuous' draws from a range")
     if isinstance(weights, list) and len(weights) != len(levels):
-        raise ConfigError(f"config key 'omni.level_weights': {len(weights)} weights for {len(levels)} levels "
+        raise ConfigError(f"config key 'omni.level_weights'{where}: {len(weights)} weights for {len(levels)} levels "
                           f"of sparsity.levels {levels}")
     choices = config["search"]["levels"]
     outside = [level for level in levels if not min(choices) <= level <= max(choices)]
     if config["omni"]["layerwise_rate"] > 0 and outside:
-        raise ConfigError(f"config key 'omni.layerwise_rate': sparsity levels {outside} lie outside the range of "
-                          f"search.levels {choices}, so no per-layer vector of those has their size")
+        raise ConfigError(f"config key 'omni.layerwise_rate'{where}: sparsity levels {outside} lie outside the "
+                          f"range of search.levels {choices}, so no per-layer vector of those has their size")
     if config["distill"]["omni"] == "inplace" and config["omni"]["sampling"] == "uniform":
-        raise ConfigError("config key 'distill.omni': in-place distillation needs several sub-networks per step "
-                          "(the densest teaches the others), but omni.sampling 'uniform' trains one; use sandwich "
-                          "or fixed_set, or distill.omni: dense")
-
-
-def _check_pruning_schedules(config: Mapping[str, Any]) -> None:
-    """Equal compute between the arms, and ramps long enough for the masks to grow gradually."""
-    individual, omni = config["individual"], config["omni"]
-    if omni["budget"] is not None and omni["budget"] != individual["steps"] and not omni["unequal_budget"]:
-        raise ConfigError(f"config key 'omni.budget': {omni['budget']} sub-network passes is not the individual "
-                          f"job's individual.steps = {individual['steps']} (equal compute); use null, or set "
+        raise ConfigError(f"config key 'distill.omni'{where}: in-place distillation needs several sub-networks per "
+                          "step (the densest teaches the others), but omni.sampling 'uniform' trains one; use "
+                          "sandwich or fixed_set, or distill.omni: dense")
+    omni, equal = config["omni"], equal_compute_budget(config)
+    if omni["budget"] is not None and omni["budget"] != equal and not omni["unequal_budget"]:
+        raise ConfigError(f"config key 'omni.budget'{where}: {omni['budget']} training passes is not what one "
+                          f"individual job with the same teacher costs ({equal:g}: individual.steps, plus the "
+                          f"teacher's forward passes at distill.teacher_forward_cost); use null, or set "
                           f"omni.unequal_budget: true for a study that compares another budget on purpose")
+    steps, warmup = planned_steps(supernet(config, arm))
+    if omni["warmup_fraction"] > 0 and warmup < omni["mask_update_every"]:
+        raise ConfigError(f"config key 'omni.warmup_fraction'{where}: the supernet's warm-up of {warmup} steps "
+                          f"(omni.warmup_fraction x {steps} steps of {supernet_budget(config):g} passes) is "
+                          f"shorter than one mask update (omni.mask_update_every = {omni['mask_update_every']}): "
+                          f"the highest level would jump from dense to its final sparsity")
+
+
+def _check_individual_schedule(config: Mapping[str, Any]) -> None:
+    """A ramp long enough for the masks to grow gradually."""
+    individual = config["individual"]
     ramp = round(individual["prune_fraction"] * individual["steps"])
     if ramp < individual["mask_update_every"]:
         raise ConfigError(f"config key 'individual.prune_fraction': the pruning ramp of {ramp} steps "
                           f"(individual.prune_fraction x individual.steps) is shorter than one mask update "
                           f"(individual.mask_update_every = {individual['mask_update_every']}): the masks would "
                           f"jump from dense to the target")
-    steps, warmup = planned_steps(supernet(config))
-    if omni["warmup_fraction"] > 0 and warmup < omni["mask_update_every"]:
-        raise ConfigError(f"config key 'omni.warmup_fraction': the supernet's warm-up of {warmup} steps "
-                          f"(omni.warmup_fraction x {steps} steps of {supernet_budget(config)} passes) is shorter "
-                          f"than one mask update (omni.mask_update_every = {omni['mask_update_every']}): the "
-                          f"highest level would jump from dense to its final sparsity")

@@ -2,7 +2,9 @@
 # functions of the config) and the per-job config sections (omni.job_params) that rules declare
 # as params, so a job reruns exactly when a value it reads changes.
 from omni import job_params
-from omni.study import CONTROL, SPLITS, SUPERNET, Study, seed_dir
+import re
+
+from omni.study import CONTROL, SPLITS, SUPERNET_TAG, Study, seed_dir
 
 STUDY = Study.from_config(config)
 R = STUDY.results
@@ -13,7 +15,7 @@ wildcard_constraints:
     split="|".join(SPLITS),
     seed=r"[0-9]+",
     sparsity=r"0\.[0-9]+",
-    arm="dense|control|individual|omni|omni-searched",
+    arm="|".join(re.escape(arm) for arm in STUDY.arms()),
     tag=r"dense|continued|s0\.[0-9]+|b0\.[0-9]+",
 
 
@@ -41,3 +43,14 @@ DENSE_MODEL = STUDY.trained_files(*STUDY.dense())["model"]
 def seeded(section):
     """Params of a job run once per training seed: `section(seed)`, the seed read from the `{seed}` wildcard."""
     return lambda wildcards: section(int(wildcards.seed))
+
+
+def of_arm(section):
+    """Params of a job of one pruning arm: `section(arm)`, the arm read from the `{arm}` wildcard (a variant's
+    section holds its overrides, so editing one variant reruns only that arm)."""
+    return lambda wildcards: section(wildcards.arm)
+
+
+def one_of(names):
+    """A wildcard constraint that matches exactly these names."""
+    return "|".join(re.escape(name) for name in names)

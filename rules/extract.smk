@@ -5,14 +5,16 @@
 rule extract_omni:
     """The masks the supernet last trained at this level, made permanent; no optimizer step runs."""
     input:
-        supernet=rules.train_omni.output.model,  # of the same {seed}
+        supernet=rules.train_omni.output.model,  # of the same {arm} and {seed}
     output:
-        model=f"{STUDY.model_dir('omni', '{seed}', 's{sparsity}')}/model.pt",
-        cost=f"{STUDY.model_dir('omni', '{seed}', 's{sparsity}')}/cost.json",
+        model=f"{STUDY.model_dir('{arm}', '{seed}', 's{sparsity}')}/model.pt",
+        cost=f"{STUDY.model_dir('{arm}', '{seed}', 's{sparsity}')}/cost.json",
+    wildcard_constraints:
+        arm=one_of(STUDY.omni_arms),
     log:
-        f"{R}/logs/extract_omni/{seed_dir('{seed}')}/s{{sparsity}}.log",
+        f"{R}/logs/extract_omni/{{arm}}/{seed_dir('{seed}')}/s{{sparsity}}.log",
     benchmark:
-        STUDY.benchmark("extract_omni", seed_dir("{seed}"), "s{sparsity}")
+        STUDY.benchmark("extract_omni", "{arm}", seed_dir("{seed}"), "s{sparsity}")
     threads: 1
     resources:
         **stage_resources("light"),

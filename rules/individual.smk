@@ -1,6 +1,7 @@
-# Stage 3a: the individual arm. One job per target sparsity and training seed: start from dense, prune
-# gradually on the cubic schedule (Zhu & Gupta 2017), keep training to M steps. K jobs, K costs, per seed.
-# A job's params name its own level (the wildcard), never the list: adding a level adds a job.
+# Stage 3a: the individual arms (`individual` and its variants). One job per arm, target sparsity and training
+# seed: start from dense, prune gradually on the cubic schedule (Zhu & Gupta 2017), keep training to M steps.
+# K jobs, K costs, per seed. A job's params name its own level (the wildcard), never the list: adding a level
+# adds a job.
 
 
 rule train_individual:
@@ -8,18 +9,20 @@ rule train_individual:
         **TRAIN_INPUTS,
         init_model=DENSE_MODEL,
     output:
-        **STUDY.trained_files("individual", "{seed}", "s{sparsity}"),
+        **STUDY.trained_files("{arm}", "{seed}", "s{sparsity}"),
+    wildcard_constraints:
+        arm=one_of(STUDY.individual_arms),
     params:
-        checkpoints=STUDY.checkpoints("individual", "{seed}", "s{sparsity}"),
+        checkpoints=STUDY.checkpoints("{arm}", "{seed}", "s{sparsity}"),
         training=seeded(lambda seed: job_params.training(config, "individual", seed)),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
         masks=job_params.masks(config),
-        individual=job_params.individual(config),
+        individual=of_arm(lambda arm: job_params.individual(config, arm)),
     log:
-        f"{R}/logs/train_individual/{seed_dir('{seed}')}/s{{sparsity}}.log",
+        f"{R}/logs/train_individual/{{arm}}/{seed_dir('{seed}')}/s{{sparsity}}.log",
     benchmark:
-        STUDY.benchmark("train_individual", seed_dir("{seed}"), "s{sparsity}")
+        STUDY.benchmark("train_individual", "{arm}", seed_dir("{seed}"), "s{sparsity}")
     threads: THREADS
     resources:
         **stage_resources("train"),

@@ -1,5 +1,6 @@
-# Stage 3b: the omni arm. ONE supernet job from dense per training seed: every step trains sampled sparsity levels
-# of the shared weights (masks from the current weights), gradients accumulated, one update.
+# Stage 3b: the omni arms (`omni` and its variants). ONE supernet job from dense per arm and training seed:
+# every step trains sampled sparsity levels of the shared weights (masks from the current weights), gradients
+# accumulated, one update.
 
 
 rule train_omni:
@@ -7,18 +8,20 @@ rule train_omni:
         **TRAIN_INPUTS,
         init_model=DENSE_MODEL,
     output:
-        **STUDY.trained_files(SUPERNET[0], "{seed}", SUPERNET[1]),
+        **STUDY.trained_files("{arm}", "{seed}", SUPERNET_TAG),
+    wildcard_constraints:
+        arm=one_of(STUDY.omni_arms),
     params:
-        checkpoints=STUDY.checkpoints(SUPERNET[0], "{seed}", SUPERNET[1]),
+        checkpoints=STUDY.checkpoints("{arm}", "{seed}", SUPERNET_TAG),
         training=seeded(lambda seed: job_params.training(config, "omni", seed)),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
         masks=job_params.masks(config),
-        supernet=job_params.supernet(config),
+        supernet=of_arm(lambda arm: job_params.supernet(config, arm)),
     log:
-        f"{R}/logs/train_omni/{seed_dir('{seed}')}.log",
+        f"{R}/logs/train_omni/{{arm}}/{seed_dir('{seed}')}.log",
     benchmark:
-        STUDY.benchmark("train_omni", seed_dir("{seed}"))
+        STUDY.benchmark("train_omni", "{arm}", seed_dir("{seed}"))
     threads: THREADS
     resources:
         **stage_resources("train"),

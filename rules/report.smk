@@ -44,6 +44,7 @@ rule accounting:
         results_dir=R,
         benchmark_dir=STUDY.path("benchmarks"),
         benchmarks=STUDY.benchmark_files(),  # this study's jobs only, not files left by other configurations
+        pairs=job_params.paired_individual(config),
     log:
         f"{R}/logs/report/accounting.log",
     benchmark:
@@ -53,6 +54,30 @@ rule accounting:
         **stage_resources("light"),
     script:
         "../workflow_scripts/accounting.py"
+
+
+rule strategy_table:
+    """Every pruning arm per level: WER, the difference to its paired individual arm, damage vs the
+    control, and its job's cost next to one individual job."""
+    input:
+        summaries=STUDY.eval_summaries(),
+        utterances=STUDY.eval_utterances(),
+        cost=rules.accounting.output.csv,
+    output:
+        csv=reported(STUDY.table("strategies.csv"), "strategies.rst", "Tables", "Every pruning arm"),
+        md=reported(STUDY.table("strategies.md"), "strategies.rst", "Tables", "Every pruning arm"),
+    params:
+        comparison=job_params.comparison(config),
+        pairs=job_params.paired_individual(config),
+    log:
+        f"{R}/logs/report/strategy_table.log",
+    benchmark:
+        STUDY.benchmark("strategy_table")
+    threads: 1
+    resources:
+        **stage_resources("light"),
+    script:
+        "../workflow_scripts/strategy_tables.py"
 
 
 rule figures:

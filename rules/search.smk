@@ -1,7 +1,6 @@
-# Stage 5: layer-wise sparsity search on each seed's supernet (fine-tune free), then the extraction of
+# Stage 5: layer-wise sparsity search on each seed's supernet of the searched omni arms (search.arms; fine-tune free), then the extraction of
 # the best per-layer mix under each size budget. A budget is a level: the size (kept parameters)
 # of the uniform model at that level, from search.budgets or else sparsity.levels.
-import re
 
 
 rule search:
@@ -12,18 +11,20 @@ rule search:
         feature_stats=DATA["feature_stats"],
         tokenizer=DATA["tokenizer"],
     output:
-        pareto=STUDY.search_file("{seed}", "pareto.csv"),
-        history=STUDY.search_file("{seed}", "history.csv"),
-        best=STUDY.search_file("{seed}", "best.json"),
-        cost=STUDY.search_file("{seed}", "cost.json"),
+        pareto=STUDY.search_file("{arm}", "{seed}", "pareto.csv"),
+        history=STUDY.search_file("{arm}", "{seed}", "history.csv"),
+        best=STUDY.search_file("{arm}", "{seed}", "best.json"),
+        cost=STUDY.search_file("{arm}", "{seed}", "cost.json"),
+    wildcard_constraints:
+        arm=one_of(STUDY.searched_arms),
     params:
         search=seeded(lambda seed: job_params.search(config, seed)),
         masks=job_params.masks(config),
         logmel=job_params.logmel(config),
     log:
-        f"{R}/logs/search/{seed_dir('{seed}')}.log",
+        f"{R}/logs/search/{{arm}}/{seed_dir('{seed}')}.log",
     benchmark:
-        STUDY.benchmark("search", seed_dir("{seed}"))
+        STUDY.benchmark("search", "{arm}", seed_dir("{seed}"))
     threads: DECODE_THREADS
     resources:
         **stage_resources("evaluate"),
@@ -37,14 +38,15 @@ rule extract_searched:
         supernet=rules.train_omni.output.model,
         best=rules.search.output.best,
     output:
-        model=f"{STUDY.model_dir('omni-searched', '{seed}', 'b{budget}')}/model.pt",
-        cost=f"{STUDY.model_dir('omni-searched', '{seed}', 'b{budget}')}/cost.json",
+        model=f"{STUDY.model_dir(STUDY.searched('{arm}'), '{seed}', 'b{budget}')}/model.pt",
+        cost=f"{STUDY.model_dir(STUDY.searched('{arm}'), '{seed}', 'b{budget}')}/cost.json",
     wildcard_constraints:
-        budget="|".join(re.escape(budget) for budget in STUDY.budgets),
+        arm=one_of(STUDY.searched_arms),
+        budget=one_of(STUDY.budgets),
     log:
-        f"{R}/logs/extract_searched/{seed_dir('{seed}')}/b{{budget}}.log",
+        f"{R}/logs/extract_searched/{{arm}}/{seed_dir('{seed}')}/b{{budget}}.log",
     benchmark:
-        STUDY.benchmark("extract_searched", seed_dir("{seed}"), "b{budget}")
+        STUDY.benchmark("extract_searched", "{arm}", seed_dir("{seed}"), "b{budget}")
     threads: 1
     resources:
         **stage_resources("light"),

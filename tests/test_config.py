@@ -32,10 +32,60 @@ def test_every_shipped_config_is_valid_and_gives_both_arms_equal_compute(path) -
 
     config = load_config(REPO / "config.yaml", yaml.safe_load(path.read_text()))
     check_study(config)
-    assert config["omni"]["budget"] is None and not config["omni"]["unequal_budget"], "shipped configs use the rule"
-    steps, sampler = planned_sampler(job_params.supernet(config))
-    individual_passes = config["individual"]["steps"]  # one sub-network pass per step
-    assert steps * sampler.passes_per_step() == individual_passes
+    for arm in job_params.pruning_arms(config, "omni"):
+        arm_config = job_params.arm_config(config, arm)
+        assert arm_config["omni"]["budget"] is None and not arm_config["omni"]["unequal_budget"], arm
+        section = job_params.supernet(config, arm)
+        steps, sampler = planned_sampler(section)
+        teacher = section.get("distill", {}).get("forward_cost", 0.0)   # a dense teacher's forward per step
+        # one individual job with the same teacher: individual.steps passes (+ a teacher forward each)
+        individual_cost = config["individual"]["steps"] * (1 + teacher)
+        assert steps * (sampler.passes_per_step() + teacher) == pytest.approx(individual_cost, rel=0.01), arm
+
+
+def test_a_dense_teacher_counts_in_the_budget_at_its_forward_cost() -> None:
+    teacher = {"distill": {"omni": "dense", "teacher_forward_cost": 0.25}}
+    uniform = load_config(REPO / "config.yaml", teacher)
+    steps, _ = planned_sampler(job_params.supernet(uniform))
+    assert steps == uniform["individual"]["steps"], "uniform + teacher: as many steps as the individual job + teacher"
+    sandwich = load_config(REPO / "config.yaml", {**teacher, "omni": {"sampling": "sandwich"}})
+    steps, _ = planned_sampler(job_params.supernet(sandwich))
+    assert steps == round(800 * 1.25 / 2.25)   # two passes and one teacher forward per step
+    inplace = load_config(REPO / "config.yaml", {"distill": {"omni": "inplace"}, "omni": {"sampling": "sandwich"}})
+    steps, _ = planned_sampler(job_params.supernet(inplace))
+    assert steps == 400, "an in-place teacher is one of the step's passes: no extra cost"
+
+
+def test_variants_override_their_own_arm_and_pair_by_teacher() -> None:
+    config = load_config(REPO / "config.yaml", {"variants": {
+        "individual-kd": {"distill": {"individual": "dense"}},
+        "omni-kd": {"distill": {"omni": "dense"}},
+        "omni-inplace": {"distill": {"omni": "inplace"}, "omni": {"sampling": "sandwich"}}}})
+    check_study(config)
+    assert job_params.pruning_arms(config, "omni") == ["omni", "omni-kd", "omni-inplace"]
+    assert job_params.supernet(config, "omni") == job_params.supernet(load_config(REPO / "config.yaml")), \
+        "a variant leaves the study's own arm alone"
+    assert job_params.supernet(config, "omni-inplace")["sampling"] == "sandwich"
+    assert job_params.individual(config, "individual-kd")["distill"]["teacher"] == "dense"
+    assert "distill" not in job_params.individual(config, "individual")
+    assert job_params.paired_individual(config) == {"omni": "individual", "omni-kd": "individual-kd",
+                                                    "omni-inplace": "individual"}
+
+
+@pytest.mark.parametrize(("overrides", "named"), [
+    ({"variants": {"individual-x": {"omni": {"sampling": "sandwich"}}}}, r"variants\.individual-x\.omni"),
+    ({"search": {"arms": ["omni-missing"]}}, r"search\.arms.*omni-missing"),
+    ({"variants": {"omni-x": {"distill": {"omni": "inplace"}}}}, r"distill\.omni.*arm omni-x"),
+])
+def test_a_variant_that_cannot_run_is_named(overrides: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        check_study(load_config(REPO / "config.yaml", overrides))
+
+
+@pytest.mark.parametrize("name", ["omni", "dense-x", "omni-x-searched", "omni_x"])
+def test_a_variant_name_must_say_its_kind(name: str) -> None:
+    with pytest.raises(ConfigError, match="variants"):
+        load_config(REPO / "config.yaml", {"variants": {name: {}}})
 
 
 # One test per check across keys (omni.config.check_study, run once when the workflow is parsed).

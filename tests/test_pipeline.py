@@ -58,7 +58,7 @@ def test_study_lists_every_job_benchmark_the_run_wrote(smoke_run: Path) -> None:
     config = smoke_config(smoke_run / "results" / "smoke")
     study = Study.from_config(config)
     written = {str(p) for p in (smoke_run / "results" / "smoke" / "benchmarks").rglob("*.tsv")}
-    report_rules = {study.benchmark(rule) for rule in ("wer_table", "accounting", "figures")}
+    report_rules = {study.benchmark(rule) for rule in ("wer_table", "accounting", "figures", "strategy_table")}
     assert set(study.benchmark_files()) == written - report_rules
 
 
@@ -68,7 +68,7 @@ def test_search_never_scores_a_reported_dev_utterance(smoke_run: Path) -> None:
     report = pd.read_csv(results / "data" / "manifests" / "dev-report.tsv", sep="\t")
     assert not set(search["utt_id"]) & set(report["utt_id"]) and len(search) and len(report)
     for seed in (1234, 1235):
-        cost = json.loads((results / "search" / f"seed{seed}" / "cost.json").read_text())
+        cost = json.loads((results / "search" / "omni" / f"seed{seed}" / "cost.json").read_text())
         assert cost["extra"]["dev_utterances"] == len(search)
         assert cost["extra"]["evaluations"] <= 8  # configs/smoke.yaml: search.evaluations
     reported = pd.read_csv(results / "eval" / "dense" / "seed1234" / "dense" / "dev" / "greedy-streaming.tsv", sep="\t")
@@ -92,7 +92,7 @@ def scheduled_jobs(output: str) -> dict[str, int]:
 
 # The smoke study: levels 0.5 and 0.8 (budgets = levels), 3 evaluation splits, 2 training seeds;
 # 15 evaluated models: dense, and per seed the dense-continued control, 2 individual, 2 omni, 2 searched.
-REPORT = {"wer_table": 1, "figures": 1, "accounting": 1, "all": 1}
+REPORT = {"wer_table": 1, "figures": 1, "accounting": 1, "strategy_table": 1, "all": 1}
 SUPERNET_AND_DOWNSTREAM = {"train_omni": 2, "extract_omni": 4, "search": 2, "extract_searched": 4}
 
 
@@ -126,7 +126,14 @@ SUPERNET_AND_DOWNSTREAM = {"train_omni": 2, "extract_omni": 4, "search": 2, "ext
     pytest.param(lambda c: c.setdefault("distill", {}).update(individual="dense"),
                  {"train_individual": 4, "export_model": 4, "evaluate": 12, **REPORT}, id="distill.individual"),
     pytest.param(lambda c: c.setdefault("distill", {}).update(weight=0.5), {}, id="distill.weight without a teacher"),
-    pytest.param(lambda c: c["report"].update(confidence=0.9), {"wer_table": 1, "figures": 1, "all": 1},
+    pytest.param(lambda c: c.setdefault("distill", {}).update(teacher_forward_cost=0.5), {},
+                 id="distill.teacher_forward_cost without a dense teacher"),
+    # a variant arm: its own supernets and what they feed (not searched: search.arms); nothing of the others
+    pytest.param(lambda c: c.update(variants={"omni-kd": {"distill": {"omni": "dense"}}}),
+                 {"train_omni": 2, "extract_omni": 4, "export_model": 4, "evaluate": 12, **REPORT},
+                 id="variants+omni-kd"),
+    pytest.param(lambda c: c["report"].update(confidence=0.9),
+                 {"wer_table": 1, "figures": 1, "strategy_table": 1, "all": 1},
                  id="report.confidence"),
     pytest.param(lambda c: c["search"].update(population=4),
                  {"search": 2, "extract_searched": 4, "export_model": 4, "evaluate": 12, **REPORT},
@@ -172,7 +179,7 @@ def test_rerun_with_the_same_seeds_gives_identical_tables_and_fronts(smoke_run: 
     and tabulated again: the same numbers (the search's timing columns are only reported)."""
     results = smoke_run / "results" / "smoke"
     tables = ["tables/wer.csv", "tables/wer_vs_sparsity.csv"]
-    fronts = ["search/seed1234/pareto.csv", "search/seed1235/pareto.csv"]
+    fronts = ["search/omni/seed1234/pareto.csv", "search/omni/seed1235/pareto.csv"]
     before = {name: (results / name).read_bytes() for name in tables}
     fronts_before = {name: pd.read_csv(results / name).drop(columns=["eval_s", "elapsed_s"]) for name in fronts}
     result = snakemake(smoke_run, "--forcerun", "train_control", "search")

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from omni.costs import CostRecord
-from omni.results import accounting, cost_tables, wer_tables
+from omni.results import accounting, cost_tables, strategy_tables, wer_tables
 from omni.results.bootstrap import BootstrapSettings, paired_bootstrap, seeded_paired_bootstrap, wer_interval
 from omni.results.formatting import SIGNIFICANT_MARK
 
@@ -36,6 +36,7 @@ SPEAKERS = {"dev": 4, "test-clean": 4, "test-other": 20}   # test-other has enou
 PARAMS_TOTAL = 4_000_000
 PRUNABLE_TOTAL = 3_000_000
 LEVELS = (0.5, 0.7, 0.9)
+PAIRS = {"omni": "individual", "omni-kd": "individual-kd"}   # omni arm -> the individual arm with its teacher
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_FIGURE_BYTES = 10_000  # a figure with axes, curves and text; an empty canvas is far smaller
 BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -69,6 +70,8 @@ def _errors(arm: str, sparsity: float, split: str, words: np.ndarray, seed: int 
     individual = rng.binomial(words, 0.1 + 0.3 * sparsity) + (seed - DENSE_SEED) * (np.arange(len(words)) % 7 == 0)
     if arm in ("individual", "dense"):
         return individual
+    if arm == "individual-kd":  # a variant with a teacher: one error fewer on every 5th utterance
+        return np.maximum(0, individual - (np.arange(len(words)) % 5 == 0))
     if arm == "control":  # the dense model trained on: better than dense (dense had not converged)
         return np.maximum(0, individual - 1)
     if sparsity == 0.5:
@@ -133,8 +136,9 @@ CPU = dict(device_kind="cpu", device_name="Fixture Xeon", device_count=1, proces
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete result tree: dense, and per seed the control, 3 levels x 2 arms and one searched
-    model; costs, logs. The second seed's jobs took twice as long (the headline is a mean per seed)."""
+    """A complete result tree: dense, and per seed the control, 3 levels x 4 arms (individual, omni and a
+    variant of each: individual-kd, omni-kd) and one searched model; costs, logs. The second seed's jobs
+    took twice as long (the headline is a mean per seed)."""
     root = tmp_path_factory.mktemp("results")
     _write_model_eval(root, "dense", "dense", 0.0, DENSE_SEED)
     models = root / "models"
@@ -144,22 +148,29 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for run, seed in enumerate(SEEDS, start=1):
         _write_model_eval(root, "control", "continued", 0.0, seed)
         for level in LEVELS:
-            _write_model_eval(root, "individual", f"s{level:g}", level, seed)
-            _write_model_eval(root, "omni", f"s{level:g}", level, seed)
+            for arm in ("individual", "individual-kd", "omni", "omni-kd"):
+                _write_model_eval(root, arm, f"s{level:g}", level, seed)
         _write_model_eval(root, "omni-searched", "b0.7", 0.69, seed)
         per_seed = models / "{arm}" / f"seed{seed}" / "{tag}" / "cost.json"
         for level in LEVELS:
             _write_cost(Path(str(per_seed).format(arm="individual", tag=f"s{level:g}")), job="train_individual",
                         arm="individual", sparsity=level, threads=2, wall_s=run * 1800.0, steps=300,
                         audio_hours=1.5, peak_mem_mb=1900.0, **CPU)
-            _write_cost(Path(str(per_seed).format(arm="omni", tag=f"s{level:g}")), job="extract_omni", arm="omni",
-                        sparsity=level, threads=1, wall_s=run * 36.0, peak_mem_mb=800.0, **CPU)
+            _write_cost(Path(str(per_seed).format(arm="individual-kd", tag=f"s{level:g}")), job="train_individual",
+                        arm="individual-kd", sparsity=level, threads=2, wall_s=run * 2160.0, steps=300,
+                        audio_hours=1.5, peak_mem_mb=1900.0, **CPU)
+            for arm in ("omni", "omni-kd"):
+                _write_cost(Path(str(per_seed).format(arm=arm, tag=f"s{level:g}")), job="extract_omni", arm=arm,
+                            sparsity=level, threads=1, wall_s=run * 36.0, peak_mem_mb=800.0, **CPU)
             _write_train_log(models / f"individual/seed{seed}/s{level:g}/train_log.csv", 300, 1.0 + level)
         _write_cost(Path(str(per_seed).format(arm="omni", tag="supernet")), job="train_omni", arm="omni",
                     sparsity=None, threads=2, wall_s=run * 2700.0, steps=300, subnet_passes=600, audio_hours=1.5,
                     peak_mem_mb=2100.0, **CPU)
+        _write_cost(Path(str(per_seed).format(arm="omni-kd", tag="supernet")), job="train_omni", arm="omni-kd",
+                    sparsity=None, threads=2, wall_s=run * 2106.0, steps=300, subnet_passes=300,
+                    audio_hours=1.5, peak_mem_mb=2100.0, **CPU)
         _write_train_log(models / f"omni/seed{seed}/supernet/train_log.csv", 300, 2.0)
-    _write_cost(root / f"search/seed{SEEDS[0]}/cost.json", job="search", arm="omni-searched", sparsity=None,
+    _write_cost(root / f"search/omni/seed{SEEDS[0]}/cost.json", job="search", arm="omni-searched", sparsity=None,
                 device_kind="cuda", device_name="NVIDIA Fixture GPU", device_count=1, threads=4, wall_s=7200.0,
                 peak_mem_mb=9000.0)
     _write_cost(root / f"eval/omni/seed{SEEDS[0]}/s0.7/dev/cost.json", job="evaluate", arm="omni", sparsity=0.7,
@@ -264,7 +275,7 @@ def test_bootstrap_rejects_inputs_without_words() -> None:
 
 
 def test_accounting_sums_core_hours_and_keeps_gpu_hours_apart(results: Path) -> None:
-    account = accounting.collect(_cost_paths(results), _study_benchmarks(results), results / "benchmarks", results)
+    account = accounting.collect(_cost_paths(results), _study_benchmarks(results), results / "benchmarks", results, PAIRS)
     jobs = account.jobs
     assert set(jobs["unit"]) == {"CPU core-hours", "GPU-hours"}
     dense = jobs[jobs["rule"] == "train_dense"].iloc[0]
@@ -285,8 +296,9 @@ def test_accounting_sums_core_hours_and_keeps_gpu_hours_apart(results: Path) -> 
     totals = account.totals.set_index(["stage", "unit"])
     all_seeds = 1 + 2   # the second seed's jobs took twice as long
     assert totals.at[("individual", "CPU core-hours"), "device_hours"] == pytest.approx(
-        3 * all_seeds * 1800.0 * 2 / 3600.0)
-    assert totals.at[("omni", "CPU core-hours"), "device_hours"] == pytest.approx(all_seeds * (1.5 + 3 * 0.01))
+        3 * all_seeds * (1800.0 + 2160.0) * 2 / 3600.0)   # every individual arm: individual and individual-kd
+    assert totals.at[("omni", "CPU core-hours"), "device_hours"] == pytest.approx(
+        all_seeds * (1.5 + 3 * 0.01) + all_seeds * (2106.0 * 2 + 3 * 36.0) / 3600.0)
     assert totals.at[("search", "GPU-hours"), "device_hours"] == pytest.approx(2.0)
     assert ("search", "CPU core-hours") not in totals.index
     assert totals.at[("data", "CPU core-hours"), "jobs"] == 2
@@ -298,6 +310,15 @@ def test_accounting_sums_core_hours_and_keeps_gpu_hours_apart(results: Path) -> 
     assert headline.at["individual / omni", "device_hours"] == pytest.approx(3.0 / 1.53)
     assert headline.at["dense (shared)", "device_hours"] == pytest.approx(2.0)
     assert set(account.headline["unit"]) == {"CPU core-hours"}  # the GPU search is no part of K models
+    # one training job per arm, next to one job of its paired individual arm (omni-kd <-> individual-kd)
+    arms = account.arms.set_index("arm")
+    assert arms.at["individual", "jobs"] == 3 and arms.at["omni-kd", "jobs"] == 1
+    assert arms.at["individual", "job_device_hours"] == pytest.approx(1.5)   # (1 + 2) x 1800 s x 2 threads / 2 seeds
+    assert arms.at["omni-kd", "paired_individual"] == "individual-kd"
+    # supernet (2 threads) + 3 extractions (1 thread) cost one individual-kd job: 2106 x 2 + 3 x 36 = 2160 x 2
+    assert arms.at["omni-kd", "vs_one_individual_job"] == pytest.approx(1.0)
+    assert arms.at["omni-kd", "vs_individual_arm"] == pytest.approx(1.0 / 3)
+    assert arms.at["omni", "vs_one_individual_job"] == pytest.approx(1.53)   # 2700 x 2 + 3 x 36 over 1800 x 2
 
     check = account.crosscheck.set_index("rule")
     assert check.at["train_dense", "benchmark_over_record"] == pytest.approx(3700.0 / 3600.0)
@@ -329,9 +350,10 @@ def written_tables(results: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 def test_wer_table_has_every_model_split_and_decode(written_tables: dict[str, Path], results: Path) -> None:
     wer = pd.read_csv(written_tables["wer_csv"])
     assert list(wer.columns) == wer_tables.WER_COLUMNS
-    runs = 1 + len(SEEDS) * (1 + 2 * len(LEVELS) + 1)
+    runs = 1 + len(SEEDS) * (1 + 4 * len(LEVELS) + 1)
     assert len(wer) == runs * len(SPLITS) * len(DECODES)
-    assert list(wer["arm"].drop_duplicates()) == ["dense", "control", "individual", "omni", "omni-searched"]
+    assert list(wer["arm"].drop_duplicates()) == ["dense", "control", "individual", "individual-kd", "omni",
+                                                  "omni-kd", "omni-searched"]
     row = wer[(wer["arm"] == "omni") & (wer["tag"] == "s0.9") & (wer["split"] == "test-other")
               & (wer["decode"] == TABLE_DECODE) & (wer["seed"] == SEEDS[1])].iloc[0]
     summary = json.loads((results / f"eval/omni/seed{SEEDS[1]}/s0.9/test-other/summary.json").read_text())
@@ -400,6 +422,47 @@ def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str,
     assert body.count(r"\\") >= len(table) and r"$^{*}$" in latex
 
 
+def test_strategy_table_pairs_each_arm_with_the_individual_arm_of_its_teacher(results: Path,
+                                                                             tmp_path: Path) -> None:
+    account = accounting.collect(_cost_paths(results), _study_benchmarks(results), results / "benchmarks", results, PAIRS)
+    cost_csv = tmp_path / "cost.csv"
+    cost_tables.write_cost_tables(account, {"csv": cost_csv, "md": tmp_path / "cost.md", "tex": tmp_path / "cost.tex"})
+    outputs = {"csv": tmp_path / "strategies.csv", "md": tmp_path / "strategies.md"}
+    strategy_tables.write_strategy_tables(_summary_paths(results), cost_csv, SPLITS, TABLE_DECODE, SETTINGS, PAIRS,
+                                          outputs)
+    table = pd.read_csv(outputs["csv"])
+    assert list(zip(table["level"], table["arm"]))[:5] == [
+        (0.5, "individual"), (0.5, "individual-kd"), (0.5, "omni"), (0.5, "omni-kd"), (0.7, "individual")]
+    assert len(table) == 4 * len(LEVELS) + 1 and (table["arm"] == "omni-searched").sum() == 1
+    rows = table.set_index(["level", "arm"])
+    words = _reference_words("test-other")
+    speakers = np.array([utt_id.split("-")[0] for utt_id in _utt_ids("test-other")])
+
+    def runs(arm: str, sparsity: float) -> np.ndarray:
+        return np.vstack([_errors(arm, sparsity, "test-other", words, seed) for seed in SEEDS])
+
+    def two_level(system: np.ndarray, baseline: np.ndarray):
+        return seeded_paired_bootstrap(system, baseline, words, SETTINGS, speakers, paired_seeds=True)
+
+    # omni-kd is compared with individual-kd (both have the dense teacher), omni with individual
+    with_teacher = two_level(runs("omni-kd", 0.9), runs("individual-kd", 0.9))
+    assert rows.at[(0.9, "omni-kd"), "paired_individual"] == "individual-kd"
+    assert rows.at[(0.9, "omni-kd"), "test-other/vs_individual_rel_diff_pct"] == pytest.approx(with_teacher.diff_rel_pct)
+    assert rows.at[(0.9, "omni"), "test-other/vs_individual_rel_diff_pct"] == pytest.approx(
+        two_level(runs("omni", 0.9), runs("individual", 0.9)).diff_rel_pct)
+    assert np.isnan(rows.at[(0.9, "individual-kd"), "test-other/vs_individual_abs_diff"])
+    damage = two_level(runs("individual-kd", 0.7), runs("control", 0.0))
+    assert rows.at[(0.7, "individual-kd"), "test-other/damage_abs_diff"] == pytest.approx(damage.diff_abs)
+    assert rows.at[(0.7, "individual-kd"), "test-other/arm_wer_sd"] > 0
+    searched = two_level(runs("omni-searched", 0.69), runs("omni", 0.7))
+    assert rows.at[(0.7, "omni-searched"), "test-other/vs_uniform_rel_diff_pct"] == pytest.approx(
+        searched.diff_rel_pct)
+    assert rows.at[(0.9, "omni-kd"), "job_vs_one_individual_job"] == pytest.approx(1.0)
+    assert rows.at[(0.9, "omni-kd"), "job_vs_individual_arm"] == pytest.approx(1.0 / 3)
+    markdown = outputs["md"].read_text()
+    assert "### test-other" in markdown and "vs individual-kd" in markdown and "1.00x" in markdown
+
+
 def test_table_decode_missing_from_the_summaries_is_a_config_error(results: Path, tmp_path: Path) -> None:
     outputs = {key: tmp_path / key for key in ("wer_csv", "wer_md", "sparsity_csv", "sparsity_md", "sparsity_tex")}
     with pytest.raises(ValueError, match="report.table_decode"):
@@ -407,11 +470,11 @@ def test_table_decode_missing_from_the_summaries_is_a_config_error(results: Path
 
 
 def test_cost_tables(results: Path, tmp_path: Path) -> None:
-    account = accounting.collect(_cost_paths(results), _study_benchmarks(results), results / "benchmarks", results)
+    account = accounting.collect(_cost_paths(results), _study_benchmarks(results), results / "benchmarks", results, PAIRS)
     outputs = {"csv": tmp_path / "cost.csv", "md": tmp_path / "cost.md", "tex": tmp_path / "cost.tex"}
     cost_tables.write_cost_tables(account, outputs)
     frame = pd.read_csv(outputs["csv"])
-    assert set(frame["section"]) == {"job", "total", "headline"}
+    assert set(frame["section"]) == {"job", "total", "headline", "arm"}
     assert (frame["section"] == "job").sum() == len(account.jobs)
     markdown = outputs["md"].read_text()
     assert "individual / omni = 1.96x" in markdown and "GPU-hours" in markdown and "mean over 2" in markdown
@@ -434,7 +497,7 @@ WRAPPER = textwrap.dedent("""\
     os.environ["PYTHONPATH"] = "{repo}"
     sys.path.insert(0, "{repo}")
     include: "{repo}/rules/common.smk"
-    from omni.study import COST_TABLES, FIGURES, WER_TABLES
+    from omni.study import COST_TABLES, FIGURES, STRATEGY_TABLES, WER_TABLES
 
 
     class FixtureStudy(type(STUDY)):
@@ -450,7 +513,7 @@ WRAPPER = textwrap.dedent("""\
             return sorted(str(p) for p in Path(R).rglob("cost.json"))
 
         def benchmark_files(self):
-            reporting = {{"wer_table.tsv", "accounting.tsv", "figures.tsv"}}
+            reporting = {{"wer_table.tsv", "accounting.tsv", "figures.tsv", "strategy_table.tsv"}}
             return sorted(str(p) for p in Path(R).glob("benchmarks/**/*.tsv")
                           if p.name not in reporting and "s0.6" not in p.name)
 
@@ -458,7 +521,7 @@ WRAPPER = textwrap.dedent("""\
     STUDY = FixtureStudy(**vars(STUDY))
     include: "{repo}/rules/report.smk"
     rule all:
-        input: [STUDY.table(name) for name in (*WER_TABLES, *COST_TABLES)], [STUDY.figure(name) for name in FIGURES]
+        input: [STUDY.table(name) for name in (*WER_TABLES, *COST_TABLES, *STRATEGY_TABLES)], [STUDY.figure(name) for name in FIGURES]
     """)
 
 
@@ -476,12 +539,14 @@ def test_report_rules_run_build_a_report_and_rerun_on_report_config_only(results
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["evaluate"].update(splits=SPLITS, decodes=DECODES)
     config["report"]["table_decode"] = TABLE_DECODE
+    config["variants"] = {"individual-kd": {"distill": {"individual": "dense"}}, "omni-kd": {"distill": {"omni": "dense"}}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "Snakefile").write_text(WRAPPER.format(repo=REPO))
 
     _snakemake(tmp_path, "--quiet")
     for name in ["tables/wer.csv", "tables/wer.md", "tables/wer_vs_sparsity.csv", "tables/wer_vs_sparsity.md",
-                 "tables/wer_vs_sparsity.tex", "tables/cost.csv", "tables/cost.md", "tables/cost.tex"]:
+                 "tables/wer_vs_sparsity.tex", "tables/cost.csv", "tables/cost.md", "tables/cost.tex",
+                 "tables/strategies.csv", "tables/strategies.md"]:
         assert (tmp_path / "results" / name).stat().st_size > 0, name
     for name in ["pareto.png", "training_curves.png", "cost.png"]:
         png = (tmp_path / "results/figures" / name).read_bytes()
@@ -492,6 +557,7 @@ def test_report_rules_run_build_a_report_and_rerun_on_report_config_only(results
     html = (tmp_path / "report.html").read_text()
     # captions are found and their Jinja placeholders filled from the rules' params
     assert "Claim 1 of the paper" in html and "Claim 2 of the paper" in html and "snakemake.params" not in html
+    assert "Every pruning arm side by side" in html
     assert f"({config['report']['bootstrap_resamples']} resamples" in html
 
     changed = dict(config["report"], bootstrap_seed=config["report"]["bootstrap_seed"] + 1)

@@ -225,7 +225,7 @@ def test_search_job_writes_front_history_best_and_cost(prepared: PreparedData, t
                         pareto=tmp_path / "pareto.csv", history=tmp_path / "history.csv",
                         best=tmp_path / "best.json", cost=tmp_path / "cost.json")
     result = run_search_job(job_params.search(config, config["seeds"][0]), job_params.masks(config), job_params.logmel(config), paths,
-                            threads=1)
+                            threads=1, arm="omni-searched")
 
     history = pd.read_csv(paths.history)
     assert len(history) == len(result.history) and history["dev_wer"].ge(0).all()

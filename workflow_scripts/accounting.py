@@ -7,7 +7,8 @@ from omni.results.cost_tables import headline_sentences, write_cost_tables
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
-    account = collect(smk.input.records, smk.params.benchmarks, smk.params.benchmark_dir, smk.params.results_dir)
+    account = collect(smk.input.records, smk.params.benchmarks, smk.params.benchmark_dir, smk.params.results_dir,
+                      smk.params.pairs)
     write_cost_tables(account, dict(smk.output.items()))
     for line in headline_sentences(account.headline):
         print(line, file=sys.stderr)

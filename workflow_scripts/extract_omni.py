@@ -7,4 +7,4 @@ from omni.logs import tee_stderr
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
     extract_uniform(Path(smk.input.supernet), float(smk.wildcards.sparsity), Path(smk.output.model),
-                    Path(smk.output.cost), smk.threads)
+                    Path(smk.output.cost), smk.threads, smk.wildcards.arm)

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from omni.jobs.search import SearchPaths, run_search_job
 from omni.logs import tee_stderr
+from omni.study import Study
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
@@ -11,4 +12,5 @@ with tee_stderr(smk.log[0]):
         feature_stats=Path(smk.input.feature_stats), tokenizer=Path(smk.input.tokenizer),
         pareto=Path(smk.output.pareto), history=Path(smk.output.history), best=Path(smk.output.best),
         cost=Path(smk.output.cost))
-    run_search_job(smk.params.search, smk.params.masks, smk.params.logmel, paths, smk.threads)
+    run_search_job(smk.params.search, smk.params.masks, smk.params.logmel, paths, smk.threads,
+                   Study.searched(smk.wildcards.arm))

@@ -10,7 +10,7 @@ with tee_stderr(smk.log[0]):
     target = float(smk.wildcards.sparsity)
     steps = individual["steps"]
     setup = training_setup(smk, {"masks": masks, "individual": individual})
-    spec = JobSpec(job="train_individual", arm="individual", sparsity=target, steps=steps)
+    spec = JobSpec(job="train_individual", arm=smk.wildcards.arm, sparsity=target, steps=steps)
     run_training_job(setup, spec, train_paths(smk), smk.threads,
                      lambda model: GradualPruning(model, masks, target, steps, individual["prune_fraction"],
                                                   individual["mask_update_every"]))

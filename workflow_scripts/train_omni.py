@@ -9,6 +9,6 @@ with tee_stderr(smk.log[0]):
     masks, supernet = smk.params.masks, smk.params.supernet
     steps, sampler = planned_sampler(supernet)
     setup = training_setup(smk, {"masks": masks, "supernet": supernet})
-    spec = JobSpec(job="train_omni", arm="omni", sparsity=None, steps=steps)
+    spec = JobSpec(job="train_omni", arm=smk.wildcards.arm, sparsity=None, steps=steps)
     run_training_job(setup, spec, train_paths(smk), smk.threads,
                      lambda model: SupernetGradients.from_section(model, masks, supernet, sampler, setup.seed))

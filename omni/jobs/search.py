@@ -39,7 +39,6 @@ from omni.sparsity.search import (
 )
 
 JOB = "search"
-ARM = "omni-searched"
 EXPORT_DTYPE = torch.float32
 SECONDS_PER_HOUR = 3600.0
 LAYER_COLUMN_PREFIX = "s:"
@@ -194,13 +193,14 @@ def write_search_outputs(result: SearchResult, paths: SearchPaths) -> None:
 
 
 def run_search_job(search: Mapping[str, Any], masks: Mapping[str, Any], logmel: Mapping[str, Any],
-                   paths: SearchPaths, threads: int) -> SearchResult:
+                   paths: SearchPaths, threads: int, arm: str) -> SearchResult:
     """The search stage: score sub-networks of the supernet on the dev subset, write its outputs.
-    The sections are the rule's params (omni.job_params.search / .masks / .logmel)."""
+    The sections are the rule's params (omni.job_params.search / .masks / .logmel); `arm` is the
+    searched arm its cost counts towards."""
     set_threads(threads)
     seed_everything(search["seed"])
     device = resolve_device(search["device"])
-    meter = CostMeter(JOB, ARM, None, device, threads)
+    meter = CostMeter(JOB, arm, None, device, threads)
     scorer = SubnetworkScorer(load_torch(paths.supernet), masks, device)
     dev = load_dev_subset(search, logmel, paths.manifest, paths.feature_stats, paths.tokenizer,
                           scorer.model_config["right_context_length"], device)

@@ -14,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -24,13 +24,16 @@ GPU_HOURS = "GPU-hours"
 CPU_CORE_HOURS = "CPU core-hours"
 UNIT_OF_DEVICE = {"cuda": GPU_HOURS, "cpu": CPU_CORE_HOURS}
 
-ARMS = ("dense", "control", "individual", "omni", "omni-searched")
+SHARED_ARMS = ("dense", "control")
+PRUNING_KINDS = ("individual", "omni")   # an arm's name starts with its kind (omni.job_params.arm_kind)
 # Stages of the totals, in display order; "other" collects rules this module does not know.
 STAGES = ("data", "dense", "control", "individual", "omni", "search", "evaluation", "export", "other")
 DATA_RULES = frozenset({"build_corpus", "manifest", "feature_stats", "tokenizer"})
 JOB_COLUMNS = ["stage", "rule", "arm", "seed", "sparsity", "device", "device_count", "processes", "threads",
                "wall_s", "device_hours", "unit", "audio_hours", "peak_mem_mb", "source"]
 DENSE_ITEM, INDIVIDUAL_ITEM, OMNI_ITEM, RATIO_ITEM = "dense (shared)", "individual", "omni", "individual / omni"
+ARM_COLUMNS = ["arm", "paired_individual", "unit", "seeds", "jobs", "job_device_hours", "job_wall_s",
+               "vs_one_individual_job", "vs_individual_arm"]
 _RECORD_KEYS = ("job", "arm", "sparsity", "device_kind", "device_name", "device_count", "processes",
                 "threads", "wall_s", "audio_hours", "peak_mem_mb", "device_hours", "device_hours_unit")
 # What a benchmark file says when it could not sample the process (Snakemake writes "NA").
@@ -45,6 +48,7 @@ class Accounting:
     jobs: pd.DataFrame        # one row per job (JOB_COLUMNS)
     totals: pd.DataFrame      # per stage and unit
     headline: pd.DataFrame    # cost of K pruned models per arm, per unit, and the ratio
+    arms: pd.DataFrame        # per pruning arm: one training job next to one job of its paired individual arm
     crosscheck: pd.DataFrame  # per rule: record wall time vs benchmark wall time
 
 
@@ -58,7 +62,7 @@ def stage_of(rule: str, arm: str | None) -> str:
         return "control"  # the dense-continued control: cost of neither arm, shown apart
     if rule == "train_individual":
         return "individual"
-    if rule == "train_omni" or (rule.startswith("extract") and arm == "omni"):
+    if rule in ("train_omni", "extract_omni"):
         return "omni"
     if rule.startswith("extract") or rule.startswith("search"):
         return "search"
@@ -101,6 +105,11 @@ def load_cost_records(paths: Iterable[str | os.PathLike], results_dir: str | os.
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
 
+def is_arm_name(name: str) -> bool:
+    """A path level that names an arm: dense, control, or individual / omni and their variants."""
+    return name in SHARED_ARMS or name.split("-", 1)[0] in PRUNING_KINDS
+
+
 def seed_of_path(path: str | os.PathLike) -> float:
     """The training seed a job's file belongs to (its `seed<N>` folder), NaN for shared jobs (data)."""
     seeds = [int(match.group(1)) for part in Path(path).parts if (match := _SEED_DIR.fullmatch(part))]
@@ -134,7 +143,7 @@ def load_benchmarks(paths: Iterable[str | os.PathLike], benchmark_dir: str | os.
         relative = path.relative_to(root)
         rule = relative.parts[0] if len(relative.parts) > 1 else relative.stem
         runs = pd.read_csv(path, sep="\t", na_values=_BENCHMARK_NA)
-        arm = next((part for part in relative.parts[1:-1] if part in ARMS), None)
+        arm = next((part for part in relative.parts[1:-1] if is_arm_name(part)), None)
         frames.append(pd.DataFrame({
             "rule": rule,
             "arm": arm,
@@ -205,11 +214,10 @@ def headline(jobs: pd.DataFrame) -> pd.DataFrame:
     seed, and shown on its own line. Each unit gets its own lines, and a ratio line (individual /
     omni, device-hours and wall seconds) where omni used it.
     """
-    is_extraction = jobs["rule"].str.startswith("extract")
     parts = {
         DENSE_ITEM: jobs["rule"] == "train_dense",
-        INDIVIDUAL_ITEM: jobs["rule"] == "train_individual",
-        OMNI_ITEM: (jobs["rule"] == "train_omni") | (is_extraction & (jobs["arm"] == "omni")),
+        INDIVIDUAL_ITEM: (jobs["rule"] == "train_individual") & (jobs["arm"] == INDIVIDUAL_ITEM),
+        OMNI_ITEM: jobs["rule"].isin(["train_omni", "extract_omni"]) & (jobs["arm"] == OMNI_ITEM),
     }
     rows = []
     for unit in sorted(jobs.loc[np.logical_or.reduce(list(parts.values())), "unit"].unique()):
@@ -232,8 +240,33 @@ def headline(jobs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item", "unit", "seeds", "jobs", "models", "wall_s", "device_hours"])
 
 
+def arm_costs(jobs: pd.DataFrame, pairs: Mapping[str, str]) -> pd.DataFrame:
+    """Per pruning arm and unit: what one of its training jobs cost (mean over jobs; an omni arm's job
+    is its supernet plus its K extractions, per seed), next to one job of the individual arm it is
+    compared with (`pairs`: omni arm -> individual arm) and to that arm's K jobs. Equal compute
+    reads ~1.0 in `vs_one_individual_job`; the paper's claim is `vs_individual_arm` near 1/K."""
+    training = jobs[jobs["rule"].isin(["train_individual", "train_omni", "extract_omni"])]
+    rows, per_job = [], {}
+    for (arm, unit), selected in training.groupby(["arm", "unit"], sort=False):
+        seeds = max(1, selected["seed"].nunique())
+        supernets = selected["rule"] == "train_omni"
+        jobs_per_seed = (supernets.sum() if supernets.any() else len(selected)) / seeds
+        per_job[arm, unit] = {"arm": arm, "unit": unit, "seeds": seeds, "jobs": jobs_per_seed,
+                              "job_device_hours": selected["device_hours"].sum() / seeds / jobs_per_seed,
+                              "job_wall_s": selected["wall_s"].sum() / seeds / jobs_per_seed}
+    for (arm, unit), row in per_job.items():
+        paired = arm if arm.startswith(INDIVIDUAL_ITEM) else pairs.get(arm, INDIVIDUAL_ITEM)
+        reference = per_job.get((paired, unit))
+        one_job = row["job_device_hours"] / reference["job_device_hours"] if reference else np.nan
+        whole_arm = one_job / reference["jobs"] if reference else np.nan
+        rows.append({**row, "paired_individual": paired, "vs_one_individual_job": one_job,
+                     "vs_individual_arm": whole_arm})
+    return pd.DataFrame(rows, columns=ARM_COLUMNS)
+
+
 def collect(cost_paths: Iterable[str | os.PathLike], benchmark_paths: Iterable[str | os.PathLike],
-            benchmark_dir: str | os.PathLike, results_dir: str | os.PathLike) -> Accounting:
+            benchmark_dir: str | os.PathLike, results_dir: str | os.PathLike,
+            pairs: Mapping[str, str]) -> Accounting:
     """All jobs (records, plus benchmark runs of rules without records) and their summaries."""
     records = load_cost_records(cost_paths, results_dir)
     benchmarks = load_benchmarks(benchmark_paths, benchmark_dir, results_dir)
@@ -243,7 +276,7 @@ def collect(cost_paths: Iterable[str | os.PathLike], benchmark_paths: Iterable[s
     jobs = jobs.assign(_order=jobs["stage"].map({stage: rank for rank, stage in enumerate(STAGES)}))
     jobs = jobs.sort_values(["_order", "rule", "arm", "seed", "sparsity", "source"], na_position="first")
     jobs = jobs.drop(columns="_order").reset_index(drop=True)
-    return Accounting(jobs=jobs, totals=stage_totals(jobs), headline=headline(jobs),
+    return Accounting(jobs=jobs, totals=stage_totals(jobs), headline=headline(jobs), arms=arm_costs(jobs, pairs),
                       crosscheck=crosscheck(records, benchmarks))
 
 
@@ -251,11 +284,11 @@ def breakdown(jobs: pd.DataFrame) -> pd.DataFrame:
     """Device-hours per (arm, activity, unit) for the stacked cost figure.
 
     The arm axis answers "what did each arm cost end to end": data and dense (its training and
-    its evaluation) are shared; the search and its extractions belong to the searched arm.
+    its evaluation) are shared; a search and its extractions belong to its searched arm (their records
+    carry it).
     """
-    arm = np.select(
-        [jobs["stage"].isin(["data", "dense"]) | (jobs["arm"] == "dense"), jobs["stage"] == "search"],
-        ["shared", "omni-searched"], default=jobs["arm"].fillna("shared").astype(str))
+    shared = jobs["stage"].isin(["data", "dense"]) | (jobs["arm"] == "dense") | jobs["arm"].isna()
+    arm = np.where(shared, "shared", jobs["arm"].astype(str))
     activity = np.select(
         [jobs["stage"] == "data", jobs["rule"].str.startswith("train"), jobs["rule"].str.startswith("extract"),
          jobs["stage"] == "search", jobs["stage"] == "evaluation", jobs["stage"] == "export"],

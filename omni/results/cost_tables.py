@@ -7,7 +7,15 @@ import os
 import pandas as pd
 
 from omni.atomic import write_dataframe, write_text
-from omni.results.accounting import DENSE_ITEM, INDIVIDUAL_ITEM, JOB_COLUMNS, OMNI_ITEM, RATIO_ITEM, Accounting
+from omni.results.accounting import (
+    ARM_COLUMNS,
+    DENSE_ITEM,
+    INDIVIDUAL_ITEM,
+    JOB_COLUMNS,
+    OMNI_ITEM,
+    RATIO_ITEM,
+    Accounting,
+)
 from omni.results.formatting import (
     MISSING,
     RATIO_DECIMALS,
@@ -20,6 +28,22 @@ from omni.results.formatting import (
 )
 
 
+ARM_SECTION = "arm"   # rows of cost.csv: one training job per pruning arm (omni.results.strategy_tables reads them)
+
+
+def arm_markdown(arms: pd.DataFrame) -> str:
+    """One training job per pruning arm next to one job of the individual arm it is compared with."""
+    shown = pd.DataFrame({
+        "arm": arms["arm"], "unit": arms["unit"], "seeds": arms["seeds"].map(fmt_int),
+        "jobs per seed": arms["jobs"].map(lambda v: f"{v:g}"),
+        "one job (device-hours)": arms["job_device_hours"].map(fmt_hours),
+        "one job wall (s)": arms["job_wall_s"].map(fmt_wall), "paired individual arm": arms["paired_individual"],
+        "/ one individual job": arms["vs_one_individual_job"].map(lambda v: f"{v:.{RATIO_DECIMALS}f}x"),
+        "/ individual arm (K jobs)": arms["vs_individual_arm"].map(lambda v: f"{v:.{RATIO_DECIMALS}f}x"),
+    })
+    return markdown(shown)
+
+
 def cost_frame(accounting: Accounting) -> pd.DataFrame:
     """Jobs, per-stage totals and headline lines in one CSV, told apart by `section`.
 
@@ -27,10 +51,11 @@ def cost_frame(accounting: Accounting) -> pd.DataFrame:
     """
     frame = pd.concat([accounting.jobs.assign(section="job"),
                       accounting.totals.assign(section="total"),
-                      accounting.headline.assign(section="headline")], ignore_index=True)[
+                      accounting.headline.assign(section="headline"),
+                      accounting.arms.assign(section=ARM_SECTION)], ignore_index=True)[
         ["section", "stage", "item", "rule", "arm", "seed", "sparsity", "device", "device_count", "processes",
          "threads", "seeds", "jobs", "models", "wall_s", "device_hours", "unit", "audio_hours", "peak_mem_mb",
-         "source"]]
+         "source", *ARM_COLUMNS[1:2], *ARM_COLUMNS[5:]]]
     counts = ["seed", "device_count", "processes", "threads", "seeds"]
     return frame.astype({column: "Int64" for column in counts})
 
@@ -88,6 +113,11 @@ def cost_markdown(accounting: Accounting) -> str:
         "Each arm ran once per training seed; a line is the mean over its seeds (one study's cost). "
         "The dense model is trained once and shared.", "",
         *[f"- {line}" for line in headline_sentences(accounting.headline)], "",
+        "## One training job per arm", "",
+        "An omni arm's job is its supernet plus its K extractions; an individual arm's, one of its K jobs (mean "
+        "over jobs and seeds). Each is set next to one job of the individual arm it is compared with (the one "
+        "with the same external teacher): equal compute reads ~1.00x there.", "",
+        arm_markdown(accounting.arms), "",
         "## Totals per stage", "", markdown(total_view), "",
         "## Jobs", "",
         "Device-hours are GPU-hours on GPUs and CPU core-hours (wall x threads) on CPUs, never converted. "

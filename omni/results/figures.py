@@ -5,9 +5,10 @@ so a figure never shows a number the tables do not.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import matplotlib
 
@@ -21,8 +22,8 @@ from omni.results.accounting import breakdown  # noqa: E402
 from omni.atomic import atomic_path  # noqa: E402
 from omni.results.bootstrap import BootstrapSettings, wer_interval  # noqa: E402
 from omni.results.formatting import BYTES_PER_MB, MILLION, PERCENT  # noqa: E402
-from omni.results.wer_tables import load_runs, resampling_clusters  # noqa: E402
-from omni.study import CONTROL  # noqa: E402
+from omni.results.wer_tables import arm_order, load_runs, resampling_clusters  # noqa: E402
+from omni.study import CONTROL, SEARCHED_SUFFIX  # noqa: E402
 
 DPI = 150
 PANEL_INCHES = (5.0, 4.0)
@@ -36,7 +37,10 @@ ARM_STYLE = {
 ACTIVITY_COLORS = {"data": "tab:gray", "training": "tab:blue", "extraction": "tab:orange",
                    "search": "tab:green", "evaluation": "tab:purple", "export": "tab:olive",
                    "other": "tab:brown"}
-ARM_GROUPS = ("shared", "individual", "omni", "omni-searched")
+# Variant arms (config `variants`) get the next colour of this cycle; their kind keeps its marker.
+VARIANT_COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray",
+                  "gold", "navy", "teal")
+KIND_MARKERS = {"individual": "o", "omni": "s", "searched": "^"}
 # A smoothed training curve keeps about this many independent points, however long the run.
 SMOOTHED_POINTS = 60
 COLORMAP_STOP = 0.9       # viridis beyond this is too pale to read on white
@@ -59,6 +63,7 @@ def save(figure: Figure, path: str | os.PathLike) -> None:
     plt.close(figure)
 
 
+LEGEND_COLUMNS = 4
 SEED_ALPHA = 0.3
 SEED_MARKER = 4
 CONTROL_STYLE = dict(color="dimgray", linestyle="--", linewidth=1, label="control (dense trained on, no masks)")
@@ -82,7 +87,7 @@ def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
                                 squeeze=False)
     for axis, split in zip(axes[0], present):
         on_split = scored[scored["split"] == split]
-        for arm, style in ARM_STYLE.items():
+        for arm, style in arm_styles(scored["arm"].unique()).items():
             runs = on_split[on_split["arm"] == arm]
             if runs.empty:
                 continue
@@ -105,14 +110,30 @@ def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
         axis.set_ylabel(f"WER (%), {decode}")
         axis.grid(True, alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
-                  bbox_to_anchor=(0.5, -0.02))
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), LEGEND_COLUMNS), frameon=False,
+                  bbox_to_anchor=(0.5, -0.02 * math.ceil(len(labels) / LEGEND_COLUMNS)))
     seeds = scored.loc[scored["arm"] != "dense", "seed"].nunique()
     figure.suptitle(f"WER vs model size: mean over {seeds} training seed(s) (faint: single seeds); error bars: "
                     f"{PERCENT * settings.confidence:g}% bootstrap CI over seeds and test data "
                     f"({settings.resamples} resamples)")
     figure.tight_layout(rect=(0, 0.06, 1, 1))
     return figure
+
+
+def arm_styles(arms: Iterable[str]) -> dict[str, dict[str, object]]:
+    """A plot style per arm, in table order (dense, individual arms, omni arms, searched arms): the
+    study's own arms keep their fixed styles, each variant the next colour with its kind's marker."""
+    ordered = sorted(set(arms) - {CONTROL[0]}, key=arm_order)
+    colors = iter(VARIANT_COLORS * len(ordered))
+    styles = {}
+    for arm in ordered:
+        if arm in ARM_STYLE:
+            styles[arm] = ARM_STYLE[arm]
+            continue
+        kind = "searched" if arm.endswith(SEARCHED_SUFFIX) else arm.split("-", 1)[0]
+        styles[arm] = dict(color=next(colors), marker=KIND_MARKERS.get(kind, "D"),
+                           linestyle="none" if kind == "searched" else "--", label=arm)
+    return styles
 
 
 def _mean_interval(runs: pd.DataFrame, decode: str, settings: BootstrapSettings) -> tuple[float, float]:
@@ -126,7 +147,8 @@ def _annotate_levels(axis: plt.Axes, on_split: pd.DataFrame) -> None:
     edge with a faint guide line, so labels never sit on the curves or their error bars."""
     axis.margins(x=LABEL_SIDE_ROOM, y=LABEL_HEADROOM)
     axis.set_ylim(bottom=0.0)
-    levels = on_split[on_split["arm"].isin(["dense", "individual", "omni"])].drop_duplicates("tag")
+    levels = on_split[~on_split["arm"].str.endswith(SEARCHED_SUFFIX) & (on_split["arm"] != CONTROL[0])]
+    levels = levels.drop_duplicates("tag")
     for level in levels.itertuples():
         x = level.params_kept / MILLION
         axis.axvline(x, color="lightgray", linestyle=":", linewidth=1, zorder=0)
@@ -207,7 +229,8 @@ def cost_figure(jobs: pd.DataFrame) -> Figure:
     """Device-hours per arm stacked by activity; one panel per unit (GPU-hours never mix with CPU)."""
     parts = breakdown(jobs).fillna({"device_hours": 0.0})
     units = sorted(parts["unit"].unique())
-    arms_of = {unit: [arm for arm in ARM_GROUPS if ((parts["unit"] == unit) & (parts["arm"] == arm)).any()]
+    arms_of = {unit: sorted(parts.loc[parts["unit"] == unit, "arm"].unique(),
+                            key=lambda arm: (arm != "shared", arm != CONTROL[0], arm_order(arm)))
                for unit in units}
     bars = sum(len(arms) for arms in arms_of.values())
     figure, axes = plt.subplots(len(units), 1, squeeze=False,

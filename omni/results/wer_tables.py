@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from omni.atomic import write_dataframe, write_text
-from omni.results.accounting import ARMS
 from omni.data.dev_split import speaker_of
 from omni.results.bootstrap import BootstrapSettings, PairedDifference, seeded_paired_bootstrap
 from omni.results.formatting import (
@@ -39,7 +38,7 @@ from omni.results.formatting import (
     tex,
     tex_number,
 )
-from omni.study import CONTROL
+from omni.study import CONTROL, SEARCHED_SUFFIX
 
 DENSE_TAG = "dense"
 LEVEL_PREFIX = "s"    # tag of a uniform sparsity level, e.g. s0.7
@@ -146,10 +145,18 @@ def wer_table(summaries: pd.DataFrame, splits: Sequence[str], decodes: Sequence[
 
     Order: arms as in the study, then sparsity, tag, seed, then splits and decodes as in the config.
     """
-    ranks = {"_arm": summaries["arm"].map(_ranks(ARMS)), "_split": summaries["split"].map(_ranks(splits)),
+    ranks = {"_arm": summaries["arm"].map(arm_order), "_split": summaries["split"].map(_ranks(splits)),
              "_decode": summaries["decode"].map(_ranks(decodes))}
     ordered = summaries.assign(**ranks).sort_values(["_arm", "sparsity", "tag", "seed", "_split", "_decode"])
     return ordered[WER_COLUMNS].reset_index(drop=True)
+
+
+def arm_order(arm: str) -> tuple[int, str]:
+    """Table order of arms: dense, control, the individual arms, the omni arms, the searched arms
+    (within a kind, the study's own arm first, then its variants by name)."""
+    kind = "searched" if arm.endswith(SEARCHED_SUFFIX) else arm.split("-", 1)[0]
+    rank = {"dense": 0, CONTROL[0]: 1, "individual": 2, "omni": 3, "searched": 4}.get(kind, 5)
+    return rank, "" if arm in ("individual", "omni", f"omni{SEARCHED_SUFFIX}") else arm
 
 
 def _ranks(names: Sequence[str]) -> dict[str, int]:
@@ -193,7 +200,7 @@ def comparisons(summaries: pd.DataFrame) -> list[Comparison]:
     return rows
 
 
-class _RunIndex:
+class RunIndex:
     """The summaries of the tables' decode, looked up as one model's runs on one split."""
 
     def __init__(self, summaries: pd.DataFrame, decode: str) -> None:
@@ -220,7 +227,7 @@ def sparsity_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
     Differences are omni - individual (negative = omni better), relative to the individual WER.
     """
     sizes = summaries.groupby(["arm", "tag"])[list(SIZE_COLUMNS)].mean()
-    runs = _RunIndex(summaries, decode)
+    runs = RunIndex(summaries, decode)
     rows = []
     for comparison in comparisons(summaries):
         size = sizes.loc[comparison.size_from]
@@ -233,21 +240,21 @@ def sparsity_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
         for split in splits:
             individual, omni = runs.get(comparison.individual, split), runs.get(comparison.omni, split)
             control = runs.get(CONTROL, split)
-            row.update(_seed_cells(f"{split}/individual", individual))
-            row.update(_seed_cells(f"{split}/omni", omni))
-            row.update(_seed_cells(f"{split}/control", control))
+            row.update(seed_cells(f"{split}/individual", individual))
+            row.update(seed_cells(f"{split}/omni", omni))
+            row.update(seed_cells(f"{split}/control", control))
             row[f"{split}/bootstrap_unit"] = resampling_unit(individual.utt_ids, settings) if individual else MISSING
-            row.update(_difference_cells(f"{split}/", omni, individual, settings))
+            row.update(difference_cells(f"{split}/", omni, individual, settings))
             for side, pruned in (("individual", individual), ("omni", omni)):
-                row.update(_difference_cells(f"{split}/{side}_damage_", pruned, control, settings))
+                row.update(difference_cells(f"{split}/{side}_damage_", pruned, control, settings))
             uniform = runs.get(comparison.uniform_omni, split)
             row[f"{split}/uniform_omni_wer"] = uniform.wers.mean() if uniform else np.nan
-            row.update(_difference_cells(f"{split}/vs_uniform_", omni if uniform else None, uniform, settings))
+            row.update(difference_cells(f"{split}/vs_uniform_", omni if uniform else None, uniform, settings))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _seed_cells(prefix: str, runs: Runs | None) -> dict[str, object]:
+def seed_cells(prefix: str, runs: Runs | None) -> dict[str, object]:
     """`<prefix>_wer`: mean over seeds; `_wer_sd`: the seed spread (sample SD, NaN for one seed); `_seeds`."""
     if runs is None:
         return {f"{prefix}_wer": np.nan, f"{prefix}_wer_sd": np.nan, f"{prefix}_seeds": 0}
@@ -256,7 +263,7 @@ def _seed_cells(prefix: str, runs: Runs | None) -> dict[str, object]:
             f"{prefix}_seeds": len(wers)}
 
 
-def _difference_cells(prefix: str, system: Runs | None, baseline: Runs | None,
+def difference_cells(prefix: str, system: Runs | None, baseline: Runs | None,
                       settings: BootstrapSettings) -> dict[str, object]:
     """system - baseline: absolute and relative (%) with their two-level intervals; NaN when a side is missing."""
     names = ["abs_diff", "abs_ci_low", "abs_ci_high", "rel_diff_pct", "rel_ci_low_pct", "rel_ci_high_pct",
@@ -279,8 +286,8 @@ def sparsity_markdown(table: pd.DataFrame, splits: Sequence[str], decode: str,
     })
     confidence = fmt_confidence(settings.confidence)
     for split in splits:
-        shown[f"{split} ind."] = _mean_sd_texts(table, f"{split}/individual")
-        shown[f"{split} omni"] = _mean_sd_texts(table, f"{split}/omni")
+        shown[f"{split} ind."] = mean_sd_texts(table, f"{split}/individual")
+        shown[f"{split} omni"] = mean_sd_texts(table, f"{split}/omni")
         shown[f"{split} Δ rel."] = table[f"{split}/rel_diff_pct"].map(fmt_rel)
         shown[f"{split} {confidence} CI"] = [fmt_ci(table, f"{split}/", i) for i in table.index]
     return (shown.to_markdown(index=False, disable_numparse=True) + "\n\n"
@@ -288,7 +295,7 @@ def sparsity_markdown(table: pd.DataFrame, splits: Sequence[str], decode: str,
             + damage_markdown(table, splits, decode, settings))
 
 
-def _mean_sd_texts(table: pd.DataFrame, prefix: str) -> list[str]:
+def mean_sd_texts(table: pd.DataFrame, prefix: str) -> list[str]:
     return [fmt_mean_sd(PERCENT * mean, PERCENT * sd)
             for mean, sd in zip(table[f"{prefix}_wer"], table[f"{prefix}_wer_sd"])]
 
@@ -303,15 +310,15 @@ def searched_markdown(table: pd.DataFrame, splits: Sequence[str], settings: Boot
                           "sparsity": searched["sparsity"].map(fmt_sparsity)})
     for split in splits:
         shown[f"{split} uniform omni"] = (PERCENT * searched[f"{split}/uniform_omni_wer"]).map(fmt_wer)
-        shown[f"{split} searched"] = _mean_sd_texts(searched, f"{split}/omni")
-        shown[f"{split} Δ rel. [{confidence} CI]"] = [_difference_text(searched, f"{split}/vs_uniform_", i, "rel")
+        shown[f"{split} searched"] = mean_sd_texts(searched, f"{split}/omni")
+        shown[f"{split} Δ rel. [{confidence} CI]"] = [difference_text(searched, f"{split}/vs_uniform_", i, "rel")
                                                     for i in searched.index]
     return ("### Searched per-layer sparsity vs uniform omni at the same level\n\n" + markdown(shown)
             + "\n\nRel. diff (%) = (searched - uniform) / uniform, negative = the search helped; means over "
               "seeds (each seed's search on its own supernet); same two-level bootstrap as above.\n\n")
 
 
-def _difference_text(table: pd.DataFrame, prefix: str, index: int, measure: str) -> str:
+def difference_text(table: pd.DataFrame, prefix: str, index: int, measure: str) -> str:
     """`+1.2 [-0.3, +2.8]*`: a difference with its interval, relative (%) or absolute (WER points)."""
     (value_column, _, _), scale = DIFFERENCE_COLUMNS[measure]
     value = table.at[index, f"{prefix}{value_column}"]
@@ -330,10 +337,10 @@ def damage_frame(table: pd.DataFrame, splits: Sequence[str], settings: Bootstrap
     shown = pd.DataFrame({"model": [_row_label(row) for row in table.itertuples()],
                           "sparsity": table["sparsity"].map(fmt_sparsity)})
     for split in splits:
-        shown[f"{split} control"] = _mean_sd_texts(table, f"{split}/control")
+        shown[f"{split} control"] = mean_sd_texts(table, f"{split}/control")
         for side, label in (("individual", "ind."), ("omni", "omni")):
             shown[f"{split} {label} - control [{confidence} CI]"] = [
-                _difference_text(table, f"{split}/{side}_damage_", i, "abs") for i in table.index]
+                difference_text(table, f"{split}/{side}_damage_", i, "abs") for i in table.index]
     return shown
 
 
@@ -365,8 +372,8 @@ def sparsity_latex(table: pd.DataFrame, splits: Sequence[str], decode: str,
     })
     math_columns = []
     for split in splits:
-        shown[(split, "Ind.")] = [tex_number(text) for text in _mean_sd_texts(table, f"{split}/individual")]
-        shown[(split, "Omni")] = [tex_number(text) for text in _mean_sd_texts(table, f"{split}/omni")]
+        shown[(split, "Ind.")] = [tex_number(text) for text in mean_sd_texts(table, f"{split}/individual")]
+        shown[(split, "Omni")] = [tex_number(text) for text in mean_sd_texts(table, f"{split}/omni")]
         shown[(split, r"$\Delta$\%")] = table[f"{split}/rel_diff_pct"].map(fmt_rel).map(tex_number)
         shown[(split, f"{fmt_confidence(settings.confidence)} CI".replace("%", r"\%"))] = [
             tex_number(fmt_ci(table, f"{split}/", i)) for i in table.index]

@@ -18,9 +18,17 @@ def passes_per_step(sampling: str, levels: int, random_levels: int) -> int:
     return 2 + random_levels
 
 
-def supernet_steps(budget: int, passes: int) -> int:
-    """Steps of the supernet job: its budget of sub-network passes over the passes one step costs."""
-    return max(1, budget // passes)
+def step_cost(passes: int, teacher_forward_cost: float) -> float:
+    """Training passes one step costs: its sub-network passes, plus a dense teacher's forward pass
+    (0 without one) at its measured fraction of a pass (benchmarks/teacher_cost.py). An in-place
+    teacher is the step's densest sub-network: already one of its passes."""
+    return passes + teacher_forward_cost
+
+
+def supernet_steps(budget: float, cost: float) -> int:
+    """Steps of the supernet job: its budget of training passes over what one step costs (rounding
+    guards against 800 x 1.27 / 1.27 landing a hair below 800)."""
+    return max(1, int(round(budget / cost, 9)))
 
 
 def warmup_steps(warmup_fraction: float, steps: int) -> int:
@@ -31,5 +39,6 @@ def warmup_steps(warmup_fraction: float, steps: int) -> int:
 def planned_steps(supernet: Mapping[str, Any]) -> tuple[int, int]:
     """(steps, warm-up steps) of a supernet job from its rule section (omni.job_params.supernet)."""
     passes = passes_per_step(supernet["sampling"], len(supernet["levels"]), supernet["random_levels"])
-    steps = supernet_steps(supernet["budget"], passes)
+    teacher_cost = supernet.get("distill", {}).get("forward_cost", 0.0)
+    steps = supernet_steps(supernet["budget"], step_cost(passes, teacher_cost))
     return steps, warmup_steps(supernet["warmup_fraction"], steps)
