@@ -55,6 +55,14 @@ def logmel(config: Config) -> Section:
                       "n_fft": features["n_fft"], "hop_length": features["hop_length"]})
 
 
+def feature_stats(config: Config) -> Section:
+    """The log-mel settings, and the training sample the statistics are computed on when not all of it
+    (features.stats_utterances; only then declared, so the full-set job never reruns for it)."""
+    count = config["features"]["stats_utterances"]
+    sample = {} if count is None else {"sample": {"utterances": count, "seed": config["seed"]}}
+    return canonical({**logmel(config), **sample})
+
+
 def augmentation(config: Config) -> Section:
     """Training-only input perturbations (waveform and SpecAugment)."""
     return _pick(config["features"], ("wave_augment", "spec_augment"))

@@ -34,7 +34,7 @@ rule manifest:
         f"{R}/logs/manifest/{{split}}.log",
     benchmark:
         STUDY.benchmark("manifest", "{split}")
-    threads: 1
+    threads: THREADS  # threads probing audio headers
     resources:
         **stage_resources("data"),
     script:
@@ -68,7 +68,7 @@ rule feature_stats:
     output:
         stats=DATA["feature_stats"],
     params:
-        logmel=job_params.logmel(config),
+        logmel=job_params.feature_stats(config),
     log:
         f"{R}/logs/feature_stats.log",
     benchmark:

@@ -161,3 +161,24 @@ def test_feature_stats_rule_writes_the_stats(tiny_manifest: pd.DataFrame, tmp_pa
         torch.set_num_threads(threads)
     written = load_feature_stats(smk.output.stats, n_mels=N_MELS)
     assert written == compute_feature_stats(tiny_manifest, LOGMEL, workers=1)
+
+
+def test_statistics_of_a_seeded_sample_are_close_to_the_full_sets(prepared) -> None:
+    """features.stats_utterances: half the smoke training set, drawn with the study's seed, gives the
+    full set's statistics within a small fraction of each bin's spread, and the same draw every time."""
+    from omni import job_params
+    from omni.data.manifest import read_manifest
+
+    train = read_manifest(prepared.manifests["train"])
+    full = compute_feature_stats(train, job_params.feature_stats(prepared.config), workers=2)
+    config = {**prepared.config, "features": {**prepared.config["features"], "stats_utterances": len(train) // 2}}
+    section = job_params.feature_stats(config)
+    assert section["sample"] == {"utterances": len(train) // 2, "seed": config["seed"]}
+    assert "sample" not in job_params.feature_stats(prepared.config), "the full set declares no sample"
+    sampled = compute_feature_stats(train, section, workers=2)
+    assert sampled["utterances"] == len(train) // 2 and full["utterances"] == len(train)
+    assert sampled == compute_feature_stats(train, section, workers=1), "seeded, and independent of the workers"
+    mean_gap = np.abs(np.array(sampled["mean"]) - np.array(full["mean"])) / np.array(full["std"])
+    std_ratio = np.array(sampled["std"]) / np.array(full["std"])
+    print(f"sample of {len(train) // 2}: max mean gap {mean_gap.max():.3f} std, max std ratio error {np.abs(std_ratio - 1).max():.3f}")
+    assert mean_gap.max() < 0.1 and np.abs(std_ratio - 1).max() < 0.1, (mean_gap.max(), std_ratio)

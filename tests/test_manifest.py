@@ -92,7 +92,7 @@ def write_good_chapter(root: Path, subset: str = SUBSET, speaker: str = SPEAKER)
 
 
 def break_corrupt(chapter: Chapter) -> None:
-    """Truncated: the header still reads fine, only decoding the frames finds the damage."""
+    """Truncated: the header still reads fine; only the missing last sample gives it away."""
     audio = chapter.audio(chapter.broken)
     write_wave(audio)
     audio.write_bytes(audio.read_bytes()[: audio.stat().st_size // 2])
@@ -145,8 +145,8 @@ def break_too_long(chapter: Chapter) -> None:
 
 
 CASES: dict[str, tuple[Callable[[Chapter], None], list[str]]] = {
-    "corrupt": (break_corrupt, ["corrupt audio", "lost sync"]),
-    "garbage": (break_garbage, ["unreadable or corrupt audio"]),
+    "corrupt": (break_corrupt, ["truncated or corrupt audio", "header declares"]),
+    "garbage": (break_garbage, ["unreadable, truncated or corrupt audio"]),
     "zero_length": (break_zero_length, ["zero-length audio"]),
     "missing_line": (break_missing_line, ["no transcript line"]),
     "missing_audio": (break_missing_audio, ["has no audio file", f"{SPEAKER}-{CHAPTER}.trans.txt:3"]),

@@ -14,7 +14,7 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
     split = smk.wildcards.split
     corpus_info = json.loads(Path(smk.input.corpus).read_text())
-    kept, rejects = build_manifest(corpus_info, split, smk.params.data)
+    kept, rejects = build_manifest(corpus_info, split, smk.params.data, workers=smk.threads)
     write_dataframe(smk.output.rejects, rejects)
     write_dataframe(smk.output.manifest, kept)
     print(f"split {split}: kept {len(kept)} utterances ({kept['duration_s'].sum() / 3600:.2f} h),"

@@ -134,7 +134,9 @@ def _random_bands(count: int, max_widths: torch.Tensor, extents: torch.Tensor, s
 
 
 def compute_feature_stats(manifest: pd.DataFrame, logmel: Mapping[str, Any], workers: int) -> dict[str, Any]:
-    """Per-bin mean/std over every frame of `manifest`, streamed one utterance at a time.
+    """Per-bin mean/std over every frame of `manifest`, or of a seeded sample of its utterances when
+    `logmel` holds `sample` ({utterances, seed}: omni.job_params.feature_stats), streamed one
+    utterance at a time.
 
     Utterances are summed in manifest order in float64, so the result does not depend on `workers`.
     Audio at another rate is resampled: the manifest only kept such files when config data.resample
@@ -142,6 +144,9 @@ def compute_feature_stats(manifest: pd.DataFrame, logmel: Mapping[str, Any], wor
     """
     if manifest.empty:
         raise ValueError("feature statistics need at least one utterance; the manifest is empty")
+    sample = logmel.get("sample")
+    if sample and sample["utterances"] < len(manifest):
+        manifest = manifest.sample(n=sample["utterances"], random_state=sample["seed"]).sort_index()
     paths = list(manifest["audio_path"])
     n_mels = logmel["n_mels"]
     total = np.zeros(n_mels, dtype=np.float64)
@@ -157,7 +162,7 @@ def compute_feature_stats(manifest: pd.DataFrame, logmel: Mapping[str, Any], wor
     mean = total / frames
     variance = np.maximum(total_sq / frames - mean**2, 0.0)
     std = np.maximum(np.sqrt(variance), STD_FLOOR)
-    return {"mean": mean.tolist(), "std": std.tolist(), "frames": int(frames)}
+    return {"mean": mean.tolist(), "std": std.tolist(), "frames": int(frames), "utterances": len(paths)}
 
 
 def load_feature_stats(path: str | os.PathLike, n_mels: int | None = None) -> dict[str, Any]:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
+from tqdm import tqdm
 
-from omni.data.audio import AudioError, probe_audio
+from omni.data.audio import AudioError, AudioProbe, probe_audio
 
 MANIFEST_COLUMNS = ["utt_id", "audio_path", "duration_s", "num_samples", "sample_rate", "transcript"]
 REJECT_COLUMNS = ["utt_id", "audio_path", "reason"]
@@ -24,6 +27,7 @@ TRANSCRIPT_SUFFIX = ".trans.txt"
 ON_BAD_FAIL = "fail"
 ON_BAD_SKIP = "skip"
 _WHITESPACE = re.compile(r"\s+")
+PROGRESS_INTERVAL_S = 10.0   # seconds between progress lines in a job's log
 
 
 class BadCorpusError(ValueError):
@@ -58,18 +62,23 @@ class _Reject:
 
 
 def build_manifest(
-    corpus_info: Mapping[str, Any], split: str, data_cfg: Mapping[str, Any]
+    corpus_info: Mapping[str, Any], split: str, data_cfg: Mapping[str, Any], workers: int = 1
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(kept, rejects) of `split`; with `data.on_bad_utterance: fail` any reject raises BadCorpusError."""
+    """(kept, rejects) of `split`; with `data.on_bad_utterance: fail` any reject raises BadCorpusError.
+    Audio headers are probed by `workers` threads (file I/O and libsndfile release the GIL); the
+    result does not depend on their number."""
     folders = _split_folders(corpus_info, split)
     rejects: list[_Reject] = []
     utterances: list[_Utterance] = []
     for folder in folders:
         utterances.extend(_scan_subset(folder, rejects))
     _mark_duplicates(utterances)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        probes = list(tqdm(pool.map(_probe, utterances), total=len(utterances), desc=f"manifest {split}",
+                           unit="utt", file=sys.stderr, mininterval=PROGRESS_INTERVAL_S))
     rows = []
-    for utt in utterances:
-        row = _check_utterance(utt, data_cfg)
+    for utt, probe in zip(utterances, probes):
+        row = _check_utterance(utt, probe, data_cfg)
         if utt.reasons:
             rejects.append(_Reject(utt.utt_id, str(utt.audio_path), "; ".join(utt.reasons)))
         else:
@@ -172,16 +181,25 @@ def _mark_duplicates(utterances: list[_Utterance]) -> None:
             utt.reasons.append(f"duplicate utterance id (also at {others})")
 
 
-def _check_utterance(utt: _Utterance, data_cfg: Mapping[str, Any]) -> list[Any] | None:
-    """Append every reason the utterance is unusable to `utt.reasons`; return its manifest row."""
-    _check_transcript(utt, data_cfg["alphabet"])
+def _probe(utt: _Utterance) -> AudioProbe | AudioError | None:
+    """The audio's probe, or why it cannot be used; None without an audio file."""
     if not utt.has_audio:
-        utt.reasons.append(f"transcript line {utt.transcript_line} has no audio file")
         return None
     try:
-        probe = probe_audio(utt.audio_path)
+        return probe_audio(utt.audio_path)
     except AudioError as error:
-        utt.reasons.append(error.reason)
+        return error
+
+
+def _check_utterance(utt: _Utterance, probe: AudioProbe | AudioError | None,
+                     data_cfg: Mapping[str, Any]) -> list[Any] | None:
+    """Append every reason the utterance is unusable to `utt.reasons`; return its manifest row."""
+    _check_transcript(utt, data_cfg["alphabet"])
+    if probe is None:
+        utt.reasons.append(f"transcript line {utt.transcript_line} has no audio file")
+        return None
+    if isinstance(probe, AudioError):
+        utt.reasons.append(probe.reason)
         return None
     if probe.channels != 1:
         utt.reasons.append(f"{probe.channels} channels, expected mono")
