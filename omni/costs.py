@@ -43,7 +43,8 @@ class CostMeter:
     """Measures a job: wall time across resumes (adds earlier segments), device, peak memory."""
 
     def __init__(self, job: str, arm: str, sparsity: float | None, device: torch.device,
-                 threads: int, prior_wall_s: float = 0.0, processes: int = 1) -> None:
+                 threads: int, prior_wall_s: float = 0.0, processes: int = 1, devices: int = 1) -> None:
+        """`devices`: the GPUs the job really uses (one per process of a data-parallel CUDA job)."""
         self.record = CostRecord(job=job, arm=arm, sparsity=sparsity, threads=threads, processes=processes)
         self.device = device
         self.prior_wall_s = prior_wall_s
@@ -51,7 +52,7 @@ class CostMeter:
         self.record.device_kind = device.type
         if device.type == "cuda":
             self.record.device_name = torch.cuda.get_device_name(device)
-            self.record.device_count = 1
+            self.record.device_count = devices
             torch.cuda.reset_peak_memory_stats(device)
         else:
             self.record.device_name = _cpu_name()
@@ -61,10 +62,7 @@ class CostMeter:
         return self.prior_wall_s + time.perf_counter() - self.start
 
     def peak_mem_mb(self) -> float:
-        """This process's peak (a data-parallel job sums its ranks' peaks)."""
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        return peak_mem_mb(self.device)
 
     def finish(self, path: str | os.PathLike, **fields: Any) -> CostRecord:
         """`fields` set record fields; `peak_mem_mb` defaults to this process's peak."""
@@ -77,6 +75,13 @@ class CostMeter:
         payload["device_hours_unit"] = "GPU-hours" if self.device.type == "cuda" else "CPU core-hours"
         write_json(path, payload)
         return self.record
+
+
+def peak_mem_mb(device: torch.device) -> float:
+    """This process's peak memory on `device` (a data-parallel job sums its ranks' peaks)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _cpu_name() -> str:

@@ -44,7 +44,9 @@ class PreparedData:
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
     """The smoke corpus with manifests, feature statistics and tokenizer, as the data stage makes them."""
     root = tmp_path_factory.mktemp("smoke")
-    config = smoke_config(root)
+    # One training process: the unit tests pass their own gradient strategies, which run in one process;
+    # the tests of data-parallel training set train.cpu_processes themselves.
+    config = smoke_config(root, {"train": {"cpu_processes": 1}})
     info = prepare_corpus(job_params.corpus(config), root / "corpus" / "synth", workers=2)
     manifests = {}
     for split in SPLITS:
@@ -80,5 +82,24 @@ def dense_model(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory
     """A dense model of 3 steps: where the pruning arms' tests start."""
     folder = tmp_path_factory.mktemp("dense")
     run_training_job(training_setup(prepared.config, "dense"), JobSpec("train_dense", "dense", None, 3),
-                     paths(prepared, folder), 1, DenseGradients)
+                     paths(prepared, folder), 1)
     return folder / "model.pt"
+
+
+class PlainLoss:
+    """A loss function for a gradient strategy without a training loop (omni.asr.trainer.LossFn):
+    `compute()` gives the loss of the model as currently masked; one process, no teacher."""
+
+    last_logits = None
+
+    def __init__(self, compute: Any) -> None:
+        self.compute = compute
+
+    def __call__(self, teacher_logits: Any = None, last: bool = True) -> Any:
+        return self.compute()
+
+    def backward(self, loss: Any, passes: int = 1) -> None:
+        (loss / passes).backward()
+
+    def mean_over_ranks(self, value: float) -> float:
+        return value

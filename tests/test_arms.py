@@ -18,7 +18,7 @@ from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import LayerRanking, masks_at, rank_layers, units_to_prune
 from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_section
-from tests.conftest import PreparedData, paths, training_setup
+from tests.conftest import PlainLoss, PreparedData, paths, training_setup
 from tests.test_sparsity import small_setup
 
 TARGET = 0.8
@@ -80,7 +80,7 @@ def test_supernet_log_names_a_level_and_loss_column_per_pass(strategy: str, pass
     gradients = SupernetGradients(model, job_params.masks(config), sampler(strategy, random_levels=2), 2, 0)
     assert gradients.log_columns() == [f"{kind}_pass{i}" for i in range(1, passes + 1) for kind in ("level", "loss")]
     gradients.prepare(0)
-    _, extra = gradients.accumulate(0, lambda: sum(p.sum() for p in model.parameters()) * 0.0 + 1.0)
+    _, extra = gradients.accumulate(0, PlainLoss(lambda: sum(p.sum() for p in model.parameters()) * 0.0 + 1.0))
     assert [extra[f"level_pass{i}"] for i in range(1, passes + 1)] == gradients.step_levels
 
 

@@ -24,7 +24,7 @@ from omni.sparsity.supernet import (
     planned_sampler,
 )
 from omni.study import check_study
-from tests.conftest import REPO, PreparedData, paths, training_setup
+from tests.conftest import REPO, PlainLoss, PreparedData, paths, training_setup
 from tests.test_sparsity import fixed_batch, logits_of, small_setup
 
 LEVELS = [0.5, 0.7, 0.8, 0.9]
@@ -161,7 +161,7 @@ def test_weights_no_subnetwork_kept_leave_the_step_untouched_only_when_frozen(fr
         strategy.prepare(step)
         optimizer.zero_grad()
         before = {name: original_weight(model, name).detach().clone() for name in strategy.names}
-        strategy.accumulate(step, lambda teacher_logits=None: logits_of(model, batch).square().mean())
+        strategy.accumulate(step, PlainLoss(lambda: logits_of(model, batch).square().mean()))
         optimizer.step()
         strategy.after_step()
         kept = masks_at(strategy.rankings, 0.9)

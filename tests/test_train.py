@@ -31,11 +31,11 @@ def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedDa
                                                             processes: int) -> None:
     config = config_for(prepared)
     config["train"]["cpu_processes"] = processes
-    run_training_job(training_setup(config, "dense"), dense_spec(), paths(prepared, tmp_path / "straight"), 1, DenseGradients)
+    run_training_job(training_setup(config, "dense"), dense_spec(), paths(prepared, tmp_path / "straight"), 1)
     killed = paths(prepared, tmp_path / "killed")
-    run_training_job(training_setup(config, "dense"), dense_spec(), killed, 1, DenseGradients, halt_after=2)
+    run_training_job(training_setup(config, "dense"), dense_spec(), killed, 1, halt_after=2)
     assert not killed.model_out.exists(), "a halted job must not leave a finished-looking output"
-    run_training_job(training_setup(config, "dense"), dense_spec(), killed, 1, DenseGradients)
+    run_training_job(training_setup(config, "dense"), dense_spec(), killed, 1)
     straight = load_torch(tmp_path / "straight" / "model.pt")["state_dict"]
     resumed = load_torch(killed.model_out)["state_dict"]
     assert straight.keys() == resumed.keys()
@@ -53,7 +53,7 @@ def test_clean_steps_train_on_unaugmented_audio(prepared: PreparedData, tmp_path
     def final_weights(config: dict, clean_steps: int, name: str) -> dict[str, torch.Tensor]:
         job = paths(prepared, tmp_path / name)
         config["train"]["dense_clean_steps"] = clean_steps
-        run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, DenseGradients)
+        run_training_job(training_setup(config, "dense"), dense_spec(), job, 1)
         return load_torch(job.model_out)["state_dict"]
 
     unaugmented = config_for(prepared)
@@ -70,7 +70,7 @@ def test_clean_steps_train_on_unaugmented_audio(prepared: PreparedData, tmp_path
 def test_checkpoints_are_plain_state_dicts(prepared: PreparedData, tmp_path: Path) -> None:
     config = config_for(prepared)
     job = paths(prepared, tmp_path)
-    run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, DenseGradients, halt_after=2)
+    run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, halt_after=2)
     checkpoint = next(job.checkpoint_dir.glob("step*.pt"))
     state = torch.load(checkpoint, weights_only=True)
     assert state["step"] == 2 and "optimizer" in state and "rng" in state and "data" in state
@@ -115,7 +115,7 @@ def test_two_processes_train_on_twice_the_audio_per_step(prepared: PreparedData,
         config = config_for(prepared)
         config["train"]["cpu_processes"] = processes
         job = paths(prepared, tmp_path / str(processes))
-        run_training_job(training_setup(config, "dense"), dense_spec(), job, 2, DenseGradients)
+        run_training_job(training_setup(config, "dense"), dense_spec(), job, 2)
         return json.loads(job.cost_out.read_text()), load_torch(job.model_out)["state_dict"]
 
     (one_cost, one_weights), (two_cost, two_weights) = run(1), run(2)

@@ -5,10 +5,13 @@ Resumable by construction: model, optimizer, scheduler, RNG states, data positio
 state, step, wall time and audio seen all go into each checkpoint; a resumed run replays the
 exact computation of an uninterrupted one on CPU.
 
-Data-parallel (omni.asr.parallel): every rank runs this loop on its own batches; gradients are
-averaged before clipping, the logged loss and the audio seen are reduced over ranks, so every
-rank takes the same decisions (skip a non-finite step, stop). Rank 0 alone writes the log,
-the progress bar and the checkpoints, which hold every rank's RNG state.
+Data-parallel (omni.asr.parallel): every rank runs this loop on its own batches through
+DistributedDataParallel, which averages the gradients in the step's last backward pass (the
+earlier passes of a several-sub-network step accumulate under `no_sync()`); the logged loss and
+the audio seen are reduced over ranks, so every rank takes the same decisions (skip a non-finite
+step, stop). Every rank runs every backward pass, even of a non-finite loss, so the collectives
+match; such a step is then skipped everywhere. Rank 0 alone writes the log, the progress bar and
+the checkpoints, which hold every rank's RNG state.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torchaudio.functional import rnnt_loss
 from tqdm import tqdm
 
@@ -65,11 +69,20 @@ class TrainSettings:
 
 class LossFn(Protocol):
     """The loss of the model, as currently masked, on the step's batch. `teacher_logits`: an in-place
-    teacher's output on the same batch (another sub-network of the step), distilled from."""
+    teacher's output on the same batch (another sub-network of the step), distilled from. `last`:
+    whether this is the step's last pass (data-parallel ranks exchange gradients in its backward)."""
 
     last_logits: torch.Tensor | None   # the latest call's output, detached: an in-place teacher
 
-    def __call__(self, teacher_logits: torch.Tensor | None = None) -> torch.Tensor: ...
+    def __call__(self, teacher_logits: torch.Tensor | None = None, last: bool = True) -> torch.Tensor: ...
+
+    def backward(self, loss: torch.Tensor, passes: int = 1) -> None:
+        """Backpropagate `loss` / `passes` (a step's passes average); see StepLoss.backward."""
+        ...
+
+    def mean_over_ranks(self, value: float) -> float:
+        """A per-pass value averaged over the data-parallel ranks (so decisions taken on it agree)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -88,9 +101,11 @@ class StepLoss:
     the same augmented input; calling it runs one forward pass of the model as currently masked."""
 
     def __init__(self, model: torch.nn.Module, frontend: Frontend, batch: Batch, blank: int, augment: bool,
-                 distillation: Distillation | None = None) -> None:
+                 distillation: Distillation | None = None, ranks: Ranks = Ranks()) -> None:
+        """`model` is what runs the forward pass: the DistributedDataParallel wrapper with several ranks."""
         self.model, self.frontend, self.batch, self.blank, self.augment = model, frontend, batch, blank, augment
         self.distillation = distillation
+        self.ranks = ranks
         self._features: tuple[torch.Tensor, torch.Tensor] | None = None
         self._teacher_logits: torch.Tensor | None = None
         self.last_logits: torch.Tensor | None = None   # the latest pass's output, detached (an in-place teacher)
@@ -115,8 +130,25 @@ class StepLoss:
                 self._teacher_logits = self._logits(teacher)[0]
         return self._teacher_logits
 
-    def __call__(self, teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean per-utterance RNN-T loss, plus the distillation term when a teacher is given or configured."""
+    def __call__(self, teacher_logits: torch.Tensor | None = None, last: bool = True) -> torch.Tensor:
+        """Mean per-utterance RNN-T loss, plus the distillation term when a teacher is given or configured.
+        A pass that is not the step's last runs under DDP's `no_sync()`: its gradients accumulate
+        locally and are exchanged with the last pass's."""
+        accumulating = not last and isinstance(self.model, DistributedDataParallel)
+        with self.model.no_sync() if accumulating else contextlib.nullcontext():
+            return self._loss(teacher_logits)
+
+    def backward(self, loss: torch.Tensor, passes: int = 1) -> None:
+        """Backpropagate `loss` / `passes`. A non-finite loss is skipped alone, but backpropagated with
+        several ranks: every rank must run the same backward passes (DDP exchanges gradients in them);
+        the step is then skipped on every rank (the summed loss is non-finite)."""
+        if torch.isfinite(loss) or self.ranks.parallel:
+            (loss / passes).backward()
+
+    def mean_over_ranks(self, value: float) -> float:
+        return self.ranks.mean(value, self.batch.targets.device)
+
+    def _loss(self, teacher_logits: torch.Tensor | None) -> torch.Tensor:
         logits, logit_lengths = self._logits(self.model)
         targets, target_lengths = self.batch.targets, self.batch.target_lengths
         loss = rnnt_loss(logits, targets.int(), logit_lengths.int(), target_lengths.int(), blank=self.blank,
@@ -182,9 +214,7 @@ class DenseGradients:
 
     def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
         loss = loss_fn()
-        if not torch.isfinite(loss):
-            return float(loss.detach()), {}
-        loss.backward()
+        loss_fn.backward(loss)
         return float(loss.detach()), {}
 
     def after_step(self) -> None:
@@ -241,6 +271,13 @@ class Trainer:
         self.checkpoints, self.log_path, self.description = checkpoints, log_path, description
         self.halt_after = halt_after
         self.ranks = ranks
+        # Several ranks: the forward runs through DDP, which averages gradients in backward. Masks and
+        # parametrizations are on `model` already (the strategy was built first); masks are computed
+        # alike on every rank from identical weights, so buffers are not broadcast.
+        self.forward_model: torch.nn.Module = (
+            DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                    forward_sync_buffers=False)
+            if ranks.parallel else model)
         self.params = params = [p for p in model.parameters() if p.requires_grad]
         # fused AdamW: one kernel per step on CPU and CUDA, and no slow-down from the exact zeros
         # that masked weights leave in the second-moment estimate (benchmarks/masking.py).
@@ -324,7 +361,7 @@ class Trainer:
             self._truncate_log()
         start = time.perf_counter()
         consecutive_nonfinite = 0
-        self.model.train()
+        self.forward_model.train()
         batches = iter(self.stream)
         progress = tqdm(total=self.settings.steps, initial=self.step, desc=self.description,
                         dynamic_ncols=True, mininterval=2.0, disable=not writer)
@@ -335,7 +372,8 @@ class Trainer:
                 self.strategy.prepare(self.step)
                 self.optimizer.zero_grad(set_to_none=True)
                 augment = self.step >= self.settings.clean_steps
-                step_loss = StepLoss(self.model, self.frontend, batch, self.blank, augment, self.distillation)
+                step_loss = StepLoss(self.forward_model, self.frontend, batch, self.blank, augment, self.distillation,
+                                     self.ranks)
                 local_loss, extra = self.strategy.accumulate(self.step, step_loss)
                 if step_loss.kls:
                     extra[KL_COLUMN] = sum(step_loss.kls) / len(step_loss.kls)
@@ -343,7 +381,6 @@ class Trainer:
                 loss_value = loss_sum / self.ranks.world
                 grad_norm = None
                 if math.isfinite(loss_value):
-                    self.ranks.average_gradients(self.params)
                     grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.settings.grad_clip)
                 if not math.isfinite(loss_value) or not torch.isfinite(grad_norm):
                     consecutive_nonfinite += 1

@@ -1,13 +1,13 @@
 """One training job end to end (dense, individual or supernet): load data and the starting
 weights, train with the arm's gradient strategy, write the model, its log and its cost record.
 
-On CPU with `train.cpu_processes` > 1 the job runs data-parallel (omni.asr.parallel): every rank builds the same
-model from the same seed, then draws its own augmentation; rank 0 writes every output.
+Several processes (train.cpu_processes on a CPU, one per GPU on CUDA) train data-parallel through torchrun
+and DistributedDataParallel (omni.asr.parallel): every rank builds the same model from the same seed, then
+draws its own augmentation; rank 0 writes every output, the job's own process the cost record.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import shutil
@@ -21,15 +21,17 @@ import torch
 from omni.asr.checkpoints import CheckpointFolder
 from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id, build_model, load_model, model_config_from, save_model
-from omni.asr.parallel import Ranks, run_ranks
-from omni.asr.trainer import Distillation, GradientStrategy, Trainer, TrainSettings
+from omni.asr.parallel import Ranks, launch
+from omni.asr.trainer import DenseGradients, Distillation, GradientStrategy, Trainer, TrainSettings
 from omni.atomic import atomic_path
-from omni.costs import CostMeter
+from omni.costs import CostMeter, peak_mem_mb
 from omni.data.batches import BatchStream, UtteranceSet
 from omni.data.features import load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
 from omni.runtime import resolve_device, seed_everything, set_threads
+from omni.sparsity.gradual import GradualPruning
+from omni.sparsity.supernet import SupernetGradients, planned_sampler
 
 
 @dataclass
@@ -97,24 +99,104 @@ def fingerprint(setup: TrainingSetup, spec: JobSpec) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def processes_for(training: Mapping[str, Any], device: torch.device) -> int:
+    """Data-parallel processes of a job: one per visible GPU on `device: cuda` (a scheduler's
+    allocation decides which are visible), one on a named GPU (`cuda:N`), train.cpu_processes on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.device_count() if device.index is None else 1
+    return int(training["cpu_processes"])
+
+
+def strategy_for(setup: TrainingSetup, spec: JobSpec) -> StrategyFactory:
+    """The gradient strategy of a job, from its rule's sections alone (every rank builds its own)."""
+    sections = setup.strategy
+    if spec.job in ("train_dense", "train_control"):
+        return DenseGradients
+    if spec.job == "train_individual":
+        individual = sections["individual"]
+        return lambda model: GradualPruning(model, sections["masks"], spec.sparsity, spec.steps,
+                                            individual["prune_fraction"], individual["mask_update_every"])
+    if spec.job == "train_omni":
+        _, sampler = planned_sampler(sections["supernet"])
+        return lambda model: SupernetGradients.from_section(model, sections["masks"], sections["supernet"], sampler,
+                                                            setup.seed)
+    raise ValueError(f"no gradient strategy for job {spec.job!r}")
+
+
+@dataclass(frozen=True)
+class RankJob:
+    """What every rank of a training job is given: plain values, written as JSON for torchrun's ranks."""
+
+    setup: TrainingSetup
+    spec: JobSpec
+    paths: TrainPaths
+    threads: int                 # per rank
+    halt_after: int | None = None
+
+    def write(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(dataclasses.asdict(self), default=str, indent=1))
+
+    @classmethod
+    def read(cls, path: Path) -> RankJob:
+        values = json.loads(Path(path).read_text())
+        paths = {key: None if value is None else Path(value) for key, value in values["paths"].items()}
+        return cls(setup=TrainingSetup(**values["setup"]), spec=JobSpec(**values["spec"]), paths=TrainPaths(**paths),
+                   threads=values["threads"], halt_after=values["halt_after"])
+
+
+@dataclass(frozen=True)
+class RankOutcome:
+    """What rank 0 reports back: the cost record's measured fields, and whether the job finished."""
+
+    finished: bool
+    steps: int
+    subnet_passes: int
+    audio_seconds: float
+    nonfinite_skipped: int
+    resumed_wall_s: float      # wall time of earlier segments of a resumed job
+    peak_mem_mb: float         # summed over ranks
+
+
+JOB_FILE, OUTCOME_FILE = "rank_job.json", "rank_outcome.json"   # in the job's checkpoint folder
+RANK_MODULE = "omni.jobs.training_rank"
+
+
 def run_training_job(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, threads: int,
-                     make_strategy: StrategyFactory, halt_after: int | None = None) -> None:
-    """`threads` is the job's whole CPU budget, shared by its processes."""
+                     make_strategy: StrategyFactory | None = None, halt_after: int | None = None) -> None:
+    """`threads` is the job's whole CPU budget, shared by its processes. One process trains here; several
+    are started by torchrun (omni.asr.parallel.launch), each building the job's strategy from its
+    sections (`make_strategy` overrides it, in one process only: tests)."""
     device = resolve_device(setup.training["device"])
-    processes = setup.training["cpu_processes"] if device.type == "cpu" else 1
-    if processes > threads:
+    processes = processes_for(setup.training, device)
+    if processes > threads and device.type == "cpu":
         print(f"warning: config key 'train.cpu_processes' ({processes}) exceeds this job's {threads} thread(s); "
               f"the processes will share cores", file=sys.stderr)
-    meter = CostMeter(spec.job, spec.arm, spec.sparsity, device, threads, processes=processes)
-    rank_job = functools.partial(_train_rank, setup, spec, paths, max(1, threads // processes), make_strategy,
-                                 halt_after, device, meter)
-    run_ranks(processes, device, rank_job, config_key="train.cpu_processes")
+    meter = CostMeter(spec.job, spec.arm, spec.sparsity, device, threads, processes=processes,
+                      devices=processes if device.type == "cuda" else 1)
+    job = RankJob(setup, spec, paths, max(1, threads // processes), halt_after)
+    if processes == 1:
+        outcome = train_rank(job, make_strategy or strategy_for(setup, spec), Ranks(), device)
+    else:
+        if make_strategy is not None:
+            raise ValueError("a custom gradient strategy runs in one process; several build theirs from the sections")
+        paths.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        job.write(paths.checkpoint_dir / JOB_FILE)
+        (paths.checkpoint_dir / OUTCOME_FILE).unlink(missing_ok=True)
+        launch(processes, RANK_MODULE, [str(paths.checkpoint_dir / JOB_FILE)])
+        outcome = RankOutcome(**json.loads((paths.checkpoint_dir / OUTCOME_FILE).read_text()))
+    if not outcome.finished:
+        return  # halted on purpose (tests); outputs are written only by a finished job
+    meter.prior_wall_s = outcome.resumed_wall_s  # earlier segments of a resumed job count too
+    meter.finish(paths.cost_out, steps=outcome.steps, subnet_passes=outcome.subnet_passes,
+                 audio_hours=outcome.audio_seconds / 3600.0, peak_mem_mb=max(outcome.peak_mem_mb, meter.peak_mem_mb()),
+                 extra={"nonfinite_skipped": outcome.nonfinite_skipped, "resumed_wall_s": outcome.resumed_wall_s})
 
 
-def _train_rank(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, threads: int,
-                make_strategy: StrategyFactory, halt_after: int | None, device: torch.device, meter: CostMeter,
-                ranks: Ranks) -> None:
-    set_threads(threads)
+def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, device: torch.device) -> RankOutcome:
+    """One rank's share of a training job; rank 0 writes the model and the log."""
+    setup, spec, paths = job.setup, job.spec, job.paths
+    set_threads(job.threads)
     seed_everything(setup.seed)
     training = setup.training
 
@@ -145,19 +227,16 @@ def _train_rank(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, threads:
     trainer = Trainer(model, frontend, strategy, stream, settings, blank, device,
                       CheckpointFolder(paths.checkpoint_dir, fingerprint(setup, spec)),
                       paths.checkpoint_dir / "train_log.csv", description=spec.arm if spec.sparsity is None else f"{spec.arm}:{spec.sparsity:g}",
-                      halt_after=halt_after, ranks=ranks, distillation=setup.distillation(paths.init_model, device))
+                      halt_after=job.halt_after, ranks=ranks, distillation=setup.distillation(paths.init_model, device))
     result = trainer.run()
-    peak_mem_mb = sum(ranks.gather(meter.peak_mem_mb()))
-    if result.steps < spec.steps or not ranks.is_writer:
-        return  # halted on purpose (tests); outputs are written only by a finished job, by rank 0
-
-    state, masks = strategy.final_model()
-    save_model(paths.model_out, state, model_config, masks,
-               meta={"arm": spec.arm, "sparsity": spec.sparsity if spec.sparsity is not None else 0.0,
-                     "steps": result.steps, "seed": setup.seed}, rankings=strategy.final_rankings())
-    with atomic_path(paths.log_out) as tmp:
-        shutil.copyfile(paths.checkpoint_dir / "train_log.csv", tmp)
-    meter.prior_wall_s = trainer.prior_wall_s  # earlier segments of a resumed job count too
-    meter.finish(paths.cost_out, steps=result.steps, subnet_passes=result.subnet_passes,
-                 audio_hours=result.audio_seconds / 3600.0, peak_mem_mb=peak_mem_mb,
-                 extra={"nonfinite_skipped": result.nonfinite_skipped, "resumed_wall_s": trainer.prior_wall_s})
+    outcome = RankOutcome(finished=result.steps >= spec.steps, steps=result.steps, subnet_passes=result.subnet_passes,
+                          audio_seconds=result.audio_seconds, nonfinite_skipped=result.nonfinite_skipped,
+                          resumed_wall_s=trainer.prior_wall_s, peak_mem_mb=sum(ranks.gather(peak_mem_mb(device))))
+    if outcome.finished and ranks.is_writer:
+        state, masks = strategy.final_model()
+        save_model(paths.model_out, state, model_config, masks,
+                   meta={"arm": spec.arm, "sparsity": spec.sparsity if spec.sparsity is not None else 0.0,
+                         "steps": result.steps, "seed": setup.seed}, rankings=strategy.final_rankings())
+        with atomic_path(paths.log_out) as tmp:
+            shutil.copyfile(paths.checkpoint_dir / "train_log.csv", tmp)
+    return outcome

@@ -47,8 +47,7 @@ class GradualPruning:
 
     def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
         loss = loss_fn()
-        if torch.isfinite(loss):
-            loss.backward()
+        loss_fn.backward(loss)
         return float(loss.detach()), {"sparsity": self.current}
 
     def after_step(self) -> None:

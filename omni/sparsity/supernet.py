@@ -7,6 +7,7 @@ refreshed every `mask_update_every` steps, which amortises the sort over many st
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -195,31 +196,37 @@ class SupernetGradients:
                                  for level in self.step_levels]
 
     def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
-        """Average of the sampled sub-networks' losses; gradients summed into the shared weights."""
+        """Average of the sampled sub-networks' losses; gradients summed into the shared weights. Every
+        pass runs even after a non-finite one (data-parallel ranks must run the same passes); the step
+        is then skipped."""
         total = 0.0
         extra: dict[str, float] = {}
         teacher: torch.Tensor | None = None
         used: dict[str, torch.Tensor] = {}
+        passes = len(self.step_levels)
         for position, (level, allocation) in enumerate(zip(self.step_levels, self.step_allocations)):
             masks = masks_at(self.rankings, level if allocation is None else allocation)
             self.masked.set_masks(masks)
             if self.freeze_unused:
                 used = {name: mask | used[name] if name in used else mask for name, mask in masks.items()}
-            loss = loss_fn(teacher_logits=teacher) if teacher is not None else loss_fn()
+            loss = loss_fn(teacher_logits=teacher, last=position == passes - 1)
             if self.inplace_distillation and teacher is None:
                 teacher = loss_fn.last_logits  # the densest sub-network's output, detached
-            value = float(loss.detach())
-            if not torch.isfinite(loss):
-                return value, {}
-            (loss / len(self.step_levels)).backward()
+            loss_fn.backward(loss, passes)
+            value = loss_fn.mean_over_ranks(float(loss.detach()))   # alike on every rank: levels drawn alike
+            if not math.isfinite(value):
+                total = math.nan
+                continue
             self.level_weights.observe(level, value)
             total += value
             extra[f"{PASS_LEVEL}{position + 1}"], extra[f"{PASS_LOSS}{position + 1}"] = level, value
             extra[f"{PASS_LAYERWISE}{position + 1}"] = float(allocation is not None)
-        extra["subnets"] = len(self.step_levels)
+        if not math.isfinite(total):
+            return total, {}
+        extra["subnets"] = passes
         if self.freeze_unused:
             self._hold_unused(used)
-        return total / len(self.step_levels), extra
+        return total / passes, extra
 
     def _hold_unused(self, used: Mapping[str, torch.Tensor]) -> None:
         """Remember the weights no pass of this step kept, to put them back after the optimizer step."""
