@@ -20,6 +20,7 @@ MASK_KEYS = ("granularity", "block_shape", "prunable", "include_predictor", "inc
 # train.* values every training job reads; the arm-specific ones (steps, lr, clean steps, curriculum) come apart.
 SHARED_TRAIN_KEYS = ("cpu_processes", "batch_frames", "weight_decay", "warmup_steps", "grad_clip", "checkpoint_every",
                      "log_every", "max_consecutive_nonfinite", "cache_audio")
+OPTIONAL_TRAIN_KEYS = {"max_logits": None, "bf16": False}   # train.* key -> its off value
 
 
 def canonical(value: Any) -> Any:
@@ -92,7 +93,9 @@ def training(config: Config, arm: str, seed: int | None = None) -> Section:
                       "sortagrad": train["sortagrad"]}
     else:
         arm_values = {"lr": train["finetune_lr"], "clean_steps": 0, "sortagrad": False}
-    return canonical({**run, **shared, **arm_values})
+    # Declared only when on: a job trained without them keeps its params (and its outputs).
+    optional = {key: train[key] for key, off in OPTIONAL_TRAIN_KEYS.items() if train[key] != off}
+    return canonical({**run, **shared, **arm_values, **optional})
 
 
 def control(config: Config) -> Section:

@@ -57,6 +57,7 @@ class TrainSettings:
     # Steps at the start that see unaugmented audio: from scratch, the mapping is learnt much faster
     # from clean speech, and augmentation afterwards adds the robustness (config train.dense_clean_steps).
     clean_steps: int = 0
+    bf16: bool = False   # forward passes under bfloat16 autocast (CUDA; config train.bf16)
 
     @classmethod
     def from_section(cls, training: Mapping[str, Any], steps: int) -> "TrainSettings":
@@ -64,7 +65,8 @@ class TrainSettings:
         return cls(steps=steps, lr=training["lr"], clean_steps=training["clean_steps"],
                    weight_decay=training["weight_decay"], warmup_steps=training["warmup_steps"],
                    grad_clip=training["grad_clip"], checkpoint_every=training["checkpoint_every"],
-                   log_every=training["log_every"], max_consecutive_nonfinite=training["max_consecutive_nonfinite"])
+                   log_every=training["log_every"], max_consecutive_nonfinite=training["max_consecutive_nonfinite"],
+                   bf16=bool(training.get("bf16", False)))
 
 
 class LossFn(Protocol):
@@ -101,11 +103,14 @@ class StepLoss:
     the same augmented input; calling it runs one forward pass of the model as currently masked."""
 
     def __init__(self, model: torch.nn.Module, frontend: Frontend, batch: Batch, blank: int, augment: bool,
-                 distillation: Distillation | None = None, ranks: Ranks = Ranks()) -> None:
-        """`model` is what runs the forward pass: the DistributedDataParallel wrapper with several ranks."""
+                 distillation: Distillation | None = None, ranks: Ranks = Ranks(), bf16: bool = False) -> None:
+        """`model` is what runs the forward pass: the DistributedDataParallel wrapper with several ranks.
+        `bf16`: the model's forward passes (student and teacher) under bfloat16 autocast on CUDA; the
+        losses are computed from fp32 logits."""
         self.model, self.frontend, self.batch, self.blank, self.augment = model, frontend, batch, blank, augment
         self.distillation = distillation
         self.ranks = ranks
+        self.bf16 = bf16
         self._features: tuple[torch.Tensor, torch.Tensor] | None = None
         self._teacher_logits: torch.Tensor | None = None
         self.last_logits: torch.Tensor | None = None   # the latest pass's output, detached (an in-place teacher)
@@ -120,8 +125,9 @@ class StepLoss:
         """The predictor sees the targets with blank prepended."""
         inputs, input_lengths = self.features()
         prepended = torch.nn.functional.pad(self.batch.targets, (1, 0), value=self.blank)
-        logits, logit_lengths, _, _ = model(inputs, input_lengths, prepended, self.batch.target_lengths + 1)
-        return logits, logit_lengths
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits, logit_lengths, _, _ = model(inputs, input_lengths, prepended, self.batch.target_lengths + 1)
+        return logits.float(), logit_lengths
 
     def _frozen_teacher_logits(self) -> torch.Tensor | None:
         teacher = self.distillation.teacher if self.distillation else None
@@ -352,6 +358,9 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> TrainResult:
+        if self.settings.bf16 and self.device.type != "cuda":
+            self._say(f"[{self.description}] config key 'train.bf16' applies on CUDA; this job runs on "
+                      f"{self.device.type} in fp32")
         resumed = self.checkpoints.newest()
         if resumed is not None:
             self._restore(resumed)
@@ -373,7 +382,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 augment = self.step >= self.settings.clean_steps
                 step_loss = StepLoss(self.forward_model, self.frontend, batch, self.blank, augment, self.distillation,
-                                     self.ranks)
+                                     self.ranks, bf16=self.settings.bf16 and self.device.type == "cuda")
                 local_loss, extra = self.strategy.accumulate(self.step, step_loss)
                 if step_loss.kls:
                     extra[KL_COLUMN] = sum(step_loss.kls) / len(step_loss.kls)

@@ -1,6 +1,7 @@
 """Training and evaluation batches: length-bucketed, frame-budgeted, reproducible per epoch."""
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +82,36 @@ class UtteranceSet:
                      [self.transcripts[i] for i in indices], self.sample_rate)
 
 
+@dataclass(frozen=True)
+class LogitsBound:
+    """A bound on the joiner's output of one batch, B x T' x (U + 1) x V elements (config
+    train.max_logits): the RNN-T loss holds it and its gradient in memory, so a batch of long audio
+    AND long transcripts runs out of memory where a frame budget alone would let it through."""
+
+    max_elements: int
+    symbols: int           # V: vocabulary + blank
+    hop_length: int        # samples per input frame
+    stride: int            # input frames per encoder frame (time_reduction_stride)
+    right_context: int     # input frames of look-ahead padded to every utterance
+    slowest_speed: float   # the smallest speed-perturbation factor: the longest a waveform can become
+
+    def lattice(self, samples: int, tokens: int) -> tuple[int, int]:
+        """(encoder frames T', labels U + 1) of one utterance at its slowest speed."""
+        frames = math.floor(samples / self.slowest_speed) // self.hop_length + 1 + self.right_context
+        return math.ceil(frames / self.stride), tokens + 1
+
+    @property
+    def max_lattice(self) -> int:
+        """B x T' x (U + 1) nodes a batch may hold."""
+        return self.max_elements // self.symbols
+
+
 def bucket_batches(num_samples: Sequence[int], samples_budget: int, seed: int, epoch: int,
-                   sortagrad: bool = False) -> list[list[int]]:
-    """Group similar lengths so padding is small; a batch's padded size stays within the budget.
+                   sortagrad: bool = False, lattices: Sequence[tuple[int, int]] | None = None,
+                   max_lattice: int | None = None) -> list[list[int]]:
+    """Group similar lengths so padding is small; a batch's padded size stays within the budget,
+    and with `lattices` ((T', U + 1) per utterance) its padded lattice, B x max T' x max (U + 1),
+    within `max_lattice`.
 
     The grouping and the batch order are a pure function of (seed, epoch), which is what lets
     a resumed run replay exactly the data an uninterrupted run would have seen. With
@@ -95,15 +123,21 @@ def bucket_batches(num_samples: Sequence[int], samples_budget: int, seed: int, e
                    key=lambda i: (num_samples[i] * (1 + LENGTH_JITTER * (2 * rng.random() - 1)), i))
     batches: list[list[int]] = []
     current: list[int] = []
-    longest = 0
+    longest, frames, labels = 0, 0, 0
     for index in keyed:
         candidate_longest = max(longest, num_samples[index])
-        if current and candidate_longest * (len(current) + 1) > samples_budget:
+        too_long = candidate_longest * (len(current) + 1) > samples_budget
+        if lattices is not None and max_lattice is not None:
+            frames_i, labels_i = lattices[index]
+            too_long |= (len(current) + 1) * max(frames, frames_i) * max(labels, labels_i) > max_lattice
+        if current and too_long:
             batches.append(current)
-            current, longest = [], 0
+            current, longest, frames, labels = [], 0, 0, 0
             candidate_longest = num_samples[index]
         current.append(index)
         longest = candidate_longest
+        if lattices is not None:
+            frames, labels = max(frames, lattices[index][0]), max(labels, lattices[index][1])
     if current:
         batches.append(current)
     if sortagrad and epoch == 0:
@@ -116,9 +150,13 @@ class BatchStream:
     """Endless, resumable stream of training batches: position = (epoch, index within epoch)."""
 
     def __init__(self, utterances: UtteranceSet, samples_budget: int, seed: int, sortagrad: bool,
-                 rank: int = 0, world: int = 1) -> None:
+                 rank: int = 0, world: int = 1, logits_bound: LogitsBound | None = None) -> None:
+        """`logits_bound`: batches also bounded by the joiner's output size (an utterance alone over it
+        is an error naming the config key)."""
         self.utterances = utterances
         self.samples_budget = samples_budget
+        self.logits_bound = logits_bound
+        self.lattices = None if logits_bound is None else self._lattices(logits_bound)
         self.seed = seed
         self.sortagrad = sortagrad
         self.rank, self.world = rank, world
@@ -126,9 +164,23 @@ class BatchStream:
         self.position = 0
         self._batches = self._epoch_batches()
 
+    def _lattices(self, bound: LogitsBound) -> list[tuple[int, int]]:
+        if self.utterances.tokens is None:
+            raise ValueError("a logits bound needs the utterances' tokens (a tokenizer)")
+        lattices = [bound.lattice(samples, len(tokens))
+                    for samples, tokens in zip(self.utterances.num_samples, self.utterances.tokens)]
+        largest = max(range(len(lattices)), key=lambda i: lattices[i][0] * lattices[i][1])
+        frames, labels = lattices[largest]
+        if frames * labels * bound.symbols > bound.max_elements:
+            raise ValueError(f"config key 'train.max_logits': utterance {self.utterances.utt_ids[largest]} alone "
+                             f"needs {frames} x {labels} x {bound.symbols} = {frames * labels * bound.symbols:,} "
+                             f"logits, over the bound of {bound.max_elements:,}")
+        return lattices
+
     def _epoch_batches(self) -> list[list[int]]:
         return bucket_batches(self.utterances.num_samples, self.samples_budget, self.seed, self.epoch,
-                              self.sortagrad)
+                              self.sortagrad, self.lattices,
+                              None if self.logits_bound is None else self.logits_bound.max_lattice)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}

@@ -25,7 +25,7 @@ from omni.asr.parallel import Ranks, launch
 from omni.asr.trainer import DenseGradients, Distillation, GradientStrategy, Trainer, TrainSettings
 from omni.atomic import atomic_path
 from omni.costs import CostMeter, peak_mem_mb
-from omni.data.batches import BatchStream, UtteranceSet
+from omni.data.batches import BatchStream, LogitsBound, UtteranceSet
 from omni.data.features import load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
@@ -193,6 +193,16 @@ def run_training_job(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, thr
                  extra={"nonfinite_skipped": outcome.nonfinite_skipped, "resumed_wall_s": outcome.resumed_wall_s})
 
 
+def logits_bound(setup: TrainingSetup, model_config: Mapping[str, Any]) -> LogitsBound | None:
+    """The joiner-output bound of train.max_logits, at the slowest speed perturbation; None when unset."""
+    if setup.training.get("max_logits") is None:
+        return None
+    speeds = setup.augmentation["wave_augment"]["speed_factors"]
+    return LogitsBound(max_elements=setup.training["max_logits"], symbols=model_config["num_symbols"],
+                       hop_length=setup.logmel["hop_length"], stride=model_config["time_reduction_stride"],
+                       right_context=model_config["right_context_length"], slowest_speed=min(min(speeds), 1.0))
+
+
 def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, device: torch.device) -> RankOutcome:
     """One rank's share of a training job; rank 0 writes the model and the log."""
     setup, spec, paths = job.setup, job.spec, job.paths
@@ -219,7 +229,7 @@ def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, devic
     samples_budget = training["batch_frames"] * setup.logmel["hop_length"]
     # The curriculum is the dense job's (job_params.training turns it off for jobs that start trained).
     stream = BatchStream(utterances, samples_budget, setup.seed, sortagrad=training["sortagrad"],
-                         rank=ranks.rank, world=ranks.world)
+                         rank=ranks.rank, world=ranks.world, logits_bound=logits_bound(setup, model_config))
     strategy = make_strategy(model)
     if ranks.rank > 0:
         torch.manual_seed(setup.seed + ranks.rank * RANK_SEED_STRIDE)
