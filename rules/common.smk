@@ -20,11 +20,14 @@ wildcard_constraints:
 
 
 def stage_resources(stage):
-    """Snakemake resources of a stage, from config['resources'] (SLURM reads these)."""
+    """Snakemake resources of a stage, from config['resources'] (the SLURM executor reads these). A GPU
+    stage asks for its GPUs and leaves `tasks` unset: the job is one task that runs torchrun itself."""
     spec = config["resources"][stage]
     resources = {"mem_mb": spec["mem_mb"], "runtime": spec["runtime_min"]}
     if spec["gpus"]:
         resources["gpu"] = spec["gpus"]
+    if spec["partition"]:
+        resources["slurm_partition"] = spec["partition"]
     return resources
 
 

@@ -3,6 +3,9 @@
 CORPUS_READY = f"{R}/corpus/{config['corpus']}.json"
 
 
+localrules: split_dev, tokenizer   # seconds each: on the submitting host
+
+
 rule build_corpus:
     """Synthesise the embedded corpus, or index a local LibriSpeech tree (no copy)."""
     output:

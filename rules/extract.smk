@@ -1,6 +1,8 @@
 # Stage 4: fine-tune-free extraction of each sparsity from the supernet, and the compact export
 # (what a device would load) of every model the study evaluates.
 
+localrules: extract_omni, export_model   # seconds each, no GPU: on the submitting host
+
 
 rule extract_omni:
     """The masks the supernet last trained at this level, made permanent; no optimizer step runs."""

@@ -2,6 +2,9 @@
 # evaluation and training jobs measured; `snakemake --report` shows them with their captions.
 # The files they read are functions of the config (omni.study), whatever the include order.
 
+localrules: wer_table, strategy_table, accounting, figures   # seconds each: on the submitting host
+
+
 def reported(path, caption, category, subcategory=None):
     """An output that `snakemake --report` shows with its caption."""
     extra = {"subcategory": subcategory} if subcategory else {}

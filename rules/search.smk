@@ -2,6 +2,8 @@
 # the best per-layer mix under each size budget. A budget is a level: the size (kept parameters)
 # of the uniform model at that level, from search.budgets or else sparsity.levels.
 
+localrules: extract_searched
+
 
 rule search:
     """Evolution over per-layer sparsity under every budget, scored on the search's dev speakers."""

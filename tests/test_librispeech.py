@@ -1,12 +1,19 @@
-"""The manifest reader on real LibriSpeech files (the shared 20-utterance test-other sample)."""
+"""Real LibriSpeech files (the shared 20-utterance test-other sample, found beside the repository): the
+manifest reader, and the LibriSpeech study's whole path (configs/librispeech.yaml, shrunk by
+configs/librispeech-sample.yaml) through every rule to its tables."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
 import pytest
 import soundfile
 
 from omni.data.audio import AudioError, read_audio
 from omni.data.manifest import build_manifest
-from tests.conftest import LIBRISPEECH_SAMPLE
+from tests.conftest import LIBRISPEECH_SAMPLE, REPO
 
 SAMPLE_ROOT = LIBRISPEECH_SAMPLE
 SUBSET = "test-other"
@@ -75,3 +82,24 @@ def test_read_audio_refuses_another_rate_without_resampling(sample_manifest) -> 
     kept, _ = sample_manifest
     with pytest.raises(AudioError, match="config data.resample is false"):
         read_audio(kept["audio_path"][0], DATA_CFG["sample_rate"] // 2, resample=False)
+
+
+def test_the_librispeech_study_runs_every_rule_on_real_audio(tmp_path: Path) -> None:
+    subsets = ", ".join(f"{split}: [{SUBSET}]" for split in ("train", "dev", "test-clean", "test-other"))
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+               "--cores", "2", "--configfile", str(REPO / "configs" / "librispeech.yaml"),
+               str(REPO / "configs" / "librispeech-sample.yaml"),
+               "--config", f"librispeech={{root: {SAMPLE_ROOT}, subsets: {{{subsets}}}}}"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, run.stderr[-4000:]
+    results = tmp_path / "results" / "librispeech-sample"
+    wer = pd.read_csv(results / "tables" / "wer.csv")
+    assert {"dense", "control", "individual", "omni", "omni-searched"} <= set(wer["arm"])
+    assert (wer["utterances"] == 20).all() and wer["wer"].notna().all()
+    cost = pd.read_csv(results / "tables" / "cost.csv")
+    dense = cost[(cost["section"] == "job") & (cost["rule"] == "train_dense")].iloc[0]
+    assert dense["processes"] == 2, "trained data-parallel through torchrun"
+    stats = (results / "data" / "feature_stats.json").read_text()
+    assert '"utterances": 10' in stats, "statistics from the configured sample"
+    log = (results / "logs" / "train_dense.log").read_text()
+    assert "train.bf16" in log and "dense" in log, "the ranks' output reaches the job's log"

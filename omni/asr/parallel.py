@@ -27,6 +27,7 @@ import torch.distributed as dist
 COLLECTIVE_TIMEOUT = timedelta(minutes=30)
 """How long a rank waits for the others in a collective before giving up."""
 REPOSITORY = Path(__file__).resolve().parents[2]   # on every rank's import path
+OUTPUT_CHUNK = 4096   # bytes of the ranks' output relayed at a time (progress bars redraw with \r)
 
 
 class RankFailedError(RuntimeError):
@@ -102,7 +103,11 @@ def launch(world: int, module: str, arguments: list[str]) -> None:
                "--nproc-per-node", str(world), "--max-restarts", "0", "-m", module, *arguments]
     environment = {**os.environ,
                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
-    completed = subprocess.run(command, env=environment)
-    if completed.returncode != 0:
+    # The ranks' output goes through this process's sys.stderr: the job's log (omni.logs.tee_stderr) holds it.
+    with subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as ranks:
+        for chunk in iter(lambda: ranks.stdout.read1(OUTPUT_CHUNK), b""):
+            sys.stderr.write(chunk.decode(errors="replace"))
+        returncode = ranks.wait()
+    if returncode != 0:
         raise RankFailedError(f"{world}-process job `{' '.join(command[2:])}` failed with exit code "
-                              f"{completed.returncode}; the failing rank's traceback is above")
+                              f"{returncode}; the failing rank's traceback is above")
