@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 CONFIG ?= config.yaml
 
-.PHONY: run test dry-run report clean-results
+.PHONY: run test test-slurm dry-run report clean-results
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ report: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# A real one-node SLURM (installs slurm-wlm and munge with apt-get; root): the smoke study through the profile.
+test-slurm: $(STAMP)
+	$(BIN)/python -m pytest -q -s -m slurm tests/test_slurm.py
 
 clean-results:
 	rm -rf results
