@@ -189,13 +189,19 @@ def report(variants: list[Variant], args: argparse.Namespace) -> None:
                   VERSUS_PRUNE_TARGET))
 
 
-def main() -> None:
-    args = parse_args()
+def study_setup(args: argparse.Namespace) -> tuple[dict, dict, int]:
+    """What every benchmark starts from: threads and seed from its arguments, the config, and the
+    chosen preset's model config (vocabulary + blank) with its blank id."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     config = load_config(args.config)
-    model_config = model_config_from(job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1)  # + blank
-    blank = blank_id(model_config)
+    model_config = model_config_from(job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1)
+    return config, model_config, blank_id(model_config)
+
+
+def main() -> None:
+    args = parse_args()
+    config, model_config, blank = study_setup(args)
     dense = build_model(model_config)
     names = prunable_parameter_names(dense, config["sparsity"])
     masks = masks_at(rank_layers(dense, names, UNSTRUCTURED, config["sparsity"]["block_shape"]), args.sparsity)

@@ -23,10 +23,9 @@ import torchaudio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from masking import Batch, make_batch  # noqa: E402  (benchmarks/ is this script's folder)
+from masking import Batch, make_batch, study_setup  # noqa: E402  (benchmarks/ is this script's folder)
 from omni import job_params  # noqa: E402
-from omni.config import load_config  # noqa: E402
-from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
+from omni.asr.model import build_model  # noqa: E402
 from omni.sparsity.masks import masks_at, rank_layers  # noqa: E402
 from omni.sparsity.supernet import SupernetGradients, sampler_from_section  # noqa: E402
 from omni.asr.trainer import DenseGradients  # noqa: E402
@@ -81,11 +80,7 @@ def mask_building_seconds(supernet: SupernetGradients, levels: list[float], repe
 
 def main() -> None:
     args = parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    config = load_config(args.config)
-    model_config = model_config_from(job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1)
-    blank = blank_id(model_config)
+    config, model_config, blank = study_setup(args)
     base = build_model(model_config).train()
     generator = torch.Generator().manual_seed(args.seed)
     batches = [make_batch(args, model_config["input_dim"], model_config["right_context_length"], blank, generator)

@@ -25,11 +25,9 @@ import torchaudio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.masking import Batch, make_batch  # noqa: E402
-from omni import job_params  # noqa: E402
+from masking import Batch, make_batch, study_setup  # noqa: E402  (benchmarks/ is this script's folder)
 from omni.asr.distill import lattice_kl  # noqa: E402
-from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
-from omni.config import load_config  # noqa: E402
+from omni.asr.model import build_model  # noqa: E402
 from omni.sparsity.masking import MaskedParameters  # noqa: E402
 from omni.sparsity.masks import UNSTRUCTURED, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
 
@@ -77,11 +75,7 @@ def student_pass(student: torch.nn.Module, optimizer: torch.optim.Optimizer, bat
 
 def main() -> None:
     args = parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    config = load_config(args.config)
-    model_config = model_config_from(job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1)
-    blank = blank_id(model_config)
+    config, model_config, blank = study_setup(args)
     teacher = build_model(model_config).eval().requires_grad_(False)
     student = copy.deepcopy(teacher).train().requires_grad_(True)
     names = prunable_parameter_names(student, config["sparsity"])

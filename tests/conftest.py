@@ -15,7 +15,6 @@ from omni.data.corpus import prepare_corpus
 from omni.data.features import compute_feature_stats
 from omni.data.manifest import build_manifest
 from omni.data.tokenizer import train_tokenizer
-from omni.asr.trainer import DenseGradients
 from omni.jobs.training import JobSpec, TrainingSetup, TrainPaths, run_training_job
 
 REPO = Path(__file__).resolve().parent.parent
