@@ -20,7 +20,7 @@ MASK_KEYS = ("granularity", "block_shape", "prunable", "include_predictor", "inc
 # train.* values every training job reads; the arm-specific ones (steps, lr, clean steps, curriculum) come apart.
 SHARED_TRAIN_KEYS = ("cpu_processes", "batch_frames", "weight_decay", "warmup_steps", "grad_clip", "checkpoint_every",
                      "log_every", "max_consecutive_nonfinite", "cache_audio")
-OPTIONAL_TRAIN_KEYS = {"max_logits": None, "bf16": False}   # train.* key -> its off value
+OPTIONAL_TRAIN_KEYS = {"max_logits": None, "bf16": False, "loader_workers": 0}   # train.* key -> its off value
 
 
 def canonical(value: Any) -> Any:

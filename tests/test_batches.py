@@ -93,3 +93,20 @@ def test_bf16_forward_passes_give_fp32_losses_close_to_fp32(prepared: PreparedDa
     assert loss.dtype == torch.float32 and half.last_logits.dtype == torch.float32
     assert float(loss) != float(full), "the forward ran in bfloat16"
     assert abs(float(loss) - float(full)) < 0.02 * abs(float(full)), (float(loss), float(full))
+
+
+def test_loader_workers_give_the_same_batches_and_position(prepared: PreparedData) -> None:
+    """Batches decoded in DataLoader workers, ahead of training, are the in-process ones, and the
+    position a checkpoint stores counts only the batches handed out."""
+    def batches(workers: int, count: int) -> tuple[list, dict]:
+        stream = _stream(prepared, None)
+        stream.workers = workers
+        taken = [batch for _, batch in zip(range(count), stream)]
+        return taken, stream.state_dict()
+
+    steps = len(_stream(prepared, None)._epoch_batches()) + 2   # into the second epoch
+    inline, inline_state = batches(0, steps)
+    loaded, loaded_state = batches(2, steps)
+    assert loaded_state == inline_state and inline_state["epoch"] == 1
+    for a, b in zip(inline, loaded):
+        assert a.utt_ids == b.utt_ids and torch.equal(a.waveforms, b.waveforms) and torch.equal(a.targets, b.targets)

@@ -26,11 +26,11 @@ def config_for(prepared: PreparedData) -> dict:
     return config
 
 
-@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize(("processes", "loader_workers"), [(1, 0), (2, 0), (1, 2)])
 def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedData, tmp_path: Path,
-                                                            processes: int) -> None:
+                                                            processes: int, loader_workers: int) -> None:
     config = config_for(prepared)
-    config["train"]["cpu_processes"] = processes
+    config["train"].update(cpu_processes=processes, loader_workers=loader_workers)
     run_training_job(training_setup(config, "dense"), dense_spec(), paths(prepared, tmp_path / "straight"), 1)
     killed = paths(prepared, tmp_path / "killed")
     run_training_job(training_setup(config, "dense"), dense_spec(), killed, 1, halt_after=2)

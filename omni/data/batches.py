@@ -29,9 +29,16 @@ class Batch:
     sample_rate: int
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.utt_ids, self.waveforms.to(device), self.wave_lengths.to(device),
-                     self.targets.to(device), self.target_lengths.to(device), self.transcripts,
-                     self.sample_rate)
+        """Asynchronous from pinned memory (a DataLoader's), like any copy from there."""
+        pinned = self.waveforms.is_pinned()
+        return Batch(self.utt_ids, self.waveforms.to(device, non_blocking=pinned),
+                     self.wave_lengths.to(device, non_blocking=pinned), self.targets.to(device, non_blocking=pinned),
+                     self.target_lengths.to(device, non_blocking=pinned), self.transcripts, self.sample_rate)
+
+    def pin_memory(self) -> "Batch":
+        """Page-locked copies (what DataLoader(pin_memory=True) calls), for fast copies to a GPU."""
+        return Batch(self.utt_ids, self.waveforms.pin_memory(), self.wave_lengths.pin_memory(),
+                     self.targets.pin_memory(), self.target_lengths.pin_memory(), self.transcripts, self.sample_rate)
 
     @property
     def audio_seconds(self) -> float:
@@ -150,10 +157,14 @@ class BatchStream:
     """Endless, resumable stream of training batches: position = (epoch, index within epoch)."""
 
     def __init__(self, utterances: UtteranceSet, samples_budget: int, seed: int, sortagrad: bool,
-                 rank: int = 0, world: int = 1, logits_bound: LogitsBound | None = None) -> None:
+                 rank: int = 0, world: int = 1, logits_bound: LogitsBound | None = None, workers: int = 0,
+                 pin_memory: bool = False) -> None:
         """`logits_bound`: batches also bounded by the joiner's output size (an utterance alone over it
-        is an error naming the config key)."""
+        is an error naming the config key). `workers`: batches decoded and padded in that many
+        DataLoader worker processes ahead of the training step (0: in this process), into pinned
+        memory when `pin_memory` (a CUDA job); the batches and the resumable position are the same."""
         self.utterances = utterances
+        self.workers, self.pin_memory = workers, pin_memory
         self.samples_budget = samples_budget
         self.logits_bound = logits_bound
         self.lattices = None if logits_bound is None else self._lattices(logits_bound)
@@ -177,9 +188,9 @@ class BatchStream:
                              f"logits, over the bound of {bound.max_elements:,}")
         return lattices
 
-    def _epoch_batches(self) -> list[list[int]]:
-        return bucket_batches(self.utterances.num_samples, self.samples_budget, self.seed, self.epoch,
-                              self.sortagrad, self.lattices,
+    def _epoch_batches(self, epoch: int | None = None) -> list[list[int]]:
+        return bucket_batches(self.utterances.num_samples, self.samples_budget, self.seed,
+                              self.epoch if epoch is None else epoch, self.sortagrad, self.lattices,
                               None if self.logits_bound is None else self.logits_bound.max_lattice)
 
     def state_dict(self) -> dict[str, int]:
@@ -189,21 +200,62 @@ class BatchStream:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self._batches = self._epoch_batches()
 
-    def __iter__(self) -> Iterator[Batch]:
-        """With `world` data-parallel ranks, each step takes the next `world` batches of the one
-        shared order and this rank collates its own: the position (the checkpointed state) is the
-        same on every rank, and together the ranks see what one process would."""
+    def _plan(self) -> Iterator[tuple[dict[str, int], list[int]]]:
+        """This rank's utterances of each step from the current position on, with the stream's state
+        after that step; the stream itself does not move (a loader may plan ahead of training).
+
+        With `world` data-parallel ranks, each step takes the next `world` batches of the one shared
+        order and this rank collates its own: the position (the checkpointed state) is the same on
+        every rank, and together the ranks see what one process would."""
+        epoch, position, batches = self.epoch, self.position, self._batches
         while True:
             mine: list[int] = []
             for offset in range(self.world):
-                if self.position >= len(self._batches):
-                    self.epoch += 1
-                    self.position = 0
-                    self._batches = self._epoch_batches()
+                if position >= len(batches):
+                    epoch, position = epoch + 1, 0
+                    batches = self._epoch_batches(epoch)
                 if offset == self.rank:
-                    mine = self._batches[self.position]
-                self.position += 1
-            yield self.utterances.collate(mine)
+                    mine = batches[position]
+                position += 1
+            yield {"epoch": epoch, "position": position}, mine
+
+    def _advance(self, state: dict[str, int]) -> None:
+        if state["epoch"] != self.epoch:
+            self._batches = self._epoch_batches(state["epoch"])
+        self.epoch, self.position = state["epoch"], state["position"]
+
+    def __iter__(self) -> Iterator[Batch]:
+        """The batches in order; the position moves as each is handed out (what a checkpoint stores)."""
+        if self.workers == 0:
+            for state, indices in self._plan():
+                batch = self.utterances.collate(indices)
+                self._advance(state)
+                yield batch
+            return
+        # Its own generator: a DataLoader draws its workers' seeds from the global RNG otherwise, which
+        # would shift the augmentation draws of a resumed run (the loader starts at a different step).
+        loader = torch.utils.data.DataLoader(_Collated(self.utterances), batch_size=None, sampler=self._plan(),
+                                             num_workers=self.workers, pin_memory=self.pin_memory,
+                                             collate_fn=_keep, generator=torch.Generator().manual_seed(self.seed))
+        for state, batch in loader:
+            self._advance(state)
+            yield batch
+
+
+class _Collated(torch.utils.data.Dataset):
+    """Indexed by a planned step, (state after it, its utterances): a worker's unit of work."""
+
+    def __init__(self, utterances: UtteranceSet) -> None:
+        self.utterances = utterances
+
+    def __getitem__(self, step: tuple[dict[str, int], list[int]]) -> tuple[dict[str, int], Batch]:
+        state, indices = step
+        return state, self.utterances.collate(indices)
+
+
+def _keep(item: object) -> object:
+    """The DataLoader's collate step: the worker already built the Batch."""
+    return item
 
 
 def eval_batches(utterances: UtteranceSet, batch_size: int) -> Iterator[Batch]:

@@ -229,7 +229,8 @@ def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, devic
     samples_budget = training["batch_frames"] * setup.logmel["hop_length"]
     # The curriculum is the dense job's (job_params.training turns it off for jobs that start trained).
     stream = BatchStream(utterances, samples_budget, setup.seed, sortagrad=training["sortagrad"],
-                         rank=ranks.rank, world=ranks.world, logits_bound=logits_bound(setup, model_config))
+                         rank=ranks.rank, world=ranks.world, logits_bound=logits_bound(setup, model_config),
+                         workers=training.get("loader_workers", 0), pin_memory=device.type == "cuda")
     strategy = make_strategy(model)
     if ranks.rank > 0:
         torch.manual_seed(setup.seed + ranks.rank * RANK_SEED_STRIDE)
