@@ -133,6 +133,12 @@ def teacher_of(config: Config, arm: str) -> str:
     return "dense" if teacher == "dense" else "none"
 
 
+def teachers(config: Config) -> Section:
+    """What the study's own arms learn from besides the labels: `individual` none | dense, `omni` none |
+    dense | inplace (the tables' caption says so)."""
+    return {"individual": config["distill"]["individual"], "omni": config["distill"]["omni"]}
+
+
 def paired_individual(config: Config) -> dict[str, str]:
     """Omni arm -> the individual arm it is compared with: the one with the same external teacher, so
     neither side of a difference has a teacher the other lacks (`individual` when none matches)."""

@@ -24,6 +24,7 @@ rule wer_table:
         sparsity_tex=reported(STUDY.table("wer_vs_sparsity.tex"), "wer_vs_sparsity.rst", "Tables", "Omni vs individual"),
     params:
         comparison=job_params.comparison(config),
+        teachers=job_params.teachers(config),
     log:
         f"{R}/logs/report/wer_table.log",
     benchmark:

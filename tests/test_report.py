@@ -564,3 +564,15 @@ def test_report_rules_run_build_a_report_and_rerun_on_report_config_only(results
     planned = _snakemake(tmp_path, "--dry-run", "--config", f"report={json.dumps(changed)}").stdout
     job_stats = planned.split("Job stats:")[1].split("total")[0]
     assert "wer_table" in job_stats and "figures" in job_stats and "accounting" not in job_stats
+
+
+@pytest.mark.parametrize(("teachers", "says"), [
+    ({"individual": "dense", "omni": "dense"}, "Both arms learn from the same teacher"),
+    ({"individual": "none", "omni": "none"}, "No arm learns from a teacher"),
+    ({"individual": "none", "omni": "inplace"}, "no arm has an external teacher"),
+    ({"individual": "none", "omni": "dense"}, "Teachers differ"),
+])
+def test_the_caption_says_what_each_arm_learns_from(results: Path, tmp_path: Path, teachers: dict, says: str) -> None:
+    outputs = {key: tmp_path / key for key in ("wer_csv", "wer_md", "sparsity_csv", "sparsity_md", "sparsity_tex")}
+    wer_tables.write_wer_tables(_summary_paths(results), SPLITS, DECODES, TABLE_DECODE, SETTINGS, outputs, teachers)
+    assert says in outputs["sparsity_md"].read_text() and says in outputs["sparsity_tex"].read_text()

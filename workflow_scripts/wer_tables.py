@@ -7,4 +7,4 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
     comparison = smk.params.comparison
     write_wer_tables(smk.input.summaries, comparison["splits"], comparison["decodes"], comparison["table_decode"],
-                     BootstrapSettings.from_section(comparison), dict(smk.output.items()))
+                     BootstrapSettings.from_section(comparison), dict(smk.output.items()), smk.params.teachers)

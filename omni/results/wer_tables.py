@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -277,7 +277,7 @@ def difference_cells(prefix: str, system: Runs | None, baseline: Runs | None,
 
 
 def sparsity_markdown(table: pd.DataFrame, splits: Sequence[str], decode: str,
-                      settings: BootstrapSettings) -> str:
+                      settings: BootstrapSettings, teachers: Mapping[str, str] | None = None) -> str:
     shown = pd.DataFrame({
         "model": [_row_label(row) for row in table.itertuples()],
         "sparsity": table["sparsity"].map(fmt_sparsity),
@@ -291,7 +291,8 @@ def sparsity_markdown(table: pd.DataFrame, splits: Sequence[str], decode: str,
         shown[f"{split} Δ rel."] = table[f"{split}/rel_diff_pct"].map(fmt_rel)
         shown[f"{split} {confidence} CI"] = [fmt_ci(table, f"{split}/", i) for i in table.index]
     return (shown.to_markdown(index=False, disable_numparse=True) + "\n\n"
-            + _sparsity_note(table, splits, decode, settings) + "\n\n" + searched_markdown(table, splits, settings)
+            + _sparsity_note(table, splits, decode, settings, teachers) + "\n\n"
+            + searched_markdown(table, splits, settings)
             + damage_markdown(table, splits, decode, settings))
 
 
@@ -361,7 +362,7 @@ def _damage_note(decode: str, settings: BootstrapSettings) -> str:
 
 
 def sparsity_latex(table: pd.DataFrame, splits: Sequence[str], decode: str,
-                   settings: BootstrapSettings) -> str:
+                   settings: BootstrapSettings, teachers: Mapping[str, str] | None = None) -> str:
     """A full-width `table*` scaled to the text width: four columns per split fit no single column."""
     lead = [("", "Model"), ("", "Sparsity"), ("", "Params (M)"), ("", "MB")]
     shown = pd.DataFrame({
@@ -384,7 +385,7 @@ def sparsity_latex(table: pd.DataFrame, splits: Sequence[str], decode: str,
     styler = (shown.style.hide(axis="index").format(escape="latex", subset=text_columns, na_rep="--")
               .format_index(escape="latex", axis=1, level=0))
     tabular = styler.to_latex(hrules=True, multicol_align="c", column_format="l" + "r" * (len(lead) - 1) + "rrrc" * len(splits))
-    caption = tex(_sparsity_note(table, splits, decode, settings))
+    caption = tex(_sparsity_note(table, splits, decode, settings, teachers))
     return "\n".join([
         r"% requires \usepackage{booktabs} and \usepackage{graphicx}",
         r"\begin{table*}[t]", r"\centering",
@@ -397,7 +398,23 @@ def sparsity_latex(table: pd.DataFrame, splits: Sequence[str], decode: str,
     ])
 
 
-def _sparsity_note(table: pd.DataFrame, splits: Sequence[str], decode: str, settings: BootstrapSettings) -> str:
+def teacher_sentence(teachers: Mapping[str, str]) -> str:
+    """What each arm learns from besides the labels (omni.job_params.teachers), for the caption."""
+    individual, omni = teachers["individual"], teachers["omni"]
+    if individual == omni == "dense":
+        return ("Both arms learn from the same teacher besides the labels: the frozen dense model's output "
+                "distribution over the RNN-T lattice (distill.*).")
+    if individual == "none" and omni == "inplace":
+        return ("The supernet's sparser sub-networks learn from its densest one in place; no arm has an external "
+                "teacher (distill.*).")
+    if individual == omni == "none":
+        return "No arm learns from a teacher (distill.*: none): labels only."
+    return (f"Teachers differ (distill.individual: {individual}, distill.omni: {omni}): the difference mixes the "
+            "teacher with the pruning method.")
+
+
+def _sparsity_note(table: pd.DataFrame, splits: Sequence[str], decode: str, settings: BootstrapSettings,
+                   teachers: Mapping[str, str] | None = None) -> str:
     seeds = int(np.nanmax([table[f"{split}/individual_seeds"].max() for split in splits]))
     units = "; ".join(f"{split}: {unit}" for split in splits
                       for unit in table[f"{split}/bootstrap_unit"].drop_duplicates() if unit != MISSING)
@@ -409,7 +426,7 @@ def _sparsity_note(table: pd.DataFrame, splits: Sequence[str], decode: str, sett
             f"run, by speaker where a split has at least {settings.min_speakers} speakers, else by utterance "
             f"({units}); {SIGNIFICANT_MARK} = CI excludes 0. Dense: the shared starting model, trained once "
             "(individual column). Searched (b): omni-searched per-layer sparsity under the size of uniform "
-            "sparsity b, compared with the individual model at b.")
+            "sparsity b, compared with the individual model at b." + (f" {teacher_sentence(teachers)}" if teachers else ""))
 
 
 def _row_label(row) -> str:
@@ -420,8 +437,9 @@ def _row_label(row) -> str:
 
 def write_wer_tables(summary_paths: Iterable[str | os.PathLike], splits: Sequence[str],
                      decodes: Sequence[str], table_decode: str, settings: BootstrapSettings,
-                     outputs: dict[str, str | os.PathLike]) -> None:
-    """outputs keys: wer_csv, wer_md, sparsity_csv, sparsity_md, sparsity_tex."""
+                     outputs: dict[str, str | os.PathLike], teachers: Mapping[str, str] | None = None) -> None:
+    """outputs keys: wer_csv, wer_md, sparsity_csv, sparsity_md, sparsity_tex. `teachers`: each arm's
+    (omni.job_params.teachers), named in the caption."""
     summaries = load_summaries(summary_paths)
     if not (summaries["decode"] == table_decode).any():
         raise ValueError(f"config key 'report.table_decode': no summary has decode {table_decode!r}; "
@@ -431,8 +449,8 @@ def write_wer_tables(summary_paths: Iterable[str | os.PathLike], splits: Sequenc
     write_text(outputs["wer_md"], wer_markdown(table))
     comparison = sparsity_table(summaries, splits, table_decode, settings)
     write_dataframe(outputs["sparsity_csv"], comparison)
-    write_text(outputs["sparsity_md"], sparsity_markdown(comparison, splits, table_decode, settings))
-    write_text(outputs["sparsity_tex"], sparsity_latex(comparison, splits, table_decode, settings))
+    write_text(outputs["sparsity_md"], sparsity_markdown(comparison, splits, table_decode, settings, teachers))
+    write_text(outputs["sparsity_tex"], sparsity_latex(comparison, splits, table_decode, settings, teachers))
 
 
 def _budget_of(tag: str) -> float:
