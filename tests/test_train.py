@@ -123,3 +123,13 @@ def test_two_processes_train_on_twice_the_audio_per_step(prepared: PreparedData,
     assert two_cost["audio_hours"] > 1.5 * one_cost["audio_hours"]
     assert two_cost["threads"] == 2 and two_cost["processes"] == 2
     assert not all(torch.equal(one_weights[name], two_weights[name]) for name in one_weights)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("setting", ["cuda", "cuda:1"])
+def test_cuda_asked_for_on_a_machine_without_it_is_named(prepared: PreparedData, tmp_path: Path, setting: str) -> None:
+    """A GPU job placed on a node without CUDA fails naming the key, instead of training on the CPU."""
+    config = config_for(prepared)
+    config["device"] = setting
+    with pytest.raises(RuntimeError, match=r"config key 'device'.*CUDA is not available"):
+        run_training_job(training_setup(config, "dense"), dense_spec(), paths(prepared, tmp_path), 1)
