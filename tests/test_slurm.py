@@ -80,7 +80,7 @@ def test_the_smoke_study_runs_through_slurm_and_equals_a_local_run(cluster, tmp_
     for jobid in sorted(remote, key=int):
         print(f"  {submitted[jobid]:>4} {states.get(submitted[jobid])} {jobs[jobid][1]}")
     assert {states.get(submitted[jobid]) for jobid in remote} == {"COMPLETED"}
-    for name in TABLES:
-        local = pd.read_csv(tmp_path / "local" / "results" / "smoke" / "tables" / name)
-        remote = pd.read_csv(tmp_path / "slurm" / "results" / "smoke" / "tables" / name)
+    for name in TABLES:   # every number but the measured job costs (strategies.csv: job_vs_*)
+        local, remote = (pd.read_csv(tmp_path / where / "results" / "smoke" / "tables" / name).filter(regex=r"^(?!job_)")
+                         for where in ("local", "slurm"))
         pd.testing.assert_frame_equal(remote, local, check_exact=True, obj=name)
