@@ -7,13 +7,15 @@ import json
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
+from omni import job_params
 from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id, build_model, model_config_from
 from omni.asr.parallel import RankFailedError, launch
-from omni.asr.trainer import StepLoss, TrainSettings, warmup_cosine
+from omni.asr.trainer import KL_COLUMN, LOG_COLUMNS, StepLoss, TrainSettings, warmup_cosine
 from omni.atomic import load_torch
 from omni.data.batches import BatchStream, UtteranceSet, bucket_batches
 from omni.data.features import load_feature_stats
@@ -113,3 +115,27 @@ def test_a_failing_rank_fails_the_job_promptly() -> None:
     with pytest.raises(RankFailedError, match="failed with exit code"):
         launch(WORLD, "tests.failing_rank", [])
     assert time.monotonic() - started < FAILURE_SECONDS
+
+
+def test_a_supernet_with_several_passes_per_step_trains_and_resumes_exactly_in_two_processes(
+        prepared: PreparedData, dense_model: Path, tmp_path: Path) -> None:
+    """Sandwich + in-place distillation + loss-weighted levels under DDP: the earlier passes of a step
+    accumulate under no_sync, the levels drawn agree on both ranks (the loss weights are rank means),
+    and a killed and resumed job ends with the uninterrupted job's weights."""
+    config = json.loads(json.dumps(prepared.config))
+    config["train"].update(cpu_processes=WORLD, checkpoint_every=2)
+    config["omni"].update(sampling="sandwich", random_levels=1, level_weights="loss")
+    config["distill"]["omni"] = "inplace"
+    setup = training_setup(config, "omni", masks=job_params.masks(config), supernet=job_params.supernet(config))
+    spec = JobSpec("train_omni", "omni", None, 4)
+    straight = paths(prepared, tmp_path / "straight", init=dense_model)
+    run_training_job(setup, spec, straight, WORLD)
+    killed = paths(prepared, tmp_path / "killed", init=dense_model)
+    run_training_job(setup, spec, killed, WORLD, halt_after=2)
+    run_training_job(setup, spec, killed, WORLD)
+    a, b = load_torch(straight.model_out)["state_dict"], load_torch(killed.model_out)["state_dict"]
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    log = pd.read_csv(straight.log_out)
+    assert list(log.columns) == [*LOG_COLUMNS, KL_COLUMN, *(f"{kind}_pass{i}" for i in (1, 2, 3) for kind in ("level", "loss"))]
+    assert (log["level_pass1"] <= log[["level_pass2", "level_pass3"]].min(axis=1)).all(), "the densest teaches first"
+    assert json.loads(straight.cost_out.read_text())["subnet_passes"] == 4 * 3
