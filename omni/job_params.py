@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from omni.arms import arm_kind
 from omni.config import model_preset
 
 Config = Mapping[str, Any]
@@ -36,6 +37,12 @@ def _pick(section: Mapping[str, Any], keys: tuple[str, ...] | list[str]) -> Sect
     return canonical({key: section[key] for key in keys})
 
 
+def declared_when_on(on: bool, **entries: Any) -> Section:
+    """`entries` if their option is on, else nothing. Options added to the pipeline after jobs have run
+    are declared this way, so a job with the option off keeps its params, and so its outputs."""
+    return entries if on else {}
+
+
 def corpus(config: Config) -> Section:
     """The synthetic corpus is a function of its seed, voices, text grammar and rate; a LibriSpeech
     tree of its root and subsets."""
@@ -60,8 +67,8 @@ def feature_stats(config: Config) -> Section:
     """The log-mel settings, and the training sample the statistics are computed on when not all of it
     (features.stats_utterances; only then declared, so the full-set job never reruns for it)."""
     count = config["features"]["stats_utterances"]
-    sample = {} if count is None else {"sample": {"utterances": count, "seed": config["seed"]}}
-    return canonical({**logmel(config), **sample})
+    return canonical({**logmel(config),
+                      **declared_when_on(count is not None, sample={"utterances": count, "seed": config["seed"]})})
 
 
 def augmentation(config: Config) -> Section:
@@ -93,8 +100,9 @@ def training(config: Config, arm: str, seed: int | None = None) -> Section:
                       "sortagrad": train["sortagrad"]}
     else:
         arm_values = {"lr": train["finetune_lr"], "clean_steps": 0, "sortagrad": False}
-    # Declared only when on: a job trained without them keeps its params (and its outputs).
-    optional = {key: train[key] for key, off in OPTIONAL_TRAIN_KEYS.items() if train[key] != off}
+    optional: Section = {}
+    for key, off in OPTIONAL_TRAIN_KEYS.items():
+        optional.update(declared_when_on(train[key] != off, **{key: train[key]}))
     return canonical({**run, **shared, **arm_values, **optional})
 
 
@@ -107,11 +115,6 @@ def masks(config: Config) -> Section:
     """Which weights are prunable and how they are ranked; not the list of levels, so adding a
     level leaves every existing individual job, export and extraction alone."""
     return _pick(config["sparsity"], MASK_KEYS)
-
-
-def arm_kind(arm: str) -> str:
-    """`individual-kd` -> `individual`: the kind of job a pruning arm's name stands for (config `variants`)."""
-    return arm.split("-", 1)[0]
 
 
 def pruning_arms(config: Config, kind: str) -> list[str]:
@@ -159,12 +162,10 @@ def _distill_entry(config: Config, kind: str) -> Section:
     with the distillation settings. A supernet's dense teacher also carries its forward cost, which
     its budget counts."""
     settings = config["distill"]
-    if settings[kind] == "none":
-        return {}
-    entry = {"teacher": settings[kind], "weight": settings["weight"], "form": settings["form"]}
-    if kind == "omni" and settings[kind] == "dense":
-        entry["forward_cost"] = settings["teacher_forward_cost"]
-    return {"distill": entry}
+    entry = {"teacher": settings[kind], "weight": settings["weight"], "form": settings["form"],
+             **declared_when_on(kind == "omni" and settings[kind] == "dense",
+                                forward_cost=settings["teacher_forward_cost"])}
+    return declared_when_on(settings[kind] != "none", distill=entry)
 
 
 def equal_compute_budget(config: Config) -> float:
@@ -188,7 +189,7 @@ def supernet(config: Config, arm: str = "omni") -> Section:
     arm_settings = arm_config(config, arm)
     omni = arm_settings["omni"]
     settings = {key: value for key, value in omni.items() if key != "unequal_budget"}
-    layerwise = {"layer_levels": config["search"]["levels"]} if omni["layerwise_rate"] > 0 else {}
+    layerwise = declared_when_on(omni["layerwise_rate"] > 0, layer_levels=config["search"]["levels"])
     return canonical({**settings, "budget": supernet_budget(arm_settings), "levels": config["sparsity"]["levels"],
                       **_distill_entry(arm_settings, "omni"), **layerwise})
 

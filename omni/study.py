@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from omni.arms import SEARCHED_SUFFIX, arm_kind
 from omni.config import ConfigError, model_preset
 from omni.job_params import (
     arm_config,
-    arm_kind,
     budget_levels,
     equal_compute_budget,
     pruning_arms,
@@ -26,7 +26,6 @@ SPLITS = ("train", "dev", "test-clean", "test-other")
 DEV_PARTS = ("dev-search", "dev-report")   # omni.data.dev_split: the search's speakers, the reported ones
 DENSE = ("dense", "dense")           # (arm, tag) of the shared dense model, trained once with config `seed`
 SUPERNET_TAG = "supernet"            # the tag of an omni arm's supernet (models/<omni arm>/seed<N>/supernet)
-SEARCHED_SUFFIX = "-searched"        # <omni arm>-searched: the search's per-layer models of that supernet
 CONTROL = ("control", "continued")   # dense-continued: the dense model trained like a pruning job, no masks
 WER_TABLES = ("wer.csv", "wer.md", "wer_vs_sparsity.csv", "wer_vs_sparsity.md", "wer_vs_sparsity.tex")
 COST_TABLES = ("cost.csv", "cost.md", "cost.tex")

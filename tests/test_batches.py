@@ -1,4 +1,5 @@
-"""Training batches bounded by the joiner's output size (train.max_logits), and bf16 forward passes."""
+"""Training batches: bounded by the joiner's output size (train.max_logits), built and augmented in
+loader workers exactly as in-process, resumable; and bf16 forward passes."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import torch
 from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id, build_model, model_config_from
 from omni.asr.trainer import StepLoss
+from omni.data.augment import WaveAugment
 from omni.data.features import load_feature_stats
 from omni.data.batches import BatchStream, LogitsBound, UtteranceSet, bucket_batches
 from omni.data.manifest import read_manifest
@@ -20,11 +22,15 @@ from tests.conftest import PreparedData, paths, training_setup
 BUDGET_FRAMES = 3000
 
 
-def _stream(prepared: PreparedData, bound: LogitsBound | None) -> BatchStream:
+def _stream(prepared: PreparedData, bound: LogitsBound | None, clean_steps: int | None = None) -> BatchStream:
+    """`clean_steps`: the smoke config's waveform augmentation after that many clean steps (None: none)."""
+    sample_rate = prepared.config["data"]["sample_rate"]
     utterances = UtteranceSet(read_manifest(prepared.manifests["train"]), Tokenizer(prepared.tokenizer),
-                              prepared.config["data"]["sample_rate"], cache_audio=False)
+                              sample_rate, cache_audio=False)
     budget = BUDGET_FRAMES * prepared.config["features"]["hop_length"]
-    return BatchStream(utterances, budget, seed=5, sortagrad=False, logits_bound=bound)
+    augment = None if clean_steps is None else WaveAugment(prepared.config["features"]["wave_augment"], sample_rate)
+    return BatchStream(utterances, budget, seed=5, sortagrad=False, logits_bound=bound, augment=augment,
+                       clean_steps=clean_steps or 0)
 
 
 def _bound(prepared: PreparedData, max_elements: int) -> LogitsBound:
@@ -87,26 +93,50 @@ def test_bf16_forward_passes_give_fp32_losses_close_to_fp32(prepared: PreparedDa
                               cache_audio=False)
     batch = utterances.collate(range(4))
     blank = blank_id(model_config)
-    full = StepLoss(model, frontend, batch, blank, augment=False)().detach()
-    half = StepLoss(model, frontend, batch, blank, augment=False, bf16=True)
+    full = StepLoss(model, frontend, batch, blank)().detach()
+    half = StepLoss(model, frontend, batch, blank, bf16=True)
     loss = half().detach()
     assert loss.dtype == torch.float32 and half.last_logits.dtype == torch.float32
     assert float(loss) != float(full), "the forward ran in bfloat16"
     assert abs(float(loss) - float(full)) < 0.02 * abs(float(full)), (float(loss), float(full))
 
 
-def test_loader_workers_give_the_same_batches_and_position(prepared: PreparedData) -> None:
-    """Batches decoded in DataLoader workers, ahead of training, are the in-process ones, and the
-    position a checkpoint stores counts only the batches handed out."""
+CLEAN_STEPS = 2
+
+
+def _same(a: list, b: list) -> bool:
+    return all(x.utt_ids == y.utt_ids and torch.equal(x.waveforms, y.waveforms) and torch.equal(x.targets, y.targets)
+               and torch.equal(x.wave_lengths, y.wave_lengths) and x.augment_seed == y.augment_seed
+               for x, y in zip(a, b, strict=True))
+
+
+def test_loader_workers_give_the_same_augmented_batches_and_position(prepared: PreparedData) -> None:
+    """Batches decoded and augmented in DataLoader workers, ahead of training, are the in-process ones
+    (the global RNG plays no part), and the position a checkpoint stores counts only the batches
+    handed out."""
     def batches(workers: int, count: int) -> tuple[list, dict]:
-        stream = _stream(prepared, None)
+        stream = _stream(prepared, None, CLEAN_STEPS)
         stream.workers = workers
+        torch.manual_seed(workers)
         taken = [batch for _, batch in zip(range(count), stream)]
         return taken, stream.state_dict()
 
     steps = len(_stream(prepared, None)._epoch_batches()) + 2   # into the second epoch
     inline, inline_state = batches(0, steps)
     loaded, loaded_state = batches(2, steps)
-    assert loaded_state == inline_state and inline_state["epoch"] == 1
-    for a, b in zip(inline, loaded):
-        assert a.utt_ids == b.utt_ids and torch.equal(a.waveforms, b.waveforms) and torch.equal(a.targets, b.targets)
+    assert loaded_state == inline_state and inline_state == {"epoch": 1, "position": 2, "steps": steps}
+    assert _same(inline, loaded)
+    assert [batch.augment_seed is None for batch in inline] == [step < CLEAN_STEPS for step in range(steps)]
+    clean = [batch for _, batch in zip(range(steps), _stream(prepared, None))]
+    assert _same(inline[:CLEAN_STEPS], clean[:CLEAN_STEPS])
+    perturbed = [not torch.equal(a.waveforms, b.waveforms) for a, b in zip(inline, clean)][CLEAN_STEPS:]
+    assert any(perturbed), "the smoke config's speed and noise perturbation"
+
+
+def test_a_resumed_stream_hands_out_the_same_augmented_batches(prepared: PreparedData) -> None:
+    whole = [batch for _, batch in zip(range(6), _stream(prepared, None, CLEAN_STEPS))]
+    first = _stream(prepared, None, CLEAN_STEPS)
+    _ = [batch for _, batch in zip(range(3), first)]
+    resumed = _stream(prepared, None, CLEAN_STEPS)
+    resumed.load_state_dict(first.state_dict())
+    assert _same([batch for _, batch in zip(range(3), resumed)], whole[3:])

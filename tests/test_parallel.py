@@ -17,6 +17,7 @@ from omni.asr.model import blank_id, build_model, model_config_from
 from omni.asr.parallel import RankFailedError, launch
 from omni.asr.trainer import KL_COLUMN, LOG_COLUMNS, StepLoss, TrainSettings, warmup_cosine
 from omni.atomic import load_torch
+from omni.data.augment import WaveAugment
 from omni.data.batches import BatchStream, UtteranceSet, bucket_batches
 from omni.data.features import load_feature_stats
 from omni.data.manifest import read_manifest
@@ -57,17 +58,18 @@ STEPS = 3
 
 
 def _deterministic(prepared: PreparedData, processes: int) -> dict:
-    """The smoke config without randomness the ranks draw apart (augmentation, dropout)."""
+    """The smoke config without randomness the ranks draw apart (dropout), augmented from the first
+    step with SpecAugment on (augmentation is drawn per batch, the same on whichever rank)."""
     config = json.loads(json.dumps(prepared.config))
-    config["train"].update(cpu_processes=processes, checkpoint_every=STEPS)
-    config["features"]["wave_augment"].update(noise_prob=0.0, speed_factors=[1.0])
+    config["train"].update(cpu_processes=processes, checkpoint_every=STEPS, dense_clean_steps=0)
+    config["features"]["spec_augment"].update(freq_masks=1, time_masks=1)
     config["model"]["presets"]["smoke"].update(dropout=0.0, lstm_dropout=0.0)
     return config
 
 
 def test_two_processes_equal_one_process_on_their_global_batch(prepared: PreparedData, tmp_path: Path) -> None:
     """DDP over torchrun: each step's update is the one a single process makes from the mean of both
-    ranks' batch losses (their gradients averaged), within float tolerance."""
+    ranks' batch losses (their gradients averaged) with the same augmentation, within float tolerance."""
     config = _deterministic(prepared, WORLD)
     setup = training_setup(config, "dense")
     job = paths(prepared, tmp_path / "ddp")
@@ -86,16 +88,18 @@ def test_two_processes_equal_one_process_on_their_global_batch(prepared: Prepare
     utterances = UtteranceSet(read_manifest(prepared.manifests["train"]), tokenizer, setup.logmel["sample_rate"],
                               cache_audio=False)
     budget = training["batch_frames"] * setup.logmel["hop_length"]
+    augment = WaveAugment(setup.augmentation["wave_augment"], setup.logmel["sample_rate"])
     streams = [iter(BatchStream(utterances, budget, setup.seed, sortagrad=training["sortagrad"], rank=rank,
-                                world=WORLD)) for rank in range(WORLD)]
+                                world=WORLD, augment=augment)) for rank in range(WORLD)]
     settings = TrainSettings.from_section(training, steps=STEPS)
-    assert settings.clean_steps >= STEPS, "no augmentation in these steps"
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings))
     for _ in range(STEPS):
         optimizer.zero_grad()
         for stream in streams:
-            StepLoss(model, frontend, next(stream), blank_id(model_config), augment=False)().div(WORLD).backward()
+            batch = next(stream)
+            assert batch.augment_seed is not None
+            StepLoss(model, frontend, batch, blank_id(model_config))().div(WORLD).backward()
         torch.nn.utils.clip_grad_norm_(list(model.parameters()), settings.grad_clip)
         optimizer.step()
         scheduler.step()

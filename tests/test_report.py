@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from omni.arms import arm_kind, arm_order
 from omni.costs import CostRecord
 from omni.results import accounting, cost_tables, strategy_tables, wer_tables
 from omni.results.bootstrap import BootstrapSettings, paired_bootstrap, seeded_paired_bootstrap, wer_interval
@@ -199,6 +200,21 @@ def _cost_paths(root: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------- bootstrap
+
+
+@pytest.mark.parametrize("arm, kind", [("dense", "dense"), ("control", "control"), ("individual", "individual"),
+                                       ("individual-kd", "individual"), ("omni-kd-lw", "omni"),
+                                       ("omni-searched", "searched"), ("omni-kd-layerwise-searched", "searched"),
+                                       ("seed1234", None), ("s0.7", None), ("dense-x", None)])
+def test_an_arm_name_says_its_kind(arm: str, kind: str | None) -> None:
+    assert arm_kind(arm) == kind
+
+
+def test_arms_are_ordered_by_kind_the_studys_own_arm_first() -> None:
+    arms = ["omni-kd-searched", "omni-kd", "individual-kd", "omni-searched", "omni", "control", "individual", "dense",
+            "omni-inplace"]
+    assert sorted(arms, key=arm_order) == ["dense", "control", "individual", "individual-kd", "omni", "omni-inplace",
+                                           "omni-kd", "omni-searched", "omni-kd-searched"]
 
 
 def test_identical_systems_have_zero_difference_and_a_ci_containing_zero() -> None:

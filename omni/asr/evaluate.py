@@ -79,7 +79,7 @@ def decode_split(model: torch.nn.Module, model_config: dict[str, Any], frontend:
     progress = tqdm(total=len(utterances), desc=f"{description} {decode}", dynamic_ncols=True, mininterval=2.0)
     for batch in eval_batches(utterances, batch_size):
         batch = batch.to(device)
-        feats, lengths = frontend.features(batch.waveforms, batch.wave_lengths, augment=False)
+        feats, lengths = frontend.features(batch.waveforms, batch.wave_lengths)
         if decode == "greedy-full":
             token_lists = greedy_full(model, frontend.pad_right_context(feats), lengths, blank)
         else:

@@ -1,5 +1,5 @@
-"""Waveforms -> Emformer inputs: (training) waveform augmentation, log-mel, global normalisation,
-SpecAugment, right-context pad.
+"""Waveforms -> Emformer inputs: log-mel, global normalisation, (training) SpecAugment, right-context
+pad. Waveform augmentation happened where the batch was built (omni.data.batches).
 
 The pad is the subtle part: torchaudio's Emformer consumes `right_context_length` look-ahead
 frames beyond the last real frame. Padding by exactly that many frames and passing the
@@ -13,7 +13,6 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from omni.data.augment import WaveAugment
 from omni.data.features import FeatureNormalizer, LogMel, SpecAugment
 
 
@@ -26,30 +25,25 @@ class Frontend(torch.nn.Module):
         super().__init__()
         self.logmel = LogMel.from_section(logmel)
         self.normalize = FeatureNormalizer(torch.tensor(stats["mean"]), torch.tensor(stats["std"]))
-        self.wave_augment = None if augmentation is None else WaveAugment(augmentation["wave_augment"],
-                                                                          logmel["sample_rate"])
         self.spec_augment = None if augmentation is None else SpecAugment(augmentation["spec_augment"])
         self.right_context_length = right_context_length
 
     def features(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor,
-                 augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised log-mel [B, T, n_mels] and exact frame lengths, without the look-ahead pad."""
-        if augment and (self.wave_augment is None or self.spec_augment is None):
+                 augment_seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised log-mel [B, T, n_mels] and exact frame lengths, without the look-ahead pad;
+        SpecAugment'ed from a generator seeded with `augment_seed` (a training batch's), if given."""
+        if augment_seed is not None and self.spec_augment is None:
             raise ValueError("this frontend was built without augmentation settings (an inference frontend)")
-        if augment:
-            self.wave_augment.train()
-            waveforms, wave_lengths = self.wave_augment(waveforms, wave_lengths)
         feats, lengths = self.logmel(waveforms, wave_lengths)
         feats = self.normalize(feats)
-        if augment:
-            self.spec_augment.train()
-            feats = self.spec_augment(feats, lengths)
+        if augment_seed is not None:
+            feats = self.spec_augment(feats, lengths, torch.Generator().manual_seed(augment_seed))
         return feats, lengths
 
     def pad_right_context(self, feats: torch.Tensor) -> torch.Tensor:
         return F.pad(feats, (0, 0, 0, self.right_context_length))
 
     def forward(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor,
-                augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        feats, lengths = self.features(waveforms, wave_lengths, augment)
+                augment_seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, lengths = self.features(waveforms, wave_lengths, augment_seed)
         return self.pad_right_context(feats), lengths

@@ -54,16 +54,12 @@ class TrainSettings:
     checkpoint_every: int
     log_every: int
     max_consecutive_nonfinite: int
-    # Steps at the start that see unaugmented audio: from scratch, the mapping is learnt much faster
-    # from clean speech, and augmentation afterwards adds the robustness (config train.dense_clean_steps).
-    clean_steps: int = 0
     bf16: bool = False   # forward passes under bfloat16 autocast (CUDA; config train.bf16)
 
     @classmethod
     def from_section(cls, training: Mapping[str, Any], steps: int) -> "TrainSettings":
         """From the rule section omni.job_params.training; `steps` is the job's (arms differ)."""
-        return cls(steps=steps, lr=training["lr"], clean_steps=training["clean_steps"],
-                   weight_decay=training["weight_decay"], warmup_steps=training["warmup_steps"],
+        return cls(steps=steps, lr=training["lr"], weight_decay=training["weight_decay"], warmup_steps=training["warmup_steps"],
                    grad_clip=training["grad_clip"], checkpoint_every=training["checkpoint_every"],
                    log_every=training["log_every"], max_consecutive_nonfinite=training["max_consecutive_nonfinite"],
                    bf16=bool(training.get("bf16", False)))
@@ -99,15 +95,16 @@ class Distillation:
 
 
 class StepLoss:
-    """One step's batch, turned into features once, so every pass of the step and the teacher see
-    the same augmented input; calling it runs one forward pass of the model as currently masked."""
+    """One step's batch, turned into features once (SpecAugment'ed when the batch says so), so every pass
+    of the step and the teacher see the same input; calling it runs one forward pass of the model as
+    currently masked."""
 
-    def __init__(self, model: torch.nn.Module, frontend: Frontend, batch: Batch, blank: int, augment: bool,
+    def __init__(self, model: torch.nn.Module, frontend: Frontend, batch: Batch, blank: int,
                  distillation: Distillation | None = None, ranks: Ranks = Ranks(), bf16: bool = False) -> None:
         """`model` is what runs the forward pass: the DistributedDataParallel wrapper with several ranks.
         `bf16`: the model's forward passes (student and teacher) under bfloat16 autocast on CUDA; the
         losses are computed from fp32 logits."""
-        self.model, self.frontend, self.batch, self.blank, self.augment = model, frontend, batch, blank, augment
+        self.model, self.frontend, self.batch, self.blank = model, frontend, batch, blank
         self.distillation = distillation
         self.ranks = ranks
         self.bf16 = bf16
@@ -118,7 +115,7 @@ class StepLoss:
 
     def features(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._features is None:
-            self._features = self.frontend(self.batch.waveforms, self.batch.wave_lengths, augment=self.augment)
+            self._features = self.frontend(self.batch.waveforms, self.batch.wave_lengths, self.batch.augment_seed)
         return self._features
 
     def _logits(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -380,8 +377,7 @@ class Trainer:
                 batch = next(batches).to(self.device)
                 self.strategy.prepare(self.step)
                 self.optimizer.zero_grad(set_to_none=True)
-                augment = self.step >= self.settings.clean_steps
-                step_loss = StepLoss(self.forward_model, self.frontend, batch, self.blank, augment, self.distillation,
+                step_loss = StepLoss(self.forward_model, self.frontend, batch, self.blank, self.distillation,
                                      self.ranks, bf16=self.settings.bf16 and self.device.type == "cuda")
                 local_loss, extra = self.strategy.accumulate(self.step, step_loss)
                 if step_loss.kls:

@@ -1,16 +1,19 @@
-"""Training and evaluation batches: length-bucketed, frame-budgeted, reproducible per epoch."""
+"""Training and evaluation batches: length-bucketed, frame-budgeted, reproducible per epoch; training
+batches decoded and waveform-augmented where they are built (DataLoader workers when configured)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 import torch
 
 from omni.data.audio import read_audio
+from omni.data.augment import WaveAugment
 from omni.data.tokenizer import Tokenizer
 
 # Composition of buckets varies a little per epoch (lengths jittered by up to this fraction
@@ -27,18 +30,22 @@ class Batch:
     target_lengths: torch.Tensor  # [B] int32
     transcripts: list[str]
     sample_rate: int
+    # A training batch past the clean steps: its waveforms are perturbed already, and its features
+    # are SpecAugment'ed from this seed (omni.asr.frontend). None: unaugmented.
+    augment_seed: int | None = None
+
+    def _tensors(self, move: Callable[[torch.Tensor], torch.Tensor]) -> "Batch":
+        return dataclasses.replace(self, waveforms=move(self.waveforms), wave_lengths=move(self.wave_lengths),
+                                   targets=move(self.targets), target_lengths=move(self.target_lengths))
 
     def to(self, device: torch.device) -> "Batch":
         """Asynchronous from pinned memory (a DataLoader's), like any copy from there."""
         pinned = self.waveforms.is_pinned()
-        return Batch(self.utt_ids, self.waveforms.to(device, non_blocking=pinned),
-                     self.wave_lengths.to(device, non_blocking=pinned), self.targets.to(device, non_blocking=pinned),
-                     self.target_lengths.to(device, non_blocking=pinned), self.transcripts, self.sample_rate)
+        return self._tensors(lambda tensor: tensor.to(device, non_blocking=pinned))
 
     def pin_memory(self) -> "Batch":
         """Page-locked copies (what DataLoader(pin_memory=True) calls), for fast copies to a GPU."""
-        return Batch(self.utt_ids, self.waveforms.pin_memory(), self.wave_lengths.pin_memory(),
-                     self.targets.pin_memory(), self.target_lengths.pin_memory(), self.transcripts, self.sample_rate)
+        return self._tensors(torch.Tensor.pin_memory)
 
     @property
     def audio_seconds(self) -> float:
@@ -153,18 +160,30 @@ def bucket_batches(num_samples: Sequence[int], samples_budget: int, seed: int, e
     return batches
 
 
+def augment_seeds(seed: int, epoch: int, position: int) -> tuple[int, int]:
+    """(waveform, features) augmentation seeds of the batch at `position` in `epoch`'s shared order: a
+    batch's perturbation depends on nothing else, so it is the same with or without loader workers,
+    after a resume, and on whichever data-parallel rank takes the batch."""
+    rng = random.Random(f"augment/{seed}/{epoch}/{position}")
+    return rng.getrandbits(63), rng.getrandbits(63)
+
+
 class BatchStream:
-    """Endless, resumable stream of training batches: position = (epoch, index within epoch)."""
+    """Endless, resumable stream of training batches: position = (epoch, index within epoch), and the
+    steps of data handed out so far."""
 
     def __init__(self, utterances: UtteranceSet, samples_budget: int, seed: int, sortagrad: bool,
                  rank: int = 0, world: int = 1, logits_bound: LogitsBound | None = None, workers: int = 0,
-                 pin_memory: bool = False) -> None:
+                 pin_memory: bool = False, augment: WaveAugment | None = None, clean_steps: int = 0) -> None:
         """`logits_bound`: batches also bounded by the joiner's output size (an utterance alone over it
-        is an error naming the config key). `workers`: batches decoded and padded in that many
-        DataLoader worker processes ahead of the training step (0: in this process), into pinned
-        memory when `pin_memory` (a CUDA job); the batches and the resumable position are the same."""
+        is an error naming the config key). `workers`: batches decoded, padded and augmented in that
+        many DataLoader worker processes ahead of the training step (0: in this process), into pinned
+        memory when `pin_memory` (a CUDA job); the batches and the resumable position are the same.
+        `augment`: batches after the first `clean_steps` steps are perturbed by it and carry the seed of
+        their SpecAugment; None: every batch is clean."""
         self.utterances = utterances
         self.workers, self.pin_memory = workers, pin_memory
+        self.augment, self.clean_steps = augment, clean_steps
         self.samples_budget = samples_budget
         self.logits_bound = logits_bound
         self.lattices = None if logits_bound is None else self._lattices(logits_bound)
@@ -173,6 +192,7 @@ class BatchStream:
         self.rank, self.world = rank, world
         self.epoch = 0
         self.position = 0
+        self.steps = 0
         self._batches = self._epoch_batches()
 
     def _lattices(self, bound: LogitsBound) -> list[tuple[int, int]]:
@@ -194,47 +214,51 @@ class BatchStream:
                               None if self.logits_bound is None else self.logits_bound.max_lattice)
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position}
+        return {"epoch": self.epoch, "position": self.position, "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.epoch, self.position, self.steps = int(state["epoch"]), int(state["position"]), int(state["steps"])
         self._batches = self._epoch_batches()
 
-    def _plan(self) -> Iterator[tuple[dict[str, int], list[int]]]:
-        """This rank's utterances of each step from the current position on, with the stream's state
-        after that step; the stream itself does not move (a loader may plan ahead of training).
+    def _plan(self) -> Iterator[_PlannedStep]:
+        """This rank's share of each step from the current position on, with the stream's state after
+        that step; the stream itself does not move (a loader may plan ahead of training).
 
         With `world` data-parallel ranks, each step takes the next `world` batches of the one shared
         order and this rank collates its own: the position (the checkpointed state) is the same on
-        every rank, and together the ranks see what one process would."""
-        epoch, position, batches = self.epoch, self.position, self._batches
+        every rank, and together the ranks see what one process would, augmentation included."""
+        epoch, position, steps, batches = self.epoch, self.position, self.steps, self._batches
         while True:
-            mine: list[int] = []
+            planned = None
             for offset in range(self.world):
                 if position >= len(batches):
                     epoch, position = epoch + 1, 0
                     batches = self._epoch_batches(epoch)
                 if offset == self.rank:
-                    mine = batches[position]
+                    augmented = self.augment is not None and steps >= self.clean_steps
+                    planned = _PlannedStep({}, batches[position],
+                                           augment_seeds(self.seed, epoch, position) if augmented else None)
                 position += 1
-            yield {"epoch": epoch, "position": position}, mine
+            steps += 1
+            planned.state.update(epoch=epoch, position=position, steps=steps)
+            yield planned
 
     def _advance(self, state: dict[str, int]) -> None:
         if state["epoch"] != self.epoch:
             self._batches = self._epoch_batches(state["epoch"])
-        self.epoch, self.position = state["epoch"], state["position"]
+        self.epoch, self.position, self.steps = state["epoch"], state["position"], state["steps"]
 
     def __iter__(self) -> Iterator[Batch]:
         """The batches in order; the position moves as each is handed out (what a checkpoint stores)."""
+        built = _BuiltSteps(self.utterances, self.augment)
         if self.workers == 0:
-            for state, indices in self._plan():
-                batch = self.utterances.collate(indices)
+            for planned in self._plan():
+                state, batch = built[planned]
                 self._advance(state)
                 yield batch
             return
-        # Its own generator: a DataLoader draws its workers' seeds from the global RNG otherwise, which
-        # would shift the augmentation draws of a resumed run (the loader starts at a different step).
-        loader = torch.utils.data.DataLoader(_Collated(self.utterances), batch_size=None, sampler=self._plan(),
+        # A generator of its own, not drawn from the global RNG (which the training loop checkpoints).
+        loader = torch.utils.data.DataLoader(built, batch_size=None, sampler=self._plan(),
                                              num_workers=self.workers, pin_memory=self.pin_memory,
                                              collate_fn=_keep, generator=torch.Generator().manual_seed(self.seed))
         for state, batch in loader:
@@ -242,15 +266,29 @@ class BatchStream:
             yield batch
 
 
-class _Collated(torch.utils.data.Dataset):
-    """Indexed by a planned step, (state after it, its utterances): a worker's unit of work."""
+@dataclass
+class _PlannedStep:
+    """One rank's share of a step: the stream's state after it, its utterances, its augmentation seeds."""
 
-    def __init__(self, utterances: UtteranceSet) -> None:
-        self.utterances = utterances
+    state: dict[str, int]
+    indices: list[int]
+    seeds: tuple[int, int] | None
 
-    def __getitem__(self, step: tuple[dict[str, int], list[int]]) -> tuple[dict[str, int], Batch]:
-        state, indices = step
-        return state, self.utterances.collate(indices)
+
+class _BuiltSteps(torch.utils.data.Dataset):
+    """Indexed by a planned step -> (state after it, its batch, augmented): a worker's unit of work."""
+
+    def __init__(self, utterances: UtteranceSet, augment: WaveAugment | None) -> None:
+        self.utterances, self.augment = utterances, augment
+
+    def __getitem__(self, step: _PlannedStep) -> tuple[dict[str, int], Batch]:
+        batch = self.utterances.collate(step.indices)
+        if step.seeds is None:
+            return step.state, batch
+        wave_seed, features_seed = step.seeds
+        waveforms, lengths = self.augment(batch.waveforms, batch.wave_lengths, torch.Generator().manual_seed(wave_seed))
+        return step.state, dataclasses.replace(batch, waveforms=waveforms, wave_lengths=lengths,
+                                               augment_seed=features_seed)
 
 
 def _keep(item: object) -> object:

@@ -89,24 +89,22 @@ class FeatureNormalizer(torch.nn.Module):
         return (features - self.mean) / self.std
 
 
-class SpecAugment(torch.nn.Module):
-    """Frequency and time masks (Park et al. 2019) drawn per utterance from torch's RNG.
+class SpecAugment:
+    """Frequency and time masks (Park et al. 2019) drawn per utterance from the batch's generator
+    (on the CPU, so a batch's masks are the same on any device).
 
     Applied to normalised features, where MASK_VALUE is the global mean. Time masks are at most
     `time_mask_max_fraction` of the utterance's own length; nothing past a length is touched.
     """
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
-        super().__init__()
         self.freq_masks = int(cfg["freq_masks"])
         self.freq_mask_width = int(cfg["freq_mask_width"])
         self.time_masks = int(cfg["time_masks"])
         self.time_mask_max_fraction = float(cfg["time_mask_max_fraction"])
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """[B, T, F] features, [B] frame lengths -> masked copy (the input itself in eval mode)."""
-        if not self.training:
-            return features
+    def __call__(self, features: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """[B, T, F] features, [B] frame lengths -> masked copy."""
         _, num_frames, num_bins = features.shape
         frames = torch.arange(num_frames, device=features.device)
         valid = frames[None, :] < lengths[:, None]
@@ -114,18 +112,19 @@ class SpecAugment(torch.nn.Module):
         if self.freq_masks:
             bins = torch.full_like(lengths, num_bins)
             widths = torch.full_like(lengths, min(self.freq_mask_width, num_bins))
-            band = _random_bands(self.freq_masks, widths, bins, num_bins)
+            band = _random_bands(self.freq_masks, widths, bins, num_bins, generator)
             mask |= band[:, None, :] & valid[:, :, None]
         if self.time_masks:
             widths = torch.floor(lengths * self.time_mask_max_fraction).long()
-            band = _random_bands(self.time_masks, widths, lengths, num_frames)
+            band = _random_bands(self.time_masks, widths, lengths, num_frames, generator)
             mask |= band[:, :, None]
         return features.masked_fill(mask, MASK_VALUE)
 
 
-def _random_bands(count: int, max_widths: torch.Tensor, extents: torch.Tensor, size: int) -> torch.Tensor:
+def _random_bands(count: int, max_widths: torch.Tensor, extents: torch.Tensor, size: int,
+                  generator: torch.Generator) -> torch.Tensor:
     """[B, size] union of `count` bands per row, widths uniform in 0..max_width, inside 0..extent."""
-    draws = torch.rand(len(extents), count, 2, device=extents.device)
+    draws = torch.rand(len(extents), count, 2, generator=generator).to(extents.device)
     widths = torch.floor(draws[..., 0] * (max_widths[:, None] + 1)).long()
     starts = torch.floor(draws[..., 1] * (extents[:, None] - widths + 1)).long()
     positions = torch.arange(size, device=extents.device)

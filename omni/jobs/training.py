@@ -25,6 +25,7 @@ from omni.asr.parallel import Ranks, launch
 from omni.asr.trainer import DenseGradients, Distillation, GradientStrategy, Trainer, TrainSettings
 from omni.atomic import atomic_path
 from omni.costs import CostMeter, peak_mem_mb
+from omni.data.augment import WaveAugment
 from omni.data.batches import BatchStream, LogitsBound, UtteranceSet
 from omni.data.features import load_feature_stats
 from omni.data.manifest import read_manifest
@@ -92,10 +93,15 @@ RANK_SEED_STRIDE = 1_000_003
 """Rank r > 0 reseeds its augmentation RNG with seed + r * this (rank 0 keeps the 1-process stream)."""
 
 
+# Raised when what a checkpoint holds or means changes, so older checkpoints are not resumed into
+# a different computation. 2: augmentation seeded per batch, the data stream counts its steps.
+CHECKPOINT_FORMAT = 2
+
+
 def fingerprint(setup: TrainingSetup, spec: JobSpec) -> str:
-    """Identifies what a checkpoint belongs to: exactly the values the job was given."""
-    blob = json.dumps({"setup": dataclasses.asdict(setup), "spec": dataclasses.asdict(spec)}, sort_keys=True,
-                      default=str)
+    """Identifies what a checkpoint belongs to: exactly the values the job was given, and the format."""
+    blob = json.dumps({"format": CHECKPOINT_FORMAT, "setup": dataclasses.asdict(setup),
+                       "spec": dataclasses.asdict(spec)}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -228,9 +234,13 @@ def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, devic
                               cache_audio=training["cache_audio"])
     samples_budget = training["batch_frames"] * setup.logmel["hop_length"]
     # The curriculum is the dense job's (job_params.training turns it off for jobs that start trained).
+    # From scratch, the mapping is learnt much faster from clean speech; augmentation afterwards adds
+    # the robustness (train.dense_clean_steps; 0 for jobs that start trained).
     stream = BatchStream(utterances, samples_budget, setup.seed, sortagrad=training["sortagrad"],
                          rank=ranks.rank, world=ranks.world, logits_bound=logits_bound(setup, model_config),
-                         workers=training.get("loader_workers", 0), pin_memory=device.type == "cuda")
+                         workers=training.get("loader_workers", 0), pin_memory=device.type == "cuda",
+                         augment=WaveAugment(setup.augmentation["wave_augment"], sample_rate),
+                         clean_steps=training["clean_steps"])
     strategy = make_strategy(model)
     if ranks.rank > 0:
         torch.manual_seed(setup.seed + ranks.rank * RANK_SEED_STRIDE)

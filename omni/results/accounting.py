@@ -19,13 +19,13 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from omni.arms import arm_kind
+
 SECONDS_PER_HOUR = 3600.0
 GPU_HOURS = "GPU-hours"
 CPU_CORE_HOURS = "CPU core-hours"
 UNIT_OF_DEVICE = {"cuda": GPU_HOURS, "cpu": CPU_CORE_HOURS}
 
-SHARED_ARMS = ("dense", "control")
-PRUNING_KINDS = ("individual", "omni")   # an arm's name starts with its kind (omni.job_params.arm_kind)
 # Stages of the totals, in display order; "other" collects rules this module does not know.
 STAGES = ("data", "dense", "control", "individual", "omni", "search", "evaluation", "export", "other")
 DATA_RULES = frozenset({"build_corpus", "manifest", "feature_stats", "tokenizer"})
@@ -105,11 +105,6 @@ def load_cost_records(paths: Iterable[str | os.PathLike], results_dir: str | os.
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
 
-def is_arm_name(name: str) -> bool:
-    """A path level that names an arm: dense, control, or individual / omni and their variants."""
-    return name in SHARED_ARMS or name.split("-", 1)[0] in PRUNING_KINDS
-
-
 def seed_of_path(path: str | os.PathLike) -> float:
     """The training seed a job's file belongs to (its `seed<N>` folder), NaN for shared jobs (data)."""
     seeds = [int(match.group(1)) for part in Path(path).parts if (match := _SEED_DIR.fullmatch(part))]
@@ -143,7 +138,7 @@ def load_benchmarks(paths: Iterable[str | os.PathLike], benchmark_dir: str | os.
         relative = path.relative_to(root)
         rule = relative.parts[0] if len(relative.parts) > 1 else relative.stem
         runs = pd.read_csv(path, sep="\t", na_values=_BENCHMARK_NA)
-        arm = next((part for part in relative.parts[1:-1] if is_arm_name(part)), None)
+        arm = next((part for part in relative.parts[1:-1] if arm_kind(part)), None)
         frames.append(pd.DataFrame({
             "rule": rule,
             "arm": arm,

@@ -22,8 +22,9 @@ from omni.results.accounting import breakdown  # noqa: E402
 from omni.atomic import atomic_path  # noqa: E402
 from omni.results.bootstrap import BootstrapSettings, wer_interval  # noqa: E402
 from omni.results.formatting import BYTES_PER_MB, MILLION, PERCENT  # noqa: E402
-from omni.results.wer_tables import arm_order, load_runs, resampling_clusters  # noqa: E402
-from omni.study import CONTROL, SEARCHED_SUFFIX  # noqa: E402
+from omni.arms import SEARCHED_SUFFIX, arm_kind, arm_order  # noqa: E402
+from omni.results.wer_tables import load_runs, resampling_clusters  # noqa: E402
+from omni.study import CONTROL  # noqa: E402
 
 DPI = 150
 PANEL_INCHES = (5.0, 4.0)
@@ -130,7 +131,7 @@ def arm_styles(arms: Iterable[str]) -> dict[str, dict[str, object]]:
         if arm in ARM_STYLE:
             styles[arm] = ARM_STYLE[arm]
             continue
-        kind = "searched" if arm.endswith(SEARCHED_SUFFIX) else arm.split("-", 1)[0]
+        kind = arm_kind(arm)
         styles[arm] = dict(color=next(colors), marker=KIND_MARKERS.get(kind, "D"),
                            linestyle="none" if kind == "searched" else "--", label=arm)
     return styles

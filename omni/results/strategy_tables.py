@@ -16,6 +16,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from omni.arms import SEARCHED_SUFFIX, arm_order
 from omni.atomic import write_dataframe, write_text
 from omni.results.bootstrap import BootstrapSettings
 from omni.results.formatting import (
@@ -34,10 +35,9 @@ from omni.results.wer_tables import (
     mean_sd_texts,
     RunIndex,
     seed_cells,
-    arm_order,
     load_summaries,
 )
-from omni.study import CONTROL, SEARCHED_SUFFIX
+from omni.study import CONTROL
 
 ARM_COST_SECTION = "arm"   # the section of cost.csv with one row per pruning arm (omni.results.accounting)
 

@@ -15,6 +15,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from omni.arms import arm_order
 from omni.atomic import write_dataframe, write_text
 from omni.data.dev_split import speaker_of
 from omni.results.bootstrap import BootstrapSettings, PairedDifference, seeded_paired_bootstrap
@@ -38,7 +39,7 @@ from omni.results.formatting import (
     tex,
     tex_number,
 )
-from omni.study import CONTROL, SEARCHED_SUFFIX
+from omni.study import CONTROL
 
 DENSE_TAG = "dense"
 LEVEL_PREFIX = "s"    # tag of a uniform sparsity level, e.g. s0.7
@@ -149,14 +150,6 @@ def wer_table(summaries: pd.DataFrame, splits: Sequence[str], decodes: Sequence[
              "_decode": summaries["decode"].map(_ranks(decodes))}
     ordered = summaries.assign(**ranks).sort_values(["_arm", "sparsity", "tag", "seed", "_split", "_decode"])
     return ordered[WER_COLUMNS].reset_index(drop=True)
-
-
-def arm_order(arm: str) -> tuple[int, str]:
-    """Table order of arms: dense, control, the individual arms, the omni arms, the searched arms
-    (within a kind, the study's own arm first, then its variants by name)."""
-    kind = "searched" if arm.endswith(SEARCHED_SUFFIX) else arm.split("-", 1)[0]
-    rank = {"dense": 0, CONTROL[0]: 1, "individual": 2, "omni": 3, "searched": 4}.get(kind, 5)
-    return rank, "" if arm in ("individual", "omni", f"omni{SEARCHED_SUFFIX}") else arm
 
 
 def _ranks(names: Sequence[str]) -> dict[str, int]:
