@@ -43,9 +43,10 @@ class PreparedData:
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
     """The smoke corpus with manifests, feature statistics and tokenizer, as the data stage makes them."""
     root = tmp_path_factory.mktemp("smoke")
-    # One training process: the unit tests pass their own gradient strategies, which run in one process;
-    # the tests of data-parallel training set train.cpu_processes themselves.
-    config = smoke_config(root, {"train": {"cpu_processes": 1}})
+    # One training process (as configs/smoke.yaml): the unit tests pass their own gradient strategies, which
+    # run in one process; the tests of data-parallel training set train.cpu_processes themselves.
+    config = smoke_config(root)
+    assert config["train"]["cpu_processes"] == 1
     info = prepare_corpus(job_params.corpus(config), root / "corpus" / "synth", workers=2)
     manifests = {}
     for split in SPLITS:

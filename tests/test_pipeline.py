@@ -175,16 +175,18 @@ def test_invalid_config_names_the_key_before_any_job(tmp_path: Path, bad_yaml: s
 
 
 def test_rerun_with_the_same_seeds_gives_identical_tables_and_fronts(smoke_run: Path) -> None:
-    """Each seed's control trained again and each supernet searched again, and all they feed scored
-    and tabulated again: the same numbers (the search's timing columns are only reported)."""
+    """One seed's control trained again and its supernet searched again, and all they feed scored and
+    tabulated again: the same numbers (the search's timing columns are only reported)."""
     results = smoke_run / "results" / "smoke"
     tables = ["tables/wer.csv", "tables/wer_vs_sparsity.csv"]
-    fronts = ["search/omni/seed1234/pareto.csv", "search/omni/seed1235/pareto.csv"]
+    fronts = ["search/omni/seed1234/pareto.csv"]
     before = {name: (results / name).read_bytes() for name in tables}
     fronts_before = {name: pd.read_csv(results / name).drop(columns=["eval_s", "elapsed_s"]) for name in fronts}
-    result = snakemake(smoke_run, "--forcerun", "train_control", "search")
+    result = snakemake(smoke_run, "--forcerun", "results/smoke/models/control/seed1234/continued/model.pt",
+                       f"results/smoke/{fronts[0]}")
     assert result.returncode == 0, result.stderr[-4000:]
-    assert scheduled_jobs(result.stdout + result.stderr)["train_control"] == 2
+    scheduled = scheduled_jobs(result.stdout + result.stderr)
+    assert scheduled["train_control"] == 1 and scheduled["search"] == 1
     for name in tables:
         assert (results / name).read_bytes() == before[name], name
     for name in fronts:
