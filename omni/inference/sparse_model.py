@@ -1,0 +1,48 @@
+"""A pruned model for inference: every masked linear on the kernel that runs it fastest here
+(omni.inference.sparse_linear), timed on the rows of one streaming chunk."""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from torch import Tensor, nn
+from torchaudio.models import RNNT
+
+from omni.inference.sparse_linear import KERNELS, KernelChoice, choose_kernel
+
+
+@dataclass(frozen=True)
+class LayerKernel:
+    weight: str                  # the masked weight's name
+    shape: tuple[int, int]
+    density: float               # kept fraction of the weight
+    choice: KernelChoice
+
+
+def streaming_chunk_rows(model_config: Mapping[str, Any]) -> int:
+    """Encoder rows of one streaming chunk (a segment and its look-ahead, after time reduction):
+    what each encoder linear multiplies per chunk on a device."""
+    frames = model_config["segment_length"] + model_config["right_context_length"]
+    return math.ceil(frames / model_config["time_reduction_stride"])
+
+
+def sparse_inference_model(model: RNNT, masks: Mapping[str, Tensor], unit: tuple[int, int], rows: int,
+                           repeats: int, allowed: tuple[str, ...] = KERNELS) -> tuple[RNNT, list[LayerKernel]]:
+    """A copy of `model` (eval mode) whose masked linears run on their fastest kernel for `rows`
+    input rows, with what each layer chose and why (its candidates' times)."""
+    sparse = copy.deepcopy(model).eval()
+    modules = dict(sparse.named_modules())
+    layers = []
+    for weight_name, mask in masks.items():
+        module_name = weight_name.removesuffix(".weight")
+        linear = modules.get(module_name)
+        if not isinstance(linear, nn.Linear) or not weight_name.endswith(".weight"):
+            raise ValueError(f"mask {weight_name!r} is not on a Linear's weight; the sparse path runs linears only")
+        weight = linear.weight.detach() * mask.to(linear.weight.dtype)
+        kernel, choice = choose_kernel(weight, linear.bias, unit, rows, repeats, allowed)
+        parent, _, child = module_name.rpartition(".")
+        setattr(modules[parent] if parent else sparse, child, kernel)
+        layers.append(LayerKernel(weight_name, tuple(weight.shape), float(mask.float().mean()), choice))
+    return sparse, layers

@@ -1,0 +1,113 @@
+"""The sparse inference path: a pruned model whose masked linears run on sparse kernels gives the
+masked dense model's outputs on real LibriSpeech utterances, full-utterance and streaming; each
+kernel is exact on its own; a layer keeps dense unless a sparse kernel is clearly faster."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from omni import job_params
+from omni.asr.decode import StreamingChunks, greedy_streaming
+from omni.asr.frontend import Frontend
+from omni.asr.model import blank_id, load_model
+from omni.data.audio import read_audio
+from omni.data.features import load_feature_stats
+from omni.inference.sparse_linear import (
+    BANDED,
+    BSR,
+    CSR,
+    DENSE,
+    SPARSE_MARGIN,
+    candidates,
+    fastest_kernel,
+)
+from omni.inference.sparse_model import sparse_inference_model, streaming_chunk_rows
+from omni.sparsity.masks import masks_at, prunable_parameter_names, rank_layers, unit_shape
+from tests.conftest import LIBRISPEECH_SAMPLE, PreparedData
+
+UTTERANCES = 4
+SAMPLE_RATE = 16000   # LibriSpeech's
+TOLERANCE = dict(rtol=1e-4, atol=1e-4)   # float32 sums in another order
+
+
+def _real_audio(count: int) -> list[torch.Tensor]:
+    flacs = sorted((LIBRISPEECH_SAMPLE / "test-other").rglob("*.flac"))[:count]
+    if len(flacs) < count:
+        pytest.skip(f"no LibriSpeech sample at {LIBRISPEECH_SAMPLE}")
+    return [read_audio(path, SAMPLE_RATE, resample=False) for path in flacs]
+
+
+def _pruned(dense_model: Path, prepared: PreparedData, granularity: str, block_shape: list[int], level: float):
+    model, artefact = load_model(dense_model)
+    names = prunable_parameter_names(model, prepared.config["sparsity"])
+    masks = masks_at(rank_layers(model, names, granularity, block_shape), level)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name in masks:
+                parameter.mul_(masks[name])
+    return model, artefact["model_config"], masks
+
+
+@pytest.mark.parametrize(("granularity", "block_shape", "kernel"), [
+    ("unstructured", [1, 1], CSR), ("block", [4, 4], BSR), ("block", [8, 1], BANDED)])
+def test_the_sparse_path_equals_the_masked_model_on_real_utterances(
+        prepared: PreparedData, dense_model: Path, granularity: str, block_shape: list[int], kernel: str) -> None:
+    masked, model_config, masks = _pruned(dense_model, prepared, granularity, block_shape, 0.8)
+    sparse, layers = sparse_inference_model(masked, masks, unit_shape(granularity, block_shape),
+                                            streaming_chunk_rows(model_config), repeats=1, allowed=(kernel,))
+    assert [layer.weight for layer in layers] == list(masks) and {layer.choice.kernel for layer in layers} == {kernel}
+    assert all(layer.density == pytest.approx(0.2, abs=0.02) for layer in layers)
+
+    logmel = job_params.logmel(prepared.config)
+    assert logmel["sample_rate"] == SAMPLE_RATE
+    frontend = Frontend(logmel, load_feature_stats(prepared.feature_stats), model_config["right_context_length"])
+    chunks = StreamingChunks(model_config["segment_length"], model_config["right_context_length"])
+    blank = blank_id(model_config)
+    for wave in _real_audio(UTTERANCES):
+        feats, lengths = frontend.features(wave[None], torch.tensor([wave.numel()]))
+        padded = frontend.pad_right_context(feats)
+        with torch.inference_mode():
+            full_masked, _ = masked.transcribe(padded, lengths)
+            full_sparse, _ = sparse.transcribe(padded, lengths)
+        torch.testing.assert_close(full_sparse, full_masked, **TOLERANCE)
+        masked_state = sparse_state = None
+        for chunk, valid in chunks.split(feats, int(lengths[0])):
+            valid_length = torch.tensor([valid])
+            with torch.inference_mode():
+                expected, _, masked_state = masked.transcribe_streaming(chunk, valid_length, masked_state)
+                got, _, sparse_state = sparse.transcribe_streaming(chunk, valid_length, sparse_state)
+            torch.testing.assert_close(got, expected, **TOLERANCE)
+        assert greedy_streaming(sparse, feats, int(lengths[0]), blank, chunks) == \
+            greedy_streaming(masked, feats, int(lengths[0]), blank, chunks)
+
+
+@pytest.mark.parametrize(("unit", "kernels"), [((1, 1), {DENSE, CSR}), ((4, 4), {DENSE, CSR, BSR}),
+                                               ((8, 1), {DENSE, CSR, BANDED})])
+def test_every_candidate_kernel_is_exact_on_any_leading_shape(unit: tuple[int, int], kernels: set[str]) -> None:
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(32, 24, generator=generator)
+    units = torch.rand(32 // unit[0], 24 // unit[1], generator=generator) < 0.3
+    weight = weight * units.repeat_interleave(unit[0], 0).repeat_interleave(unit[1], 1)
+    bias = torch.randn(32, generator=generator)
+    x = torch.randn(5, 2, 24, generator=generator)
+    options = candidates(weight, bias, unit)
+    assert set(options) == kernels
+    for name, make in options.items():
+        torch.testing.assert_close(make()(x), torch.nn.functional.linear(x, weight, bias), **TOLERANCE, msg=name)
+
+
+def test_a_layer_stays_dense_unless_a_sparse_kernel_is_clearly_faster() -> None:
+    assert fastest_kernel({DENSE: 1.0, CSR: 1.2, BSR: 0.99}) == DENSE
+    assert fastest_kernel({DENSE: 1.0, CSR: SPARSE_MARGIN, BSR: 0.5}) == BSR
+    assert fastest_kernel({DENSE: 1.0, CSR: 0.6}) == CSR
+    assert fastest_kernel({BANDED: 3.0}) == BANDED, "forced"
+
+
+def test_a_mask_on_something_else_than_a_linear_is_named(prepared: PreparedData, dense_model: Path) -> None:
+    model, artefact = load_model(dense_model)
+    masks = {"predictor.embedding.weight": torch.ones_like(model.predictor.embedding.weight, dtype=torch.bool)}
+    with pytest.raises(ValueError, match="predictor.embedding.weight"):
+        sparse_inference_model(copy.deepcopy(model), masks, (1, 1), 5, repeats=1)
