@@ -7,10 +7,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import torch
 from torch import Tensor, nn
 from torchaudio.models import RNNT
 
-from omni.inference.sparse_linear import KERNELS, KernelChoice, choose_kernel
+from omni.inference.sparse_linear import DENSE, KERNELS, KernelChoice, choose_kernel
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,11 @@ def sparse_inference_model(model: RNNT, masks: Mapping[str, Tensor], unit: tuple
         if not isinstance(linear, nn.Linear) or not weight_name.endswith(".weight"):
             raise ValueError(f"mask {weight_name!r} is not on a Linear's weight; the sparse path runs linears only")
         weight = linear.weight.detach() * mask.to(linear.weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(weight)
         kernel, choice = choose_kernel(weight, linear.bias, unit, rows, repeats, allowed)
-        parent, _, child = module_name.rpartition(".")
-        setattr(modules[parent] if parent else sparse, child, kernel)
+        if choice.kernel != DENSE:   # a dense choice keeps the model's own (masked) nn.Linear
+            parent, _, child = module_name.rpartition(".")
+            setattr(modules[parent] if parent else sparse, child, kernel)
         layers.append(LayerKernel(weight_name, tuple(weight.shape), float(mask.float().mean()), choice))
     return sparse, layers
