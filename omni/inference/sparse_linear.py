@@ -80,7 +80,7 @@ class CompressedLinear(SparseKernelLinear):
             # with torch's default int64 (512x512 ... 2048x512, 1 thread; docs/decisions.md).
             build = torch.sparse_csr_tensor if block is None else torch.sparse_bsr_tensor
             self.sparse_weight = build(compressed.crow_indices().int(), compressed.col_indices().int(),
-                                       compressed.values(), compressed.shape)
+                                       compressed.values(), compressed.shape, check_invariants=True)
 
     def matmul(self, rows: Tensor) -> Tensor:
         return torch.mm(self.sparse_weight, rows.T.contiguous()).T
