@@ -1,6 +1,7 @@
 """Compact export: exact reload, the per-layer position encoding, and honest byte accounting."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from omni.sparsity.export import (
     export_bytes,
     export_compact,
     load_compact,
+    log2_choose,
     overhead_ratio,
     physical_limit_bytes,
     save_compact,
@@ -27,7 +29,8 @@ FP16_TOLERANCE = 1e-2           # measured max |diff| 1.2e-3 on logits up to 2 (
 MAX_OVERHEAD = 1.3              # positions + container over the physical limit
 SAVED_FRACTION = 0.9            # share of the pruned values' bytes the export must actually save
 FP32_BYTES = 4
-MAX_BYTE_INDEX = torch.iinfo(torch.uint8).max
+BITS = 8
+RICE_OVERHEAD = 1.05            # Rice-coded runs over the mask's entropy (measured 1.01-1.02 from 70 % on)
 
 
 def masked_setup(granularity: str, block_shape: list[int], levels: Sequence[float]
@@ -55,19 +58,21 @@ def test_fp32_export_reloads_to_identical_outputs(granularity: str, block_shape:
 
 
 def test_each_layer_takes_the_cheaper_position_encoding() -> None:
-    """Dense-ish layers pay one bit per weight; very sparse ones pay CSR indices of the smallest dtype."""
-    low, high = 0.3, 0.97
+    """Half-pruned layers pay one bit per weight (the mask's entropy); sparse ones pay Rice-coded runs,
+    within a few % of the entropy."""
+    low, high = 0.5, 0.9
     model, model_config, state, masks = masked_setup("unstructured", [1, 1], [low, high])
     payload = export_compact(state, masks, model_config, torch.float32, "unstructured", [1, 1])
     encodings = {name: entry["encoding"] for name, entry in payload["sparse"].items()}
-    assert set(encodings.values()) == {"bitmask", "csr"}
+    assert set(encodings.values()) == {"bitmask", "rice"}
     for name, entry in payload["sparse"].items():
         rows, cols = entry["shape"]
         kept = int(masks[name].sum())
         assert entry["values"].numel() == kept
-        if entry["encoding"] == "csr":
-            assert entry["col"].dtype == (torch.uint8 if cols - 1 <= MAX_BYTE_INDEX else torch.int16)
-            assert entry["crow"].numel() == rows + 1 and entry["col"].numel() == kept
+        if entry["encoding"] == "rice":
+            assert entry["count"] == kept and entry["k"] == 3   # runs of ~9 pruned weights at 90 %
+            position_bits = BITS * (entry["high"].numel() + entry["low"].numel())
+            assert position_bits < RICE_OVERHEAD * log2_choose(rows * cols, kept) + 2 * BITS   # + padding
         else:
             assert entry["bits"].dtype == torch.uint8 and entry["bits"].numel() == -(-rows * cols // 8)
     batch = fixed_batch(model_config)
@@ -96,12 +101,15 @@ def test_sparse_export_is_well_under_the_dense_checkpoint() -> None:
     assert export_bytes(payload) < dense_bytes - SAVED_FRACTION * pruned_bytes
 
 
-def test_physical_limit_counts_kept_values_and_the_dense_rest() -> None:
+def test_physical_limit_counts_kept_values_the_dense_rest_and_the_masks_entropy() -> None:
     _, _, state, masks = masked_setup("unstructured", [1, 1], [0.8])
     kept = sum(int(m.sum()) for m in masks.values())
     rest = sum(t.numel() for name, t in state.items() if name not in masks)
+    entropy_bits = sum(log2_choose(m.numel(), int(m.sum())) for m in masks.values())
     for bytes_per_value in (FP32_BYTES, torch.float16.itemsize):
-        assert physical_limit_bytes(masks, state, bytes_per_value) == (kept + rest) * bytes_per_value
+        assert physical_limit_bytes(masks, state, bytes_per_value) == \
+            (kept + rest) * bytes_per_value + math.ceil(entropy_bits / BITS)
+    assert log2_choose(4, 2) == pytest.approx(math.log2(6)) and log2_choose(10, 0) == 0
 
 
 def test_block_export_rejects_masks_that_are_not_block_constant() -> None:
@@ -120,3 +128,24 @@ def test_dense_buffers_keep_their_integer_dtype() -> None:
     with_buffer: dict[str, Tensor] = {**state, "counter": torch.tensor([3], dtype=torch.int64)}
     payload = export_compact(with_buffer, masks, model_config, torch.float16, "unstructured", [1, 1])
     assert payload["dense"]["counter"].dtype == torch.int64
+
+
+def test_rice_positions_survive_empty_full_and_edge_masks() -> None:
+    """Runs at the ends of a layer and masks with nothing or everything kept decode exactly."""
+    model, model_config, state, masks = masked_setup("unstructured", [1, 1], [0.9])
+    names = sorted(masks)
+    edge_masks = dict(masks)
+    edge_masks[names[0]] = torch.zeros_like(masks[names[0]])            # everything pruned
+    last_only = torch.zeros_like(masks[names[1]]).flatten()
+    last_only[-1] = True                                                 # one run over the whole layer
+    edge_masks[names[1]] = last_only.view_as(masks[names[1]])
+    first_and_last = torch.zeros_like(masks[names[2]]).flatten()
+    first_and_last[[0, -1]] = True
+    edge_masks[names[2]] = first_and_last.view_as(masks[names[2]])
+    edge_masks[names[3]] = torch.ones_like(masks[names[3]])             # nothing pruned
+    edge_state = {name: t * edge_masks[name] if name in edge_masks else t for name, t in state.items()}
+    payload = export_compact(edge_state, edge_masks, model_config, torch.float32, "unstructured", [1, 1])
+    assert [payload["sparse"][name]["encoding"] for name in names[:3]] == ["rice"] * 3
+    rebuilt = load_compact(payload).state_dict()
+    for name in names:
+        assert torch.equal(rebuilt[name], edge_state[name]), name

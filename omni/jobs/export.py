@@ -23,7 +23,7 @@ def export_model_files(model_path: Path, sparsity_cfg: Mapping[str, Any], output
         save_compact(outputs[name], payload)
         check_round_trip(outputs[name], state, dtype)
         size = export_bytes(outputs[name])
-        limit = physical_limit_bytes(masks, state, dtype.itemsize)
+        limit = physical_limit_bytes(masks, state, dtype.itemsize, payload["unit"])
         info[name] = {"bytes": size, "physical_limit_bytes": limit, "overhead_ratio": size / limit}
     return info
 

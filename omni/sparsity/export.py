@@ -10,14 +10,20 @@ A payload is a plain dict (torch.save-able, loadable with weights_only=True):
 A masked weight keeps only its kept units' values (row-major over units, each block row-major
 inside) plus their positions, encoded per layer as whichever is smaller:
   "bitmask": {"bits": uint8}                 one bit per unit, np.packbits order (MSB first)
-  "csr":     {"crow": int, "col": int}       CSR over the unit grid, smallest integer dtypes
-A bitmask costs units/8 bytes whatever the sparsity; CSR costs about kept * index bytes, so it
-wins only at high sparsity on narrow layers (e.g. 90 % sparse with <= 256 unit columns, where a
-column index fits one byte).
+  "rice":    {"k": int, "count": int,        the run of pruned units before each kept one (row-major
+              "high": uint8, "low": uint8}   over the unit grid), Rice-coded with parameter k: run >> k
+                                             in unary (ones closed by a zero) in `high`, its k low bits
+                                             in `low`, both np.packbits order
+A bitmask costs one bit per unit whatever the sparsity: the entropy of the mask at 50 %, twice it
+at 90 %. Rice-coded runs come within ~2 % of the entropy at every sparsity from 70 % (a magnitude
+mask's positions are close to independent draws, so its runs are close to geometric, the
+distribution Rice codes fit). The two streams are apart so that decoding is vectorised: the unary
+parts end at the zeros of `high`.
 """
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,12 +39,11 @@ from omni.atomic import atomic_path
 from omni.sparsity.masks import expand_units, to_units, unit_grid, unit_shape, units_alive
 
 FORMAT = "omni-compact"
-VERSION = 1
+VERSION = 2   # 2: Rice-coded runs replaced CSR positions (a v1 file is re-exported, not read)
 BITS_PER_BYTE = 8
 BITMASK = "bitmask"
-CSR = "csr"
-# Smallest first: index tensors take the first dtype that holds their largest value.
-INDEX_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
+RICE = "rice"
+MAX_RICE_PARAMETER = 24   # runs of up to 2^24 pruned units in their low bits: more than any layer here has
 Payload = dict[str, Any]
 
 
@@ -86,22 +91,35 @@ def _unit_keep(name: str, mask: Tensor, unit: tuple[int, int]) -> Tensor:
 
 def _cheaper_positions(unit_keep: Tensor) -> Payload:
     """Measure both encodings, keep the smaller (ties go to the bitmask, the simpler one)."""
-    bitmask = {"encoding": BITMASK,
-               "bits": torch.from_numpy(np.packbits(unit_keep.flatten().numpy()))}
-    rows_kept = unit_keep.sum(dim=1)
-    crow = torch.cat([rows_kept.new_zeros(1), rows_kept.cumsum(dim=0)])
-    col = unit_keep.nonzero()[:, 1]
-    csr = {"encoding": CSR,
-           "crow": crow.to(_smallest_index_dtype(int(crow[-1]))),
-           "col": col.to(_smallest_index_dtype(unit_keep.shape[1] - 1))}
-    return csr if _position_bytes(csr) < _position_bytes(bitmask) else bitmask
+    flags = unit_keep.flatten().numpy()
+    bitmask = {"encoding": BITMASK, "bits": torch.from_numpy(np.packbits(flags))}
+    rice = _rice_positions(flags)
+    return rice if _position_bytes(rice) < _position_bytes(bitmask) else bitmask
 
 
-def _smallest_index_dtype(max_value: int) -> torch.dtype:
-    for dtype in INDEX_DTYPES:
-        if max_value <= torch.iinfo(dtype).max:
-            return dtype
-    raise ValueError(f"index {max_value} does not fit any of {INDEX_DTYPES}")
+def _rice_positions(flags: np.ndarray) -> Payload:
+    """Runs of pruned units before each kept unit, Rice-coded with the parameter that codes them shortest."""
+    runs = np.diff(np.flatnonzero(flags), prepend=-1) - 1
+    k = min(range(MAX_RICE_PARAMETER + 1), key=lambda k: int((runs >> k).sum()) + runs.size * (1 + k))
+    high_parts = runs >> k
+    high = np.ones(int(high_parts.sum()) + runs.size, dtype=np.uint8)
+    high[np.cumsum(high_parts + 1) - 1] = 0          # each unary part closes with a zero
+    low = ((runs[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(np.uint8)
+    return {"encoding": RICE, "k": k, "count": int(runs.size),
+            "high": torch.from_numpy(np.packbits(high)), "low": torch.from_numpy(np.packbits(low))}
+
+
+def _rice_flags(entry: Payload, n_units: int) -> np.ndarray:
+    """Kept-unit flags from Rice-coded runs. The zeros of `high` close the unary parts; its padding
+    bits are zeros too, hence only the first `count`."""
+    k, count = entry["k"], entry["count"]
+    ends = np.flatnonzero(np.unpackbits(entry["high"].numpy()) == 0)[:count]
+    high_parts = np.diff(ends, prepend=-1) - 1
+    low_bits = np.unpackbits(entry["low"].numpy(), count=count * k).reshape(count, k).astype(np.int64)
+    runs = (high_parts << k) | (low_bits << np.arange(k - 1, -1, -1)).sum(axis=1)
+    flags = np.zeros(n_units, dtype=bool)
+    flags[np.cumsum(runs + 1) - 1] = True
+    return flags
 
 
 def _position_bytes(positions: Payload) -> int:
@@ -136,12 +154,8 @@ def _decode_positions(entry: Payload, grid_rows: int, grid_cols: int) -> Tensor:
     if entry["encoding"] == BITMASK:
         flags = np.unpackbits(entry["bits"].numpy(), count=n_units)
         return torch.from_numpy(flags).bool().view(grid_rows, grid_cols)
-    if entry["encoding"] == CSR:
-        rows_kept = entry["crow"].long().diff()
-        rows = torch.repeat_interleave(torch.arange(grid_rows), rows_kept)
-        keep = torch.zeros(grid_rows, grid_cols, dtype=torch.bool)
-        keep[rows, entry["col"].long()] = True
-        return keep
+    if entry["encoding"] == RICE:
+        return torch.from_numpy(_rice_flags(entry, n_units)).view(grid_rows, grid_cols)
     raise ValueError(f"unknown position encoding {entry['encoding']!r}")
 
 
@@ -167,21 +181,31 @@ def export_bytes(path_or_payload: str | os.PathLike | Payload) -> int:
     return Path(path_or_payload).stat().st_size
 
 
-def physical_limit_bytes(masks: Mapping[str, Tensor], state_dict: Mapping[str, Tensor], bytes_per_value: int) -> int:
-    """The floor no format beats without compression: kept values plus the dense remainder, no
-    positions, no container (int/bool buffers at their own width, as the export keeps them)."""
-    total = 0
+def physical_limit_bytes(masks: Mapping[str, Tensor], state_dict: Mapping[str, Tensor], bytes_per_value: int,
+                         unit: Sequence[int] = (1, 1)) -> int:
+    """The floor no format beats without compressing the values: kept values, the dense remainder,
+    and for each masked weight the fewest bits that name which of its units are kept (log2 of the
+    number of ways to keep that many: the entropy of the mask), no container. int/bool buffers
+    count at their own width, as the export keeps them."""
+    total_bytes, position_bits = 0, 0.0
     for name, tensor in state_dict.items():
         if name in masks:
-            total += int(masks[name].count_nonzero()) * bytes_per_value
+            total_bytes += int(masks[name].count_nonzero()) * bytes_per_value
+            keep = units_alive(masks[name].detach().cpu().bool(), (unit[0], unit[1]))
+            position_bits += log2_choose(keep.numel(), int(keep.count_nonzero()))
         elif tensor.is_floating_point():
-            total += tensor.numel() * bytes_per_value
+            total_bytes += tensor.numel() * bytes_per_value
         else:
-            total += tensor.numel() * tensor.element_size()
-    return total
+            total_bytes += tensor.numel() * tensor.element_size()
+    return total_bytes + math.ceil(position_bits / BITS_PER_BYTE)
+
+
+def log2_choose(n: int, k: int) -> float:
+    """log2 of n choose k, through log-gamma (exact enough for millions of units)."""
+    return (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)) / math.log(2)
 
 
 def overhead_ratio(payload: Payload, masks: Mapping[str, Tensor], state_dict: Mapping[str, Tensor]) -> float:
     """Export bytes / physical limit at the payload's dtype: what positions and container cost."""
     bytes_per_value = getattr(torch, payload["dtype"]).itemsize
-    return export_bytes(payload) / physical_limit_bytes(masks, state_dict, bytes_per_value)
+    return export_bytes(payload) / physical_limit_bytes(masks, state_dict, bytes_per_value, payload["unit"])
