@@ -7,7 +7,14 @@ from typing import Any, Mapping
 import torch
 
 from omni.atomic import load_torch
-from omni.sparsity.export import export_bytes, export_compact, load_compact, physical_limit_bytes, save_compact
+from omni.sparsity.export import (
+    export_bytes,
+    export_compact,
+    load_compact,
+    physical_limit_bytes,
+    read_compact,
+    save_compact,
+)
 
 EXPORT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
@@ -31,7 +38,7 @@ def export_model_files(model_path: Path, sparsity_cfg: Mapping[str, Any], output
 def check_round_trip(path: Path, state: Mapping[str, torch.Tensor], dtype: torch.dtype) -> None:
     """The bytes counted must be a model a device can load: rebuild it from the written file and
     compare every tensor with the source at the export's precision."""
-    rebuilt = load_compact(load_torch(path)).state_dict()
+    rebuilt = load_compact(read_compact(path)).state_dict()
     for name, source in state.items():
         if not torch.equal(rebuilt[name], source.to(dtype).to(rebuilt[name].dtype)):
             raise ValueError(f"export {path}: tensor {name!r} does not survive the round trip at {dtype}")

@@ -1,8 +1,8 @@
 """Compact export: the bytes a device would actually load, to report model size honestly.
 
-A payload is a plain dict (torch.save-able, loadable with weights_only=True):
+A payload is a plain dict of primitives and tensors:
 
-  {"format": "omni-compact", "version": 1, "model_config": {...}, "dtype": "float16",
+  {"format": "omni-compact", "version": 2, "model_config": {...}, "dtype": "float16",
    "unit": [br, bc],                      # pruning unit: [1, 1] unstructured, else the block
    "dense":  {name: tensor},              # floating tensors in `dtype`; int/bool buffers as they are
    "sparse": {name: {"shape": [R, C], "values": 1-D tensor in `dtype`, "encoding": ..., ...}}}
@@ -19,6 +19,11 @@ at 90 %. Rice-coded runs come within ~2 % of the entropy at every sparsity from 
 mask's positions are close to independent draws, so its runs are close to geometric, the
 distribution Rice codes fit). The two streams are apart so that decoding is vectorised: the unary
 parts end at the zeros of `high`.
+
+On disk (save_compact / read_compact) the payload's tensors are packed into one flat buffer per
+dtype, each tensor replaced by {"dtype", "offset", "shape"} into its buffer: torch.save spends
+~290 bytes of zip record on every tensor, 3 % of the tiny model at 90 %; packed, a few records.
+The file stays loadable with weights_only=True.
 """
 from __future__ import annotations
 
@@ -163,8 +168,43 @@ def _serialized(payload: Payload) -> bytes:
     """torch.save names every zip record after the file it writes to, so saving to a path (an
     atomic temp name) would make the size depend on the name; a buffer always says 'archive'."""
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    torch.save(_packed(payload), buffer)
     return buffer.getvalue()
+
+
+def _packed(payload: Payload) -> Payload:
+    """The payload with every tensor moved into one flat buffer per dtype (in payload order)."""
+    buffers: dict[str, list[Tensor]] = {}
+    offsets: dict[str, int] = {}
+
+    def reference(tensor: Tensor) -> Payload:
+        dtype = _dtype_name(tensor.dtype)
+        offset = offsets.get(dtype, 0)
+        buffers.setdefault(dtype, []).append(tensor.reshape(-1))
+        offsets[dtype] = offset + tensor.numel()
+        return {"dtype": dtype, "offset": offset, "shape": list(tensor.shape)}
+
+    packed = _map_tensors(payload, reference)
+    return {**packed, "buffers": {dtype: torch.cat(parts) for dtype, parts in buffers.items()}}
+
+
+def _unpacked(stored: Payload) -> Payload:
+    buffers = stored["buffers"]
+
+    def tensor_of(ref: Payload) -> Tensor:
+        count = math.prod(ref["shape"])
+        return buffers[ref["dtype"]][ref["offset"]:ref["offset"] + count].view(ref["shape"])
+
+    return _map_tensors({key: value for key, value in stored.items() if key != "buffers"}, tensor_of,
+                        is_leaf=lambda value: isinstance(value, Mapping) and set(value) == {"dtype", "offset", "shape"})
+
+
+def _map_tensors(tree: Any, function: Any, is_leaf: Any = lambda value: isinstance(value, Tensor)) -> Any:
+    if is_leaf(tree):
+        return function(tree)
+    if isinstance(tree, Mapping):
+        return {key: _map_tensors(value, function, is_leaf) for key, value in tree.items()}
+    return tree
 
 
 def save_compact(path: str | os.PathLike, payload: Payload) -> None:
@@ -172,6 +212,11 @@ def save_compact(path: str | os.PathLike, payload: Payload) -> None:
     data = _serialized(payload)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def read_compact(path: str | os.PathLike) -> Payload:
+    """The payload save_compact wrote (weights_only load: plain containers only)."""
+    return _unpacked(torch.load(path, map_location="cpu", weights_only=True))
 
 
 def export_bytes(path_or_payload: str | os.PathLike | Payload) -> int:
