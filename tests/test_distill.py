@@ -110,7 +110,8 @@ def test_individual_job_learns_from_the_frozen_dense_model(prepared: PreparedDat
     job = paths(prepared, tmp_path / "individual", init=dense_model)
     individual = job_params.individual(config)
     assert individual["distill"] == {"teacher": "dense", "weight": 1.0, "form": "full"}
-    assert "distill" not in job_params.individual(prepared.config), "no teacher, no entry: nothing reruns"
+    no_teacher = _distilling(prepared.config, "individual", "none")
+    assert "distill" not in job_params.individual(no_teacher), "no teacher, no entry: nothing reruns"
     setup = training_setup(config, "individual", masks=masks, individual=individual)
     run_training_job(setup, JobSpec("train_individual", "individual", 0.8, 4), job, 1,
                      lambda m: GradualPruning(m, masks, 0.8, 4, 0.5, 1))

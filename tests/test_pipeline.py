@@ -121,17 +121,25 @@ SUPERNET_AND_DOWNSTREAM = {"train_omni": 2, "extract_omni": 4, "search": 2, "ext
                   "extract_searched": 2, "export_model": 7, "evaluate": 21, **REPORT},
                  id="seeds+1236"),
     pytest.param(lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 45, **REPORT}, id="evaluate.beam_width"),
-    # a dense teacher for the individual arm: its jobs and what they feed; the weight alone changes
-    # nothing while no arm has a teacher
-    pytest.param(lambda c: c.setdefault("distill", {}).update(individual="dense"),
+    # both arms learn from the dense model by default: the individual arm without it reruns its jobs and
+    # what they feed; the KL weight reruns every job with a teacher; the teacher's forward cost only the
+    # supernets (their budget counts it)
+    pytest.param(lambda c: c.setdefault("distill", {}).update(individual="none"),
                  {"train_individual": 4, "export_model": 4, "evaluate": 12, **REPORT}, id="distill.individual"),
-    pytest.param(lambda c: c.setdefault("distill", {}).update(weight=0.5), {}, id="distill.weight without a teacher"),
-    pytest.param(lambda c: c.setdefault("distill", {}).update(teacher_forward_cost=0.5), {},
-                 id="distill.teacher_forward_cost without a dense teacher"),
+    pytest.param(lambda c: c.setdefault("distill", {}).update(weight=0.5),
+                 {"train_individual": 4, **SUPERNET_AND_DOWNSTREAM, "export_model": 12, "evaluate": 36, **REPORT},
+                 id="distill.weight"),
+    pytest.param(lambda c: c.setdefault("distill", {}).update(teacher_forward_cost=0.5),
+                 {**SUPERNET_AND_DOWNSTREAM, "export_model": 8, "evaluate": 24, **REPORT},
+                 id="distill.teacher_forward_cost"),
+    pytest.param(lambda c: c.setdefault("distill", {}).update(individual="none", omni="none", weight=0.5,
+                                                              teacher_forward_cost=0.5),
+                 {"train_individual": 4, **SUPERNET_AND_DOWNSTREAM, "export_model": 12, "evaluate": 36, **REPORT},
+                 id="distill off: its weight and cost change nothing more"),
     # a variant arm: its own supernets and what they feed (not searched: search.arms); nothing of the others
-    pytest.param(lambda c: c.update(variants={"omni-kd": {"distill": {"omni": "dense"}}}),
+    pytest.param(lambda c: c.update(variants={"omni-uniform": {"omni": {"level_weights": None}}}),
                  {"train_omni": 2, "extract_omni": 4, "export_model": 4, "evaluate": 12, **REPORT},
-                 id="variants+omni-kd"),
+                 id="variants+omni-uniform"),
     pytest.param(lambda c: c["report"].update(confidence=0.9),
                  {"wer_table": 1, "figures": 1, "strategy_table": 1, "all": 1},
                  id="report.confidence"),
