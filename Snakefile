@@ -31,6 +31,7 @@ include: "rules/extract.smk"
 include: "rules/search.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/speed.smk"
 
 
 rule all:

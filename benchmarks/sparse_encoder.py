@@ -22,6 +22,7 @@ unit is the lowest measured level where the whole encoder is clearly faster (>= 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -39,15 +40,15 @@ from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E40
 from omni.config import load_config  # noqa: E402
 from omni.inference.sparse_linear import DENSE  # noqa: E402
 from omni.inference.sparse_model import sparse_inference_model, streaming_chunk_rows  # noqa: E402
-from omni.sparsity.masks import masks_at, prunable_parameter_names, rank_layers  # noqa: E402
+from omni.sparsity.masks import apply_masks_, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PRESET_CONFIGS = {"tiny": [], "base": ["configs/librispeech.yaml"]}   # layered over config.yaml
 UNITS = {"unstructured": ("unstructured", [1, 1]), "block 8x8": ("block", [8, 8]),
          "block 16x1": ("block", [16, 1]), "block 32x1": ("block", [32, 1])}
-FILLED_CHUNKS = 8
+FILLED_CHUNKS = 8          # chunks run before timing, so the attention sees a full left context
 SILENT_BLANK_BIAS = 50.0   # added to the joiner's blank logit: random weights then never emit
-BREAK_EVEN = 1.05   # "faster" beyond a few % of timing noise   # chunks run before timing, so the attention sees a full left context
+BREAK_EVEN = 1.05          # "faster" beyond a few % of timing noise
 
 
 def parse_args() -> argparse.Namespace:
@@ -123,18 +124,30 @@ def model_ratio_without_emissions(model: torch.nn.Module, sparse: torch.nn.Modul
     return ratio
 
 
-def measure(preset: str, unit_name: str, level: float, args: argparse.Namespace) -> dict:
-    config = preset_config(preset)
-    model_config = model_config_from(job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1)
-    torch.manual_seed(args.seed)
-    model = build_model(model_config).eval()
-    granularity, block_shape = UNITS[unit_name]
-    names = prunable_parameter_names(model, config["sparsity"])
-    masks = masks_at(rank_layers(model, names, granularity, block_shape), level)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name in masks:
-                parameter.mul_(masks[name])
+class PrunableModel:
+    """One preset's model with random weights, ranked once per unit; pruned copies per level."""
+
+    def __init__(self, preset: str, seed: int) -> None:
+        config = preset_config(preset)
+        self.model_config = model_config_from(job_params.model(config),
+                                              num_symbols=config["tokenizer"]["vocab_size"] + 1)
+        torch.manual_seed(seed)
+        self.model = build_model(self.model_config).eval()
+        self.names = prunable_parameter_names(self.model, config["sparsity"])
+
+    def rankings(self, unit_name: str) -> dict:
+        granularity, block_shape = UNITS[unit_name]
+        return rank_layers(self.model, self.names, granularity, block_shape)
+
+    def pruned(self, rankings: dict, level: float) -> tuple[torch.nn.Module, dict]:
+        model, masks = copy.deepcopy(self.model), masks_at(rankings, level)
+        apply_masks_(model, masks)
+        return model, masks
+
+
+def measure(source: PrunableModel, rankings: dict, unit_name: str, level: float, args: argparse.Namespace) -> dict:
+    model_config, block_shape = source.model_config, UNITS[unit_name][1]
+    model, masks = source.pruned(rankings, level)
     rows = streaming_chunk_rows(model_config)
     sparse, layers = sparse_inference_model(model, masks, tuple(block_shape), rows, args.kernel_repeats)
     frames = model_config["segment_length"] + model_config["right_context_length"]
@@ -158,10 +171,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s); ratios = dense time / sparse time per streaming chunk")
     for preset in args.presets:
+        source = PrunableModel(preset, args.seed)
         for unit_name in args.units:
+            rankings = source.rankings(unit_name)
             break_even = None
             for level in args.levels:
-                result = measure(preset, unit_name, level, args)
+                result = measure(source, rankings, unit_name, level, args)
                 if break_even is None and result["encoder"] >= BREAK_EVEN:
                     break_even = level
                 kernels = ", ".join(f"{kernel} {count}" for kernel, count in sorted(result["kernels"].items()))

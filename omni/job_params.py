@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from omni.arms import arm_kind
+from omni.arms import SEARCHED_SUFFIX, arm_kind
 from omni.config import model_preset
 
 Config = Mapping[str, Any]
@@ -111,10 +111,11 @@ def control(config: Config) -> Section:
     return {"steps": config["individual"]["steps"]}
 
 
-def masks(config: Config) -> Section:
-    """Which weights are prunable and how they are ranked; not the list of levels, so adding a
-    level leaves every existing individual job, export and extraction alone."""
-    return _pick(config["sparsity"], MASK_KEYS)
+def masks(config: Config, arm: str = "individual") -> Section:
+    """Which weights are prunable and how they are ranked, for one arm (a variant may prune in other
+    units; a searched arm prunes as its supernet does); not the list of levels, so adding a level
+    leaves every existing individual job, export and extraction alone."""
+    return _pick(arm_config(config, arm.removesuffix(SEARCHED_SUFFIX))["sparsity"], MASK_KEYS)
 
 
 def pruning_arms(config: Config, kind: str) -> list[str]:
@@ -123,8 +124,8 @@ def pruning_arms(config: Config, kind: str) -> list[str]:
 
 
 def arm_config(config: Config, arm: str) -> Config:
-    """The configuration one arm trains with: the study's, with the `distill` and `omni` keys its
-    entry in `variants` overrides (the default arms, `individual` and `omni`, override nothing)."""
+    """The configuration one arm trains with: the study's, with the `distill`, `omni` and `sparsity`
+    keys its entry in `variants` overrides (the default arms, `individual` and `omni`, override nothing)."""
     overrides = config["variants"].get(arm, {})
     return {**config, **{section: {**config[section], **values} for section, values in overrides.items()}}
 
@@ -143,11 +144,14 @@ def teachers(config: Config) -> Section:
 
 
 def paired_individual(config: Config) -> dict[str, str]:
-    """Omni arm -> the individual arm it is compared with: the one with the same external teacher, so
-    neither side of a difference has a teacher the other lacks (`individual` when none matches)."""
+    """Omni arm -> the individual arm it is compared with: the one with the same external teacher and
+    the same pruning unit, so neither side of a difference has a teacher or a unit the other lacks
+    (`individual` when none matches)."""
+    def like(arm: str) -> tuple[str, Section]:
+        return teacher_of(config, arm), masks(config, arm)
+
     individual_arms = pruning_arms(config, "individual")
-    return {arm: next((other for other in individual_arms if teacher_of(config, other) == teacher_of(config, arm)),
-                      "individual")
+    return {arm: next((other for other in individual_arms if like(other) == like(arm)), "individual")
             for arm in pruning_arms(config, "omni")}
 
 
@@ -227,6 +231,13 @@ def evaluation(config: Config) -> Section:
     if BEAM_DECODES & set(evaluate["decodes"]):
         section["beam_width"] = evaluate["beam_width"]
     return canonical(section)
+
+
+def speed(config: Config) -> Section:
+    """What a device_metrics job decodes and how long it times each candidate kernel; the WER of its
+    exports is decoded in the evaluation's batches."""
+    return canonical({**{key: config["speed"][key] for key in ("utterances", "kernel_repeats", "peak_memory")},
+                      "batch_size": config["evaluate"]["batch_size"]})
 
 
 def comparison(config: Config) -> Section:

@@ -30,7 +30,8 @@ CONTROL = ("control", "continued")   # dense-continued: the dense model trained 
 WER_TABLES = ("wer.csv", "wer.md", "wer_vs_sparsity.csv", "wer_vs_sparsity.md", "wer_vs_sparsity.tex")
 COST_TABLES = ("cost.csv", "cost.md", "cost.tex")
 STRATEGY_TABLES = ("strategies.csv", "strategies.md")
-FIGURES = ("pareto.png", "training_curves.png", "cost.png")
+SPEED_TABLES = ("speed.csv", "speed.md")
+FIGURES = ("pareto.png", "training_curves.png", "cost.png", "speed.png")
 
 Model = tuple[str, str, str]   # (arm, seed, tag): a trained or extracted model of one run
 
@@ -188,6 +189,13 @@ class Study:
                        for arm, seed, tag in self.evaluated_models() for split in self.eval_splits)]
         return [*data, self.benchmark("train_dense"), *per_seed, *per_model]
 
+    def device_metrics(self, arm: str, seed: str, tag: str) -> str:
+        """One model's device_metrics record."""
+        return self.path("speed", arm, seed_dir(seed), f"{tag}.json")
+
+    def device_metrics_files(self) -> list[str]:
+        return [self.device_metrics(*model) for model in self.evaluated_models()]
+
     def search_file(self, arm: str, seed: str, name: str) -> str:
         """A file of the search on one seed's supernet of an omni arm."""
         return self.path("search", arm, seed_dir(seed), name)
@@ -204,7 +212,7 @@ class Study:
         data = [*(self.manifest(split) for split in (*SPLITS, *DEV_PARTS)), self.feature_stats(), self.tokenizer()]
         search = [self.search_file(arm, seed, name) for arm in self.searched_arms for seed in self.seeds
                   for name in ("pareto.csv", "history.csv")]
-        report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES, *STRATEGY_TABLES)),
+        report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES, *STRATEGY_TABLES, *SPEED_TABLES)),
                   *(self.figure(name) for name in FIGURES)]
         return [*data, *self.eval_summaries(), *search, *report]
 

@@ -33,7 +33,7 @@ rule export_model:
         fp16=f"{STUDY.model_dir('{arm}', '{seed}', '{tag}')}/export_fp16.pt",
         info=f"{STUDY.model_dir('{arm}', '{seed}', '{tag}')}/export.json",
     params:
-        masks=job_params.masks(config),
+        masks=of_arm(lambda arm: job_params.masks(config, arm)),
     log:
         f"{R}/logs/export_model/{{arm}}/{seed_dir('{seed}')}/{{tag}}.log",
     benchmark:

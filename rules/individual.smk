@@ -17,7 +17,7 @@ rule train_individual:
         training=seeded(lambda seed: job_params.training(config, "individual", seed)),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
-        masks=job_params.masks(config),
+        masks=of_arm(lambda arm: job_params.masks(config, arm)),
         individual=of_arm(lambda arm: job_params.individual(config, arm)),
     log:
         f"{R}/logs/train_individual/{{arm}}/{seed_dir('{seed}')}/s{{sparsity}}.log",

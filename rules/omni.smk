@@ -16,7 +16,7 @@ rule train_omni:
         training=seeded(lambda seed: job_params.training(config, "omni", seed)),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
-        masks=job_params.masks(config),
+        masks=of_arm(lambda arm: job_params.masks(config, arm)),
         supernet=of_arm(lambda arm: job_params.supernet(config, arm)),
     log:
         f"{R}/logs/train_omni/{{arm}}/{seed_dir('{seed}')}.log",

@@ -21,7 +21,7 @@ rule search:
         arm=one_of(STUDY.searched_arms),
     params:
         search=seeded(lambda seed: job_params.search(config, seed)),
-        masks=job_params.masks(config),
+        masks=of_arm(lambda arm: job_params.masks(config, arm)),
         logmel=job_params.logmel(config),
     log:
         f"{R}/logs/search/{{arm}}/{seed_dir('{seed}')}.log",

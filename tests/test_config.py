@@ -147,3 +147,16 @@ def test_inplace_distillation_with_one_subnetwork_per_step_is_named() -> None:
     with pytest.raises(ConfigError, match=r"distill\.omni.*omni\.sampling"):
         check_study(config)
     check_study(load_config(REPO / "config.yaml", {"distill": {"omni": "inplace"}, "omni": {"sampling": "sandwich"}}))
+
+
+def test_a_variant_in_another_pruning_unit_masks_and_pairs_in_its_unit() -> None:
+    blocks = {"sparsity": {"granularity": "block", "block_shape": [16, 1]}}
+    config = load_config(REPO / "config.yaml", {"variants": {"individual-b16x1": blocks, "omni-b16x1": blocks}})
+    check_study(config)
+    for arm in ("individual-b16x1", "omni-b16x1", "omni-b16x1-searched"):
+        assert job_params.masks(config, arm)["granularity"] == "block" and job_params.masks(config, arm)["block_shape"] == [16, 1]
+    for arm in ("individual", "omni", "dense", "control", "omni-searched"):
+        assert job_params.masks(config, arm) == job_params.masks(load_config(REPO / "config.yaml")), arm
+    assert job_params.paired_individual(config) == {"omni": "individual", "omni-b16x1": "individual-b16x1"}
+    with pytest.raises(ConfigError, match="variants"):
+        load_config(REPO / "config.yaml", {"variants": {"omni-x": {"sparsity": {"levels": [0.5]}}}})

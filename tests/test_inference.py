@@ -4,8 +4,10 @@ kernel is exact on its own; a layer keeps dense unless a sparse kernel is clearl
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -21,16 +23,21 @@ from omni.inference.sparse_linear import (
     CSR,
     DENSE,
     SPARSE_MARGIN,
+    CompressedLinear,
     candidates,
     fastest_kernel,
 )
+from omni.inference.quantize import int8_dense_remainder
 from omni.inference.sparse_model import sparse_inference_model, streaming_chunk_rows
-from omni.sparsity.masks import masks_at, prunable_parameter_names, rank_layers, unit_shape
+from omni.jobs.device_metrics import DeviceMetricsPaths, run_device_metrics_job
+from omni.sparsity.export import export_compact, save_compact
+from omni.sparsity.masks import apply_masks_, masks_at, prunable_parameter_names, rank_layers, unit_shape
 from tests.conftest import LIBRISPEECH_SAMPLE, PreparedData
 
 UTTERANCES = 4
 SAMPLE_RATE = 16000   # LibriSpeech's
 TOLERANCE = dict(rtol=1e-4, atol=1e-4)   # float32 sums in another order
+INT8_TOLERANCE = 0.1                     # int8 rounding of weights and activations, relative to the largest output
 
 
 def _real_audio(count: int) -> list[torch.Tensor]:
@@ -44,10 +51,7 @@ def _pruned(dense_model: Path, prepared: PreparedData, granularity: str, block_s
     model, artefact = load_model(dense_model)
     names = prunable_parameter_names(model, prepared.config["sparsity"])
     masks = masks_at(rank_layers(model, names, granularity, block_shape), level)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name in masks:
-                parameter.mul_(masks[name])
+    apply_masks_(model, masks)
     return model, artefact["model_config"], masks
 
 
@@ -111,3 +115,49 @@ def test_a_mask_on_something_else_than_a_linear_is_named(prepared: PreparedData,
     masks = {"predictor.embedding.weight": torch.ones_like(model.predictor.embedding.weight, dtype=torch.bool)}
     with pytest.raises(ValueError, match="predictor.embedding.weight"):
         sparse_inference_model(copy.deepcopy(model), masks, (1, 1), 5, repeats=1)
+
+
+def test_device_metrics_time_both_paths_and_measure_their_memory(prepared: PreparedData, dense_model: Path,
+                                                                 tmp_path: Path) -> None:
+    """The job on a pruned model's fp16 export: both paths decode the same utterances to the same
+    hypotheses, every figure is measured (the memory of each path in a process of its own)."""
+    masked, model_config, masks = _pruned(dense_model, prepared, "unstructured", [1, 1], 0.9)
+    export = tmp_path / "export_fp16.pt"
+    save_compact(export, export_compact(masked.state_dict(), masks, model_config, torch.float16, "unstructured",
+                                        [1, 1]))
+    out = tmp_path / "speed" / "s0.9.json"
+    out.parent.mkdir()
+    speed = {"utterances": 2, "kernel_repeats": 2, "peak_memory": True, "batch_size": 4}
+    record = run_device_metrics_job(speed, job_params.logmel(prepared.config), "individual", 1234, "s0.9",
+                                    DeviceMetricsPaths(export, prepared.manifests["test-other"],
+                                                       prepared.feature_stats, prepared.tokenizer, out), threads=1)
+    assert json.loads(out.read_text()) == record
+    assert record["sparsity"] == pytest.approx(0.9, abs=0.01) and record["export_bytes"] == export.stat().st_size
+    assert record["utterances"] == 2 and record["audio_seconds"] > 0
+    assert sum(record["kernels"].values()) == record["masked_linears"] == len(masks)
+    assert record["sparse_same_hypotheses"] == 1.0
+    for path in ("dense", "sparse", "int8"):
+        for threads in ("t1", "tjob"):
+            assert 0 < record[f"{path}_{threads}_chunk_ms_mean"] <= record[f"{path}_{threads}_chunk_ms_p95"]
+            assert record[f"{path}_{threads}_rtf"] > 0
+        assert record[f"{path}_peak_rss_mb"] > record[f"{path}_model_rss_mb"] > 0
+    assert record["wer_utterances"] == len(pd.read_csv(prepared.manifests["test-other"], sep="\t"))
+    assert record["fp16_wer"] >= 0 and record["int8_wer"] >= 0
+    assert list(out.parent.iterdir()) == [out], "the memory probe's files are gone"
+
+
+def test_int8_dense_remainder_quantises_dense_linears_and_keeps_sparse_kernels(
+        prepared: PreparedData, dense_model: Path) -> None:
+    masked, model_config, masks = _pruned(dense_model, prepared, "unstructured", [1, 1], 0.9)
+    sparse, layers = sparse_inference_model(masked, masks, (1, 1), streaming_chunk_rows(model_config), repeats=1,
+                                            allowed=(CSR,))
+    kernels = {layer.weight: layer.choice.kernel for layer in layers}
+    int8 = int8_dense_remainder(sparse_inference_model(masked, masks, (1, 1), 5, 0, chosen=kernels)[0])
+    kinds = {type(module) for module in int8.modules()}
+    assert CompressedLinear in kinds and torch.ao.nn.quantized.dynamic.Linear in kinds and torch.nn.Linear not in kinds
+    assert any(isinstance(module, torch.nn.Linear) for module in sparse.modules()), "the source is left as it was"
+    inputs = torch.randn(1, 40, model_config["input_dim"])
+    with torch.inference_mode():
+        expected, _ = sparse.transcribe(inputs, torch.tensor([40]))
+        quantised, _ = int8.transcribe(inputs, torch.tensor([40]))
+    assert (quantised - expected).abs().max() < INT8_TOLERANCE * expected.abs().max()

@@ -49,8 +49,14 @@ def test_whole_study_runs_and_tabulates_every_arm(smoke_run: Path) -> None:
         assert comparison.at["dense", f"{split}/control_seeds"] == 2
     for name in ["wer.md", "wer_vs_sparsity.md", "wer_vs_sparsity.tex", "cost.md", "cost.csv"]:
         assert (results / "tables" / name).stat().st_size > 0
-    for name in ["pareto.png", "training_curves.png", "cost.png"]:
+    for name in ["pareto.png", "training_curves.png", "cost.png", "speed.png"]:
         assert (results / "figures" / name).stat().st_size > 10_000
+    speed = pd.read_csv(results / "tables" / "speed.csv")
+    evaluated = wer[["arm", "seed", "tag"]].drop_duplicates()
+    assert len(speed) == len(evaluated) and set(speed["arm"]) == set(evaluated["arm"]), "one record per model"
+    assert speed["wer"].notna().all() and (speed["sparse_t1_chunk_ms_mean"] > 0).all()
+    assert (speed.loc[speed["arm"] == "dense", "masked_linears"] == 0).all()
+    assert (speed.loc[speed["arm"] == "individual", "masked_linears"] > 0).all()
 
 
 def test_study_lists_every_job_benchmark_the_run_wrote(smoke_run: Path) -> None:
@@ -92,59 +98,72 @@ def scheduled_jobs(output: str) -> dict[str, int]:
 
 # The smoke study: levels 0.5 and 0.8 (budgets = levels), 3 evaluation splits, 2 training seeds;
 # 15 evaluated models: dense, and per seed the dense-continued control, 2 individual, 2 omni, 2 searched.
-REPORT = {"wer_table": 1, "figures": 1, "accounting": 1, "strategy_table": 1, "all": 1}
+REPORT = {"wer_table": 1, "figures": 1, "accounting": 1, "strategy_table": 1, "speed_table": 1, "all": 1}
 SUPERNET_AND_DOWNSTREAM = {"train_omni": 2, "extract_omni": 4, "search": 2, "extract_searched": 4}
+
+
+def exported(models: int) -> dict[str, int]:
+    """A model that changes is exported again and its device metrics measured again."""
+    return {"export_model": models, "device_metrics": models}
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
     # the pruning arms and the control share the fine-tuning schedule
     pytest.param(lambda c: c["train"].update(finetune_lr=0.001),
-                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, "export_model": 14,
+                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(14),
                   "evaluate": 42, **REPORT},
                  id="train.finetune_lr"),
     # the new level's own individual job; the supernet samples levels, so it and all it feeds rerun
     pytest.param(lambda c: c["sparsity"].update(levels=[0.5, 0.7, 0.8]),
                  {"train_individual": 2, "train_omni": 2, "extract_omni": 6, "search": 2, "extract_searched": 6,
-                  "export_model": 14, "evaluate": 42, **REPORT},
+                  **exported(14), "evaluate": 42, **REPORT},
                  id="sparsity.levels+0.7"),
     pytest.param(lambda c: c["omni"].update(sampling="sandwich"),
-                 {**SUPERNET_AND_DOWNSTREAM, "export_model": 8, "evaluate": 24, **REPORT}, id="omni.sampling"),
+                 {**SUPERNET_AND_DOWNSTREAM, **exported(8), "evaluate": 24, **REPORT}, id="omni.sampling"),
     # omni.budget null: the supernet trains as many sub-network passes as one individual job; the
     # control as many steps
     pytest.param(lambda c: c["individual"].update(steps=5),
-                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, "export_model": 14,
+                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(14),
                   "evaluate": 42, **REPORT},
                  id="individual.steps"),
     # a third seed: its own control, individual jobs, supernet and search; nothing of the first two
     pytest.param(lambda c: c.update(seeds=[1234, 1235, 1236]),
                  {"train_control": 1, "train_individual": 2, "train_omni": 1, "extract_omni": 2, "search": 1,
-                  "extract_searched": 2, "export_model": 7, "evaluate": 21, **REPORT},
+                  "extract_searched": 2, **exported(7), "evaluate": 21, **REPORT},
                  id="seeds+1236"),
     pytest.param(lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 45, **REPORT}, id="evaluate.beam_width"),
     # both arms learn from the dense model by default: the individual arm without it reruns its jobs and
     # what they feed; the KL weight reruns every job with a teacher; the teacher's forward cost only the
     # supernets (their budget counts it)
     pytest.param(lambda c: c.setdefault("distill", {}).update(individual="none"),
-                 {"train_individual": 4, "export_model": 4, "evaluate": 12, **REPORT}, id="distill.individual"),
+                 {"train_individual": 4, **exported(4), "evaluate": 12, **REPORT}, id="distill.individual"),
     pytest.param(lambda c: c.setdefault("distill", {}).update(weight=0.5),
-                 {"train_individual": 4, **SUPERNET_AND_DOWNSTREAM, "export_model": 12, "evaluate": 36, **REPORT},
+                 {"train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(12), "evaluate": 36, **REPORT},
                  id="distill.weight"),
     pytest.param(lambda c: c.setdefault("distill", {}).update(teacher_forward_cost=0.5),
-                 {**SUPERNET_AND_DOWNSTREAM, "export_model": 8, "evaluate": 24, **REPORT},
+                 {**SUPERNET_AND_DOWNSTREAM, **exported(8), "evaluate": 24, **REPORT},
                  id="distill.teacher_forward_cost"),
     pytest.param(lambda c: c.setdefault("distill", {}).update(individual="none", omni="none", weight=0.5,
                                                               teacher_forward_cost=0.5),
-                 {"train_individual": 4, **SUPERNET_AND_DOWNSTREAM, "export_model": 12, "evaluate": 36, **REPORT},
+                 {"train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(12), "evaluate": 36, **REPORT},
                  id="distill off: its weight and cost change nothing more"),
     # a variant arm: its own supernets and what they feed (not searched: search.arms); nothing of the others
     pytest.param(lambda c: c.update(variants={"omni-uniform": {"omni": {"level_weights": None}}}),
-                 {"train_omni": 2, "extract_omni": 4, "export_model": 4, "evaluate": 12, **REPORT},
+                 {"train_omni": 2, "extract_omni": 4, **exported(4), "evaluate": 12, **REPORT},
                  id="variants+omni-uniform"),
     pytest.param(lambda c: c["report"].update(confidence=0.9),
                  {"wer_table": 1, "figures": 1, "strategy_table": 1, "all": 1},
                  id="report.confidence"),
+    # a variant in another pruning unit: its own individual jobs and supernets, nothing of the other arms
+    pytest.param(lambda c: c.update(variants={name: {"sparsity": {"granularity": "block", "block_shape": [16, 1]}}
+                                              for name in ("individual-b16x1", "omni-b16x1")}),
+                 {"train_individual": 4, "train_omni": 2, "extract_omni": 4, **exported(8), "evaluate": 24, **REPORT},
+                 id="variants+block 16x1"),
+    # a device_metrics setting: those jobs and their table, nothing else
+    pytest.param(lambda c: c["speed"].update(utterances=2), {"device_metrics": 15, "speed_table": 1, "all": 1},
+                 id="speed.utterances"),
     pytest.param(lambda c: c["search"].update(population=4),
-                 {"search": 2, "extract_searched": 4, "export_model": 4, "evaluate": 12, **REPORT},
+                 {"search": 2, "extract_searched": 4, **exported(4), "evaluate": 12, **REPORT},
                  id="search.population"),
     pytest.param(lambda c: c["model"].setdefault("presets", {}).update(base={"num_layers": 12}), {},
                  id="unused base preset"),
@@ -165,7 +184,7 @@ def test_html_report_holds_tables_and_figures(smoke_run: Path) -> None:
     result = snakemake(smoke_run, "--report", str(report))
     assert result.returncode == 0, result.stderr[-4000:]
     html = report.read_text(errors="replace")
-    for name in ["pareto.png", "training_curves.png", "cost.png", "wer_vs_sparsity", "cost.md"]:
+    for name in ["pareto.png", "training_curves.png", "cost.png", "speed.png", "wer_vs_sparsity", "cost.md", "speed.md"]:
         assert name in html, name
 
 

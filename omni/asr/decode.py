@@ -11,6 +11,7 @@ features chunk by chunk on the device.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -95,14 +96,18 @@ def greedy_full(model: RNNT, inputs: torch.Tensor, lengths: torch.Tensor, blank:
 
 @torch.inference_mode()
 def greedy_streaming(model: RNNT, feats: torch.Tensor, length: int, blank: int,
-                     chunks: StreamingChunks) -> list[int]:
-    """One utterance [1, T, D] (no look-ahead pad), chunk by chunk, state carried."""
+                     chunks: StreamingChunks, chunk_seconds: list[float] | None = None) -> list[int]:
+    """One utterance [1, T, D] (no look-ahead pad), chunk by chunk, state carried. `chunk_seconds`,
+    when given, receives the wall time of each chunk (encoder + search): a device's latency per chunk."""
     state = greedy_start(model, 1, blank, feats.device)
     encoder_state = None
     for chunk, valid in chunks.split(feats, length):
+        start = time.perf_counter()
         encodings, encoding_lengths, encoder_state = model.transcribe_streaming(
             chunk, torch.tensor([valid], device=feats.device), encoder_state)
         state = greedy_consume(model, state, encodings, encoding_lengths, blank)
+        if chunk_seconds is not None:
+            chunk_seconds.append(time.perf_counter() - start)
     return state.tokens[0]
 
 

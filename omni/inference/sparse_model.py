@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torchaudio.models import RNNT
 
-from omni.inference.sparse_linear import DENSE, KERNELS, KernelChoice, choose_kernel
+from omni.inference.sparse_linear import DENSE, KERNELS, KernelChoice, candidates, choose_kernel
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,14 @@ def streaming_chunk_rows(model_config: Mapping[str, Any]) -> int:
 
 
 def sparse_inference_model(model: RNNT, masks: Mapping[str, Tensor], unit: tuple[int, int], rows: int,
-                           repeats: int, allowed: tuple[str, ...] = KERNELS) -> tuple[RNNT, list[LayerKernel]]:
+                           repeats: int, allowed: tuple[str, ...] = KERNELS,
+                           chosen: Mapping[str, str] | None = None, copy_model: bool = True
+                           ) -> tuple[RNNT, list[LayerKernel]]:
     """A copy of `model` (eval mode) whose masked linears run on their fastest kernel for `rows`
-    input rows, with what each layer chose and why (its candidates' times)."""
-    sparse = copy.deepcopy(model).eval()
+    input rows, with what each layer chose and why (its candidates' times). `chosen` (weight name ->
+    kernel, from an earlier build's layers) rebuilds those kernels without timing any. `copy_model`
+    False changes `model` itself (a device that loads one model does not hold two)."""
+    sparse = (copy.deepcopy(model) if copy_model else model).eval()
     modules = dict(sparse.named_modules())
     layers = []
     for weight_name, mask in masks.items():
@@ -44,7 +48,11 @@ def sparse_inference_model(model: RNNT, masks: Mapping[str, Tensor], unit: tuple
         weight = linear.weight.detach() * mask.to(linear.weight.dtype)
         with torch.no_grad():
             linear.weight.copy_(weight)
-        kernel, choice = choose_kernel(weight, linear.bias, unit, rows, repeats, allowed)
+        if chosen is None:
+            kernel, choice = choose_kernel(weight, linear.bias, unit, rows, repeats, allowed)
+        else:
+            kernel = candidates(weight, linear.bias, unit)[chosen[weight_name]]()
+            choice = KernelChoice(chosen[weight_name], {})
         if choice.kernel != DENSE:   # a dense choice keeps the model's own (masked) nn.Linear
             parent, _, child = module_name.rpartition(".")
             setattr(modules[parent] if parent else sparse, child, kernel)

@@ -145,6 +145,13 @@ def load_compact(payload: Payload) -> RNNT:
     return model.eval()
 
 
+def compact_masks(payload: Payload) -> dict[str, Tensor]:
+    """The masks of the payload's sparse weights (element-level, bool), decoded from their positions."""
+    unit = (payload["unit"][0], payload["unit"][1])
+    return {name: expand_units(_decode_positions(entry, *unit_grid(entry["shape"], unit)), unit)
+            for name, entry in payload["sparse"].items()}
+
+
 def _decode_sparse(entry: Payload, unit: tuple[int, int]) -> Tensor:
     grid_rows, grid_cols = unit_grid(entry["shape"], unit)
     unit_keep = _decode_positions(entry, grid_rows, grid_cols)

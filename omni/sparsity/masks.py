@@ -267,3 +267,11 @@ def cubic_sparsity(step: int, final: float, initial: float = 0.0, start_step: in
         return final
     quantised = (elapsed // update_every) * update_every
     return final + (initial - final) * (1.0 - quantised / ramp_steps) ** 3
+
+
+def apply_masks_(model: nn.Module, masks: Mapping[str, Tensor]) -> None:
+    """Zero `model`'s pruned weights in place (masks by parameter name): a masked model as plain tensors."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name in masks:
+                parameter.mul_(masks[name].to(parameter.dtype))

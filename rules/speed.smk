@@ -1,0 +1,51 @@
+# Stage: speed on a device. Each evaluated model's fp16 export streamed as a device would decode it,
+# on the dense path and on the sparse kernels path (omni.inference), then one table and one figure.
+# A device_metrics job takes all the job's cores (config `threads`) so nothing else runs beside it
+# while it times; its 1-thread figures are the on-device case.
+
+localrules: speed_table
+
+
+rule device_metrics:
+    input:
+        export=f"{STUDY.model_dir('{arm}', '{seed}', '{tag}')}/export_fp16.pt",
+        manifest=STUDY.eval_manifest(config["speed"]["split"]),
+        feature_stats=DATA["feature_stats"],
+        tokenizer=DATA["tokenizer"],
+    output:
+        record=STUDY.device_metrics("{arm}", "{seed}", "{tag}"),
+    params:
+        speed=job_params.speed(config),
+        logmel=job_params.logmel(config),
+    log:
+        f"{R}/logs/device_metrics/{{arm}}/{seed_dir('{seed}')}/{{tag}}.log",
+    benchmark:
+        STUDY.benchmark("device_metrics", "{arm}", seed_dir("{seed}"), "{tag}")
+    threads: THREADS
+    resources:
+        **stage_resources("data"),   # CPU only, as the data stage: a device has no GPU
+    script:
+        "../workflow_scripts/device_metrics.py"
+
+
+rule speed_table:
+    """Per model and path: real-time factor, latency per chunk, peak memory, export MB; WER vs latency."""
+    input:
+        records=STUDY.device_metrics_files(),
+        summaries=STUDY.eval_summaries(),
+    output:
+        csv=reported(STUDY.table("speed.csv"), "speed.rst", "Tables", "Speed on a device"),
+        md=reported(STUDY.table("speed.md"), "speed.rst", "Tables", "Speed on a device"),
+        figure=reported(STUDY.figure("speed.png"), "speed_figure.rst", "Figures"),
+    params:
+        decode=config["report"]["table_decode"],
+        split=config["speed"]["split"],
+    log:
+        f"{R}/logs/report/speed_table.log",
+    benchmark:
+        STUDY.benchmark("speed_table")
+    threads: 1
+    resources:
+        **stage_resources("light"),
+    script:
+        "../workflow_scripts/speed_tables.py"
