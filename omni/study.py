@@ -183,7 +183,7 @@ class Study:
             for arm in self.searched_arms:
                 per_seed += [self.benchmark("search", arm, seed),
                              *(self.benchmark("extract_searched", arm, seed, f"b{budget}") for budget in self.budgets)]
-        per_model = [*(self.benchmark("export_model", arm, seed_dir(seed), tag)
+        per_model = [*(self.benchmark(rule, arm, seed_dir(seed), tag) for rule in ("export_model", "device_metrics")
                        for arm, seed, tag in self.evaluated_models()),
                      *(self.benchmark("evaluate", arm, seed_dir(seed), tag, split)
                        for arm, seed, tag in self.evaluated_models() for split in self.eval_splits)]

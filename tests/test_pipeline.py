@@ -64,7 +64,8 @@ def test_study_lists_every_job_benchmark_the_run_wrote(smoke_run: Path) -> None:
     config = smoke_config(smoke_run / "results" / "smoke")
     study = Study.from_config(config)
     written = {str(p) for p in (smoke_run / "results" / "smoke" / "benchmarks").rglob("*.tsv")}
-    report_rules = {study.benchmark(rule) for rule in ("wer_table", "accounting", "figures", "strategy_table")}
+    report_rules = {study.benchmark(rule) for rule in ("wer_table", "accounting", "figures", "strategy_table",
+                                                       "speed_table")}
     assert set(study.benchmark_files()) == written - report_rules
 
 

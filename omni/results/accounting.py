@@ -66,7 +66,7 @@ def stage_of(rule: str, arm: str | None) -> str:
         return "omni"
     if rule.startswith("extract") or rule.startswith("search"):
         return "search"
-    if rule.startswith("evaluate"):
+    if rule.startswith("evaluate") or rule == "device_metrics":   # measuring models: WER, speed on a device
         return "evaluation"
     if rule.startswith("export"):
         return "export"
