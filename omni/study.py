@@ -31,7 +31,8 @@ WER_TABLES = ("wer.csv", "wer.md", "wer_vs_sparsity.csv", "wer_vs_sparsity.md", 
 COST_TABLES = ("cost.csv", "cost.md", "cost.tex")
 STRATEGY_TABLES = ("strategies.csv", "strategies.md")
 SPEED_TABLES = ("speed.csv", "speed.md")
-FIGURES = ("pareto.png", "training_curves.png", "cost.png", "speed.png")
+FIGURES = ("pareto.png", "training_curves.png", "cost.png")
+SPEED_FIGURES = ("speed.png",)
 
 Model = tuple[str, str, str]   # (arm, seed, tag): a trained or extracted model of one run
 
@@ -213,7 +214,7 @@ class Study:
         search = [self.search_file(arm, seed, name) for arm in self.searched_arms for seed in self.seeds
                   for name in ("pareto.csv", "history.csv")]
         report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES, *STRATEGY_TABLES, *SPEED_TABLES)),
-                  *(self.figure(name) for name in FIGURES)]
+                  *(self.figure(name) for name in (*FIGURES, *SPEED_FIGURES))]
         return [*data, *self.eval_summaries(), *search, *report]
 
 
