@@ -40,7 +40,6 @@ class StreamingSpeed:
     rtf: float                    # compute seconds per audio second
     chunk_ms_mean: float
     chunk_ms_p95: float
-    chunks: int
     hypotheses: list[list[int]]   # token ids per utterance: the paths must agree on them
 
     def fields(self, prefix: str) -> dict[str, float]:
@@ -65,7 +64,7 @@ def time_streaming(model: RNNT, model_config: Mapping[str, Any], utterances: Seq
         torch.set_num_threads(previous)
     audio = sum(utterance.audio_seconds for utterance in utterances)
     return StreamingSpeed(rtf=sum(seconds) / audio, chunk_ms_mean=1e3 * statistics.fmean(seconds),
-                          chunk_ms_p95=1e3 * float(np.percentile(seconds, P95)), chunks=len(seconds),
+                          chunk_ms_p95=1e3 * float(np.percentile(seconds, P95)),
                           hypotheses=hypotheses)
 
 
