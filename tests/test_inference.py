@@ -29,6 +29,7 @@ from omni.inference.sparse_linear import (
 )
 from omni.inference.quantize import int8_dense_remainder
 from omni.inference.sparse_model import sparse_inference_model, streaming_chunk_rows
+from omni.inference.speed import StreamingSpeed, Utterance, time_streaming
 from omni.jobs.device_metrics import DeviceMetricsPaths, run_device_metrics_job
 from omni.sparsity.export import export_compact, save_compact
 from omni.sparsity.masks import apply_masks_, masks_at, prunable_parameter_names, rank_layers, unit_shape
@@ -117,6 +118,46 @@ def test_a_mask_on_something_else_than_a_linear_is_named(prepared: PreparedData,
         sparse_inference_model(copy.deepcopy(model), masks, (1, 1), 5, repeats=1)
 
 
+class _Logged:
+    """A model that notes its name at each streaming chunk it encodes."""
+
+    def __init__(self, model: torch.nn.Module, name: str, calls: list[str]) -> None:
+        self._model, self._name, self._calls = model, name, calls
+
+    def transcribe_streaming(self, *args):
+        self._calls.append(self._name)
+        return self._model.transcribe_streaming(*args)
+
+    def __getattr__(self, attribute: str):
+        return getattr(self._model, attribute)
+
+
+def test_timed_models_take_turns_utterance_by_utterance(prepared: PreparedData, dense_model: Path) -> None:
+    model, artefact = load_model(dense_model)
+    model_config = artefact["model_config"]
+    frontend = Frontend(job_params.logmel(prepared.config), load_feature_stats(prepared.feature_stats),
+                        model_config["right_context_length"])
+    utterances = []
+    for audio in _real_audio(3):
+        feats, lengths = frontend.features(audio[None], torch.tensor([audio.numel()]))
+        utterances.append(Utterance(feats, int(lengths[0]), audio.numel() / SAMPLE_RATE))
+    calls: list[str] = []
+    models = {name: _Logged(model.eval(), name, calls) for name in "abc"}
+    measured = time_streaming(models, model_config, utterances, threads=1)
+    turns = [name for index, name in enumerate(calls) if index == 0 or calls[index - 1] != name]
+    assert "".join(turns) == "abc" + "abc" + "bca" + "cab", "warm-up, then each utterance in a rotated order"
+    assert measured["a"].hypotheses == measured["b"].hypotheses == measured["c"].hypotheses
+    assert all(len(speed.utterance_seconds) == 3 and speed.rtf > 0 for speed in measured.values())
+
+
+def test_a_speedup_is_the_median_of_paired_utterance_ratios() -> None:
+    def speed(seconds: list[float]) -> StreamingSpeed:
+        return StreamingSpeed(1.0, 1.0, 1.0, seconds, [[]] * len(seconds))
+    dense, sparse = speed([2.0, 4.0, 9.0]), speed([1.0, 2.0, 1.0])   # the third utterance: a slow moment for dense
+    assert sparse.speedup_over(dense) == 2.0
+    assert dense.speedup_over(dense) == 1.0
+
+
 def test_device_metrics_time_both_paths_and_measure_their_memory(prepared: PreparedData, dense_model: Path,
                                                                  tmp_path: Path) -> None:
     """The job on a pruned model's fp16 export: both paths decode the same utterances to the same
@@ -140,6 +181,8 @@ def test_device_metrics_time_both_paths_and_measure_their_memory(prepared: Prepa
         for threads in ("t1", "tjob"):
             assert 0 < record[f"{path}_{threads}_chunk_ms_mean"] <= record[f"{path}_{threads}_chunk_ms_p95"]
             assert record[f"{path}_{threads}_rtf"] > 0
+            if path != "dense":
+                assert record[f"{path}_speedup_{threads}"] > 0
         assert record[f"{path}_peak_rss_mb"] > record[f"{path}_model_rss_mb"] > 0
     assert record["wer_utterances"] == len(pd.read_csv(prepared.manifests["test-other"], sep="\t"))
     assert record["fp16_wer"] >= 0 and record["int8_wer"] >= 0

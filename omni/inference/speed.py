@@ -37,35 +37,56 @@ class Utterance:
 
 @dataclass(frozen=True)
 class StreamingSpeed:
-    rtf: float                    # compute seconds per audio second
+    rtf: float                       # compute seconds per audio second
     chunk_ms_mean: float
     chunk_ms_p95: float
-    hypotheses: list[list[int]]   # token ids per utterance: the paths must agree on them
+    utterance_seconds: list[float]   # compute time per utterance: pairs with another model's, utterance by utterance
+    hypotheses: list[list[int]]      # token ids per utterance: the paths must agree on them
 
     def fields(self, prefix: str) -> dict[str, float]:
         return {f"{prefix}_rtf": self.rtf, f"{prefix}_chunk_ms_mean": self.chunk_ms_mean,
                 f"{prefix}_chunk_ms_p95": self.chunk_ms_p95}
 
+    def speedup_over(self, reference: StreamingSpeed) -> float:
+        """Median over utterances of the reference's time / this model's on the same utterance: paired,
+        so a slow moment of the machine that fell on one utterance cancels out of its ratio."""
+        return statistics.median(theirs / ours for ours, theirs in zip(self.utterance_seconds,
+                                                                          reference.utterance_seconds))
 
-def time_streaming(model: RNNT, model_config: Mapping[str, Any], utterances: Sequence[Utterance],
-                   threads: int) -> StreamingSpeed:
-    """Greedy streaming decode of every utterance on `threads` CPU threads, each chunk timed; the
-    first utterance is decoded once untimed first (allocator and kernel warm-up)."""
+
+def time_streaming(models: Mapping[str, RNNT], model_config: Mapping[str, Any], utterances: Sequence[Utterance],
+                   threads: int) -> dict[str, StreamingSpeed]:
+    """Greedy streaming decode of every utterance by every model on `threads` CPU threads, each chunk
+    timed. The models take turns utterance by utterance (their order rotating from one utterance to the
+    next), so load elsewhere on a shared machine falls on all of them alike instead of on whichever ran
+    last; each first decodes the first utterance once untimed (allocator and kernel warm-up)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    names = list(models)
+    chunks = StreamingChunks(model_config["segment_length"], model_config["right_context_length"])
+    blank = blank_id(model_config)
+    seconds: dict[str, list[list[float]]] = {name: [] for name in names}
+    hypotheses: dict[str, list[list[int]]] = {name: [] for name in names}
     try:
-        chunks = StreamingChunks(model_config["segment_length"], model_config["right_context_length"])
-        blank = blank_id(model_config)
-        greedy_streaming(model, utterances[0].feats, utterances[0].length, blank, chunks)
-        seconds: list[float] = []
-        hypotheses = [greedy_streaming(model, utterance.feats, utterance.length, blank, chunks, seconds)
-                      for utterance in utterances]
+        for name in names:
+            greedy_streaming(models[name], utterances[0].feats, utterances[0].length, blank, chunks)
+        for index, utterance in enumerate(utterances):
+            for name in names[index % len(names):] + names[:index % len(names)]:
+                chunk_seconds: list[float] = []
+                hypotheses[name].append(greedy_streaming(models[name], utterance.feats, utterance.length, blank,
+                                                         chunks, chunk_seconds))
+                seconds[name].append(chunk_seconds)
     finally:
         torch.set_num_threads(previous)
     audio = sum(utterance.audio_seconds for utterance in utterances)
-    return StreamingSpeed(rtf=sum(seconds) / audio, chunk_ms_mean=1e3 * statistics.fmean(seconds),
-                          chunk_ms_p95=1e3 * float(np.percentile(seconds, P95)),
-                          hypotheses=hypotheses)
+    return {name: _speed(seconds[name], hypotheses[name], audio) for name in names}
+
+
+def _speed(seconds: list[list[float]], hypotheses: list[list[int]], audio_seconds: float) -> StreamingSpeed:
+    chunks = [chunk for utterance in seconds for chunk in utterance]
+    return StreamingSpeed(rtf=sum(chunks) / audio_seconds, chunk_ms_mean=1e3 * statistics.fmean(chunks),
+                          chunk_ms_p95=1e3 * float(np.percentile(chunks, P95)),
+                          utterance_seconds=[sum(utterance) for utterance in seconds], hypotheses=hypotheses)
 
 
 def peak_memory_mb(request: Mapping[str, Any], workdir: Path) -> dict[str, float]:

@@ -6,7 +6,8 @@ precision costs in WER.
           chunk on one thread (omni.inference.sparse_model), dense where no sparse kernel is faster
   int8    the sparse path with its remaining dense linears in int8 (omni.inference.quantize)
 Each decodes the same utterances greedily, streaming, timed per chunk on 1 thread (the on-device
-case) and on the job's threads; peak memory is measured per path in a process of its own on 1
+case) and on the job's threads, the three paths taking turns utterance by utterance so that their
+speed-ups over dense are paired ratios (omni.inference.speed.time_streaming); peak memory is measured per path in a process of its own on 1
 thread. The fp16 export (upcast, as the dense path runs it) and the int8 path are also scored on
 the whole split, batched greedy full-utterance decode, beside the fp32 model's WER of the same
 decode from its evaluation.
@@ -52,12 +53,10 @@ class DeviceMetricsPaths:
     out: Path              # the job's JSON record
 
 
-def speed_utterances(manifest: Path, logmel: Mapping[str, Any], feature_stats: Path, right_context_length: int,
-                     count: int) -> list[Utterance]:
+def speed_utterances(manifest: Path, frontend: Frontend, sample_rate: int, count: int) -> list[Utterance]:
     """The manifest's first `count` utterances by id, as normalised log-mel features."""
     table = read_manifest(manifest).sort_values("utt_id").head(count).reset_index(drop=True)
-    utterances = UtteranceSet(table, None, logmel["sample_rate"], cache_audio=False)
-    frontend = Frontend(logmel, load_feature_stats(feature_stats), right_context_length)
+    utterances = UtteranceSet(table, None, sample_rate, cache_audio=False)
     chosen = []
     for index in range(len(utterances)):
         batch = utterances.collate([index])
@@ -76,8 +75,8 @@ def run_device_metrics_job(speed: Mapping[str, Any], logmel: Mapping[str, Any], 
     unit = (payload["unit"][0], payload["unit"][1])
     masks = compact_masks(payload)
     dense = load_compact(payload)
-    utterances = speed_utterances(paths.manifest, logmel, paths.feature_stats, model_config["right_context_length"],
-                                  speed["utterances"])
+    frontend = Frontend(logmel, load_feature_stats(paths.feature_stats), model_config["right_context_length"])
+    utterances = speed_utterances(paths.manifest, frontend, logmel["sample_rate"], speed["utterances"])
     torch.set_num_threads(ON_DEVICE_THREADS)   # kernels chosen for the on-device case
     sparse, layers = sparse_inference_model(dense, masks, unit, streaming_chunk_rows(model_config),
                                             speed["kernel_repeats"])
@@ -93,30 +92,29 @@ def run_device_metrics_job(speed: Mapping[str, Any], logmel: Mapping[str, Any], 
         "kernels": dict(Counter(layer.choice.kernel for layer in layers)),
         "sparse_linears": sum(layer.choice.kernel != DENSE for layer in layers), "masked_linears": len(layers),
     }
-    hypotheses = {}
-    for name, model in models.items():
-        for label, count in (("t1", ON_DEVICE_THREADS), ("tjob", threads)):
-            measured = time_streaming(model, model_config, utterances, count)
-            record.update(measured.fields(f"{name}_{label}"))
-            hypotheses[name] = measured.hypotheses
+    for label, count in (("t1", ON_DEVICE_THREADS), ("tjob", threads)):
+        measured = time_streaming(models, model_config, utterances, count)
+        for name in PATHS:
+            record.update(measured[name].fields(f"{name}_{label}"))
+        for name in ("sparse", "int8"):
+            record[f"{name}_speedup_{label}"] = measured[name].speedup_over(measured["dense"])
     for name in ("sparse", "int8"):   # utterances transcribed as the dense path does
         record[f"{name}_same_hypotheses"] = statistics.fmean(
-            ours == theirs for ours, theirs in zip(hypotheses[name], hypotheses["dense"]))
+            ours == theirs for ours, theirs in zip(measured[name].hypotheses, measured["dense"].hypotheses))
     set_threads(threads)
-    record.update(split_wers({"fp16": dense, "int8": models["int8"]}, model_config, logmel, paths,
-                             speed["batch_size"]))
+    record.update(split_wers({"fp16": dense, "int8": models["int8"]}, model_config, frontend, logmel["sample_rate"],
+                             paths, speed["batch_size"]))
     record.update(peak_memory(paths, utterances, chosen)
                   if speed["peak_memory"] else {f"{name}_{key}": math.nan for name in PATHS for key in MEMORY_KEYS})
     write_json(paths.out, record)
     return record
 
 
-def split_wers(models: Mapping[str, torch.nn.Module], model_config: Mapping[str, Any], logmel: Mapping[str, Any],
-               paths: DeviceMetricsPaths, batch_size: int) -> dict[str, Any]:
+def split_wers(models: Mapping[str, torch.nn.Module], model_config: Mapping[str, Any], frontend: Frontend,
+               sample_rate: int, paths: DeviceMetricsPaths, batch_size: int) -> dict[str, Any]:
     """`<name>_wer` of each model on the whole split (WER_DECODE), and the decode's name."""
     manifest = read_manifest(paths.manifest)
-    utterances = UtteranceSet(manifest, None, logmel["sample_rate"], cache_audio=True)
-    frontend = Frontend(logmel, load_feature_stats(paths.feature_stats), model_config["right_context_length"])
+    utterances = UtteranceSet(manifest, None, sample_rate, cache_audio=True)
     tokenizer = Tokenizer(paths.tokenizer)
     wers: dict[str, Any] = {"wer_decode": WER_DECODE, "wer_utterances": len(manifest)}
     for name, model in models.items():

@@ -49,17 +49,13 @@ def load_records(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
 def speed_table(records: pd.DataFrame, summaries: pd.DataFrame, split: str, decode: str) -> pd.DataFrame:
     """Every model run's record with WERs in %: `wer`, the fp32 model's on the timed split in the
     tables' decode (the figure's), `fp32_wer` in the decode the exports were scored with (for the
-    precision columns), and the speed-up of the sparse and int8 paths over dense (chunk times)."""
+    precision columns). The speed-ups are the job's paired ones (omni.inference.speed)."""
     table = records.copy()
     for column, wanted in (("wer", decode), ("fp32_wer", records["wer_decode"].iloc[0])):
         scored = summaries[(summaries["split"] == split) & (summaries["decode"] == wanted)]
         table = table.merge(scored[RUN_KEYS + ["wer"]].rename(columns={"wer": column}), on=RUN_KEYS, how="left")
     for column in ("wer", "fp32_wer", "fp16_wer", "int8_wer"):
         table[column] = table[column] * PERCENT
-    for path in ("sparse", "int8"):
-        for threads in ("t1", "tjob"):
-            table[f"{path}_speedup_{threads}"] = (table[f"dense_{threads}_chunk_ms_mean"]
-                                                  / table[f"{path}_{threads}_chunk_ms_mean"])
     return table.sort_values(RUN_KEYS, key=_model_order).reset_index(drop=True)
 
 
@@ -100,7 +96,8 @@ def speed_markdown(table: pd.DataFrame, split: str, decode: str) -> str:
             f"computed beforehand. Dense path: the export as a dense model; sparse path: each masked linear on "
             f"the kernel that timed fastest here (dense where none was faster; 'sparse linears' counts the "
             f"others); int8 path: the sparse path with its remaining dense linears in dynamic int8. Chunk ms: "
-            f"mean per chunk (p95: its 95th percentile); speed-up: dense chunk time / the path's; RTF: compute "
+            f"mean per chunk (p95: its 95th percentile); speed-up: the median over utterances of the dense "
+            f"path's time / the path's on the same utterance (the paths take turns utterance by utterance); RTF: compute "
             f"seconds per audio second. Peak MB: the decoding process's peak resident memory; model MB: how far "
             f"loading and decoding took it above the process before the model. 'same hypotheses': utterances "
             f"transcribed as the dense path does. WER: all of {split}, {wer_decode}, of the fp32 model (its "
