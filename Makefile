@@ -26,7 +26,7 @@ report: $(STAMP)
 	$(BIN)/snakemake --configfile $(CONFIG) --report results/report.html
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=10 tests
 
 # A real one-node SLURM (installs slurm-wlm and munge with apt-get; root): the smoke study through the profile.
 test-slurm: $(STAMP)
