@@ -28,7 +28,7 @@ from omni.inference.sparse_linear import (
     fastest_kernel,
 )
 from omni.inference.quantize import int8_dense_remainder
-from omni.inference.sparse_model import sparse_inference_model, streaming_chunk_rows
+from omni.inference.sparse_model import copy_sharing_kernels, sparse_inference_model, streaming_chunk_rows
 from omni.inference.speed import StreamingSpeed, Utterance, time_streaming
 from omni.jobs.device_metrics import DeviceMetricsPaths, run_device_metrics_job
 from omni.sparsity.export import export_compact, save_compact
@@ -194,11 +194,12 @@ def test_int8_dense_remainder_quantises_dense_linears_and_keeps_sparse_kernels(
     masked, model_config, masks = _pruned(dense_model, prepared, "unstructured", [1, 1], 0.9)
     sparse, layers = sparse_inference_model(masked, masks, (1, 1), streaming_chunk_rows(model_config), repeats=1,
                                             allowed=(CSR,))
-    kernels = {layer.weight: layer.choice.kernel for layer in layers}
-    int8 = int8_dense_remainder(sparse_inference_model(masked, masks, (1, 1), 5, 0, chosen=kernels)[0])
+    int8 = int8_dense_remainder(copy_sharing_kernels(sparse, layers))
     kinds = {type(module) for module in int8.modules()}
     assert CompressedLinear in kinds and torch.ao.nn.quantized.dynamic.Linear in kinds and torch.nn.Linear not in kinds
     assert any(isinstance(module, torch.nn.Linear) for module in sparse.modules()), "the source is left as it was"
+    shared = [name.removesuffix(".weight") for name in masks]
+    assert all(int8.get_submodule(name) is sparse.get_submodule(name) for name in shared), "kernels shared, not copied"
     inputs = torch.randn(1, 40, model_config["input_dim"])
     with torch.inference_mode():
         expected, _ = sparse.transcribe(inputs, torch.tensor([40]))

@@ -20,8 +20,8 @@ from torch import nn
 
 def int8_dense_remainder(model: nn.Module) -> nn.Module:
     """`model` itself, its remaining nn.Linear modules now computing in int8 (weights per tensor,
-    activations quantised per call). In place: a model on sparse kernels cannot be deep-copied (CSR
-    tensors have no storage), so a caller that keeps the fp32 model builds the path twice."""
+    activations quantised per call). In place (quantize_dynamic's own copy fails on CSR tensors): a
+    caller that keeps the fp32 model passes omni.inference.sparse_model.copy_sharing_kernels of it."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*deprecat.*")

@@ -58,3 +58,12 @@ def sparse_inference_model(model: RNNT, masks: Mapping[str, Tensor], unit: tuple
             setattr(modules[parent] if parent else sparse, child, kernel)
         layers.append(LayerKernel(weight_name, tuple(weight.shape), float(mask.float().mean()), choice))
     return sparse, layers
+
+
+def copy_sharing_kernels(sparse: RNNT, layers: list[LayerKernel]) -> RNNT:
+    """A copy of a model built by sparse_inference_model whose sparse kernel modules are the same
+    objects, not copies: CSR tensors cannot be deep-copied, and nothing writes to a kernel at
+    inference. What a second path over the same kernels (the int8 one) starts from."""
+    modules = dict(sparse.named_modules())
+    kernels = [modules[layer.weight.removesuffix(".weight")] for layer in layers if layer.choice.kernel != DENSE]
+    return copy.deepcopy(sparse, memo={id(kernel): kernel for kernel in kernels})

@@ -33,7 +33,7 @@ from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
 from omni.inference.quantize import int8_dense_remainder
 from omni.inference.sparse_linear import DENSE
-from omni.inference.sparse_model import sparse_inference_model, streaming_chunk_rows
+from omni.inference.sparse_model import copy_sharing_kernels, sparse_inference_model, streaming_chunk_rows
 from omni.inference.speed import Utterance, peak_memory_mb, time_streaming
 from omni.runtime import set_threads
 from omni.sparsity.export import compact_masks, load_compact, read_compact
@@ -81,8 +81,7 @@ def run_device_metrics_job(speed: Mapping[str, Any], logmel: Mapping[str, Any], 
     sparse, layers = sparse_inference_model(dense, masks, unit, streaming_chunk_rows(model_config),
                                             speed["kernel_repeats"])
     chosen = {layer.weight: layer.choice.kernel for layer in layers}
-    int8, _ = sparse_inference_model(dense, masks, unit, streaming_chunk_rows(model_config), 0, chosen=chosen)
-    models = dict(zip(PATHS, (dense, sparse, int8_dense_remainder(int8))))
+    models = dict(zip(PATHS, (dense, sparse, int8_dense_remainder(copy_sharing_kernels(sparse, layers)))))
     kept = sum(int(mask.count_nonzero()) for mask in masks.values())
     total = sum(mask.numel() for mask in masks.values())
     record: dict[str, Any] = {
