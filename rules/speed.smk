@@ -29,7 +29,7 @@ rule device_metrics:
 
 
 rule speed_table:
-    """Per model and path: real-time factor, latency per chunk, peak memory, export MB; WER vs latency."""
+    """Per model and path: real-time factor, latency per chunk, peak memory, export MB; WER vs speed-up."""
     input:
         records=STUDY.device_metrics_files(),
         summaries=STUDY.eval_summaries(),
