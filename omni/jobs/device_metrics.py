@@ -8,9 +8,9 @@ precision costs in WER.
 Each decodes the same utterances greedily, streaming, timed per chunk on 1 thread (the on-device
 case) and on the job's threads, the three paths taking turns utterance by utterance so that their
 speed-ups over dense are paired ratios (omni.inference.speed.time_streaming); peak memory is
-measured per path in a process of its own on 1 thread. The fp16 export (upcast, as the dense path runs it) and the int8 path are also scored on
-the whole split, batched greedy full-utterance decode, beside the fp32 model's WER of the same
-decode from its evaluation.
+measured per path in a process of its own on 1 thread. The fp16 export (upcast, as the dense path
+runs it) and the int8 path are also scored on the whole split, batched greedy full-utterance
+decode, beside the fp32 model's WER of the same decode from its evaluation.
 """
 from __future__ import annotations
 
