@@ -158,10 +158,10 @@ def test_a_speedup_is_the_median_of_paired_utterance_ratios() -> None:
     assert dense.speedup_over(dense) == 1.0
 
 
-def test_device_metrics_time_both_paths_and_measure_their_memory(prepared: PreparedData, dense_model: Path,
-                                                                 tmp_path: Path) -> None:
-    """The job on a pruned model's fp16 export: both paths decode the same utterances to the same
-    hypotheses, every figure is measured (the memory of each path in a process of its own)."""
+def test_device_metrics_time_every_path_and_measure_its_memory(prepared: PreparedData, dense_model: Path,
+                                                               tmp_path: Path) -> None:
+    """The job on a pruned model's fp16 export: the sparse path decodes the utterances to the dense
+    path's hypotheses, every figure is measured (the memory of each path in a process of its own)."""
     masked, model_config, masks = _pruned(dense_model, prepared, "unstructured", [1, 1], 0.9)
     export = tmp_path / "export_fp16.pt"
     save_compact(export, export_compact(masked.state_dict(), masks, model_config, torch.float16, "unstructured",
