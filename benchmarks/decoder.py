@@ -10,11 +10,11 @@ batched greedy (the pipeline's greedy-full, --batch utterances per batch) agains
 
 Where the two disagree, each utterance is explained: both hypotheses' log P(y | x) under the model
 (the RNN-T probability summed over all alignments, -rnnt_loss, of the full-utterance forward, also
-for the streaming pair) and word errors. Greedy picks the
-most probable symbol frame by frame along ONE alignment; torchaudio's beam search, even at width 1,
-scores a hypothesis by the log-sum over the alignments that reach it (it merges equal prefixes) and
-ranks the finished ones by score / length. So a disagreement is not a bug of either search when the
-beam-1 hypothesis is the more probable one under the model.
+for the streaming pair) and word errors. Greedy picks the most probable symbol frame by frame along
+ONE alignment; torchaudio's beam search, even at width 1, scores a hypothesis by the log-sum over the
+alignments that reach it (it merges equal prefixes) and ranks the finished ones by score / length.
+So a disagreement is not a bug of either search when the beam-1 hypothesis is the more probable one
+under the model.
 
     .venv/bin/python benchmarks/decoder.py [--model results/models/dense/seed1234/dense/model.pt]
         [--data results/data] [--split test-other] [--utterances 40]
