@@ -103,7 +103,9 @@ def training(config: Config, arm: str, seed: int | None = None) -> Section:
     optional: Section = {}
     for key, off in OPTIONAL_TRAIN_KEYS.items():
         optional.update(declared_when_on(train[key] != off, **{key: train[key]}))
-    return canonical({**run, **shared, **arm_values, **optional})
+    fraction = train["finetune_warmup_fraction"]
+    own_warmup = declared_when_on(arm != "dense" and fraction is not None, warmup_fraction=fraction)
+    return canonical({**run, **shared, **arm_values, **optional, **own_warmup})
 
 
 def control(config: Config) -> Section:
@@ -187,15 +189,38 @@ def supernet_budget(config: Config) -> float:
     return equal_compute_budget(config) if budget is None else budget
 
 
+# omni.* keys added after jobs had run, each with its off value: declared only when on (a supernet with
+# today's mechanics keeps its params, and so its outputs).
+SUPERNET_OPTIONS = {"level_ramps": "shared", "rankings": "moving", "freeze_fraction": None,
+                    "distinct_passes": False, "level_loss": "utterance", "levels": None}
+
+
+def omni_levels(config: Config, arm: str = "omni") -> list[float]:
+    """The levels an omni arm's supernet trains and is cut at: omni.levels, or sparsity.levels when null
+    (a decomposition study trains supernets of one or two levels beside the full one)."""
+    levels = arm_config(config, arm)["omni"]["levels"]
+    return list(config["sparsity"]["levels"] if levels is None else levels)
+
+
 def supernet(config: Config, arm: str = "omni") -> Section:
     """The arm's omni settings with the budget resolved, the levels the supernet samples, and with
-    per-layer passes the per-layer choices (search.levels)."""
+    per-layer passes the per-layer choices (search.levels). Matched mechanics carry what they follow:
+    individual ramps the individual job's schedule, settled rankings their freeze fraction (null:
+    where the individual ramp ends)."""
     arm_settings = arm_config(config, arm)
-    omni = arm_settings["omni"]
-    settings = {key: value for key, value in omni.items() if key != "unequal_budget"}
+    omni, individual = arm_settings["omni"], arm_settings["individual"]
+    settings = {key: value for key, value in omni.items() if key not in ("unequal_budget", *SUPERNET_OPTIONS)}
     layerwise = declared_when_on(omni["layerwise_rate"] > 0, layer_levels=config["search"]["levels"])
-    return canonical({**settings, "budget": supernet_budget(arm_settings), "levels": config["sparsity"]["levels"],
-                      **_distill_entry(arm_settings, "omni"), **layerwise})
+    freeze = individual["prune_fraction"] if omni["freeze_fraction"] is None else omni["freeze_fraction"]
+    options = {
+        **declared_when_on(omni["level_ramps"] == "individual", level_ramps="individual",
+                           individual_ramp=_pick(individual, ("prune_fraction", "mask_update_every"))),
+        **declared_when_on(omni["rankings"] == "settled", settled_rankings={"freeze_fraction": freeze}),
+        **declared_when_on(omni["distinct_passes"], distinct_passes=True),
+        **declared_when_on(omni["level_loss"] == "frame", level_loss="frame"),
+    }
+    return canonical({**settings, "budget": supernet_budget(arm_settings), "levels": omni_levels(config, arm),
+                      **_distill_entry(arm_settings, "omni"), **layerwise, **options})
 
 
 def budget_levels(config: Config) -> list[float]:

@@ -16,6 +16,7 @@ from omni.job_params import (
     arm_config,
     budget_levels,
     equal_compute_budget,
+    omni_levels,
     pruning_arms,
     supernet,
     supernet_budget,
@@ -59,6 +60,7 @@ class Study:
     individual_arms: tuple[str, ...]   # `individual` and its variants (config `variants`)
     omni_arms: tuple[str, ...]         # `omni` and its variants
     searched_arms: tuple[str, ...]     # the omni arms whose supernets are searched (config search.arms)
+    omni_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()   # omni arm -> its levels where not all (omni.levels)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Study:
@@ -71,12 +73,19 @@ class Study:
                    seeds=tuple(str(seed) for seed in config["seeds"]),
                    individual_arms=tuple(pruning_arms(config, "individual")),
                    omni_arms=tuple(pruning_arms(config, "omni")),
-                   searched_arms=tuple(config["search"]["arms"]))
+                   searched_arms=tuple(config["search"]["arms"]),
+                   omni_levels=tuple((arm, tuple(level_tag(level) for level in omni_levels(config, arm)))
+                                     for arm in pruning_arms(config, "omni")
+                                     if omni_levels(config, arm) != list(config["sparsity"]["levels"])))
 
     @staticmethod
     def searched(arm: str) -> str:
         """`omni-kd` -> `omni-kd-searched`: the arm of the searched models cut from that arm's supernets."""
         return f"{arm}{SEARCHED_SUFFIX}"
+
+    def levels_of(self, arm: str) -> tuple[str, ...]:
+        """The levels an arm has models at: every level, or an omni arm's own (omni.levels)."""
+        return dict(self.omni_levels).get(arm, self.levels)
 
     def arms(self) -> tuple[str, ...]:
         """Every arm whose models the study evaluates, in table order."""
@@ -135,7 +144,7 @@ class Study:
         omni and searched models."""
         per_seed = [(arm, seed, tag) for seed in self.seeds
                     for arm, tag in (CONTROL, *((arm, f"s{level}") for arm in (*self.individual_arms, *self.omni_arms)
-                                                for level in self.levels),
+                                                for level in self.levels_of(arm)),
                                      *((self.searched(arm), f"b{budget}") for arm in self.searched_arms
                                        for budget in self.budgets))]
         return [self.dense(), *per_seed]
@@ -180,7 +189,7 @@ class Study:
                            for arm in self.individual_arms for level in self.levels)]
             for arm in self.omni_arms:
                 per_seed += [self.benchmark("train_omni", arm, seed),
-                             *(self.benchmark("extract_omni", arm, seed, f"s{level}") for level in self.levels)]
+                             *(self.benchmark("extract_omni", arm, seed, f"s{level}") for level in self.levels_of(arm))]
             for arm in self.searched_arms:
                 per_seed += [self.benchmark("search", arm, seed),
                              *(self.benchmark("extract_searched", arm, seed, f"b{budget}") for budget in self.budgets)]
@@ -253,13 +262,18 @@ def _check_supernet(config: Mapping[str, Any], arm: str) -> None:
     """The checks of one omni arm's settings (`config` is the study's with the arm's overrides);
     a variant's errors name its entry under `variants`."""
     where = "" if arm == "omni" else f" (arm {arm}: config variants.{arm} overrides the study's keys)"
-    weights, levels = config["omni"]["level_weights"], config["sparsity"]["levels"]
+    weights, levels = config["omni"]["level_weights"], omni_levels(config, arm)
+    outside = [level for level in levels if level not in config["sparsity"]["levels"]]
+    if outside:
+        raise ConfigError(f"config key 'omni.levels'{where}: {outside} are not in sparsity.levels "
+                          f"{config['sparsity']['levels']} (an omni arm is compared with the individual job of each level)")
+    _check_matched_mechanics(config, where)
     if weights is not None and config["omni"]["level_space"] != "discrete":
         raise ConfigError(f"config key 'omni.level_weights'{where}: weights are per level of sparsity.levels; "
                           "omni.level_space 'continuous' draws from a range")
     if isinstance(weights, list) and len(weights) != len(levels):
         raise ConfigError(f"config key 'omni.level_weights'{where}: {len(weights)} weights for {len(levels)} levels "
-                          f"of sparsity.levels {levels}")
+                          f"of the arm's levels {levels}")
     choices = config["search"]["levels"]
     outside = [level for level in levels if not min(choices) <= level <= max(choices)]
     if config["omni"]["layerwise_rate"] > 0 and outside:
@@ -281,6 +295,19 @@ def _check_supernet(config: Mapping[str, Any], arm: str) -> None:
                           f"(omni.warmup_fraction x {steps} steps of {supernet_budget(config):g} passes) is "
                           f"shorter than one mask update (omni.mask_update_every = {omni['mask_update_every']}): "
                           f"the highest level would jump from dense to its final sparsity")
+
+
+def _check_matched_mechanics(config: Mapping[str, Any], where: str) -> None:
+    """Per-level ramps and settled rankings are defined on discrete levels; a freeze fraction only
+    means something for settled rankings."""
+    omni = config["omni"]
+    for key, on in (("level_ramps", omni["level_ramps"] == "individual"), ("rankings", omni["rankings"] == "settled")):
+        if on and omni["level_space"] != "discrete":
+            raise ConfigError(f"config key 'omni.{key}'{where}: {omni[key]!r} follows each level of omni.levels; "
+                              "omni.level_space 'continuous' has no levels")
+    if omni["freeze_fraction"] is not None and omni["rankings"] != "settled":
+        raise ConfigError(f"config key 'omni.freeze_fraction'{where}: only settled rankings freeze "
+                          f"(omni.rankings is {omni['rankings']!r}); set omni.rankings: settled, or null")
 
 
 def _check_individual_schedule(config: Mapping[str, Any]) -> None:

@@ -91,6 +91,7 @@ class PlainLoss:
     `compute()` gives the loss of the model as currently masked; one process, no teacher."""
 
     last_logits = None
+    last_frame_loss = float("nan")
 
     def __init__(self, compute: Any) -> None:
         self.compute = compute

@@ -58,8 +58,12 @@ class TrainSettings:
 
     @classmethod
     def from_section(cls, training: Mapping[str, Any], steps: int) -> "TrainSettings":
-        """From the rule section omni.job_params.training; `steps` is the job's (arms differ)."""
-        return cls(steps=steps, lr=training["lr"], weight_decay=training["weight_decay"], warmup_steps=training["warmup_steps"],
+        """From the rule section omni.job_params.training; `steps` is the job's (arms differ). A job that
+        starts trained warms its lr up over train.finetune_warmup_fraction of its own steps when that is
+        set (its `warmup_fraction`), else over the dense job's train.warmup_steps."""
+        fraction = training.get("warmup_fraction")
+        warmup = training["warmup_steps"] if fraction is None else max(1, int(round(fraction * steps)))
+        return cls(steps=steps, lr=training["lr"], weight_decay=training["weight_decay"], warmup_steps=warmup,
                    grad_clip=training["grad_clip"], checkpoint_every=training["checkpoint_every"],
                    log_every=training["log_every"], max_consecutive_nonfinite=training["max_consecutive_nonfinite"],
                    bf16=bool(training.get("bf16", False)))
@@ -71,6 +75,7 @@ class LossFn(Protocol):
     whether this is the step's last pass (data-parallel ranks exchange gradients in its backward)."""
 
     last_logits: torch.Tensor | None   # the latest call's output, detached: an in-place teacher
+    last_frame_loss: float             # the latest call's loss per encoder frame (utterance lengths cancel)
 
     def __call__(self, teacher_logits: torch.Tensor | None = None, last: bool = True) -> torch.Tensor: ...
 
@@ -111,6 +116,7 @@ class StepLoss:
         self._features: tuple[torch.Tensor, torch.Tensor] | None = None
         self._teacher_logits: torch.Tensor | None = None
         self.last_logits: torch.Tensor | None = None   # the latest pass's output, detached (an in-place teacher)
+        self.last_frame_loss = math.nan                # the latest pass's loss per encoder frame
         self.kls: list[float] = []                     # the distillation term of each pass
 
     def features(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,6 +163,8 @@ class StepLoss:
         loss = rnnt_loss(logits, targets.int(), logit_lengths.int(), target_lengths.int(), blank=self.blank,
                          reduction="mean")
         self.last_logits = logits.detach()
+        frames = float(logit_lengths.sum())
+        self.last_frame_loss = float(loss.detach()) * len(logit_lengths) / frames if frames else math.nan
         teacher = teacher_logits if teacher_logits is not None else self._frozen_teacher_logits()
         if teacher is not None:
             if self.distillation is None:
@@ -165,6 +173,7 @@ class StepLoss:
                             self.distillation.form)
             self.kls.append(float(kl.detach()))
             loss = loss + self.distillation.weight * kl
+            self.last_frame_loss += self.distillation.weight * float(kl.detach())   # already per frame
         return loss
 
 

@@ -36,6 +36,22 @@ def warmup_steps(warmup_fraction: float, steps: int) -> int:
     return int(round(warmup_fraction * steps))
 
 
+def ramp_steps(prune_fraction: float, steps: int) -> int:
+    """Steps of an individual job's cubic pruning ramp (individual.prune_fraction of its steps); a
+    supernet whose levels follow the individual ramps uses the same fraction of its own steps."""
+    return max(1, int(round(prune_fraction * steps)))
+
+
+def freeze_step(supernet: Mapping[str, Any], steps: int) -> int | None:
+    """The step from which a settled supernet's rankings stay fixed (omni.rankings: settled):
+    omni.freeze_fraction of its steps, or where the individual ramp ends when that is null; None
+    while its rankings move to the last step (omni.rankings: moving)."""
+    settled = supernet.get("settled_rankings")
+    if settled is None:
+        return None
+    return int(round(settled["freeze_fraction"] * steps))
+
+
 def planned_steps(supernet: Mapping[str, Any]) -> tuple[int, int]:
     """(steps, warm-up steps) of a supernet job from its rule section (omni.job_params.supernet)."""
     passes = passes_per_step(supernet["sampling"], len(supernet["levels"]), supernet["random_levels"])

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from omni.asr.trainer import LossFn
+from omni.sparsity.budget import ramp_steps
 from omni.sparsity.masking import ZeroedWeightMasks
 from omni.sparsity.masks import (
     all_kept_masks,
@@ -30,7 +31,7 @@ class GradualPruning:
         self.block_shape = sparsity_cfg["block_shape"]
         self.masked = ZeroedWeightMasks(model, all_kept_masks(model, self.names))
         self.target = target
-        self.ramp_steps = max(1, int(round(prune_fraction * steps)))
+        self.ramp_steps = ramp_steps(prune_fraction, steps)
         self.update_every = update_every
         self.current = 0.0
 

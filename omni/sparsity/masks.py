@@ -170,6 +170,30 @@ class LayerRanking:
         rank[order] = torch.arange(self.n_units, dtype=RANK_DTYPE, device=scores.device)
         self._rank = rank.view(scores.shape)
 
+    @classmethod
+    def within_levels(cls, weight: Tensor, previous: "LayerRanking", sparsities: Sequence[float]) -> "LayerRanking":
+        """A re-ranking on the current weights under which no level revives a unit it had pruned.
+
+        Each unit's bucket is how many of `sparsities` (the levels' sparsities under the `previous`
+        ranking, i.e. the masks trained so far) kept it; units sort by bucket first, then by score. Cut
+        at a sparsity >= its old one, every level's new mask is then a subset of its old mask, and the
+        masks stay nested (one order serves every level): what the individual job's re-ranking inside
+        its own mask does, for all levels at once."""
+        ranking = cls.__new__(cls)
+        ranking.name, ranking.shape, ranking.unit = previous.name, previous.shape, previous.unit
+        ranking.n_units = previous.n_units
+        scores = unit_scores(weight, ranking.unit, ranking.name).flatten()
+        old_rank = previous._rank.flatten().to(scores.device)
+        buckets = torch.zeros_like(old_rank)
+        for sparsity in sparsities:
+            buckets += (old_rank >= units_to_prune(sparsity, ranking.n_units)).to(old_rank.dtype)
+        by_score = torch.argsort(scores.view(SORT_KEY_DTYPE), stable=True)
+        order = by_score[torch.argsort(buckets[by_score], stable=True)]
+        rank = torch.empty(ranking.n_units, dtype=RANK_DTYPE, device=scores.device)
+        rank[order] = torch.arange(ranking.n_units, dtype=RANK_DTYPE, device=scores.device)
+        ranking._rank = rank.view(previous._rank.shape)
+        return ranking
+
     def _restricted(self, weight: Tensor, keep_within: Tensor) -> Tensor:
         """Scores of w * mask with already-pruned units forced below all others, so re-ranking
         at a non-decreasing sparsity only ever removes more weights (never revives one)."""
@@ -211,6 +235,14 @@ def rank_layers(model: nn.Module, names: Iterable[str], granularity: str, block_
         rankings[name] = LayerRanking(original_weight(model, name), granularity, block_shape,
                                       name=name, keep_within=keep_within)
     return rankings
+
+
+def rerank_within_levels(model: nn.Module, previous: Mapping[str, LayerRanking],
+                         sparsities: Sequence[float]) -> dict[str, LayerRanking]:
+    """Every layer of `previous` re-ranked on its current weights without reviving a unit that any
+    of `sparsities` pruned under the previous ranking (LayerRanking.within_levels)."""
+    return {name: LayerRanking.within_levels(original_weight(model, name), ranking, sparsities)
+            for name, ranking in previous.items()}
 
 
 def masks_at(rankings: Mapping[str, LayerRanking], allocation: float | Mapping[str, float]) -> dict[str, Tensor]:

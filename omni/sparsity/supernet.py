@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import torch
 
 from omni.asr.trainer import LossFn
-from omni.sparsity.budget import passes_per_step, planned_steps, warmup_steps
+from omni.sparsity.budget import freeze_step, passes_per_step, planned_steps, ramp_steps, warmup_steps
 from omni.sparsity.layerwise import LayerwiseSampling
 from omni.sparsity.masking import MaskedParameters
 from omni.sparsity.masks import (
@@ -25,11 +25,15 @@ from omni.sparsity.masks import (
     original_weight,
     prunable_parameter_names,
     rank_layers,
+    rerank_within_levels,
 )
 
 PASS_LEVEL, PASS_LOSS = "level_pass", "loss_pass"   # train_log.csv columns, numbered per pass of a step
 PASS_LAYERWISE = "layerwise_pass"   # 1 when the pass trained a per-layer vector at its level's size
 LOSS_WEIGHT_DECAY = 0.9   # level_weights "loss": each level's weight is this exponential average of its losses
+SHARED_RAMP, INDIVIDUAL_RAMPS = "shared", "individual"   # omni.level_ramps
+MOVING_RANKINGS, SETTLED_RANKINGS = "moving", "settled"   # omni.rankings
+UTTERANCE_LOSS, FRAME_LOSS = "utterance", "frame"        # omni.level_loss: what the loss-weighted EMA averages
 
 
 class LevelWeights:
@@ -76,10 +80,16 @@ class LevelSampler:
     """Which sparsity levels one step trains.
 
     sandwich: the highest current level, the lowest, and `random_levels` random ones;
-    uniform: one random level; fixed_set: every level. During warm-up the highest level grows
-    on the cubic schedule and every level is capped by it, so early steps do not train
-    90 %-sparse sub-networks of a model that was never pruned. A random level is drawn uniformly,
-    or with `weights` (one per level, any positive scale) given to `sample`.
+    uniform: one random level; fixed_set: every level. A random level is drawn uniformly, or with
+    `weights` (one per level, any positive scale) given to `sample`.
+
+    How a level's sparsity grows from dense (omni.level_ramps): `shared` (today's default) caps every
+    level by ONE cubic ramp of the highest level over `warmup_steps`, so early steps do not train
+    90 %-sparse sub-networks of a model that was never pruned; `individual` ramps each level on its
+    own cubic schedule, the one its individual job follows (`ramp_steps`, `ramp_update_every`), so at
+    every step a level is exactly as sparse as the model it is compared with. `distinct`: passes of
+    one step at the same sparsity train one sub-network once (the sandwich's two passes while the
+    levels are still ramped to the same value).
     """
     strategy: str
     levels: list[float]
@@ -88,6 +98,16 @@ class LevelSampler:
     random_levels: int
     warmup_steps: int
     update_every: int
+    level_ramps: str = SHARED_RAMP
+    ramp_steps: int = 0
+    ramp_update_every: int = 1
+    distinct: bool = False
+
+    def __post_init__(self) -> None:
+        if self.level_ramps not in (SHARED_RAMP, INDIVIDUAL_RAMPS):
+            raise ValueError(f"omni.level_ramps: {self.level_ramps!r} is not one of {[SHARED_RAMP, INDIVIDUAL_RAMPS]}")
+        if self.level_ramps == INDIVIDUAL_RAMPS and self.level_space != "discrete":
+            raise ValueError("omni.level_ramps: individual ramps need level_space: discrete (one ramp per level)")
 
     @property
     def lowest(self) -> float:
@@ -97,30 +117,42 @@ class LevelSampler:
     def highest(self) -> float:
         return max(self.levels) if self.level_space == "discrete" else self.continuous_range[1]
 
+    @property
+    def ramp_end(self) -> int:
+        """The step from which every level is at its target sparsity."""
+        return self.ramp_steps if self.level_ramps == INDIVIDUAL_RAMPS else self.warmup_steps
+
     def current_highest(self, step: int) -> float:
         return cubic_sparsity(step, final=self.highest, ramp_steps=self.warmup_steps, update_every=self.update_every)
 
-    def _random(self, generator: torch.Generator, cap: float, weights: torch.Tensor | None) -> float:
+    def sparsity_at(self, level: float, step: int) -> float:
+        """The sparsity a pass of `level` trains at `step`."""
+        if self.level_ramps == INDIVIDUAL_RAMPS:
+            return cubic_sparsity(step, final=level, ramp_steps=self.ramp_steps, update_every=self.ramp_update_every)
+        return min(level, self.current_highest(step))
+
+    def _random(self, generator: torch.Generator, step: int, weights: torch.Tensor | None) -> float:
         if self.level_space == "continuous":
+            cap = self.current_highest(step)
             low = min(self.lowest, cap)
             return low + (cap - low) * float(torch.rand((), generator=generator))
         if weights is None:
             index = int(torch.randint(len(self.levels), (), generator=generator))
         else:
             index = int(torch.multinomial(weights, 1, generator=generator))
-        return min(self.levels[index], cap)
+        return self.sparsity_at(self.levels[index], step)
 
     def sample(self, step: int, generator: torch.Generator, weights: torch.Tensor | None = None) -> list[float]:
         """The step's levels; `weights` (one per level of `levels`, discrete space) bias the random ones."""
         if weights is not None and (self.level_space != "discrete" or len(weights) != len(self.levels)):
             raise ValueError(f"level weights need the discrete space and one weight per level {self.levels}")
-        cap = self.current_highest(step)
         if self.strategy == "uniform":
-            return [self._random(generator, cap, weights)]
+            return [self._random(generator, step, weights)]
         if self.strategy == "fixed_set":
-            return sorted({min(level, cap) for level in self.levels}, reverse=True)
-        return [cap, min(self.lowest, cap)] + [self._random(generator, cap, weights)
-                                               for _ in range(self.random_levels)]
+            return sorted({self.sparsity_at(level, step) for level in self.levels}, reverse=True)
+        levels = [self.sparsity_at(self.highest, step), self.sparsity_at(self.lowest, step)] + [
+            self._random(generator, step, weights) for _ in range(self.random_levels)]
+        return list(dict.fromkeys(levels)) if self.distinct else levels
 
     def passes_per_step(self) -> int:
         """Sub-network forward/backward passes a step costs (for the equal-budget rule)."""
@@ -128,12 +160,18 @@ class LevelSampler:
 
 
 def sampler_from_section(supernet: Mapping[str, Any], steps: int) -> LevelSampler:
-    """From the rule section omni.job_params.supernet (the omni settings and sparsity levels)."""
+    """From the rule section omni.job_params.supernet (the omni settings and sparsity levels; with
+    individual ramps, the individual job's schedule in its `individual_ramp` entry)."""
+    ramp = supernet.get("individual_ramp")
     return LevelSampler(strategy=supernet["sampling"], levels=sorted(supernet["levels"]),
                         level_space=supernet["level_space"], continuous_range=tuple(supernet["continuous_range"]),
                         random_levels=supernet["random_levels"],
                         warmup_steps=warmup_steps(supernet["warmup_fraction"], steps),
-                        update_every=supernet["mask_update_every"])
+                        update_every=supernet["mask_update_every"],
+                        level_ramps=supernet.get("level_ramps", SHARED_RAMP),
+                        ramp_steps=0 if ramp is None else ramp_steps(ramp["prune_fraction"], steps),
+                        ramp_update_every=1 if ramp is None else ramp["mask_update_every"],
+                        distinct=supernet.get("distinct_passes", False))
 
 
 def planned_sampler(supernet: Mapping[str, Any]) -> tuple[int, LevelSampler]:
@@ -150,11 +188,18 @@ class SupernetGradients:
     def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], sampler: LevelSampler,
                  update_every: int, seed: int, inplace_distillation: bool = False,
                  level_weights: LevelWeights | None = None, layerwise: LayerwiseSampling | None = None,
-                 freeze_unused: bool = False) -> None:
+                 freeze_unused: bool = False, settled_from: int | None = None,
+                 level_loss: str = UTTERANCE_LOSS) -> None:
         """`inplace_distillation`: the step's densest sub-network trains first, on the labels, and every
         other sub-network of the step also learns its output distribution (in-place distillation).
         `freeze_unused`: a weight that none of the step's sub-networks keeps leaves the optimizer step
-        as it entered it (plain AdamW moves it by momentum and decays it although no pass used it)."""
+        as it entered it (plain AdamW moves it by momentum and decays it although no pass used it).
+        `settled_from` (omni.rankings: settled): re-rankings never revive a unit a level had pruned
+        (like the individual job's, inside its mask), and from this step on the rankings stay as they
+        are, so every extracted mask is one the supernet trained for the whole frozen phase; None:
+        every `update_every` steps all weights are ranked afresh, to the last step.
+        `level_loss`: what the loss-weighted draws average per level: the pass's loss per utterance,
+        or per encoder frame (batches bucketed by length then weigh alike)."""
         if inplace_distillation and sampler.passes_per_step() < 2:
             raise ValueError(f"in-place distillation needs several sub-networks per step; sampling "
                              f"{sampler.strategy!r} trains one")
@@ -163,6 +208,10 @@ class SupernetGradients:
         self.level_weights = level_weights or LevelWeights(None, sampler.levels)
         self.layerwise = layerwise or LayerwiseSampling(0.0, (), 0)
         self.freeze_unused = freeze_unused
+        self.settled_from = settled_from
+        if level_loss not in (UTTERANCE_LOSS, FRAME_LOSS):
+            raise ValueError(f"omni.level_loss: {level_loss!r} is not one of {[UTTERANCE_LOSS, FRAME_LOSS]}")
+        self.level_loss = level_loss
         self.held: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}   # name -> (unused positions, their values)
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
@@ -180,20 +229,33 @@ class SupernetGradients:
                      sampler: LevelSampler, seed: int) -> SupernetGradients:
         """From the rule sections omni.job_params.masks and .supernet (with its optional distill entry, and
         the per-layer choices when it trains per-layer vectors)."""
+        steps, _ = planned_steps(supernet)
         layerwise = LayerwiseSampling(supernet["layerwise_rate"], tuple(supernet.get("layer_levels", ())),
-                                      sampler.warmup_steps)
+                                      sampler.ramp_end)
         return cls(model, masks, sampler, supernet["mask_update_every"], seed,
                    inplace_distillation=supernet.get("distill", {}).get("teacher") == "inplace",
                    level_weights=LevelWeights(supernet["level_weights"], list(supernet["levels"])),
-                   layerwise=layerwise, freeze_unused=supernet["unused_weights"] == "frozen")
+                   layerwise=layerwise, freeze_unused=supernet["unused_weights"] == "frozen",
+                   settled_from=freeze_step(supernet, steps),
+                   level_loss=supernet.get("level_loss", UTTERANCE_LOSS))
 
     def prepare(self, step: int) -> None:
-        if step % self.update_every == 0 or not self.rankings:
+        if not self.rankings:
             self.rankings = rank_layers(self.model, self.names, self.granularity, self.block_shape)
+        elif step % self.update_every == 0 and not self.frozen(step):
+            if self.settled_from is None:
+                self.rankings = rank_layers(self.model, self.names, self.granularity, self.block_shape)
+            else:   # the masks trained since the last re-ranking: every level at the previous step
+                trained = [self.sampler.sparsity_at(level, step - 1) for level in self.sampler.levels]
+                self.rankings = rerank_within_levels(self.model, self.rankings, trained)
         levels = self.sampler.sample(step, self.generator, self.level_weights.current())
         self.step_levels = sorted(levels) if self.inplace_distillation else levels
         self.step_allocations = [self.layerwise.draw(step, level, self.rankings, self.generator)
                                  for level in self.step_levels]
+
+    def frozen(self, step: int) -> bool:
+        """Whether the rankings no longer change (a settled supernet after its freeze step)."""
+        return self.settled_from is not None and step >= self.settled_from
 
     def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
         """Average of the sampled sub-networks' losses; gradients summed into the shared weights. Every
@@ -217,7 +279,8 @@ class SupernetGradients:
             if not math.isfinite(value):
                 total = math.nan
                 continue
-            self.level_weights.observe(level, value)
+            self.level_weights.observe(level, value if self.level_loss == UTTERANCE_LOSS
+                                       else loss_fn.mean_over_ranks(loss_fn.last_frame_loss))
             total += value
             extra[f"{PASS_LEVEL}{position + 1}"], extra[f"{PASS_LOSS}{position + 1}"] = level, value
             extra[f"{PASS_LAYERWISE}{position + 1}"] = float(allocation is not None)
