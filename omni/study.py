@@ -28,7 +28,8 @@ DEV_PARTS = ("dev-search", "dev-report")   # omni.data.dev_split: the search's s
 DENSE = ("dense", "dense")           # (arm, tag) of the shared dense model, trained once with config `seed`
 SUPERNET_TAG = "supernet"            # the tag of an omni arm's supernet (models/<omni arm>/seed<N>/supernet)
 CONTROL = ("control", "continued")   # dense-continued: the dense model trained like a pruning job, no masks
-WER_TABLES = ("wer.csv", "wer.md", "wer_vs_sparsity.csv", "wer_vs_sparsity.md", "wer_vs_sparsity.tex")
+WER_TABLES = ("wer.csv", "wer.md", "wer_vs_sparsity.csv", "wer_vs_sparsity.md", "wer_vs_sparsity.tex", "primary.csv",
+              "primary.md")
 COST_TABLES = ("cost.csv", "cost.md", "cost.tex")
 STRATEGY_TABLES = ("strategies.csv", "strategies.md")
 SPEED_TABLES = ("speed.csv", "speed.md")

@@ -22,6 +22,8 @@ rule wer_table:
         sparsity_csv=reported(STUDY.table("wer_vs_sparsity.csv"), "wer_vs_sparsity.rst", "Tables", "Omni vs individual"),
         sparsity_md=reported(STUDY.table("wer_vs_sparsity.md"), "wer_vs_sparsity.rst", "Tables", "Omni vs individual"),
         sparsity_tex=reported(STUDY.table("wer_vs_sparsity.tex"), "wer_vs_sparsity.rst", "Tables", "Omni vs individual"),
+        primary_csv=reported(STUDY.table("primary.csv"), "primary.rst", "Tables", "Primary endpoint"),
+        primary_md=reported(STUDY.table("primary.md"), "primary.rst", "Tables", "Primary endpoint"),
     params:
         comparison=job_params.comparison(config),
         teachers=job_params.teachers(config),

@@ -592,3 +592,25 @@ def test_the_caption_says_what_each_arm_learns_from(results: Path, tmp_path: Pat
     outputs = {key: tmp_path / key for key in ("wer_csv", "wer_md", "sparsity_csv", "sparsity_md", "sparsity_tex")}
     wer_tables.write_wer_tables(_summary_paths(results), SPLITS, DECODES, TABLE_DECODE, SETTINGS, outputs, teachers)
     assert says in outputs["sparsity_md"].read_text() and says in outputs["sparsity_tex"].read_text()
+
+
+def test_primary_endpoint_pools_the_levels_on_test_other_and_checks_the_papers_claim(
+        written_tables: dict[str, Path], results: Path, tmp_path: Path) -> None:
+    from omni.results import primary
+    primary.write_primary(_summary_paths(results), SPLITS, TABLE_DECODE, SETTINGS, tmp_path / "primary.csv",
+                          tmp_path / "primary.md")
+    table = pd.read_csv(tmp_path / "primary.csv").set_index("split")
+    sparsity = pd.read_csv(written_tables["sparsity_csv"]).set_index("tag").loc[["s0.5", "s0.7", "s0.9"]]
+    row = table.loc["test-other"]
+    omni, individual = sparsity["test-other/omni_wer"].mean(), sparsity["test-other/individual_wer"].mean()
+    assert row["levels"] == "0.5;0.7;0.9" and row["seeds"] == len(SEEDS)
+    assert row["rel_diff_pct"] == pytest.approx(100 * (omni - individual) / individual)
+    assert row["abs_diff"] == pytest.approx(omni - individual)
+    assert row["rel_ci_low_pct"] < row["one_sided_lower_pct"] <= row["rel_diff_pct"] <= row["one_sided_upper_pct"]
+    claim = ("supported" if row["one_sided_upper_pct"] < -2 else
+             "rejected" if row["one_sided_lower_pct"] > -2 else "undecided")
+    assert row["claim"] == claim
+    assert len(str(row["seed_rel_diffs_pct"]).split(";")) == len(SEEDS)
+    assert row["utterances_to_resolve_2pct"] == pytest.approx(row["utterances"] * (row["test_resolves_rel_pct"] / 2) ** 2)
+    text = (tmp_path / "primary.md").read_text()
+    assert text.startswith("### Primary endpoint") and "test-other (primary)" in text and "dev (secondary)" in text

@@ -76,7 +76,7 @@ CONTROL_STYLE = dict(color="dimgray", linestyle="--", linewidth=1, label="contro
 def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
                   settings: BootstrapSettings) -> Figure:
     """One panel per split: WER (%) vs kept parameters. A marker is an arm's mean over its training
-    seeds, its error bar the two-level bootstrap CI of that mean (seeds x test data, as in the
+    seeds, its error bar the two-level CI of that mean (seeds t-based x test data bootstrapped, as in the
     tables); faint dots are the single seeds. The control is a dashed line at its seed mean.
 
     Uniform levels are annotated with their sparsity and compact export size (MB), which is not

@@ -133,8 +133,8 @@ def strategy_note(table: pd.DataFrame, decode: str, settings: BootstrapSettings)
             "(arm - paired individual) / paired individual, negative = the arm is better. Damage = arm - control "
             "(the dense model trained on without masks, same seeds), in WER points. Searched rows (tag b<level>): "
             "the search's per-layer model under the size of the uniform level, against that arm's uniform model. "
-            f"{fmt_confidence(settings.confidence)} two-level paired bootstrap CI over training seeds and test data "
-            f"({settings.resamples} resamples); {SIGNIFICANT_MARK} = CI excludes 0. Job cost: one training job of "
+            f"{fmt_confidence(settings.confidence)} CI over training seeds (t-based) and test data (paired bootstrap, "
+            f"{settings.resamples} resamples), as in tables/wer_vs_sparsity.md; {SIGNIFICANT_MARK} = CI excludes 0. Job cost: one training job of "
             "the arm (an omni arm: its supernet + K extractions), mean over seeds, in device-hours, over one job "
             "of its paired individual arm (equal compute ~ 1.00x) and over that arm's K jobs (the paper's "
             "claim: ~ 1/K).")

@@ -130,14 +130,16 @@ def resampling_unit(utt_ids: pd.Series, settings: BootstrapSettings) -> str:
     return "utterances" if clusters is None else f"{len(set(clusters))} speakers"
 
 
-def compare_runs(system: Runs, baseline: Runs, settings: BootstrapSettings) -> PairedDifference:
+def compare_runs(system: Runs, baseline: Runs, settings: BootstrapSettings,
+                 clusters: np.ndarray | None = None) -> PairedDifference:
     """Seed-mean WER difference system - baseline with the two-level interval (seeds x test data);
-    seeds are paired when both sides ran the same ones (run i of each from the same seed's batches)."""
+    seeds are paired when both sides ran the same ones (run i of each from the same seed's batches).
+    `clusters`: the resampling unit of each utterance; by default its speaker where the split has enough."""
     if not (system.utt_ids.equals(baseline.utt_ids) and system.ref_words.equals(baseline.ref_words)):
         raise ValueError(f"{system.source} and {baseline.source} score different utterances; "
                          "a paired comparison needs the same ones in the same order")
-    return seeded_paired_bootstrap(system.errors, baseline.errors, system.ref_words, settings,
-                                   resampling_clusters(system.utt_ids, settings),
+    units = resampling_clusters(system.utt_ids, settings) if clusters is None else clusters
+    return seeded_paired_bootstrap(system.errors, baseline.errors, system.ref_words, settings, units,
                                    paired_seeds=system.seeds == baseline.seeds)
 
 
@@ -259,14 +261,24 @@ def seed_cells(prefix: str, runs: Runs | None) -> dict[str, object]:
 def difference_cells(prefix: str, system: Runs | None, baseline: Runs | None,
                       settings: BootstrapSettings) -> dict[str, object]:
     """system - baseline: absolute and relative (%) with their two-level intervals; NaN when a side is missing."""
-    names = ["abs_diff", "abs_ci_low", "abs_ci_high", "rel_diff_pct", "rel_ci_low_pct", "rel_ci_high_pct",
-             "excludes_zero"]
     if system is None or baseline is None:
-        return {f"{prefix}{name}": np.nan for name in names}
+        return {f"{prefix}{name}": np.nan for name in DIFFERENCE_FIELDS}
     difference = compare_runs(system, baseline, settings)
     values = (difference.diff_abs, *difference.ci_abs, difference.diff_rel_pct, *difference.ci_rel_pct,
-              difference.excludes_zero)
-    return {f"{prefix}{name}": value for name, value in zip(names, values)}
+              difference.excludes_zero, seed_list(difference.seed_diffs_abs),
+              seed_list(difference.seed_diffs_rel_pct), difference.degrees_of_freedom, difference.test_sd_rel_pct)
+    return {f"{prefix}{name}": value for name, value in zip(DIFFERENCE_FIELDS, values)}
+
+
+# The CSV columns of one difference: the point and interval, absolute and relative; per training seed the
+# paired difference on the whole split (';'-separated, seeds in order; empty when seeds are not paired); the
+# interval's degrees of freedom (inf: no seed part); the relative difference's SD over test resamples alone.
+DIFFERENCE_FIELDS = ("abs_diff", "abs_ci_low", "abs_ci_high", "rel_diff_pct", "rel_ci_low_pct", "rel_ci_high_pct",
+                     "excludes_zero", "seed_abs_diffs", "seed_rel_diffs_pct", "ci_dof", "test_sd_rel_pct")
+
+
+def seed_list(values: Sequence[float]) -> str:
+    return ";".join(f"{value:.6g}" for value in values)
 
 
 def sparsity_markdown(table: pd.DataFrame, splits: Sequence[str], decode: str,
@@ -351,7 +363,7 @@ def _damage_note(decode: str, settings: BootstrapSettings) -> str:
             "(dense-continued). A pruned model's damage is its WER minus the control's: what pruning costs net "
             "of the extra training. On the dense row, dense - control says whether the dense job had converged "
             f"(positive: more training still helped). Means over seeds; {fmt_confidence(settings.confidence)} "
-            f"two-level bootstrap CI as above; {SIGNIFICANT_MARK} = CI excludes 0.")
+            f"two-level CI as above; {SIGNIFICANT_MARK} = CI excludes 0.")
 
 
 def sparsity_latex(table: pd.DataFrame, splits: Sequence[str], decode: str,
@@ -413,11 +425,13 @@ def _sparsity_note(table: pd.DataFrame, splits: Sequence[str], decode: str, sett
                       for unit in table[f"{split}/bootstrap_unit"].drop_duplicates() if unit != MISSING)
     return (f"WER in %, decode {decode}: mean over {seeds} training seed(s) ± their sample SD (the seed spread). "
             "Rel. diff (%) = (omni - individual) / individual of the seed means, negative = omni better; "
-            f"{fmt_confidence(settings.confidence)} two-level paired bootstrap CI over training seeds and test "
-            f"data ({settings.resamples} resamples, seed {settings.seed}): each resample draws the seeds with "
-            "replacement (paired: both arms' runs of a seed share its batches) and the test data once for every "
-            f"run, by speaker where a split has at least {settings.min_speakers} speakers, else by utterance "
-            f"({units}); {SIGNIFICANT_MARK} = CI excludes 0. Dense: the shared starting model, trained once "
+            f"{fmt_confidence(settings.confidence)} CI over training seeds and test data: the seed part "
+            "t-based (the per-seed paired differences' sample variance, Welch-Satterthwaite degrees of freedom: "
+            "near t(2) with three seeds), the test part a paired bootstrap "
+            f"({settings.resamples} resamples, seed {settings.seed}) drawing the test data once for every run, by "
+            f"speaker where a split has at least {settings.min_speakers} speakers, else by utterance ({units}); "
+            f"{SIGNIFICANT_MARK} = CI excludes 0. Every cell is secondary: the primary endpoint, pooled over "
+            "levels on test-other, is tables/primary.md. Dense: the shared starting model, trained once "
             "(individual column). Searched (b): omni-searched per-layer sparsity under the size of uniform "
             "sparsity b, compared with the individual model at b." + (f" {teacher_sentence(teachers)}" if teachers else ""))
 

@@ -1,0 +1,169 @@
+"""The study's ONE pre-declared primary endpoint, so that twelve level x split cells are not twelve chances.
+
+Primary: the relative difference omni - individual of the WER pooled over the levels (the mean over
+levels of each arm's seed-mean WER), on test-other, in the tables' decode, with its two-level interval
+(omni.results.bootstrap), and a one-sided check against the paper's claim that omni is at least 2 %
+better. Every per-level and per-split cell of the other tables is secondary. Each split's test data
+alone resolve a relative difference of about +/- z x its test-resampling SD (the minimum detectable
+effect); a split n times as large resolves it sqrt(n) times finer, which gives the size that resolves 2 %.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from omni.results.bootstrap import BootstrapSettings, student_t_quantile
+from omni.atomic import write_dataframe, write_text
+from omni.results.wer_tables import (
+    LEVEL_PREFIX,
+    RunIndex,
+    Runs,
+    compare_runs,
+    load_summaries,
+    resampling_clusters,
+    resampling_unit,
+)
+
+PRIMARY_SPLIT = "test-other"
+PAPER_CLAIM_REL_PCT = -2.0   # the paper's smallest claimed gain: omni at least 2 % better (relative)
+PRIMARY_COLUMNS = ("split", "levels", "seeds", "resampling_unit", "omni_wer", "individual_wer", "abs_diff",
+                   "rel_diff_pct", "rel_ci_low_pct", "rel_ci_high_pct", "one_sided_upper_pct", "one_sided_lower_pct",
+                   "claim", "seed_rel_diffs_pct", "ci_dof", "test_resolves_rel_pct", "utterances",
+                   "utterances_to_resolve_2pct")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """The pooled comparison on one split (the primary one on test-other)."""
+
+    split: str
+    levels: tuple[str, ...]
+    seeds: int
+    unit: str
+    omni_wer: float
+    individual_wer: float
+    abs_diff: float
+    rel_diff_pct: float
+    ci_rel_pct: tuple[float, float]
+    one_sided: tuple[float, float]     # (lower, upper) one-sided bounds at the tables' confidence
+    seed_rel_diffs_pct: tuple[float, ...]
+    degrees_of_freedom: float
+    test_resolves_rel_pct: float      # half-width of the test data's own interval: the minimum detectable effect
+    utterances: int
+
+    @property
+    def claim(self) -> str:
+        """The paper's claim (omni >= 2 % better) against the one-sided bounds."""
+        if self.one_sided[1] < PAPER_CLAIM_REL_PCT:
+            return "supported"
+        if self.one_sided[0] > PAPER_CLAIM_REL_PCT:
+            return "rejected"
+        return "undecided"
+
+    @property
+    def utterances_to_resolve_2pct(self) -> float:
+        """Test utterances whose own interval would be +/- 2 % (the resolution scales as 1 / sqrt(size))."""
+        return self.utterances * (self.test_resolves_rel_pct / abs(PAPER_CLAIM_REL_PCT)) ** 2
+
+
+def pooled(runs: Sequence[Runs]) -> Runs:
+    """One level's runs after another along the utterance axis: corpus WER of the pool is the mean over
+    levels of each level's WER, and a resample draws an utterance (or its speaker) at every level at once."""
+    seeds = runs[0].seeds
+    if any(level.seeds != seeds for level in runs):
+        raise ValueError(f"pooled levels ran different seeds: {[level.seeds for level in runs]}")
+    return Runs(seeds=seeds, errors=np.hstack([level.errors for level in runs]),
+                utt_ids=pd.concat([level.utt_ids for level in runs], ignore_index=True),
+                ref_words=pd.concat([level.ref_words for level in runs], ignore_index=True), source=runs[0].source)
+
+
+def endpoint(summaries: pd.DataFrame, split: str, decode: str, settings: BootstrapSettings,
+             omni_arm: str = "omni", individual_arm: str = "individual") -> Endpoint | None:
+    """omni - individual pooled over the levels both arms have on `split`; None when they share none."""
+    index = RunIndex(summaries, decode)
+    tags = sorted({tag for arm, tag in zip(summaries["arm"], summaries["tag"])
+                   if arm == omni_arm and tag.startswith(LEVEL_PREFIX)}, key=lambda tag: float(tag[1:]))
+    pairs = [(index.get((omni_arm, tag), split), index.get((individual_arm, tag), split)) for tag in tags]
+    kept = [(tag, omni, individual) for tag, (omni, individual) in zip(tags, pairs) if omni and individual]
+    if not kept:
+        return None
+    omni, individual = pooled([pair[1] for pair in kept]), pooled([pair[2] for pair in kept])
+    one_level = kept[0][2]
+    clusters = _pooled_clusters(one_level, len(kept), settings)
+    difference = compare_runs(omni, individual, settings, clusters)
+    one_sided = compare_runs(omni, individual, replace(settings, confidence=2 * settings.confidence - 1), clusters)
+    z = student_t_quantile(0.5 + settings.confidence / 2, math.inf)
+    return Endpoint(split=split, levels=tuple(tag[1:] for tag, _, _ in kept), seeds=len(omni.seeds),
+                    unit=resampling_unit(one_level.utt_ids, settings), omni_wer=difference.wer_system,
+                    individual_wer=difference.wer_baseline, abs_diff=difference.diff_abs,
+                    rel_diff_pct=difference.diff_rel_pct, ci_rel_pct=difference.ci_rel_pct,
+                    one_sided=one_sided.ci_rel_pct, seed_rel_diffs_pct=difference.seed_diffs_rel_pct,
+                    degrees_of_freedom=difference.degrees_of_freedom,
+                    test_resolves_rel_pct=z * difference.test_sd_rel_pct, utterances=len(one_level.utt_ids))
+
+
+def _pooled_clusters(one_level: Runs, levels: int, settings: BootstrapSettings) -> np.ndarray:
+    """Resampling units of the pool: a level's units repeated per level (an utterance is drawn at every
+    level at once, or its speaker where the split resamples speakers)."""
+    units = resampling_clusters(one_level.utt_ids, settings)
+    return np.tile(one_level.utt_ids.to_numpy() if units is None else units, levels)
+
+
+def endpoint_frame(endpoints: Sequence[Endpoint]) -> pd.DataFrame:
+    rows = [{"split": e.split, "levels": ";".join(e.levels), "seeds": e.seeds, "resampling_unit": e.unit,
+             "omni_wer": e.omni_wer, "individual_wer": e.individual_wer, "abs_diff": e.abs_diff,
+             "rel_diff_pct": e.rel_diff_pct, "rel_ci_low_pct": e.ci_rel_pct[0], "rel_ci_high_pct": e.ci_rel_pct[1],
+             "one_sided_upper_pct": e.one_sided[1], "one_sided_lower_pct": e.one_sided[0], "claim": e.claim,
+             "seed_rel_diffs_pct": ";".join(f"{d:.6g}" for d in e.seed_rel_diffs_pct), "ci_dof": e.degrees_of_freedom,
+             "test_resolves_rel_pct": e.test_resolves_rel_pct, "utterances": e.utterances,
+             "utterances_to_resolve_2pct": e.utterances_to_resolve_2pct} for e in endpoints]
+    return pd.DataFrame(rows, columns=list(PRIMARY_COLUMNS))
+
+
+def endpoint_markdown(endpoints: Sequence[Endpoint], decode: str, settings: BootstrapSettings) -> str:
+    """The primary endpoint first, then each other split's pooled comparison (secondary) and what each
+    split's test data can resolve."""
+    primary = next((e for e in endpoints if e.split == PRIMARY_SPLIT), None)
+    confidence = f"{100 * settings.confidence:g} %"
+    lines = ["### Primary endpoint", ""]
+    if primary is None:
+        lines.append(f"No {PRIMARY_SPLIT} comparison: the study evaluates no split of that name.")
+    else:
+        low, high = primary.ci_rel_pct
+        lines.append(
+            f"**omni - individual on {PRIMARY_SPLIT}, WER pooled over levels {', '.join(primary.levels)}: "
+            f"{primary.rel_diff_pct:+.1f} % relative [{low:+.1f}, {high:+.1f}] ({confidence} CI), "
+            f"{100 * primary.abs_diff:+.2f} WER points absolute** ({100 * primary.omni_wer:.2f} vs "
+            f"{100 * primary.individual_wer:.2f} %; {primary.seeds} training seeds, per seed "
+            f"{', '.join(f'{d:+.1f}' for d in primary.seed_rel_diffs_pct) or 'unpaired'} %). The paper's claim "
+            f"(omni at least {abs(PAPER_CLAIM_REL_PCT):g} % better): one-sided {confidence} bounds "
+            f"[{primary.one_sided[0]:+.1f}, {primary.one_sided[1]:+.1f}] -> **{primary.claim}**.")
+    lines += ["", "| split | levels | omni - ind. (rel. %) | CI | abs. (WER points) | claim | test data resolve (±%) "
+              "| utterances | to resolve 2 % |", "|---|---|---|---|---|---|---|---|---|"]
+    for e in endpoints:
+        role = "primary" if e.split == PRIMARY_SPLIT else "secondary"
+        lines.append(f"| {e.split} ({role}) | {', '.join(e.levels)} | {e.rel_diff_pct:+.1f} | "
+                     f"[{e.ci_rel_pct[0]:+.1f}, {e.ci_rel_pct[1]:+.1f}] | {100 * e.abs_diff:+.2f} | {e.claim} | "
+                     f"{e.test_resolves_rel_pct:.1f} | {e.utterances} | {e.utterances_to_resolve_2pct:,.0f} |")
+    lines += ["", f"Decode {decode}. Pooled: each arm's seed-mean WER averaged over the levels. Interval: the test "
+              "bootstrap (resampling unit as in the table below) plus the seed part, t-based with "
+              "Welch-Satterthwaite degrees of freedom (omni/results/bootstrap.py). 'test data resolve': "
+              "the half-width of the test data's own interval, the smallest relative difference the split can "
+              "tell from zero whatever the seeds; 'to resolve 2 %': the split size whose own interval is ±2 %. "
+              "What no interval here covers: the one dense model every run starts from, the one (synthetic) "
+              "corpus, and one machine's floating-point rounding. Every other cell of these tables is secondary.",
+              ""]
+    return "\n".join(lines) + "\n"
+
+
+def write_primary(summary_paths: Sequence[str], splits: Sequence[str], decode: str, settings: BootstrapSettings,
+                  csv_path: str, md_path: str) -> None:
+    """tables/primary.csv and .md: the study's own omni vs individual, pooled over levels, per split."""
+    summaries = load_summaries(summary_paths)
+    endpoints = [found for split in splits if (found := endpoint(summaries, split, decode, settings))]
+    write_dataframe(csv_path, endpoint_frame(endpoints))
+    write_text(md_path, endpoint_markdown(endpoints, decode, settings))
