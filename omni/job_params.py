@@ -109,8 +109,9 @@ def training(config: Config, arm: str, seed: int | None = None) -> Section:
 
 
 def control(config: Config) -> Section:
-    """The dense-continued control trains as long as one pruning job (individual.steps), no masks."""
-    return {"steps": config["individual"]["steps"]}
+    """The dense-continued control trains as long as one pruning job (individual.steps), no masks, and
+    learns from the teacher of the arms it controls (distill.control)."""
+    return canonical({"steps": config["individual"]["steps"], **_distill_entry(config, "control")})
 
 
 def masks(config: Config, arm: str = "individual") -> Section:
@@ -141,8 +142,9 @@ def teacher_of(config: Config, arm: str) -> str:
 
 def teachers(config: Config) -> Section:
     """What the study's own arms learn from besides the labels: `individual` none | dense, `omni` none |
-    dense | inplace (the tables' caption says so)."""
-    return {"individual": config["distill"]["individual"], "omni": config["distill"]["omni"]}
+    dense | inplace, `control` none | dense (the tables' caption says so)."""
+    return {"individual": config["distill"]["individual"], "omni": config["distill"]["omni"],
+            "control": config["distill"]["control"]}
 
 
 def paired_individual(config: Config) -> dict[str, str]:

@@ -34,6 +34,7 @@ COST_TABLES = ("cost.csv", "cost.md", "cost.tex")
 STRATEGY_TABLES = ("strategies.csv", "strategies.md")
 SPEED_TABLES = ("speed.csv", "speed.md")
 FIGURES = ("pareto.png", "training_curves.png", "cost.png")
+DIAGNOSTICS = ("diagnostics.csv", "diagnostics_voices.csv", "diagnostics.md")   # tables; figure: diagnostics.png
 SPEED_FIGURES = ("speed.png",)
 
 Model = tuple[str, str, str]   # (arm, seed, tag): a trained or extracted model of one run
@@ -116,6 +117,10 @@ class Study:
     def feature_stats(self) -> str:
         return self.path("data", "feature_stats.json")
 
+    def voices(self) -> str:
+        """speaker -> voice of the corpus (omni.data.voices): what the tables resample."""
+        return self.path("data", "voices.tsv")
+
     def tokenizer(self) -> str:
         return self.path("data", "tokenizer.model")
 
@@ -182,7 +187,8 @@ class Study:
         """The benchmark file of every job of this study but the report's own: what the cost account
         reads (never the whole folder, which keeps files of jobs an earlier configuration ran)."""
         data = [self.benchmark("build_corpus"), *(self.benchmark("manifest", split) for split in SPLITS),
-                self.benchmark("split_dev"), self.benchmark("feature_stats"), self.benchmark("tokenizer")]
+                self.benchmark("split_dev"), self.benchmark("feature_stats"), self.benchmark("tokenizer"),
+                self.benchmark("voices")]
         per_seed = []
         for seed in map(seed_dir, self.seeds):
             per_seed += [self.benchmark("train_control", seed),
@@ -199,6 +205,25 @@ class Study:
                      *(self.benchmark("evaluate", arm, seed_dir(seed), tag, split)
                        for arm, seed, tag in self.evaluated_models() for split in self.eval_splits)]
         return [*data, self.benchmark("train_dense"), *per_seed, *per_model]
+
+    def diagnostic_runs(self, pairs: Mapping[str, str], split: str) -> list[dict[str, Any]]:
+        """Per omni arm, seed and level, the files omni.results.diagnostics compares (the supernet's log
+        and extracted model against its paired individual job's, and both evaluations of `split`)."""
+        runs = []
+        for arm in self.omni_arms:
+            individual = pairs.get(arm, "individual")
+            for seed in self.seeds:
+                for level in self.levels_of(arm):
+                    tag = f"s{level}"
+                    runs.append({
+                        "arm": arm, "paired_individual": individual, "seed": int(seed), "level": float(level),
+                        "omni_log": self.trained_files(arm, seed, SUPERNET_TAG)["train_log"],
+                        "individual_log": self.trained_files(individual, seed, tag)["train_log"],
+                        "omni_model": f"{self.model_dir(arm, seed, tag)}/model.pt",
+                        "individual_model": self.trained_files(individual, seed, tag)["model"],
+                        "omni_eval": self.eval_dir(arm, seed, tag, split),
+                        "individual_eval": self.eval_dir(individual, seed, tag, split)})
+        return runs
 
     def device_metrics(self, arm: str, seed: str, tag: str) -> str:
         """One model's device_metrics record."""
@@ -220,11 +245,13 @@ class Study:
     def final_targets(self) -> list[str]:
         """What `snakemake` with no target builds: the data stage's products, every evaluation,
         each seed's search front, every table and figure."""
-        data = [*(self.manifest(split) for split in (*SPLITS, *DEV_PARTS)), self.feature_stats(), self.tokenizer()]
+        data = [*(self.manifest(split) for split in (*SPLITS, *DEV_PARTS)), self.feature_stats(), self.tokenizer(),
+                self.voices()]
         search = [self.search_file(arm, seed, name) for arm in self.searched_arms for seed in self.seeds
                   for name in ("pareto.csv", "history.csv")]
-        report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES, *STRATEGY_TABLES, *SPEED_TABLES)),
-                  *(self.figure(name) for name in (*FIGURES, *SPEED_FIGURES))]
+        report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES, *STRATEGY_TABLES, *SPEED_TABLES,
+                                                  *DIAGNOSTICS)),
+                  *(self.figure(name) for name in (*FIGURES, *SPEED_FIGURES, "diagnostics.png"))]
         return [*data, *self.eval_summaries(), *search, *report]
 
 
@@ -250,6 +277,9 @@ def check_study(config: Mapping[str, Any]) -> None:
 def _check_arms(config: Mapping[str, Any]) -> None:
     """Variants override only what their kind reads; only omni arms have supernets to search."""
     for arm, overrides in config["variants"].items():
+        if "control" in overrides.get("distill", {}):
+            raise ConfigError(f"config key 'variants.{arm}.distill.control': the study has one control; set its "
+                              "teacher in distill.control")
         if arm_kind(arm) == "individual" and "omni" in overrides:
             raise ConfigError(f"config key 'variants.{arm}.omni': an individual arm trains no supernet; "
                               "its overrides may only be distill keys")

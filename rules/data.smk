@@ -3,7 +3,7 @@
 CORPUS_READY = f"{R}/corpus/{config['corpus']}.json"
 
 
-localrules: split_dev, tokenizer   # seconds each: on the submitting host
+localrules: split_dev, tokenizer, voices   # seconds each: on the submitting host
 
 
 rule build_corpus:
@@ -100,3 +100,20 @@ rule tokenizer:
         **stage_resources("light"),
     script:
         "../workflow_scripts/train_tokenizer.py"
+
+
+rule voices:
+    """Who speaks each speaker's utterances (the corpus's SPEAKERS.TXT): the tables resample voices."""
+    input:
+        corpus=CORPUS_READY,
+    output:
+        voices=STUDY.voices(),
+    log:
+        f"{R}/logs/voices.log",
+    benchmark:
+        STUDY.benchmark("voices")
+    threads: 1
+    resources:
+        **stage_resources("light"),
+    script:
+        "../workflow_scripts/voices.py"

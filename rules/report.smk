@@ -2,7 +2,7 @@
 # evaluation and training jobs measured; `snakemake --report` shows them with their captions.
 # The files they read are functions of the config (omni.study), whatever the include order.
 
-localrules: wer_table, strategy_table, accounting, figures   # seconds each: on the submitting host
+localrules: wer_table, strategy_table, accounting, figures, diagnostics   # seconds each: on the submitting host
 
 
 def reported(path, caption, category, subcategory=None):
@@ -16,6 +16,7 @@ rule wer_table:
     input:
         summaries=STUDY.eval_summaries(),
         utterances=STUDY.eval_utterances(),
+        voices=STUDY.voices(),
     output:
         wer_csv=reported(STUDY.table("wer.csv"), "wer.rst", "Tables", "WER of every model"),
         wer_md=reported(STUDY.table("wer.md"), "wer.rst", "Tables", "WER of every model"),
@@ -68,6 +69,7 @@ rule strategy_table:
     input:
         summaries=STUDY.eval_summaries(),
         utterances=STUDY.eval_utterances(),
+        voices=STUDY.voices(),
         cost=rules.accounting.output.csv,
     output:
         csv=reported(STUDY.table("strategies.csv"), "strategies.rst", "Tables", "Every pruning arm"),
@@ -91,6 +93,7 @@ rule figures:
     input:
         summaries=STUDY.eval_summaries(),
         utterances=STUDY.eval_utterances(),
+        voices=STUDY.voices(),
         train_logs=STUDY.train_logs(),
         cost=rules.accounting.output.csv,
     output:
@@ -108,3 +111,35 @@ rule figures:
         **stage_resources("light"),
     script:
         "../workflow_scripts/figures.py"
+
+
+DIAGNOSED_SPLIT = "test-other"   # the mismatched condition, whose voices the diagnostics break the gap down by
+
+
+rule diagnostics:
+    """Every supernet level against its individual job: training-loss gap, mask churn and IoU, per voice."""
+    input:
+        files=[path for run in STUDY.diagnostic_runs(job_params.paired_individual(config), DIAGNOSED_SPLIT)
+               for key, path in run.items() if key.endswith(("_log", "_model"))],
+        utterances=[f"{folder}/{config['report']['table_decode']}.tsv"
+                    for run in STUDY.diagnostic_runs(job_params.paired_individual(config), DIAGNOSED_SPLIT)
+                    for folder in (run["omni_eval"], run["individual_eval"])],
+        voices=STUDY.voices(),
+    output:
+        csv=reported(STUDY.table("diagnostics.csv"), "diagnostics.rst", "Diagnostics"),
+        voices_csv=reported(STUDY.table("diagnostics_voices.csv"), "diagnostics.rst", "Diagnostics"),
+        md=reported(STUDY.table("diagnostics.md"), "diagnostics.rst", "Diagnostics"),
+        png=reported(STUDY.figure("diagnostics.png"), "diagnostics.rst", "Diagnostics"),
+    params:
+        runs=STUDY.diagnostic_runs(job_params.paired_individual(config), DIAGNOSED_SPLIT),
+        split=DIAGNOSED_SPLIT,
+        decode=config["report"]["table_decode"],
+    log:
+        f"{R}/logs/report/diagnostics.log",
+    benchmark:
+        STUDY.benchmark("diagnostics")
+    threads: 1
+    resources:
+        **stage_resources("light"),
+    script:
+        "../workflow_scripts/diagnostics.py"

@@ -78,7 +78,9 @@ def test_highest_level_grows_on_the_cubic_schedule_during_warmup() -> None:
 def test_supernet_log_names_a_level_and_loss_column_per_pass(strategy: str, passes: int) -> None:
     model, _, config = small_setup()
     gradients = SupernetGradients(model, job_params.masks(config), sampler(strategy, random_levels=2), 2, 0)
-    assert gradients.log_columns() == [f"{kind}_pass{i}" for i in range(1, passes + 1) for kind in ("level", "loss")]
+    levels = [f"churn_{level:g}" for level in gradients.sampler.levels]
+    assert gradients.log_columns() == [f"{kind}_pass{i}" for i in range(1, passes + 1)
+                                       for kind in ("level", "loss")] + levels
     gradients.prepare(0)
     _, extra = gradients.accumulate(0, PlainLoss(lambda: sum(p.sum() for p in model.parameters()) * 0.0 + 1.0))
     assert [extra[f"level_pass{i}"] for i in range(1, passes + 1)] == gradients.step_levels
@@ -104,7 +106,9 @@ def test_supernet_masks_nested_and_extraction_is_fine_tune_free(prepared: Prepar
     supernet = load_torch(job.model_out)
     assert json.loads(job.cost_out.read_text())["subnet_passes"] == STEPS * level_sampler.passes_per_step()
     log = pd.read_csv(job.log_out)
-    assert list(log.columns[-2:]) == ["level_pass1", "loss_pass1"], "uniform: one pass per step"
+    churn = [f"churn_{level:g}" for level in sorted(levels)]
+    assert list(log.columns[-2 - len(levels):]) == ["level_pass1", "loss_pass1", *churn], "uniform: one pass per step"
+    assert log[churn].notna().any().all(), "re-ranking steps log each level's churn"
     assert log["level_pass1"].between(0.0, max(levels)).all() and log["loss_pass1"].gt(0).all()
 
     extracted = {level: extract_subnetwork(supernet, level) for level in levels}

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -215,3 +216,39 @@ def test_an_omni_arm_of_one_level_trains_and_is_cut_at_that_level_only() -> None
     study = Study.from_config(config)
     tags = {tag for arm, _, tag in study.evaluated_models() if arm == "omni-k1"}
     assert tags == {"s0.9"} and study.levels_of("omni") == ("0.5", "0.7", "0.8", "0.9")
+
+
+# ---------------------------------------------------------------- the control's teacher
+
+
+def test_the_control_distils_from_the_teacher_of_the_arms_it_controls(prepared: PreparedData, dense_model: Path,
+                                                                      tmp_path: Path) -> None:
+    config = copy.deepcopy(prepared.config)
+    config["distill"].update(individual="dense", omni="dense", control="dense")
+    section = job_params.control(config)
+    assert section["distill"] == {"form": "full", "teacher": "dense", "weight": config["distill"]["weight"]}
+    config["distill"]["control"] = "none"
+    assert "distill" not in job_params.control(config), "labels only: the section (and its outputs) as before"
+    config["distill"]["control"] = "dense"
+    job = paths(prepared, tmp_path, init=dense_model)
+    setup = training_setup(config, "control", control=section)
+    run_training_job(setup, JobSpec("train_control", "control", None, section["steps"]), job, 1)
+    assert (pd.read_csv(job.log_out)["kl"] > 0).all(), "every step learns the dense model's outputs"
+    with pytest.raises(ConfigError, match=r"variants\.omni-x\.distill\.control"):
+        check_study(load_config(REPO / "config.yaml", {"variants": {"omni-x": {"distill": {"control": "none"}}}}))
+
+
+def test_a_reranking_logs_each_levels_churn_and_a_frozen_ranking_none() -> None:
+    model, model_config, config = small_setup()
+    batch = fixed_batch(model_config)
+    strategy = _settled(model, config, freeze_at=4)
+    strategy.prepare(0)
+    assert strategy.churn == {}, "the first ranking replaces none"
+    with torch.no_grad():
+        for name in strategy.names:
+            original_weight(model, name).mul_(torch.rand(original_weight(model, name).shape))
+    strategy.prepare(2)
+    _, extra = strategy.accumulate(2, PlainLoss(lambda: logits_of(model, batch).square().mean()))
+    assert set(extra) >= {"churn_0.5", "churn_0.9"} and 0 < extra["churn_0.9"] <= 1
+    strategy.prepare(4)
+    assert strategy.churn == {}, "frozen from step 4: nothing moves"

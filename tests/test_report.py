@@ -141,6 +141,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     variant of each: individual-kd, omni-kd) and one searched model; costs, logs. The second seed's jobs
     took twice as long (the headline is a mean per seed)."""
     root = tmp_path_factory.mktemp("results")
+    (root / "data").mkdir()
+    (root / "data/voices.tsv").write_text("speaker\tvoice\n")   # every speaker its own voice, as in real speech
     _write_model_eval(root, "dense", "dense", 0.0, DENSE_SEED)
     models = root / "models"
     _write_cost(models / f"dense/seed{DENSE_SEED}/dense/cost.json", job="train_dense", arm="dense", sparsity=None,
@@ -562,7 +564,7 @@ def test_report_rules_run_build_a_report_and_rerun_on_report_config_only(results
     _snakemake(tmp_path, "--quiet")
     for name in ["tables/wer.csv", "tables/wer.md", "tables/wer_vs_sparsity.csv", "tables/wer_vs_sparsity.md",
                  "tables/wer_vs_sparsity.tex", "tables/cost.csv", "tables/cost.md", "tables/cost.tex",
-                 "tables/strategies.csv", "tables/strategies.md"]:
+                 "tables/strategies.csv", "tables/strategies.md", "tables/primary.csv", "tables/primary.md"]:
         assert (tmp_path / "results" / name).stat().st_size > 0, name
     for name in ["pareto.png", "training_curves.png", "cost.png"]:
         png = (tmp_path / "results/figures" / name).read_bytes()
@@ -573,7 +575,7 @@ def test_report_rules_run_build_a_report_and_rerun_on_report_config_only(results
     html = (tmp_path / "report.html").read_text()
     # captions are found and their Jinja placeholders filled from the rules' params
     assert "Claim 1 of the paper" in html and "Claim 2 of the paper" in html and "snakemake.params" not in html
-    assert "Every pruning arm side by side" in html
+    assert "Every pruning arm side by side" in html and "The primary endpoint, declared before any result" in html
     assert f"({config['report']['bootstrap_resamples']} resamples" in html
 
     changed = dict(config["report"], bootstrap_seed=config["report"]["bootstrap_seed"] + 1)
@@ -583,10 +585,13 @@ def test_report_rules_run_build_a_report_and_rerun_on_report_config_only(results
 
 
 @pytest.mark.parametrize(("teachers", "says"), [
-    ({"individual": "dense", "omni": "dense"}, "Both arms learn from the same teacher"),
-    ({"individual": "none", "omni": "none"}, "No arm learns from a teacher"),
-    ({"individual": "none", "omni": "inplace"}, "no arm has an external teacher"),
-    ({"individual": "none", "omni": "dense"}, "Teachers differ"),
+    ({"individual": "dense", "omni": "dense", "control": "dense"}, "Both arms learn from the same teacher"),
+    ({"individual": "none", "omni": "none", "control": "none"}, "No arm learns from a teacher"),
+    ({"individual": "none", "omni": "inplace", "control": "none"}, "no arm has an external teacher"),
+    ({"individual": "none", "omni": "dense", "control": "none"}, "Teachers differ"),
+    ({"individual": "dense", "omni": "dense", "control": "dense"}, "a damage column is what pruning costs"),
+    ({"individual": "none", "omni": "inplace", "control": "none"}, "a damage column is what pruning costs"),
+    ({"individual": "dense", "omni": "dense", "control": "none"}, "mixes the teacher's gain"),
 ])
 def test_the_caption_says_what_each_arm_learns_from(results: Path, tmp_path: Path, teachers: dict, says: str) -> None:
     outputs = {key: tmp_path / key for key in ("wer_csv", "wer_md", "sparsity_csv", "sparsity_md", "sparsity_tex")}
@@ -614,3 +619,39 @@ def test_primary_endpoint_pools_the_levels_on_test_other_and_checks_the_papers_c
     assert row["utterances_to_resolve_2pct"] == pytest.approx(row["utterances"] * (row["test_resolves_rel_pct"] / 2) ** 2)
     text = (tmp_path / "primary.md").read_text()
     assert text.startswith("### Primary endpoint") and "test-other (primary)" in text and "dev (secondary)" in text
+
+
+def test_speakers_that_share_voices_are_resampled_by_voice(results: Path) -> None:
+    """The synthetic test-other has 96 speaker folders of 6 voices: its independent units are the voices."""
+    speakers = sorted({utt_id.split("-")[0] for utt_id in _utt_ids("test-other")})
+    voices = {speaker: f"voice{index % 4}" for index, speaker in enumerate(speakers)}   # 20 speakers, 4 voices
+    by_speaker = wer_tables.sparsity_table(wer_tables.load_summaries(_summary_paths(results)), SPLITS, TABLE_DECODE,
+                                           SETTINGS).set_index("tag")
+    by_voice = wer_tables.sparsity_table(wer_tables.load_summaries(_summary_paths(results)), SPLITS, TABLE_DECODE,
+                                         SETTINGS, voices).set_index("tag")
+    assert by_speaker.at["s0.9", "test-other/bootstrap_unit"] == "20 speakers"
+    assert by_voice.at["s0.9", "test-other/bootstrap_unit"] == "4 voices"
+    assert by_voice.at["s0.9", "test-other/rel_diff_pct"] == by_speaker.at["s0.9", "test-other/rel_diff_pct"]
+    width = lambda table: table.at["s0.9", "test-other/abs_ci_high"] - table.at["s0.9", "test-other/abs_ci_low"]  # noqa: E731
+    assert width(by_voice) != width(by_speaker)
+
+
+def test_corpus_voices_come_from_speakers_txt_and_real_speech_has_none(tmp_path: Path) -> None:
+    from omni.data.voices import corpus_voices, read_voices
+    synth = tmp_path / "synth"
+    synth.mkdir()
+    (synth / "SPEAKERS.TXT").write_text(";ID  |SUBSET      |MINUTES|VOICE            |RATE_WPM|PITCH\n"
+                                        "40000|test-other  |   1.20|en-us+f5         |     120|   40\n"
+                                        "40001|test-other  |   1.10|en+steph          |     225|   55\n")
+    assert corpus_voices(synth).to_dict("list") == {"speaker": ["40000", "40001"], "voice": ["en-us+f5", "en+steph"]}
+    librispeech = tmp_path / "librispeech"
+    librispeech.mkdir()
+    (librispeech / "SPEAKERS.TXT").write_text("; LibriSpeech\n;ID  |SEX| SUBSET           |MINUTES| NAME\n"
+                                              "14   | F | train-clean-360  | 25.03 | Kristin LeMoine\n")
+    assert corpus_voices(librispeech).empty and corpus_voices(tmp_path / "none").empty
+    (synth / "SPEAKERS.TXT").write_text(";ID|SUBSET|VOICE\n40000|test-other\n")
+    with pytest.raises(ValueError, match=r"SPEAKERS.TXT:2"):
+        corpus_voices(synth)
+    table = tmp_path / "voices.tsv"
+    table.write_text("speaker\tvoice\n40000\ten-us+f5\n")
+    assert read_voices(table) == {"40000": "en-us+f5"}

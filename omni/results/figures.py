@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import matplotlib
 
@@ -74,7 +74,7 @@ CONTROL_STYLE = dict(color="dimgray", linestyle="--", linewidth=1, label="contro
 
 
 def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
-                  settings: BootstrapSettings) -> Figure:
+                  settings: BootstrapSettings, voices: Mapping[str, str] | None = None) -> Figure:
     """One panel per split: WER (%) vs kept parameters. A marker is an arm's mean over its training
     seeds, its error bar the two-level CI of that mean (seeds t-based x test data bootstrapped, as in the
     tables); faint dots are the single seeds. The control is a dashed line at its seed mean.
@@ -94,7 +94,7 @@ def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
                 continue
             means = runs.groupby("tag").agg(params_kept=("params_kept", "mean"), wer=("wer", "mean"))
             means = means.sort_values("params_kept")
-            bounds = np.array([_mean_interval(runs[runs["tag"] == tag], decode, settings)
+            bounds = np.array([_mean_interval(runs[runs["tag"] == tag], decode, settings, voices)
                                for tag in means.index]) * PERCENT
             wer = PERCENT * means["wer"].to_numpy()
             axis.errorbar(means["params_kept"] / MILLION, wer, yerr=[wer - bounds[:, 0], bounds[:, 1] - wer],
@@ -137,10 +137,11 @@ def arm_styles(arms: Iterable[str]) -> dict[str, dict[str, object]]:
     return styles
 
 
-def _mean_interval(runs: pd.DataFrame, decode: str, settings: BootstrapSettings) -> tuple[float, float]:
+def _mean_interval(runs: pd.DataFrame, decode: str, settings: BootstrapSettings,
+                   voices: Mapping[str, str] | None) -> tuple[float, float]:
     """Two-level CI of one model's seed-mean WER on one split."""
-    loaded = load_runs(runs, decode)
-    return wer_interval(loaded.errors, loaded.ref_words, settings, resampling_clusters(loaded.utt_ids, settings))
+    loaded = load_runs(runs, decode, voices)
+    return wer_interval(loaded.errors, loaded.ref_words, settings, resampling_clusters(loaded, settings))
 
 
 def _annotate_levels(axis: plt.Axes, on_split: pd.DataFrame) -> None:

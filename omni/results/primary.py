@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,13 +78,15 @@ def pooled(runs: Sequence[Runs]) -> Runs:
         raise ValueError(f"pooled levels ran different seeds: {[level.seeds for level in runs]}")
     return Runs(seeds=seeds, errors=np.hstack([level.errors for level in runs]),
                 utt_ids=pd.concat([level.utt_ids for level in runs], ignore_index=True),
-                ref_words=pd.concat([level.ref_words for level in runs], ignore_index=True), source=runs[0].source)
+                ref_words=pd.concat([level.ref_words for level in runs], ignore_index=True), source=runs[0].source,
+                voices=np.concatenate([level.voices for level in runs]))
 
 
 def endpoint(summaries: pd.DataFrame, split: str, decode: str, settings: BootstrapSettings,
-             omni_arm: str = "omni", individual_arm: str = "individual") -> Endpoint | None:
+             voices: Mapping[str, str] | None = None, omni_arm: str = "omni",
+             individual_arm: str = "individual") -> Endpoint | None:
     """omni - individual pooled over the levels both arms have on `split`; None when they share none."""
-    index = RunIndex(summaries, decode)
+    index = RunIndex(summaries, decode, voices)
     tags = sorted({tag for arm, tag in zip(summaries["arm"], summaries["tag"])
                    if arm == omni_arm and tag.startswith(LEVEL_PREFIX)}, key=lambda tag: float(tag[1:]))
     pairs = [(index.get((omni_arm, tag), split), index.get((individual_arm, tag), split)) for tag in tags]
@@ -98,7 +100,7 @@ def endpoint(summaries: pd.DataFrame, split: str, decode: str, settings: Bootstr
     one_sided = compare_runs(omni, individual, replace(settings, confidence=2 * settings.confidence - 1), clusters)
     z = student_t_quantile(0.5 + settings.confidence / 2, math.inf)
     return Endpoint(split=split, levels=tuple(tag[1:] for tag, _, _ in kept), seeds=len(omni.seeds),
-                    unit=resampling_unit(one_level.utt_ids, settings), omni_wer=difference.wer_system,
+                    unit=resampling_unit(one_level, settings), omni_wer=difference.wer_system,
                     individual_wer=difference.wer_baseline, abs_diff=difference.diff_abs,
                     rel_diff_pct=difference.diff_rel_pct, ci_rel_pct=difference.ci_rel_pct,
                     one_sided=one_sided.ci_rel_pct, seed_rel_diffs_pct=difference.seed_diffs_rel_pct,
@@ -109,7 +111,7 @@ def endpoint(summaries: pd.DataFrame, split: str, decode: str, settings: Bootstr
 def _pooled_clusters(one_level: Runs, levels: int, settings: BootstrapSettings) -> np.ndarray:
     """Resampling units of the pool: a level's units repeated per level (an utterance is drawn at every
     level at once, or its speaker where the split resamples speakers)."""
-    units = resampling_clusters(one_level.utt_ids, settings)
+    units = resampling_clusters(one_level, settings)
     return np.tile(one_level.utt_ids.to_numpy() if units is None else units, levels)
 
 
@@ -161,9 +163,9 @@ def endpoint_markdown(endpoints: Sequence[Endpoint], decode: str, settings: Boot
 
 
 def write_primary(summary_paths: Sequence[str], splits: Sequence[str], decode: str, settings: BootstrapSettings,
-                  csv_path: str, md_path: str) -> None:
+                  csv_path: str, md_path: str, voices: Mapping[str, str] | None = None) -> None:
     """tables/primary.csv and .md: the study's own omni vs individual, pooled over levels, per split."""
     summaries = load_summaries(summary_paths)
-    endpoints = [found for split in splits if (found := endpoint(summaries, split, decode, settings))]
+    endpoints = [found for split in splits if (found := endpoint(summaries, split, decode, settings, voices))]
     write_dataframe(csv_path, endpoint_frame(endpoints))
     write_text(md_path, endpoint_markdown(endpoints, decode, settings))

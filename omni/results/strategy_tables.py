@@ -64,10 +64,11 @@ def strategy_rows(summaries: pd.DataFrame, pairs: Mapping[str, str]) -> list[tup
 
 
 def strategy_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str, settings: BootstrapSettings,
-                   pairs: Mapping[str, str], arm_costs: pd.DataFrame) -> pd.DataFrame:
+                   pairs: Mapping[str, str], arm_costs: pd.DataFrame,
+                   voices: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per (level, arm); per split the seed mean, SD and count, `vs_individual_*` (arm - its
     paired individual arm), `damage_*` (arm - control) and for searched rows `vs_uniform_*`."""
-    runs = RunIndex(summaries, decode)
+    runs = RunIndex(summaries, decode, voices)
     sizes = summaries.groupby(["arm", "tag"])[["sparsity", "params_kept"]].mean()
     costs = arm_costs.drop_duplicates("arm").set_index("arm")
     rows = []
@@ -148,9 +149,10 @@ def read_arm_costs(path: str | os.PathLike) -> pd.DataFrame:
 
 def write_strategy_tables(summary_paths: Iterable[str | os.PathLike], cost_csv: str | os.PathLike,
                           splits: Sequence[str], table_decode: str, settings: BootstrapSettings,
-                          pairs: Mapping[str, str], outputs: Mapping[str, str | os.PathLike]) -> None:
-    """outputs keys: csv, md."""
+                          pairs: Mapping[str, str], outputs: Mapping[str, str | os.PathLike],
+                          voices: Mapping[str, str] | None = None) -> None:
+    """outputs keys: csv, md. `voices`: speaker -> voice (omni.data.voices), the test data's units."""
     table = strategy_table(load_summaries(summary_paths), splits, table_decode, settings, pairs,
-                           read_arm_costs(cost_csv))
+                           read_arm_costs(cost_csv), voices)
     write_dataframe(outputs["csv"], table)
     write_text(outputs["md"], strategy_markdown(table, splits, table_decode, settings))

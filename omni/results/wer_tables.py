@@ -18,6 +18,7 @@ import pandas as pd
 from omni.arms import arm_order
 from omni.atomic import write_dataframe, write_text
 from omni.data.dev_split import speaker_of
+from omni.data.voices import voice_of
 from omni.results.bootstrap import BootstrapSettings, PairedDifference, seeded_paired_bootstrap
 from omni.results.formatting import (
     BYTES_PER_MB,
@@ -77,6 +78,7 @@ class Runs:
     utt_ids: pd.Series
     ref_words: pd.Series
     source: str               # a folder of the runs, for error messages
+    voices: np.ndarray        # the voice of each utterance's speaker (omni.data.voices)
 
     @property
     def wers(self) -> np.ndarray:
@@ -103,9 +105,10 @@ def utterance_errors(eval_dir: str | os.PathLike, decode: str) -> pd.DataFrame:
                          "ref_words": table["ref_words"]})
 
 
-def load_runs(rows: pd.DataFrame, decode: str) -> Runs:
+def load_runs(rows: pd.DataFrame, decode: str, voices: Mapping[str, str] | None = None) -> Runs:
     """The per-utterance errors of a model's runs (summary rows of one arm, tag, split), by seed;
-    every run must score the same utterances in the same order, or no paired comparison is possible."""
+    every run must score the same utterances in the same order, or no paired comparison is possible.
+    `voices`: speaker -> voice of the corpus (a speaker it does not name is its own voice)."""
     rows = rows.sort_values("seed")
     tables = [utterance_errors(eval_dir, decode) for eval_dir in rows["eval_dir"]]
     first = tables[0]
@@ -113,21 +116,30 @@ def load_runs(rows: pd.DataFrame, decode: str) -> Runs:
         if not (table["utt_id"].equals(first["utt_id"]) and table["ref_words"].equals(first["ref_words"])):
             raise ValueError(f"{eval_dir} and {rows['eval_dir'].iloc[0]} score different utterances ({decode}.tsv); "
                              "the runs of a model must score the same ones in the same order")
+    speakers = first["utt_id"].map(speaker_of)
     return Runs(seeds=tuple(int(seed) for seed in rows["seed"]),
                 errors=np.vstack([table["errors"].to_numpy() for table in tables]),
-                utt_ids=first["utt_id"], ref_words=first["ref_words"], source=str(rows["eval_dir"].iloc[0]))
+                utt_ids=first["utt_id"], ref_words=first["ref_words"], source=str(rows["eval_dir"].iloc[0]),
+                voices=speakers.map(lambda speaker: voice_of(speaker, voices or {})).to_numpy())
 
 
-def resampling_clusters(utt_ids: pd.Series, settings: BootstrapSettings) -> np.ndarray | None:
-    """Speaker of each utterance when the split has enough speakers to resample them, else None
-    (resample utterances)."""
-    speakers = utt_ids.map(speaker_of).to_numpy()
-    return speakers if len(set(speakers)) >= settings.min_speakers else None
+def resampling_clusters(runs: Runs, settings: BootstrapSettings) -> np.ndarray | None:
+    """The test data's independent units: whole voices where a split has enough of them, or where its
+    speakers share fewer voices (the synthetic test-other: 96 speaker folders of 6 voices; 6 units,
+    however few), else None (resample utterances: a few speakers, each its own voice)."""
+    voices = len(set(runs.voices))
+    speakers = runs.utt_ids.map(speaker_of).nunique()
+    return runs.voices if voices >= settings.min_speakers or voices < speakers else None
 
 
-def resampling_unit(utt_ids: pd.Series, settings: BootstrapSettings) -> str:
-    clusters = resampling_clusters(utt_ids, settings)
-    return "utterances" if clusters is None else f"{len(set(clusters))} speakers"
+def resampling_unit(runs: Runs, settings: BootstrapSettings) -> str:
+    """What the intervals of a split resample: `N speakers` (each its own voice), `N voices` (speakers
+    that share voices) or `utterances`."""
+    clusters = resampling_clusters(runs, settings)
+    if clusters is None:
+        return "utterances"
+    voices = len(set(clusters))
+    return f"{voices} speakers" if voices == runs.utt_ids.map(speaker_of).nunique() else f"{voices} voices"
 
 
 def compare_runs(system: Runs, baseline: Runs, settings: BootstrapSettings,
@@ -138,7 +150,7 @@ def compare_runs(system: Runs, baseline: Runs, settings: BootstrapSettings,
     if not (system.utt_ids.equals(baseline.utt_ids) and system.ref_words.equals(baseline.ref_words)):
         raise ValueError(f"{system.source} and {baseline.source} score different utterances; "
                          "a paired comparison needs the same ones in the same order")
-    units = resampling_clusters(system.utt_ids, settings) if clusters is None else clusters
+    units = resampling_clusters(system, settings) if clusters is None else clusters
     return seeded_paired_bootstrap(system.errors, baseline.errors, system.ref_words, settings, units,
                                    paired_seeds=system.seeds == baseline.seeds)
 
@@ -198,8 +210,9 @@ def comparisons(summaries: pd.DataFrame) -> list[Comparison]:
 class RunIndex:
     """The summaries of the tables' decode, looked up as one model's runs on one split."""
 
-    def __init__(self, summaries: pd.DataFrame, decode: str) -> None:
+    def __init__(self, summaries: pd.DataFrame, decode: str, voices: Mapping[str, str] | None = None) -> None:
         self.decode = decode
+        self.voices = voices
         self.groups = {key: rows for key, rows in
                        summaries[summaries["decode"] == decode].groupby(["arm", "tag", "split"])}
         self.cache: dict[tuple[str, str, str], Runs] = {}
@@ -209,12 +222,12 @@ class RunIndex:
         if key not in self.groups:
             return None
         if key not in self.cache:
-            self.cache[key] = load_runs(self.groups[key], self.decode)
+            self.cache[key] = load_runs(self.groups[key], self.decode, self.voices)
         return self.cache[key]
 
 
 def sparsity_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
-                   settings: BootstrapSettings) -> pd.DataFrame:
+                   settings: BootstrapSettings, voices: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Rows = models of `comparisons`; per split: each arm's mean WER over its training seeds and the
     seed spread (sample SD), omni - individual with its two-level interval, the control and the
     pruning damage, and for searched rows the difference from uniform omni.
@@ -222,7 +235,7 @@ def sparsity_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
     Differences are omni - individual (negative = omni better), relative to the individual WER.
     """
     sizes = summaries.groupby(["arm", "tag"])[list(SIZE_COLUMNS)].mean()
-    runs = RunIndex(summaries, decode)
+    runs = RunIndex(summaries, decode, voices)
     rows = []
     for comparison in comparisons(summaries):
         size = sizes.loc[comparison.size_from]
@@ -238,7 +251,7 @@ def sparsity_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
             row.update(seed_cells(f"{split}/individual", individual))
             row.update(seed_cells(f"{split}/omni", omni))
             row.update(seed_cells(f"{split}/control", control))
-            row[f"{split}/bootstrap_unit"] = resampling_unit(individual.utt_ids, settings) if individual else MISSING
+            row[f"{split}/bootstrap_unit"] = resampling_unit(individual, settings) if individual else MISSING
             row.update(difference_cells(f"{split}/", omni, individual, settings))
             for side, pruned in (("individual", individual), ("omni", omni)):
                 row.update(difference_cells(f"{split}/{side}_damage_", pruned, control, settings))
@@ -418,6 +431,17 @@ def teacher_sentence(teachers: Mapping[str, str]) -> str:
             "teacher with the pruning method.")
 
 
+def control_sentence(teachers: Mapping[str, str]) -> str:
+    """Whether the control learns from the external teacher of the arms it controls (distill.control)."""
+    control = teachers["control"]
+    external = {teachers["individual"], "dense" if teachers["omni"] == "dense" else "none"}
+    if external == {control}:
+        return (f"The control learns from the same teacher as both arms (distill.control: {control}), so a "
+                "damage column is what pruning costs.")
+    return (f"The control's teacher (distill.control: {control}) is not the arms' ({', '.join(sorted(external))}): "
+            "a damage column mixes the teacher's gain in with what pruning costs.")
+
+
 def _sparsity_note(table: pd.DataFrame, splits: Sequence[str], decode: str, settings: BootstrapSettings,
                    teachers: Mapping[str, str] | None = None) -> str:
     seeds = int(np.nanmax([table[f"{split}/individual_seeds"].max() for split in splits]))
@@ -433,7 +457,8 @@ def _sparsity_note(table: pd.DataFrame, splits: Sequence[str], decode: str, sett
             f"{SIGNIFICANT_MARK} = CI excludes 0. Every cell is secondary: the primary endpoint, pooled over "
             "levels on test-other, is tables/primary.md. Dense: the shared starting model, trained once "
             "(individual column). Searched (b): omni-searched per-layer sparsity under the size of uniform "
-            "sparsity b, compared with the individual model at b." + (f" {teacher_sentence(teachers)}" if teachers else ""))
+            "sparsity b, compared with the individual model at b."
+            + (f" {teacher_sentence(teachers)} {control_sentence(teachers)}" if teachers else ""))
 
 
 def _row_label(row) -> str:
@@ -444,9 +469,10 @@ def _row_label(row) -> str:
 
 def write_wer_tables(summary_paths: Iterable[str | os.PathLike], splits: Sequence[str],
                      decodes: Sequence[str], table_decode: str, settings: BootstrapSettings,
-                     outputs: dict[str, str | os.PathLike], teachers: Mapping[str, str] | None = None) -> None:
+                     outputs: dict[str, str | os.PathLike], teachers: Mapping[str, str] | None = None,
+                     voices: Mapping[str, str] | None = None) -> None:
     """outputs keys: wer_csv, wer_md, sparsity_csv, sparsity_md, sparsity_tex. `teachers`: each arm's
-    (omni.job_params.teachers), named in the caption."""
+    (omni.job_params.teachers), named in the caption; `voices`: speaker -> voice (omni.data.voices)."""
     summaries = load_summaries(summary_paths)
     if not (summaries["decode"] == table_decode).any():
         raise ValueError(f"config key 'report.table_decode': no summary has decode {table_decode!r}; "
@@ -454,7 +480,7 @@ def write_wer_tables(summary_paths: Iterable[str | os.PathLike], splits: Sequenc
     table = wer_table(summaries, splits, decodes)
     write_dataframe(outputs["wer_csv"], table)
     write_text(outputs["wer_md"], wer_markdown(table))
-    comparison = sparsity_table(summaries, splits, table_decode, settings)
+    comparison = sparsity_table(summaries, splits, table_decode, settings, voices)
     write_dataframe(outputs["sparsity_csv"], comparison)
     write_text(outputs["sparsity_md"], sparsity_markdown(comparison, splits, table_decode, settings, teachers))
     write_text(outputs["sparsity_tex"], sparsity_latex(comparison, splits, table_decode, settings, teachers))

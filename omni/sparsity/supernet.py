@@ -30,6 +30,7 @@ from omni.sparsity.masks import (
 
 PASS_LEVEL, PASS_LOSS = "level_pass", "loss_pass"   # train_log.csv columns, numbered per pass of a step
 PASS_LAYERWISE = "layerwise_pass"   # 1 when the pass trained a per-layer vector at its level's size
+CHURN = "churn_"   # + level: share of the level's final mask that a re-ranking changed (NaN on other steps)
 LOSS_WEIGHT_DECAY = 0.9   # level_weights "loss": each level's weight is this exponential average of its losses
 SHARED_RAMP, INDIVIDUAL_RAMPS = "shared", "individual"   # omni.level_ramps
 MOVING_RANKINGS, SETTLED_RANKINGS = "moving", "settled"   # omni.rankings
@@ -223,6 +224,7 @@ class SupernetGradients:
         self.rankings: dict[str, LayerRanking] = {}
         self.step_levels: list[float] = []
         self.step_allocations: list[dict[str, float] | None] = []
+        self.churn: dict[str, float] = {}   # this step's re-ranking, per level (omni.results.diagnostics)
 
     @classmethod
     def from_section(cls, model: torch.nn.Module, masks: dict[str, Any], supernet: Mapping[str, Any],
@@ -240,18 +242,32 @@ class SupernetGradients:
                    level_loss=supernet.get("level_loss", UTTERANCE_LOSS))
 
     def prepare(self, step: int) -> None:
+        self.churn = {}
         if not self.rankings:
             self.rankings = rank_layers(self.model, self.names, self.granularity, self.block_shape)
         elif step % self.update_every == 0 and not self.frozen(step):
+            previous = self.rankings
             if self.settled_from is None:
                 self.rankings = rank_layers(self.model, self.names, self.granularity, self.block_shape)
             else:   # the masks trained since the last re-ranking: every level at the previous step
                 trained = [self.sampler.sparsity_at(level, step - 1) for level in self.sampler.levels]
                 self.rankings = rerank_within_levels(self.model, self.rankings, trained)
+            self.churn = self._churn(previous) if self.sampler.level_space == "discrete" else {}
         levels = self.sampler.sample(step, self.generator, self.level_weights.current())
         self.step_levels = sorted(levels) if self.inplace_distillation else levels
         self.step_allocations = [self.layerwise.draw(step, level, self.rankings, self.generator)
                                  for level in self.step_levels]
+
+    def _churn(self, previous: Mapping[str, LayerRanking]) -> dict[str, float]:
+        """Per level, the share of its final mask's kept weights that the new ranking drops (and as many
+        it takes in): how far the sub-network extraction would cut moved in one re-ranking."""
+        churn = {}
+        for level in self.sampler.levels:
+            old, new = masks_at(previous, level), masks_at(self.rankings, level)
+            kept = sum(int(mask.count_nonzero()) for mask in old.values())
+            dropped = sum(int((old[name] & ~new[name]).count_nonzero()) for name in old)
+            churn[f"{CHURN}{level:g}"] = dropped / kept if kept else 0.0
+        return churn
 
     def frozen(self, step: int) -> bool:
         """Whether the rankings no longer change (a settled supernet after its freeze step)."""
@@ -287,6 +303,7 @@ class SupernetGradients:
         if not math.isfinite(total):
             return total, {}
         extra["subnets"] = passes
+        extra.update(self.churn)
         if self.freeze_unused:
             self._hold_unused(used)
         return total / passes, extra
@@ -309,10 +326,11 @@ class SupernetGradients:
         sampler's (uniform: the one level; sandwich: highest, lowest, then the random ones; fixed_set:
         highest to lowest), or densest first under in-place distillation. During warm-up a level is the
         sampled one capped by the growing highest level. With per-layer passes, whether the pass trained
-        a per-layer vector at that level's size."""
+        a per-layer vector at that level's size. Then, per level, the churn of a re-ranking step."""
         passes = range(1, self.sampler.passes_per_step() + 1)
         kinds = (PASS_LEVEL, PASS_LOSS, *((PASS_LAYERWISE,) if self.layerwise.rate > 0 else ()))
-        return [f"{kind}{i}" for i in passes for kind in kinds]
+        churn = [f"{CHURN}{level:g}" for level in self.sampler.levels] if self.sampler.level_space == "discrete" else []
+        return [f"{kind}{i}" for i in passes for kind in kinds] + churn
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "level_weights": self.level_weights.state_dict(),
