@@ -297,7 +297,8 @@ def _check_supernet(config: Mapping[str, Any], arm: str) -> None:
     outside = [level for level in levels if level not in config["sparsity"]["levels"]]
     if outside:
         raise ConfigError(f"config key 'omni.levels'{where}: {outside} are not in sparsity.levels "
-                          f"{config['sparsity']['levels']} (an omni arm is compared with the individual job of each level)")
+                          f"{config['sparsity']['levels']} (an omni arm is compared with the individual job of each "
+                          "level)")
     _check_matched_mechanics(config, where)
     if weights is not None and config["omni"]["level_space"] != "discrete":
         raise ConfigError(f"config key 'omni.level_weights'{where}: weights are per level of sparsity.levels; "

@@ -44,6 +44,33 @@ def test_95_percent_intervals_cover_the_true_difference_about_95_percent_of_the_
     assert 0.92 <= coverage <= 0.985, f"{label}: {coverage:.3f} of {STUDIES} intervals cover the truth"
 
 
+def _voice_study(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Six voices of 33 utterances, each voice with its own error-rate scale and its own system / baseline
+    ratio around 1.1 (SD 0.15): the test data's independent units are the six voices."""
+    voices = np.repeat(np.arange(6), 33)
+    words = rng.integers(4, 16, size=voices.size)
+    rate = rng.beta(2.0, 8.0, size=voices.size) * np.exp(rng.normal(0.0, 0.3, size=6))[voices]
+    ratio = (1.1 + rng.normal(0.0, 0.15, size=6))[voices]
+    shared = rng.normal(0.0, 0.05, size=(3, 1))
+    factor_base = np.clip(1.0 + shared + rng.normal(0.0, 0.05, size=(3, 1)), 0.05, None)
+    factor_sys = np.clip(ratio + shared + rng.normal(0.0, 0.05, size=(3, 1)), 0.05, None)
+    return (rng.binomial(words, np.clip(rate * factor_sys, 0, 1)), rng.binomial(words, np.clip(rate * factor_base, 0, 1)),
+            words, voices)
+
+
+def test_intervals_over_six_voices_cover_about_95_percent_with_the_test_parts_own_degrees_of_freedom() -> None:
+    """The population's relative difference is E[ratio] - 1 = 10 % (rate and ratio independent)."""
+    rng = np.random.default_rng(5)
+    covered = 0
+    for study in range(300):
+        system, baseline, words, voices = _voice_study(rng)
+        difference = seeded_paired_bootstrap(system, baseline, words, BootstrapSettings(300, 0.95, study, 20),
+                                             clusters=voices, paired_seeds=True)
+        low, high = difference.ci_rel_pct
+        covered += low <= 10.0 <= high
+    assert 0.92 <= covered / 300 <= 0.99, f"{covered / 300:.3f} of 300 intervals over 6 voices cover the truth"
+
+
 def test_the_seed_part_uses_t_quantiles_and_keeps_the_per_seed_differences() -> None:
     assert student_t_quantile(0.975, 2) == pytest.approx(4.302653, abs=1e-5)
     assert student_t_quantile(0.975, 10) == pytest.approx(2.228139, abs=1e-5)

@@ -10,9 +10,10 @@ variance of the test set itself cancels out of their difference.
 The seed part is NOT bootstrapped: three seeds give 10 distinct resampled multisets, and a
 percentile interval over them is 2-3x too narrow (its variance estimate divides by n, and a normal
 quantile stands where a t quantile belongs). Instead the interval is t-based: the variance of the
-seed mean from the seeds' sample variance (ddof 1), plus the test bootstrap's variance, with
-Welch-Satterthwaite degrees of freedom (the test part counts as known), so a cell of three seeds
-uses a t quantile near t(2) = 4.30 when the seeds dominate and near 1.96 when the test data do.
+seed mean from the seeds' sample variance (ddof 1), plus the test bootstrap's variance (scaled by
+k / (k - 1) for its k resampling units, with k - 1 degrees of freedom), with Welch-Satterthwaite
+degrees of freedom, so a cell of three seeds uses a t quantile near t(2) = 4.30 when the seeds
+dominate and near the test part's own (1.97 for 200 utterances, 2.57 for 6 voices) when it does.
 tests/test_report.py checks by simulation that its 95 % intervals cover about 95 %.
 """
 from __future__ import annotations
@@ -89,7 +90,8 @@ def wer_interval(errors: ArrayLike, ref_words: ArrayLike, settings: BootstrapSet
     resampled = _resampled_sums(np.vstack([sums, words]), settings)
     test_draws = (resampled[:-1] / resampled[-1]).mean(axis=0)
     per_run = sums.sum(axis=1) / words.sum()
-    return _interval(float(per_run.mean()), test_draws, _seed_variance([per_run]), settings.confidence)
+    return _interval(float(per_run.mean()), test_draws, sums.shape[1], _seed_variance([per_run]),
+                     settings.confidence)
 
 
 def paired_bootstrap(errors_system: ArrayLike, errors_baseline: ArrayLike, ref_words: ArrayLike,
@@ -133,8 +135,9 @@ def seeded_paired_bootstrap(errors_system: ArrayLike, errors_baseline: ArrayLike
     groups = [seed_diffs] if paired_seeds else [runs_sys, runs_base]
     seed_abs = _seed_variance(groups)
     seed_rel = (seed_abs[0] * scale ** 2, seed_abs[1])
-    ci_abs = _interval(wer_sys - wer_base, res_diff, seed_abs, settings.confidence)
-    ci_rel = _interval(rel_point, res_rel, seed_rel, settings.confidence)
+    units = sums.shape[1]
+    ci_abs = _interval(wer_sys - wer_base, res_diff, units, seed_abs, settings.confidence)
+    ci_rel = _interval(rel_point, res_rel, units, seed_rel, settings.confidence)
     return PairedDifference(
         wer_system=wer_sys,
         wer_baseline=wer_base,
@@ -146,7 +149,7 @@ def seeded_paired_bootstrap(errors_system: ArrayLike, errors_baseline: ArrayLike
         resamples=settings.resamples,
         seed_diffs_abs=tuple(float(d) for d in seed_diffs),
         seed_diffs_rel_pct=tuple(float(scale * d) for d in seed_diffs),
-        degrees_of_freedom=_degrees_of_freedom(_variance(res_diff), seed_abs),
+        degrees_of_freedom=_degrees_of_freedom(_test_part(res_diff, units), seed_abs) if seed_abs[0] > 0 else math.inf,
         test_sd_rel_pct=float(np.sqrt(_variance(res_rel))),
     )
 
@@ -166,15 +169,24 @@ def _variance(draws: NDArray[np.float64]) -> float:
     return float(np.var(draws, ddof=1)) if draws.size > 1 else 0.0
 
 
-def _degrees_of_freedom(test_variance: float, seed: tuple[float, float]) -> float:
-    """Welch-Satterthwaite of (test + seed) variance, the test part's degrees of freedom taken as infinite."""
-    seed_variance, seed_df = seed
-    if seed_variance <= 0.0:
+def _test_part(draws: NDArray[np.float64], units: int) -> tuple[float, float]:
+    """(variance, degrees of freedom) of the test part from its bootstrap draws over `units` resampling
+    units: the bootstrap variance of a mean of k units is (k - 1) / k of the unbiased one, and k - 1 is
+    its degrees of freedom (6 voices: 5, not infinity)."""
+    if units < 2:
+        return _variance(draws), math.inf
+    return _variance(draws) * units / (units - 1), units - 1
+
+
+def _degrees_of_freedom(test: tuple[float, float], seed: tuple[float, float]) -> float:
+    """Welch-Satterthwaite degrees of freedom of the sum of the test and the seed variance."""
+    parts = [(variance, df) for variance, df in (test, seed) if variance > 0.0]
+    if not parts:
         return math.inf
-    return (test_variance + seed_variance) ** 2 / (seed_variance ** 2 / seed_df)
+    return sum(variance for variance, _ in parts) ** 2 / sum(variance ** 2 / df for variance, df in parts)
 
 
-def _interval(point: float, test_draws: NDArray[np.float64], seed: tuple[float, float],
+def _interval(point: float, test_draws: NDArray[np.float64], units: int, seed: tuple[float, float],
               confidence: float) -> tuple[float, float]:
     """Without a seed part, the test bootstrap's percentile interval; with one, point -/+ t x the
     standard error of both parts."""
@@ -182,9 +194,8 @@ def _interval(point: float, test_draws: NDArray[np.float64], seed: tuple[float, 
         return _percentile_interval(test_draws, confidence)
     if test_draws.size == 0 or not math.isfinite(point):
         return float("nan"), float("nan")
-    test_variance = _variance(test_draws)
-    half = student_t_quantile(0.5 + confidence / 2, _degrees_of_freedom(test_variance, seed)) * math.sqrt(
-        test_variance + seed[0])
+    test = _test_part(test_draws, units)
+    half = student_t_quantile(0.5 + confidence / 2, _degrees_of_freedom(test, seed)) * math.sqrt(test[0] + seed[0])
     return point - half, point + half
 
 

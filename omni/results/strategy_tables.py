@@ -135,8 +135,8 @@ def strategy_note(table: pd.DataFrame, decode: str, settings: BootstrapSettings)
             "(the dense model trained on without masks, same seeds), in WER points. Searched rows (tag b<level>): "
             "the search's per-layer model under the size of the uniform level, against that arm's uniform model. "
             f"{fmt_confidence(settings.confidence)} CI over training seeds (t-based) and test data (paired bootstrap, "
-            f"{settings.resamples} resamples), as in tables/wer_vs_sparsity.md; {SIGNIFICANT_MARK} = CI excludes 0. Job cost: one training job of "
-            "the arm (an omni arm: its supernet + K extractions), mean over seeds, in device-hours, over one job "
+            f"{settings.resamples} resamples), as in tables/wer_vs_sparsity.md; {SIGNIFICANT_MARK} = CI excludes 0. "
+            "Job cost: one training job of the arm (an omni arm: its supernet + K extractions), mean over seeds, in device-hours, over one job "
             "of its paired individual arm (equal compute ~ 1.00x) and over that arm's K jobs (the paper's "
             "claim: ~ 1/K).")
 
