@@ -194,7 +194,7 @@ def supernet_budget(config: Config) -> float:
 # omni.* keys added after jobs had run, each with its off value: declared only when on (a supernet with
 # today's mechanics keeps its params, and so its outputs).
 SUPERNET_OPTIONS = {"level_ramps": "shared", "rankings": "moving", "freeze_fraction": None,
-                    "distinct_passes": False, "level_loss": "utterance", "levels": None}
+                    "distinct_passes": False, "level_loss": "utterance", "levels": None, "private_parameters": "none"}
 
 
 def omni_levels(config: Config, arm: str = "omni") -> list[float]:
@@ -220,6 +220,7 @@ def supernet(config: Config, arm: str = "omni") -> Section:
         **declared_when_on(omni["rankings"] == "settled", settled_rankings={"freeze_fraction": freeze}),
         **declared_when_on(omni["distinct_passes"], distinct_passes=True),
         **declared_when_on(omni["level_loss"] == "frame", level_loss="frame"),
+        **declared_when_on(omni["private_parameters"] != "none", private_parameters=omni["private_parameters"]),
     }
     return canonical({**settings, "budget": supernet_budget(arm_settings), "levels": omni_levels(config, arm),
                       **_distill_entry(arm_settings, "omni"), **layerwise, **options})

@@ -287,6 +287,11 @@ def _check_arms(config: Mapping[str, Any]) -> None:
     unknown = [arm for arm in config["search"]["arms"] if arm not in omni_arms]
     if unknown:
         raise ConfigError(f"config key 'search.arms': {unknown} are not omni arms of this study {omni_arms}")
+    private = [arm for arm in config["search"]["arms"]
+               if arm_config(config, arm)["omni"]["private_parameters"] != "none"]
+    if private:
+        raise ConfigError(f"config key 'search.arms': {private} have private per-level parameters "
+                          "(omni.private_parameters), which a per-layer mix of levels has no copy of")
 
 
 def _check_supernet(config: Mapping[str, Any], arm: str) -> None:
@@ -337,6 +342,9 @@ def _check_matched_mechanics(config: Mapping[str, Any], where: str) -> None:
         if on and omni["level_space"] != "discrete":
             raise ConfigError(f"config key 'omni.{key}'{where}: {omni[key]!r} follows each level of omni.levels; "
                               "omni.level_space 'continuous' has no levels")
+    if omni["private_parameters"] != "none" and omni["level_space"] != "discrete":
+        raise ConfigError(f"config key 'omni.private_parameters'{where}: a copy per level needs discrete levels; "
+                          "omni.level_space 'continuous' has none")
     if omni["freeze_fraction"] is not None and omni["rankings"] != "settled":
         raise ConfigError(f"config key 'omni.freeze_fraction'{where}: only settled rankings freeze "
                           f"(omni.rankings is {omni['rankings']!r}); set omni.rankings: settled, or null")

@@ -252,3 +252,77 @@ def test_a_reranking_logs_each_levels_churn_and_a_frozen_ranking_none() -> None:
     assert set(extra) >= {"churn_0.5", "churn_0.9"} and 0 < extra["churn_0.9"] <= 1
     strategy.prepare(4)
     assert strategy.churn == {}, "frozen from step 4: nothing moves"
+
+
+# ---------------------------------------------------------------- private per-level parameters
+
+
+def test_private_parameters_are_the_encoders_norms_and_prunable_biases_and_optionally_the_joiner() -> None:
+    from omni.sparsity.masks import prunable_parameter_names
+    from omni.sparsity.private import private_names
+    model, _, config = small_setup()
+    prunable = prunable_parameter_names(model, job_params.masks(config))
+    names = private_names(model, prunable, "encoder")
+    assert "transcriber.transformer.emformer_layers.0.layer_norm_input.weight" in names
+    assert "transcriber.transformer.emformer_layers.0.attention.out_proj.bias" in names
+    assert all(name.startswith("transcriber.") and name not in prunable for name in names)
+    assert not any(name.startswith("predictor.") for name in names), "the predictor is not pruned: shared"
+    with_joiner = private_names(model, prunable, "encoder_and_joiner")
+    assert set(with_joiner) - set(names) == {"joiner.linear.weight", "joiner.linear.bias"}
+    assert private_names(model, prunable, "none") == []
+
+
+def test_a_step_trains_its_levels_private_copies_and_leaves_the_others_as_they_were() -> None:
+    model, model_config, config = small_setup()
+    batch = fixed_batch(model_config)
+    sampler = LevelSampler(strategy="uniform", levels=[0.5, 0.9], level_space="discrete", continuous_range=(0.5, 0.9),
+                           random_levels=0, warmup_steps=0, update_every=1)
+    strategy = SupernetGradients(model, job_params.masks(config), sampler, 1, 0, private="encoder")
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.01, weight_decay=0.5)
+    name = "transcriber.transformer.emformer_layers.0.layer_norm_input.bias"
+    for step in range(4):
+        strategy.prepare(step)
+        trained = strategy.step_targets[0]
+        before = strategy.private.per_level()
+        optimizer.zero_grad()
+        strategy.accumulate(step, PlainLoss(lambda: logits_of(model, batch).square().mean()))
+        optimizer.step()
+        strategy.after_step()
+        after = strategy.private.per_level()
+        for level in (0.5, 0.9):
+            key = f"private/{level:g}/{name}"
+            assert torch.equal(after[key], before[key]) == (level != trained), (step, level)
+    state, _ = strategy.final_model()
+    assert not any(".copies." in key for key in state) and f"private/0.5/{name}" in state
+
+
+def test_a_private_supernet_job_cuts_each_level_with_its_own_copies(prepared: PreparedData, dense_model: Path,
+                                                                    tmp_path: Path) -> None:
+    from omni.asr.model import build_model
+    from omni.sparsity.extract import extract_subnetwork
+    config = copy.deepcopy(prepared.config)
+    config["omni"]["private_parameters"] = "encoder"
+    supernet, masks = job_params.supernet(config), job_params.masks(config)
+    assert supernet["private_parameters"] == "encoder"
+    steps, sampler = planned_sampler(supernet)
+    job = paths(prepared, tmp_path, init=dense_model)
+    setup = training_setup(config, "omni", masks=masks, supernet=supernet)
+    spec = JobSpec("train_omni", "omni", None, steps)
+
+    def strategy(model: torch.nn.Module) -> SupernetGradients:
+        return SupernetGradients.from_section(model, masks, supernet, sampler, setup.seed)
+
+    run_training_job(setup, spec, job, 1, strategy, halt_after=steps // 2)
+    run_training_job(setup, spec, job, 1, strategy)   # resumes the copies from the checkpoint
+    artefact = load_torch(job.model_out)
+    name = "transcriber.transformer.emformer_layers.0.layer_norm_input.weight"
+    cut = {level: extract_subnetwork(artefact, level)[0] for level in config["sparsity"]["levels"]}
+    for level, state in cut.items():
+        assert torch.equal(state[name], artefact["state_dict"][f"private/{level:g}/{name}"])
+        build_model(artefact["model_config"]).load_state_dict(state)   # a plain model of that level
+    low, high = sorted(cut)
+    assert not torch.equal(cut[low][name], cut[high][name]), "each level trained its own copy"
+    with pytest.raises(ValueError, match="private per-level parameters"):
+        extract_subnetwork(artefact, {key: 0.6 for key in artefact["rankings"]})
+    with pytest.raises(ConfigError, match=r"search\.arms.*private"):
+        check_study(load_config(REPO / "config.yaml", {"omni": {"private_parameters": "encoder"}}))

@@ -123,12 +123,13 @@ def test_a_failing_rank_fails_the_job_promptly() -> None:
 
 def test_a_supernet_with_several_passes_per_step_trains_and_resumes_exactly_in_two_processes(
         prepared: PreparedData, dense_model: Path, tmp_path: Path) -> None:
-    """Sandwich + in-place distillation + loss-weighted levels under DDP: the earlier passes of a step
-    accumulate under no_sync, the levels drawn agree on both ranks (the loss weights are rank means),
-    and a killed and resumed job ends with the uninterrupted job's weights."""
+    """Sandwich + in-place distillation + loss-weighted levels + private per-level norms and biases under
+    DDP: the earlier passes of a step accumulate under no_sync, the levels drawn agree on both ranks (the
+    loss weights are rank means), every level's copies count as used, and a killed and resumed job ends
+    with the uninterrupted job's weights."""
     config = json.loads(json.dumps(prepared.config))
     config["train"].update(cpu_processes=WORLD, checkpoint_every=2)
-    config["omni"].update(sampling="sandwich", random_levels=1, level_weights="loss")
+    config["omni"].update(sampling="sandwich", random_levels=1, level_weights="loss", private_parameters="encoder")
     config["distill"]["omni"] = "inplace"
     setup = training_setup(config, "omni", masks=job_params.masks(config), supernet=job_params.supernet(config))
     spec = JobSpec("train_omni", "omni", None, 4)
@@ -140,6 +141,9 @@ def test_a_supernet_with_several_passes_per_step_trains_and_resumes_exactly_in_t
     a, b = load_torch(straight.model_out)["state_dict"], load_torch(killed.model_out)["state_dict"]
     assert all(torch.equal(a[name], b[name]) for name in a)
     log = pd.read_csv(straight.log_out)
-    assert list(log.columns) == [*LOG_COLUMNS, KL_COLUMN, *(f"{kind}_pass{i}" for i in (1, 2, 3) for kind in ("level", "loss"))]
+    churn = [f"churn_{level:g}" for level in sorted(config["sparsity"]["levels"])]
+    assert list(log.columns) == [*LOG_COLUMNS, KL_COLUMN, *(f"{kind}_pass{i}" for i in (1, 2, 3)
+                                                            for kind in ("level", "loss")), *churn]
+    assert any(name.startswith("private/") for name in a), "the levels' own copies are in the artefact"
     assert (log["level_pass1"] <= log[["level_pass2", "level_pass3"]].min(axis=1)).all(), "the densest teaches first"
     assert json.loads(straight.cost_out.read_text())["subnet_passes"] == 4 * 3

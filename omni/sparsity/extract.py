@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import torch
 
 from omni.sparsity.masks import LayerRanking, masks_at
+from omni.sparsity.private import level_state
 
 
 def trained_rankings(supernet: Mapping[str, Any]) -> dict[str, LayerRanking]:
@@ -28,9 +29,10 @@ def trained_rankings(supernet: Mapping[str, Any]) -> dict[str, LayerRanking]:
 
 def extract_subnetwork(supernet: Mapping[str, Any], allocation: float | Mapping[str, float]
                        ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(state dict with masks applied, masks) of one sub-network of a supernet artefact."""
+    """(state dict with masks applied, masks) of one sub-network of a supernet artefact; a uniform level
+    of a supernet with private per-level parameters takes that level's copies."""
     masks = masks_at(trained_rankings(supernet), allocation)
-    state = {name: tensor.clone() for name, tensor in supernet["state_dict"].items()}
+    state = level_state(supernet["state_dict"], None if isinstance(allocation, Mapping) else float(allocation))
     with torch.no_grad():
         for name, mask in masks.items():
             state[name] = state[name] * mask.to(state[name].dtype)

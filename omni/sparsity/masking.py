@@ -101,8 +101,8 @@ class MaskedParameters:
         """Load what `original_state_dict` produced (strict), into the installed model."""
         renamed = {}
         for name, value in state.items():
-            if name in self.names:
-                module_path, _, attr = name.rpartition(".")
+            module_path, _, attr = name.rpartition(".")
+            if name in self.names or _parametrized(self.model, module_path, attr):
                 name = f"{module_path}.parametrizations.{attr}.original"
             renamed[name] = value
         self.model.load_state_dict(renamed)
@@ -114,6 +114,14 @@ class MaskedParameters:
             module, attr = self._owner(name)
             parametrize.remove_parametrizations(module, attr, leave_parametrized=permanent)
         self.names = []
+
+
+def _parametrized(model: nn.Module, module_path: str, attr: str) -> bool:
+    """Whether `module_path.attr` is a parametrized tensor (a mask's, or a private per-level one's)."""
+    try:
+        return parametrize.is_parametrized(model.get_submodule(module_path), attr)
+    except AttributeError:
+        return False
 
 
 class ZeroedWeightMasks:

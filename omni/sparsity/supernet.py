@@ -17,6 +17,8 @@ from omni.asr.trainer import LossFn
 from omni.sparsity.budget import freeze_step, passes_per_step, planned_steps, ramp_steps, warmup_steps
 from omni.sparsity.layerwise import LayerwiseSampling
 from omni.sparsity.masking import MaskedParameters
+from omni.sparsity.private import NONE as NO_PRIVATE
+from omni.sparsity.private import PrivateParameters, is_copy, private_names
 from omni.sparsity.masks import (
     LayerRanking,
     all_kept_masks,
@@ -132,32 +134,48 @@ class LevelSampler:
             return cubic_sparsity(step, final=level, ramp_steps=self.ramp_steps, update_every=self.ramp_update_every)
         return min(level, self.current_highest(step))
 
-    def _random(self, generator: torch.Generator, step: int, weights: torch.Tensor | None) -> float:
+    def _draw(self, generator: torch.Generator, step: int, weights: torch.Tensor | None) -> tuple[float | None, float]:
+        """One random level: (its target, the sparsity it trains at `step`); continuous: no target."""
         if self.level_space == "continuous":
             cap = self.current_highest(step)
             low = min(self.lowest, cap)
-            return low + (cap - low) * float(torch.rand((), generator=generator))
+            return None, low + (cap - low) * float(torch.rand((), generator=generator))
         if weights is None:
             index = int(torch.randint(len(self.levels), (), generator=generator))
         else:
             index = int(torch.multinomial(weights, 1, generator=generator))
-        return self.sparsity_at(self.levels[index], step)
+        return self.levels[index], self.sparsity_at(self.levels[index], step)
 
-    def sample(self, step: int, generator: torch.Generator, weights: torch.Tensor | None = None) -> list[float]:
-        """The step's levels; `weights` (one per level of `levels`, discrete space) bias the random ones."""
+    def sample_targets(self, step: int, generator: torch.Generator,
+                       weights: torch.Tensor | None = None) -> list[tuple[float | None, float]]:
+        """The step's passes as (target level, sparsity trained now); `weights` (one per level of `levels`,
+        discrete space) bias the random ones. Passes at one sparsity are one pass for fixed_set (and for
+        the sandwich with `distinct`); the first level with that sparsity names it."""
         if weights is not None and (self.level_space != "discrete" or len(weights) != len(self.levels)):
             raise ValueError(f"level weights need the discrete space and one weight per level {self.levels}")
         if self.strategy == "uniform":
-            return [self._random(generator, step, weights)]
+            return [self._draw(generator, step, weights)]
         if self.strategy == "fixed_set":
-            return sorted({self.sparsity_at(level, step) for level in self.levels}, reverse=True)
-        levels = [self.sparsity_at(self.highest, step), self.sparsity_at(self.lowest, step)] + [
-            self._random(generator, step, weights) for _ in range(self.random_levels)]
-        return list(dict.fromkeys(levels)) if self.distinct else levels
+            return _distinct([(level, self.sparsity_at(level, step)) for level in sorted(self.levels, reverse=True)])
+        passes = [(self.highest, self.sparsity_at(self.highest, step)), (self.lowest, self.sparsity_at(self.lowest, step))]
+        passes += [self._draw(generator, step, weights) for _ in range(self.random_levels)]
+        return _distinct(passes) if self.distinct else passes
+
+    def sample(self, step: int, generator: torch.Generator, weights: torch.Tensor | None = None) -> list[float]:
+        """The sparsities of the step's passes (sample_targets without the targets)."""
+        return [sparsity for _, sparsity in self.sample_targets(step, generator, weights)]
 
     def passes_per_step(self) -> int:
         """Sub-network forward/backward passes a step costs (for the equal-budget rule)."""
         return passes_per_step(self.strategy, len(self.levels), self.random_levels)
+
+
+def _distinct(passes: list[tuple[float | None, float]]) -> list[tuple[float | None, float]]:
+    """The first pass at each sparsity, in order."""
+    seen: dict[float, tuple[float | None, float]] = {}
+    for target, sparsity in passes:
+        seen.setdefault(sparsity, (target, sparsity))
+    return list(seen.values())
 
 
 def sampler_from_section(supernet: Mapping[str, Any], steps: int) -> LevelSampler:
@@ -190,7 +208,7 @@ class SupernetGradients:
                  update_every: int, seed: int, inplace_distillation: bool = False,
                  level_weights: LevelWeights | None = None, layerwise: LayerwiseSampling | None = None,
                  freeze_unused: bool = False, settled_from: int | None = None,
-                 level_loss: str = UTTERANCE_LOSS) -> None:
+                 level_loss: str = UTTERANCE_LOSS, private: str = NO_PRIVATE) -> None:
         """`inplace_distillation`: the step's densest sub-network trains first, on the labels, and every
         other sub-network of the step also learns its output distribution (in-place distillation).
         `freeze_unused`: a weight that none of the step's sub-networks keeps leaves the optimizer step
@@ -200,7 +218,9 @@ class SupernetGradients:
         are, so every extracted mask is one the supernet trained for the whole frozen phase; None:
         every `update_every` steps all weights are ranked afresh, to the last step.
         `level_loss`: what the loss-weighted draws average per level: the pass's loss per utterance,
-        or per encoder frame (batches bucketed by length then weigh alike)."""
+        or per encoder frame (batches bucketed by length then weigh alike).
+        `private` (omni.private_parameters): each level its own copy of the encoder's LayerNorm
+        parameters and prunable biases (and of the joiner), omni.sparsity.private."""
         if inplace_distillation and sampler.passes_per_step() < 2:
             raise ValueError(f"in-place distillation needs several sub-networks per step; sampling "
                              f"{sampler.strategy!r} trains one")
@@ -218,11 +238,14 @@ class SupernetGradients:
         self.granularity = sparsity_cfg["granularity"]
         self.block_shape = sparsity_cfg["block_shape"]
         self.masked = MaskedParameters(model, all_kept_masks(model, self.names))
+        own = private_names(model, self.names, private)
+        self.private = PrivateParameters(model, own, sampler.levels) if own else None
         self.sampler = sampler
         self.update_every = update_every
         self.generator = torch.Generator().manual_seed(seed)
         self.rankings: dict[str, LayerRanking] = {}
         self.step_levels: list[float] = []
+        self.step_targets: list[float | None] = []   # the level each pass trains towards (its private copies)
         self.step_allocations: list[dict[str, float] | None] = []
         self.churn: dict[str, float] = {}   # this step's re-ranking, per level (omni.results.diagnostics)
 
@@ -239,7 +262,8 @@ class SupernetGradients:
                    level_weights=LevelWeights(supernet["level_weights"], list(supernet["levels"])),
                    layerwise=layerwise, freeze_unused=supernet["unused_weights"] == "frozen",
                    settled_from=freeze_step(supernet, steps),
-                   level_loss=supernet.get("level_loss", UTTERANCE_LOSS))
+                   level_loss=supernet.get("level_loss", UTTERANCE_LOSS),
+                   private=supernet.get("private_parameters", NO_PRIVATE))
 
     def prepare(self, step: int) -> None:
         self.churn = {}
@@ -253,8 +277,11 @@ class SupernetGradients:
                 trained = [self.sampler.sparsity_at(level, step - 1) for level in self.sampler.levels]
                 self.rankings = rerank_within_levels(self.model, self.rankings, trained)
             self.churn = self._churn(previous) if self.sampler.level_space == "discrete" else {}
-        levels = self.sampler.sample(step, self.generator, self.level_weights.current())
-        self.step_levels = sorted(levels) if self.inplace_distillation else levels
+        passes = self.sampler.sample_targets(step, self.generator, self.level_weights.current())
+        if self.inplace_distillation:
+            passes = sorted(passes, key=lambda target_and_sparsity: target_and_sparsity[1])
+        self.step_targets = [target for target, _ in passes]
+        self.step_levels = [sparsity for _, sparsity in passes]
         self.step_allocations = [self.layerwise.draw(step, level, self.rankings, self.generator)
                                  for level in self.step_levels]
 
@@ -285,6 +312,8 @@ class SupernetGradients:
         for position, (level, allocation) in enumerate(zip(self.step_levels, self.step_allocations)):
             masks = masks_at(self.rankings, level if allocation is None else allocation)
             self.masked.set_masks(masks)
+            if self.private:
+                self.private.select(self.step_targets[position])
             if self.freeze_unused:
                 used = {name: mask | used[name] if name in used else mask for name, mask in masks.items()}
             loss = loss_fn(teacher_logits=teacher, last=position == passes - 1)
@@ -306,6 +335,8 @@ class SupernetGradients:
         extra.update(self.churn)
         if self.freeze_unused:
             self._hold_unused(used)
+        if self.private:
+            self.private.hold_untrained(self.step_targets)
         return total / passes, extra
 
     def _hold_unused(self, used: Mapping[str, torch.Tensor]) -> None:
@@ -320,6 +351,8 @@ class SupernetGradients:
             for name, (unused, values) in self.held.items():
                 original_weight(self.model, name)[unused] = values
         self.held = {}
+        if self.private:
+            self.private.restore_untrained()
 
     def log_columns(self) -> list[str]:
         """The level trained and its loss, per sub-network pass of the step, in the order trained: the
@@ -348,8 +381,10 @@ class SupernetGradients:
         self.masked.load_original_state_dict(state)
 
     def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """The supernet is its unmasked shared weights; extraction cuts sub-networks from it."""
-        return {k: v.detach().cpu() for k, v in self.masked.original_state_dict().items()}, {}
+        """The supernet is its unmasked shared weights, and each level's private copies under
+        `private/<level>/<name>` (omni.sparsity.private); extraction cuts sub-networks from it."""
+        state = {k: v.detach().cpu() for k, v in self.masked.original_state_dict().items() if not is_copy(k)}
+        return {**state, **(self.private.per_level() if self.private else {})}, {}
 
     def final_rankings(self) -> dict[str, dict[str, Any]]:
         """The rankings the last step's sub-networks were cut from (extraction cuts the same)."""
