@@ -65,7 +65,7 @@ def test_study_lists_every_job_benchmark_the_run_wrote(smoke_run: Path) -> None:
     study = Study.from_config(config)
     written = {str(p) for p in (smoke_run / "results" / "smoke" / "benchmarks").rglob("*.tsv")}
     report_rules = {study.benchmark(rule) for rule in ("wer_table", "accounting", "figures", "strategy_table",
-                                                       "speed_table")}
+                                                       "speed_table", "diagnostics")}
     assert set(study.benchmark_files()) == written - report_rules
 
 
@@ -100,6 +100,7 @@ def scheduled_jobs(output: str) -> dict[str, int]:
 # The smoke study: levels 0.5 and 0.8 (budgets = levels), 3 evaluation splits, 2 training seeds;
 # 15 evaluated models: dense, and per seed the dense-continued control, 2 individual, 2 omni, 2 searched.
 REPORT = {"wer_table": 1, "figures": 1, "accounting": 1, "strategy_table": 1, "speed_table": 1, "all": 1}
+DIAGNOSED = {**REPORT, "diagnostics": 1}   # the report when a supernet, an individual job or their evaluations change
 SUPERNET_AND_DOWNSTREAM = {"train_omni": 2, "extract_omni": 4, "search": 2, "extract_searched": 4}
 
 
@@ -112,45 +113,47 @@ def exported(models: int) -> dict[str, int]:
     # the pruning arms and the control share the fine-tuning schedule
     pytest.param(lambda c: c["train"].update(finetune_lr=0.001),
                  {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(14),
-                  "evaluate": 42, **REPORT},
+                  "evaluate": 42, **DIAGNOSED},
                  id="train.finetune_lr"),
     # the new level's own individual job; the supernet samples levels, so it and all it feeds rerun
     pytest.param(lambda c: c["sparsity"].update(levels=[0.5, 0.7, 0.8]),
                  {"train_individual": 2, "train_omni": 2, "extract_omni": 6, "search": 2, "extract_searched": 6,
-                  **exported(14), "evaluate": 42, **REPORT},
+                  **exported(14), "evaluate": 42, **DIAGNOSED},
                  id="sparsity.levels+0.7"),
     pytest.param(lambda c: c["omni"].update(sampling="sandwich"),
-                 {**SUPERNET_AND_DOWNSTREAM, **exported(8), "evaluate": 24, **REPORT}, id="omni.sampling"),
+                 {**SUPERNET_AND_DOWNSTREAM, **exported(8), "evaluate": 24, **DIAGNOSED}, id="omni.sampling"),
     # omni.budget null: the supernet trains as many sub-network passes as one individual job; the
     # control as many steps
     pytest.param(lambda c: c["individual"].update(steps=5),
                  {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(14),
-                  "evaluate": 42, **REPORT},
+                  "evaluate": 42, **DIAGNOSED},
                  id="individual.steps"),
     # a third seed: its own control, individual jobs, supernet and search; nothing of the first two
     pytest.param(lambda c: c.update(seeds=[1234, 1235, 1236]),
                  {"train_control": 1, "train_individual": 2, "train_omni": 1, "extract_omni": 2, "search": 1,
-                  "extract_searched": 2, **exported(7), "evaluate": 21, **REPORT},
+                  "extract_searched": 2, **exported(7), "evaluate": 21, **DIAGNOSED},
                  id="seeds+1236"),
-    pytest.param(lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 45, **REPORT}, id="evaluate.beam_width"),
-    # both arms learn from the dense model by default: the individual arm without it reruns its jobs and
-    # what they feed; the KL weight reruns every job with a teacher; the teacher's forward cost only the
-    # supernets (their budget counts it)
+    pytest.param(lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 45, **DIAGNOSED}, id="evaluate.beam_width"),
+    # both arms and the control learn from the dense model by default: the individual arm without it reruns
+    # its jobs and what they feed; the KL weight reruns every job with a teacher (the control's too); the
+    # teacher's forward cost only the supernets (their budget counts it)
     pytest.param(lambda c: c.setdefault("distill", {}).update(individual="none"),
-                 {"train_individual": 4, **exported(4), "evaluate": 12, **REPORT}, id="distill.individual"),
+                 {"train_individual": 4, **exported(4), "evaluate": 12, **DIAGNOSED}, id="distill.individual"),
     pytest.param(lambda c: c.setdefault("distill", {}).update(weight=0.5),
-                 {"train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(12), "evaluate": 36, **REPORT},
+                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(14), "evaluate": 42,
+                  **DIAGNOSED},
                  id="distill.weight"),
     pytest.param(lambda c: c.setdefault("distill", {}).update(teacher_forward_cost=0.5),
-                 {**SUPERNET_AND_DOWNSTREAM, **exported(8), "evaluate": 24, **REPORT},
+                 {**SUPERNET_AND_DOWNSTREAM, **exported(8), "evaluate": 24, **DIAGNOSED},
                  id="distill.teacher_forward_cost"),
     pytest.param(lambda c: c.setdefault("distill", {}).update(individual="none", omni="none", weight=0.5,
                                                               teacher_forward_cost=0.5),
-                 {"train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(12), "evaluate": 36, **REPORT},
+                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(14), "evaluate": 42,
+                  **DIAGNOSED},
                  id="distill off: its weight and cost change nothing more"),
     # a variant arm: its own supernets and what they feed (not searched: search.arms); nothing of the others
     pytest.param(lambda c: c.update(variants={"omni-uniform": {"omni": {"level_weights": None}}}),
-                 {"train_omni": 2, "extract_omni": 4, **exported(4), "evaluate": 12, **REPORT},
+                 {"train_omni": 2, "extract_omni": 4, **exported(4), "evaluate": 12, **DIAGNOSED},
                  id="variants+omni-uniform"),
     pytest.param(lambda c: c["report"].update(confidence=0.9),
                  {"wer_table": 1, "figures": 1, "strategy_table": 1, "all": 1},
@@ -158,7 +161,7 @@ def exported(models: int) -> dict[str, int]:
     # a variant in another pruning unit: its own individual jobs and supernets, nothing of the other arms
     pytest.param(lambda c: c.update(variants={name: {"sparsity": {"granularity": "block", "block_shape": [16, 1]}}
                                               for name in ("individual-b16x1", "omni-b16x1")}),
-                 {"train_individual": 4, "train_omni": 2, "extract_omni": 4, **exported(8), "evaluate": 24, **REPORT},
+                 {"train_individual": 4, "train_omni": 2, "extract_omni": 4, **exported(8), "evaluate": 24, **DIAGNOSED},
                  id="variants+block 16x1"),
     # a device_metrics setting: those jobs and their table, nothing else
     pytest.param(lambda c: c["speed"].update(utterances=2), {"device_metrics": 15, "speed_table": 1, "all": 1},
