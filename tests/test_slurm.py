@@ -74,7 +74,8 @@ def test_the_smoke_study_runs_through_slurm_and_equals_a_local_run(cluster, tmp_
     assert remote and remote <= set(submitted), f"jobs not submitted: {sorted(remote - set(submitted))}"
     local = {rule for kind, rule in jobs.values() if kind == "localrule"}
     assert local <= {"wer_table", "strategy_table", "accounting", "figures", "extract_omni", "export_model",
-                     "extract_searched", "split_dev", "tokenizer", "speed_table", "all"}, local
+                     "extract_searched", "split_dev", "tokenizer", "speed_table", "voices", "diagnostics",
+                     "all"}, local
     states = cluster.completed_jobs()
     print("sacct -c (SLURM job id, state, rule):")
     for jobid in sorted(remote, key=int):
