@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from omni.sparsity.masks import plain_name
+from omni.sparsity.masks import owner, plain_name
 
 
 class _MaskMultiply(nn.Module):
@@ -62,7 +62,7 @@ class MaskedParameters:
             self._install(name, masks[name], mask_dtype)
 
     def _install(self, name: str, mask: Tensor, mask_dtype: torch.dtype | None) -> None:
-        module, attr = self._owner(name)
+        module, attr = owner(self.model, name)
         if parametrize.is_parametrized(module, attr):
             raise ValueError(f"MaskedParameters: {name} already has a parametrization")
         weight = getattr(module, attr)
@@ -70,12 +70,8 @@ class MaskedParameters:
         buffer = mask.to(device=weight.device, dtype=mask_dtype or weight.dtype).clone()
         parametrize.register_parametrization(module, attr, _MaskMultiply(buffer))
 
-    def _owner(self, name: str) -> tuple[nn.Module, str]:
-        module_path, _, attr = name.rpartition(".")
-        return self.model.get_submodule(module_path), attr
-
     def _mask_module(self, name: str) -> _MaskMultiply:
-        module, attr = self._owner(name)
+        module, attr = owner(self.model, name)
         return module.parametrizations[attr][0]
 
     def set_masks(self, masks: Mapping[str, Tensor]) -> None:
@@ -111,7 +107,7 @@ class MaskedParameters:
         """Drop the parametrizations: `permanent` leaves weight * mask as the plain parameter
         (same Parameter object, so an optimizer stays valid); otherwise the unmasked original."""
         for name in self.names:
-            module, attr = self._owner(name)
+            module, attr = owner(self.model, name)
             parametrize.remove_parametrizations(module, attr, leave_parametrized=permanent)
         self.names = []
 

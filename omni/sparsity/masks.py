@@ -75,10 +75,15 @@ def _is_prunable(name: str, patterns: Sequence[re.Pattern[str]], sparsity_cfg: M
     return bool(sparsity_cfg["include_io_linears"]) and name in IO_LINEAR_WEIGHTS
 
 
+def owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    """(module, attribute) of a parameter name such as `transcriber.layer_norm.weight`."""
+    module_path, _, attr = name.rpartition(".")
+    return model.get_submodule(module_path), attr
+
+
 def original_weight(model: nn.Module, name: str) -> Tensor:
     """The unmasked tensor behind `name`, whether or not a mask parametrization is installed."""
-    module_path, _, attr = name.rpartition(".")
-    module = model.get_submodule(module_path)
+    module, attr = owner(model, name)
     if parametrize.is_parametrized(module, attr):
         return module.parametrizations[attr].original
     return getattr(module, attr)

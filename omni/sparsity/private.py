@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from omni.config import ConfigError
+from omni.sparsity.masks import owner
 
 ENCODER = "encoder"                      # omni.private_parameters: the encoder's norms and prunable biases
 ENCODER_AND_JOINER = "encoder_and_joiner"   # ... and the joiner's linear
@@ -65,17 +66,13 @@ class PrivateParameters:
         self.model, self.names, self.levels = model, list(names), sorted(levels)
         self.held: dict[str, list[tuple[int, Tensor]]] = {}
         for name in self.names:
-            module, attr = self._owner(name)
+            module, attr = owner(self.model, name)
             original = getattr(module, attr)
             parametrize.register_parametrization(module, attr, _LevelCopies(original, len(self.levels)))
             module.parametrizations[attr].original.requires_grad_(False)
 
-    def _owner(self, name: str) -> tuple[nn.Module, str]:
-        module_path, _, attr = name.rpartition(".")
-        return self.model.get_submodule(module_path), attr
-
     def _copies(self, name: str) -> _LevelCopies:
-        module, attr = self._owner(name)
+        module, attr = owner(self.model, name)
         return module.parametrizations[attr][0]
 
     def select(self, level: float | None) -> None:
