@@ -655,3 +655,15 @@ def test_corpus_voices_come_from_speakers_txt_and_real_speech_has_none(tmp_path:
     table = tmp_path / "voices.tsv"
     table.write_text("speaker\tvoice\n40000\ten-us+f5\n")
     assert read_voices(table) == {"40000": "en-us+f5"}
+
+
+@pytest.mark.parametrize("bounds, claim", [((-9.0, -3.0), "supported"), ((-1.0, 4.0), "rejected"),
+                                           ((-5.0, 1.0), "undecided")])
+def test_the_papers_claim_is_judged_by_the_one_sided_bounds(bounds: tuple[float, float], claim: str) -> None:
+    from omni.results.primary import Endpoint
+    endpoint = Endpoint(split="test-other", levels=("0.5",), seeds=3, unit="6 voices", omni_wer=0.5,
+                        individual_wer=0.5, abs_diff=0.0, rel_diff_pct=sum(bounds) / 2, ci_rel_pct=bounds,
+                        one_sided=bounds, seed_rel_diffs_pct=(), degrees_of_freedom=2.0, test_resolves_rel_pct=6.0,
+                        utterances=200)
+    assert endpoint.claim == claim
+    assert endpoint.utterances_to_resolve_2pct == pytest.approx(200 * 9), "resolution scales as 1 / sqrt(size)"
