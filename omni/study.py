@@ -335,16 +335,15 @@ def _check_supernet(config: Mapping[str, Any], arm: str) -> None:
 
 
 def _check_matched_mechanics(config: Mapping[str, Any], where: str) -> None:
-    """Per-level ramps and settled rankings are defined on discrete levels; a freeze fraction only
-    means something for settled rankings."""
+    """Per-level ramps, settled rankings and private copies are defined on discrete levels; a freeze
+    fraction only means something for settled rankings."""
     omni = config["omni"]
-    for key, on in (("level_ramps", omni["level_ramps"] == "individual"), ("rankings", omni["rankings"] == "settled")):
+    per_level = (("level_ramps", omni["level_ramps"] == "individual"), ("rankings", omni["rankings"] == "settled"),
+                 ("private_parameters", omni["private_parameters"] != "none"))
+    for key, on in per_level:
         if on and omni["level_space"] != "discrete":
             raise ConfigError(f"config key 'omni.{key}'{where}: {omni[key]!r} follows each level of omni.levels; "
                               "omni.level_space 'continuous' has no levels")
-    if omni["private_parameters"] != "none" and omni["level_space"] != "discrete":
-        raise ConfigError(f"config key 'omni.private_parameters'{where}: a copy per level needs discrete levels; "
-                          "omni.level_space 'continuous' has none")
     if omni["freeze_fraction"] is not None and omni["rankings"] != "settled":
         raise ConfigError(f"config key 'omni.freeze_fraction'{where}: only settled rankings freeze "
                           f"(omni.rankings is {omni['rankings']!r}); set omni.rankings: settled, or null")

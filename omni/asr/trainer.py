@@ -116,7 +116,7 @@ class StepLoss:
         self._features: tuple[torch.Tensor, torch.Tensor] | None = None
         self._teacher_logits: torch.Tensor | None = None
         self.last_logits: torch.Tensor | None = None   # the latest pass's output, detached (an in-place teacher)
-        self.last_frame_loss = math.nan                # the latest pass's loss per encoder frame
+        self._frame_loss: tuple[torch.Tensor, ...] = ()   # (loss, utterances / frames[, weighted KL]), detached
         self.kls: list[float] = []                     # the distillation term of each pass
 
     def features(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,6 +147,14 @@ class StepLoss:
         with self.model.no_sync() if accumulating else contextlib.nullcontext():
             return self._loss(teacher_logits)
 
+    @property
+    def last_frame_loss(self) -> float:
+        """The latest pass's loss per encoder frame, read only when asked (no host sync otherwise)."""
+        if not self._frame_loss:
+            return math.nan
+        loss, per_frame, *kl = self._frame_loss
+        return float(loss * per_frame + sum(kl))
+
     def backward(self, loss: torch.Tensor, passes: int = 1) -> None:
         """Backpropagate `loss` / `passes`. A non-finite loss is skipped alone, but backpropagated with
         several ranks: every rank must run the same backward passes (DDP exchanges gradients in them);
@@ -163,8 +171,7 @@ class StepLoss:
         loss = rnnt_loss(logits, targets.int(), logit_lengths.int(), target_lengths.int(), blank=self.blank,
                          reduction="mean")
         self.last_logits = logits.detach()
-        frames = float(logit_lengths.sum())
-        self.last_frame_loss = float(loss.detach()) * len(logit_lengths) / frames if frames else math.nan
+        self._frame_loss = (loss.detach(), len(logit_lengths) / logit_lengths.sum().clamp_min(1))
         teacher = teacher_logits if teacher_logits is not None else self._frozen_teacher_logits()
         if teacher is not None:
             if self.distillation is None:
@@ -173,7 +180,7 @@ class StepLoss:
                             self.distillation.form)
             self.kls.append(float(kl.detach()))
             loss = loss + self.distillation.weight * kl
-            self.last_frame_loss += self.distillation.weight * float(kl.detach())   # already per frame
+            self._frame_loss += (self.distillation.weight * kl.detach(),)   # already per frame
         return loss
 
 

@@ -16,8 +16,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from omni.results.bootstrap import BootstrapSettings, student_t_quantile
 from omni.atomic import write_dataframe, write_text
+from omni.results.bootstrap import BootstrapSettings, student_t_quantile
 from omni.results.wer_tables import (
     LEVEL_PREFIX,
     RunIndex,
@@ -26,6 +26,7 @@ from omni.results.wer_tables import (
     load_summaries,
     resampling_clusters,
     resampling_unit,
+    seed_list,
 )
 
 PRIMARY_SPLIT = "test-other"
@@ -120,7 +121,7 @@ def endpoint_frame(endpoints: Sequence[Endpoint]) -> pd.DataFrame:
              "omni_wer": e.omni_wer, "individual_wer": e.individual_wer, "abs_diff": e.abs_diff,
              "rel_diff_pct": e.rel_diff_pct, "rel_ci_low_pct": e.ci_rel_pct[0], "rel_ci_high_pct": e.ci_rel_pct[1],
              "one_sided_upper_pct": e.one_sided[1], "one_sided_lower_pct": e.one_sided[0], "claim": e.claim,
-             "seed_rel_diffs_pct": ";".join(f"{d:.6g}" for d in e.seed_rel_diffs_pct), "ci_dof": e.degrees_of_freedom,
+             "seed_rel_diffs_pct": seed_list(e.seed_rel_diffs_pct), "ci_dof": e.degrees_of_freedom,
              "test_resolves_rel_pct": e.test_resolves_rel_pct, "utterances": e.utterances,
              "utterances_to_resolve_2pct": e.utterances_to_resolve_2pct} for e in endpoints]
     return pd.DataFrame(rows, columns=list(PRIMARY_COLUMNS))
