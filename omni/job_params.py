@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from omni.arms import SEARCHED_SUFFIX, arm_kind
+from omni.arms import PRUNING_KINDS, SEARCHED_SUFFIX, arm_kind
 from omni.config import model_preset
 
 Config = Mapping[str, Any]
@@ -85,16 +85,15 @@ def model(config: Config) -> Section:
     return canonical({"input_dim": config["features"]["n_mels"], **model_preset(config)})
 
 
-def training(config: Config, arm: str, seed: int | None = None) -> Section:
+def training(config: Config, arm: str, seed: int) -> Section:
     """One training job's loop settings. The dense job trains from scratch at `train.lr` (with a
-    clean phase and the length curriculum) with the study's `seed`; the pruning arms and the control
-    start trained, at `train.finetune_lr`, with their run's training `seed` (one of `seeds`): for a
-    given seed they see the same batches and schedule as each other."""
+    clean phase and the length curriculum) with its dense model's seed (config `seed`, or one of
+    `dense_replicates`); the pruning arms and the control start trained, at `train.finetune_lr`, with
+    their run's training `seed` (one of `seeds`): for a given seed they see the same batches and
+    schedule as each other."""
     train = config["train"]
     shared = {key: train[key] for key in SHARED_TRAIN_KEYS}
-    if (arm == "dense") != (seed is None):
-        raise ValueError(f"the dense job trains with config key 'seed'; arm {arm!r} got training seed {seed}")
-    run = {"seed": config["seed"] if seed is None else seed, "device": config["device"]}
+    run = {"seed": seed, "device": config["device"]}
     if arm == "dense":
         arm_values = {"steps": train["dense_steps"], "lr": train["lr"], "clean_steps": train["dense_clean_steps"],
                       "sortagrad": train["sortagrad"]}
@@ -123,14 +122,39 @@ def masks(config: Config, arm: str = "individual") -> Section:
 
 def pruning_arms(config: Config, kind: str) -> list[str]:
     """The arms of one kind (`individual` or `omni`): the default arm first, then its variants."""
-    return [kind, *(name for name in config["variants"] if arm_kind(name) == kind)]
+    return [kind, *(name for name in variants(config) if arm_kind(name) == kind)]
+
+
+def replicate_arm(kind: str, dense_seed: int) -> str:
+    """`omni`, 1240 -> `omni-dense1240`: the study's own arm of `kind` trained from another dense model."""
+    return f"{kind}-dense{dense_seed}"
+
+
+def variants(config: Config) -> dict[str, Mapping[str, Any]]:
+    """Config `variants`, and per seed of `dense_replicates` the study's own individual and omni arms
+    trained from that dense model (only their `dense_seed` overridden)."""
+    replicates = {replicate_arm(kind, seed): {"dense_seed": seed} for seed in config["dense_replicates"]
+                  for kind in PRUNING_KINDS}
+    return {**config["variants"], **replicates}
+
+
+def dense_seeds(config: Config) -> list[int]:
+    """Every dense model of the study, by training seed: its own (config `seed`) first."""
+    return [config["seed"], *config["dense_replicates"]]
+
+
+def dense_seed_of(config: Config, arm: str) -> int:
+    """The seed of the dense model an arm starts from and learns from (a variant's `dense_seed`)."""
+    return variants(config).get(arm.removesuffix(SEARCHED_SUFFIX), {}).get("dense_seed", config["seed"])
 
 
 def arm_config(config: Config, arm: str) -> Config:
     """The configuration one arm trains with: the study's, with the `distill`, `omni` and `sparsity`
-    keys its entry in `variants` overrides (the default arms, `individual` and `omni`, override nothing)."""
-    overrides = config["variants"].get(arm, {})
-    return {**config, **{section: {**config[section], **values} for section, values in overrides.items()}}
+    keys its entry in `variants` overrides (the default arms, `individual` and `omni`, override nothing;
+    its dense model is `dense_seed_of`)."""
+    overrides = variants(config).get(arm, {})
+    return {**config, **{section: {**config[section], **values} for section, values in overrides.items()
+                         if section != "dense_seed"}}
 
 
 def teacher_of(config: Config, arm: str) -> str:
@@ -148,15 +172,30 @@ def teachers(config: Config) -> Section:
 
 
 def paired_individual(config: Config) -> dict[str, str]:
-    """Omni arm -> the individual arm it is compared with: the one with the same external teacher and
-    the same pruning unit, so neither side of a difference has a teacher or a unit the other lacks
-    (`individual` when none matches)."""
-    def like(arm: str) -> tuple[str, Section]:
-        return teacher_of(config, arm), masks(config, arm)
+    """Omni arm -> the individual arm it is compared with: the one with the same external teacher, the
+    same pruning unit and the same dense model, so neither side of a difference has a teacher, a unit or
+    a starting point the other lacks (`individual` when none matches)."""
+    def like(arm: str) -> tuple[str, Section, int]:
+        return teacher_of(config, arm), masks(config, arm), dense_seed_of(config, arm)
 
     individual_arms = pruning_arms(config, "individual")
     return {arm: next((other for other in individual_arms if like(other) == like(arm)), "individual")
             for arm in pruning_arms(config, "omni")}
+
+
+def dense_comparisons(config: Config) -> list[Section]:
+    """Per dense model, the study's own omni arm and the individual arm it is compared with: the
+    primary endpoint's pairs (the study's own dense model first)."""
+    def own(kind: str, seed: int) -> str:
+        return kind if seed == config["seed"] else replicate_arm(kind, seed)
+    return [{"dense_seed": seed, "omni": own("omni", seed), "individual": own("individual", seed)}
+            for seed in dense_seeds(config)]
+
+
+def on_other_dense(config: Config) -> list[str]:
+    """The pruning arms trained from a dense model other than the control's: no damage columns."""
+    return [arm for kind in PRUNING_KINDS for arm in pruning_arms(config, kind)
+            if dense_seed_of(config, arm) != config["seed"]]
 
 
 def individual(config: Config, arm: str = "individual") -> Section:

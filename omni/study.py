@@ -10,14 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from omni.arms import SEARCHED_SUFFIX, arm_kind
+from omni.arms import PRUNING_KINDS, SEARCHED_SUFFIX, arm_kind
 from omni.config import ConfigError, model_preset
 from omni.job_params import (
     arm_config,
     budget_levels,
+    dense_seed_of,
+    dense_seeds,
     equal_compute_budget,
     omni_levels,
     pruning_arms,
+    replicate_arm,
     supernet,
     supernet_budget,
 )
@@ -25,7 +28,7 @@ from omni.sparsity.budget import planned_steps
 
 SPLITS = ("train", "dev", "test-clean", "test-other")
 DEV_PARTS = ("dev-search", "dev-report")   # omni.data.dev_split: the search's speakers, the reported ones
-DENSE = ("dense", "dense")           # (arm, tag) of the shared dense model, trained once with config `seed`
+DENSE = ("dense", "dense")           # (arm, tag) of a dense model: the study's own (config `seed`) and its replicates
 SUPERNET_TAG = "supernet"            # the tag of an omni arm's supernet (models/<omni arm>/seed<N>/supernet)
 CONTROL = ("control", "continued")   # dense-continued: the dense model trained like a pruning job, no masks
 WER_TABLES = ("wer.csv", "wer.md", "wer_vs_sparsity.csv", "wer_vs_sparsity.md", "wer_vs_sparsity.tex", "primary.csv",
@@ -57,12 +60,13 @@ class Study:
     budgets: tuple[str, ...]       # search budget levels as they appear in paths
     eval_splits: tuple[str, ...]
     table_decode: str
-    dense_seed: str                # config `seed`: the one dense model's training seed
+    dense_seeds: tuple[str, ...]   # the dense models' training seeds: the study's own (config `seed`), its replicates
     seeds: tuple[str, ...]         # config `seeds`: every pruning arm, the control and the search run once each
     individual_arms: tuple[str, ...]   # `individual` and its variants (config `variants`)
     omni_arms: tuple[str, ...]         # `omni` and its variants
     searched_arms: tuple[str, ...]     # the omni arms whose supernets are searched (config search.arms)
     omni_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()   # omni arm -> its levels where not all (omni.levels)
+    arm_dense_seeds: tuple[tuple[str, str], ...] = ()  # pruning arm -> its dense model's seed where not the own
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Study:
@@ -71,14 +75,17 @@ class Study:
                    budgets=tuple(level_tag(level) for level in budget_levels(config)),
                    eval_splits=tuple(config["evaluate"]["splits"]),
                    table_decode=config["report"]["table_decode"],
-                   dense_seed=str(config["seed"]),
+                   dense_seeds=tuple(str(seed) for seed in dense_seeds(config)),
                    seeds=tuple(str(seed) for seed in config["seeds"]),
                    individual_arms=tuple(pruning_arms(config, "individual")),
                    omni_arms=tuple(pruning_arms(config, "omni")),
                    searched_arms=tuple(config["search"]["arms"]),
                    omni_levels=tuple((arm, tuple(level_tag(level) for level in omni_levels(config, arm)))
                                      for arm in pruning_arms(config, "omni")
-                                     if omni_levels(config, arm) != list(config["sparsity"]["levels"])))
+                                     if omni_levels(config, arm) != list(config["sparsity"]["levels"])),
+                   arm_dense_seeds=tuple((arm, str(dense_seed_of(config, arm)))
+                                         for kind in PRUNING_KINDS for arm in pruning_arms(config, kind)
+                                         if dense_seed_of(config, arm) != config["seed"]))
 
     @staticmethod
     def searched(arm: str) -> str:
@@ -100,7 +107,16 @@ class Study:
         return "/".join((self.results, *parts))
 
     def dense(self) -> Model:
-        return (DENSE[0], self.dense_seed, DENSE[1])
+        """The study's own dense model: the control's start and teacher, and the default arms'."""
+        return self.dense_model(self.dense_seeds[0])
+
+    def dense_model(self, seed: str) -> Model:
+        return (DENSE[0], seed, DENSE[1])
+
+    def dense_model_file(self, arm: str) -> str:
+        """What a pruning arm starts from and learns from: its dense model's weights."""
+        seed = dict(self.arm_dense_seeds).get(arm, self.dense_seeds[0])
+        return self.trained_files(*self.dense_model(seed))["model"]
 
     def model_dir(self, arm: str, seed: str, tag: str) -> str:
         return self.path("models", arm, seed_dir(seed), tag)
@@ -137,23 +153,23 @@ class Study:
     # -- what the study holds
 
     def trained_models(self) -> list[Model]:
-        """Every model a training job produces: the dense model, and per seed its control, K individual
-        jobs and one supernet."""
+        """Every model a training job produces: the dense models, and per seed the control, K individual
+        jobs and one supernet per arm."""
         per_seed = [(arm, seed, tag) for seed in self.seeds
                     for arm, tag in (CONTROL, *((arm, f"s{level}") for arm in self.individual_arms
                                                 for level in self.levels),
                                      *((arm, SUPERNET_TAG) for arm in self.omni_arms))]
-        return [self.dense(), *per_seed]
+        return [*map(self.dense_model, self.dense_seeds), *per_seed]
 
     def evaluated_models(self) -> list[Model]:
-        """Every model the tables compare: the dense model, and per seed its control, individual,
+        """Every model the tables compare: the dense models, and per seed the control, individual,
         omni and searched models."""
         per_seed = [(arm, seed, tag) for seed in self.seeds
                     for arm, tag in (CONTROL, *((arm, f"s{level}") for arm in (*self.individual_arms, *self.omni_arms)
                                                 for level in self.levels_of(arm)),
                                      *((self.searched(arm), f"b{budget}") for arm in self.searched_arms
                                        for budget in self.budgets))]
-        return [self.dense(), *per_seed]
+        return [*map(self.dense_model, self.dense_seeds), *per_seed]
 
     def eval_summaries(self) -> list[str]:
         return [f"{self.eval_dir(*model, split)}/summary.json"
@@ -204,7 +220,8 @@ class Study:
                        for arm, seed, tag in self.evaluated_models()),
                      *(self.benchmark("evaluate", arm, seed_dir(seed), tag, split)
                        for arm, seed, tag in self.evaluated_models() for split in self.eval_splits)]
-        return [*data, self.benchmark("train_dense"), *per_seed, *per_model]
+        dense = [self.benchmark("train_dense", seed_dir(seed)) for seed in self.dense_seeds]
+        return [*data, *dense, *per_seed, *per_model]
 
     def diagnostic_runs(self, pairs: Mapping[str, str], split: str) -> list[dict[str, Any]]:
         """Per omni arm, seed and level, the files omni.results.diagnostics compares (the supernet's log
@@ -275,7 +292,16 @@ def check_study(config: Mapping[str, Any]) -> None:
 
 
 def _check_arms(config: Mapping[str, Any]) -> None:
-    """Variants override only what their kind reads; only omni arms have supernets to search."""
+    """Variants override only what their kind reads and never take a replicate arm's name; a replicate is
+    another dense model; only omni arms have supernets to search."""
+    if config["seed"] in config["dense_replicates"]:
+        raise ConfigError(f"config key 'dense_replicates': {config['seed']} is config `seed`, the study's own dense "
+                          "model; a replicate is trained with another seed")
+    taken = [arm for seed in config["dense_replicates"] for kind in PRUNING_KINDS
+             if (arm := replicate_arm(kind, seed)) in config["variants"]]
+    if taken:
+        raise ConfigError(f"config key 'variants': {taken} are the arms dense_replicates trains from its dense "
+                          "models; name the variants otherwise")
     for arm, overrides in config["variants"].items():
         if "control" in overrides.get("distill", {}):
             raise ConfigError(f"config key 'variants.{arm}.distill.control': the study has one control; set its "

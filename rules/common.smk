@@ -49,7 +49,7 @@ def seeded(section):
 
 
 def of_arm(section):
-    """Params of a job of one pruning arm: `section(arm)`, the arm read from the `{arm}` wildcard (a variant's
+    """Params (or an input) of a job of one pruning arm: `section(arm)`, the arm read from the `{arm}` wildcard (a variant's
     section holds its overrides, so editing one variant reruns only that arm)."""
     return lambda wildcards: section(wildcards.arm)
 

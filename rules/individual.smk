@@ -7,7 +7,7 @@
 rule train_individual:
     input:
         **TRAIN_INPUTS,
-        init_model=DENSE_MODEL,
+        init_model=of_arm(STUDY.dense_model_file),
     output:
         **STUDY.trained_files("{arm}", "{seed}", "s{sparsity}"),
     wildcard_constraints:

@@ -6,7 +6,7 @@
 rule train_omni:
     input:
         **TRAIN_INPUTS,
-        init_model=DENSE_MODEL,
+        init_model=of_arm(STUDY.dense_model_file),
     output:
         **STUDY.trained_files("{arm}", "{seed}", SUPERNET_TAG),
     wildcard_constraints:

@@ -28,6 +28,7 @@ rule wer_table:
     params:
         comparison=job_params.comparison(config),
         teachers=job_params.teachers(config),
+        dense_models=job_params.dense_comparisons(config),
     log:
         f"{R}/logs/report/wer_table.log",
     benchmark:
@@ -77,6 +78,7 @@ rule strategy_table:
     params:
         comparison=job_params.comparison(config),
         pairs=job_params.paired_individual(config),
+        uncontrolled=job_params.on_other_dense(config),
     log:
         f"{R}/logs/report/strategy_table.log",
     benchmark:

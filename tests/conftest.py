@@ -64,7 +64,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
 
 def training_setup(config: dict[str, Any], arm: str, **strategy: Any) -> TrainingSetup:
     """What the training rule of `arm` declares as params (rules/*.smk), built from a config."""
-    seed = None if arm == "dense" else config["seeds"][0]
+    seed = config["seed"] if arm == "dense" else config["seeds"][0]
     return TrainingSetup(training=job_params.training(config, arm, seed), logmel=job_params.logmel(config),
                          augmentation=job_params.augmentation(config),
                          model=job_params.model(config) if arm == "dense" else None, strategy=strategy)

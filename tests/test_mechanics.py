@@ -198,7 +198,7 @@ def test_a_pruning_job_warms_up_over_its_own_fraction_of_steps() -> None:
     config = load_config(REPO / "config.yaml", {"train": {"finetune_warmup_fraction": 0.1}})
     for arm in ("control", "individual", "omni"):
         assert TrainSettings.from_section(job_params.training(config, arm, 1), steps=448).warmup_steps == 45
-    assert TrainSettings.from_section(job_params.training(config, "dense"), steps=3400).warmup_steps == 250
+    assert TrainSettings.from_section(job_params.training(config, "dense", config["seed"]), steps=3400).warmup_steps == 250
     default = load_config(REPO / "config.yaml", {})
     assert TrainSettings.from_section(job_params.training(default, "omni", 1), steps=448).warmup_steps == 250
 

@@ -155,6 +155,12 @@ def exported(models: int) -> dict[str, int]:
     pytest.param(lambda c: c.update(variants={"omni-uniform": {"omni": {"level_weights": None}}}),
                  {"train_omni": 2, "extract_omni": 4, **exported(4), "evaluate": 12, **DIAGNOSED},
                  id="variants+omni-uniform"),
+    # a second dense model: it, and the study's own individual and omni arms again from it (no control, not
+    # searched); nothing of the first dense model's arms
+    pytest.param(lambda c: c.update(dense_replicates=[1240]),
+                 {"train_dense": 1, "train_individual": 4, "train_omni": 2, "extract_omni": 4, **exported(9),
+                  "evaluate": 27, **DIAGNOSED},
+                 id="dense_replicates+1240"),
     pytest.param(lambda c: c["report"].update(confidence=0.9),
                  {"wer_table": 1, "figures": 1, "strategy_table": 1, "all": 1},
                  id="report.confidence"),
@@ -195,6 +201,7 @@ def test_html_report_holds_tables_and_figures(smoke_run: Path) -> None:
 @pytest.mark.parametrize(("bad_yaml", "named"), [
     ("train:\n  lr: -1\n", "lr"),  # the schema
     ("model:\n  presets:\n    tiny:\n      segment_length: 17\n", "model.presets.tiny.segment_length"),  # across keys
+    ("dense_replicates: [1234]\n", "dense_replicates"),   # the study's own dense model again
 ])
 def test_invalid_config_names_the_key_before_any_job(tmp_path: Path, bad_yaml: str, named: str) -> None:
     bad = tmp_path / "bad.yaml"

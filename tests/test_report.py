@@ -38,6 +38,7 @@ PARAMS_TOTAL = 4_000_000
 PRUNABLE_TOTAL = 3_000_000
 LEVELS = (0.5, 0.7, 0.9)
 PAIRS = {"omni": "individual", "omni-kd": "individual-kd"}   # omni arm -> the individual arm with its teacher
+OWN_DENSE = [{"dense_seed": DENSE_SEED, "omni": "omni", "individual": "individual"}]   # job_params.dense_comparisons
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_FIGURE_BYTES = 10_000  # a figure with axes, curves and text; an empty canvas is far smaller
 BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -603,8 +604,9 @@ def test_primary_endpoint_pools_the_levels_on_test_other_and_checks_the_papers_c
         written_tables: dict[str, Path], results: Path, tmp_path: Path) -> None:
     from omni.results import primary
     primary.write_primary(_summary_paths(results), SPLITS, TABLE_DECODE, SETTINGS, tmp_path / "primary.csv",
-                          tmp_path / "primary.md")
+                          tmp_path / "primary.md", OWN_DENSE)
     table = pd.read_csv(tmp_path / "primary.csv").set_index("split")
+    assert set(table["dense_seed"].astype(str)) == {str(DENSE_SEED)}   # one dense model: no row over dense models
     sparsity = pd.read_csv(written_tables["sparsity_csv"]).set_index("tag").loc[["s0.5", "s0.7", "s0.9"]]
     row = table.loc["test-other"]
     omni, individual = sparsity["test-other/omni_wer"].mean(), sparsity["test-other/individual_wer"].mean()
@@ -619,6 +621,54 @@ def test_primary_endpoint_pools_the_levels_on_test_other_and_checks_the_papers_c
     assert row["utterances_to_resolve_2pct"] == pytest.approx(row["utterances"] * (row["test_resolves_rel_pct"] / 2) ** 2)
     text = (tmp_path / "primary.md").read_text()
     assert text.startswith("### Primary endpoint") and "test-other (primary)" in text and "dev (secondary)" in text
+    assert "the one dense model every run starts from" in text
+
+
+def _replicate_evals(results: Path, tmp_path: Path, dense_seed: int, extra_omni_error_every: int) -> list[Path]:
+    """The fixture's individual and omni evaluations again as the arms of a second dense model; its omni
+    makes one error more on every n-th utterance (another dense model, another difference)."""
+    root = tmp_path / "replicate"
+    for kind in ("individual", "omni"):
+        for source in (results / "eval" / kind).rglob("summary.json"):
+            target = root / f"{kind}-dense{dense_seed}" / source.parent.relative_to(results / "eval" / kind)
+            target.mkdir(parents=True)
+            summary = json.loads(source.read_text())
+            summary["arm"] = f"{kind}-dense{dense_seed}"
+            for decode in DECODES:
+                table = pd.read_csv(source.parent / f"{decode}.tsv", sep="\t")
+                if kind == "omni":
+                    table["substitutions"] += (np.arange(len(table)) % extra_omni_error_every == 0)
+                table.to_csv(target / f"{decode}.tsv", sep="\t", index=False)
+                errors = table[["substitutions", "deletions", "insertions"]].to_numpy().sum()
+                summary["decodes"][decode]["wer"] = errors / table["ref_words"].sum()
+            (target / "summary.json").write_text(json.dumps(summary))
+    return sorted(root.rglob("summary.json"))
+
+
+def test_primary_endpoint_over_dense_models_is_a_t_interval_on_their_estimates(results: Path, tmp_path: Path) -> None:
+    """Each dense model's own arms give one estimate; over them, the mean with a t(n - 1) interval on the
+    spread of the estimates (which holds every variance component, the between-dense one included)."""
+    from omni.results import primary
+    replicate = 1240
+    dense_models = [*OWN_DENSE, {"dense_seed": replicate, "omni": f"omni-dense{replicate}",
+                                 "individual": f"individual-dense{replicate}"}]
+    paths = [*_summary_paths(results), *_replicate_evals(results, tmp_path, replicate, 3)]
+    primary.write_primary(paths, SPLITS, TABLE_DECODE, SETTINGS, tmp_path / "primary.csv", tmp_path / "primary.md",
+                          dense_models)
+    table = pd.read_csv(tmp_path / "primary.csv", dtype={"dense_seed": str})
+    on_other = table[table["split"] == "test-other"].set_index("dense_seed")
+    own, other, both = (on_other.loc[key] for key in (str(DENSE_SEED), str(replicate), primary.OVER_DENSE))
+    assert other["rel_diff_pct"] > own["rel_diff_pct"]            # the replicate's omni errs more
+    estimates = np.array([own["rel_diff_pct"], other["rel_diff_pct"]])
+    half = 12.706204736 * estimates.std(ddof=1) / np.sqrt(2)      # t(1) at 97.5 %
+    assert both["rel_diff_pct"] == pytest.approx(estimates.mean())
+    assert (both["rel_ci_low_pct"], both["rel_ci_high_pct"]) == pytest.approx(
+        (estimates.mean() - half, estimates.mean() + half), rel=1e-6)
+    assert both["ci_dof"] == 1 and both["seeds"] == 2 * len(SEEDS)
+    assert [float(v) for v in both["dense_rel_diffs_pct"].split(";")] == pytest.approx(estimates, rel=1e-5)
+    text = (tmp_path / "primary.md").read_text()
+    assert "over 2 dense models" in text and "the one dense model every run starts from" not in text
+    assert f"dense model {replicate}: {other['rel_diff_pct']:+.1f} %" in text
 
 
 def test_speakers_that_share_voices_are_resampled_by_voice(results: Path) -> None:

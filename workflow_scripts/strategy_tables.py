@@ -9,4 +9,4 @@ with tee_stderr(smk.log[0]):
     comparison = smk.params.comparison
     write_strategy_tables(smk.input.summaries, smk.input.cost, comparison["splits"], comparison["table_decode"],
                           BootstrapSettings.from_section(comparison), smk.params.pairs, dict(smk.output.items()),
-                          read_voices(smk.input.voices))
+                          read_voices(smk.input.voices), smk.params.uncontrolled)

@@ -15,4 +15,4 @@ with tee_stderr(smk.log[0]):
     write_wer_tables(smk.input.summaries, comparison["splits"], comparison["decodes"], comparison["table_decode"],
                      settings, outputs, smk.params.teachers, voices)
     write_primary(smk.input.summaries, comparison["splits"], comparison["table_decode"], settings,
-                  outputs["primary_csv"], outputs["primary_md"], voices)
+                  outputs["primary_csv"], outputs["primary_md"], smk.params.dense_models, voices)

@@ -11,7 +11,7 @@ the two-level paired bootstrap of omni.results.wer_tables.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -65,9 +65,10 @@ def strategy_rows(summaries: pd.DataFrame, pairs: Mapping[str, str]) -> list[tup
 
 def strategy_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str, settings: BootstrapSettings,
                    pairs: Mapping[str, str], arm_costs: pd.DataFrame,
-                   voices: Mapping[str, str] | None = None) -> pd.DataFrame:
+                   voices: Mapping[str, str] | None = None, uncontrolled: Collection[str] = ()) -> pd.DataFrame:
     """One row per (level, arm); per split the seed mean, SD and count, `vs_individual_*` (arm - its
-    paired individual arm), `damage_*` (arm - control) and for searched rows `vs_uniform_*`."""
+    paired individual arm), `damage_*` (arm - control; NaN for the `uncontrolled` arms, trained from
+    another dense model than the control) and for searched rows `vs_uniform_*`."""
     runs = RunIndex(summaries, decode, voices)
     sizes = summaries.groupby(["arm", "tag"])[["sparsity", "params_kept"]].mean()
     costs = arm_costs.drop_duplicates("arm").set_index("arm")
@@ -88,7 +89,8 @@ def strategy_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str, 
             row.update(seed_cells(f"{split}/arm", system))
             individual = None if arm == paired else runs.get((paired, f"{LEVEL_PREFIX}{level}"), split)
             row.update(difference_cells(f"{split}/vs_individual_", system, individual, settings))
-            row.update(difference_cells(f"{split}/damage_", system, runs.get(CONTROL, split), settings))
+            control = None if (searched_from or arm) in uncontrolled else runs.get(CONTROL, split)
+            row.update(difference_cells(f"{split}/damage_", system if control else None, control, settings))
             uniform = runs.get((searched_from, f"{LEVEL_PREFIX}{level}"), split) if searched_from else None
             row.update(difference_cells(f"{split}/vs_uniform_", system if uniform else None, uniform, settings))
         rows.append(row)
@@ -150,9 +152,10 @@ def read_arm_costs(path: str | os.PathLike) -> pd.DataFrame:
 def write_strategy_tables(summary_paths: Iterable[str | os.PathLike], cost_csv: str | os.PathLike,
                           splits: Sequence[str], table_decode: str, settings: BootstrapSettings,
                           pairs: Mapping[str, str], outputs: Mapping[str, str | os.PathLike],
-                          voices: Mapping[str, str] | None = None) -> None:
-    """outputs keys: csv, md. `voices`: speaker -> voice (omni.data.voices), the test data's units."""
+                          voices: Mapping[str, str] | None = None, uncontrolled: Collection[str] = ()) -> None:
+    """outputs keys: csv, md. `voices`: speaker -> voice (omni.data.voices), the test data's units;
+    `uncontrolled`: arms without damage columns (job_params.on_other_dense)."""
     table = strategy_table(load_summaries(summary_paths), splits, table_decode, settings, pairs,
-                           read_arm_costs(cost_csv), voices)
+                           read_arm_costs(cost_csv), voices, uncontrolled)
     write_dataframe(outputs["csv"], table)
     write_text(outputs["md"], strategy_markdown(table, splits, table_decode, settings))
