@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from omni.arms import PRUNING_KINDS, SEARCHED_SUFFIX, arm_kind
 from omni.config import model_preset
+from omni.sparsity.budget import planned_steps
 
 Config = Mapping[str, Any]
 Section = dict[str, Any]
@@ -130,12 +131,46 @@ def replicate_arm(kind: str, dense_seed: int) -> str:
     return f"{kind}-dense{dense_seed}"
 
 
+def budget_arm(kind: str, multiple: float) -> str:
+    """`omni`, 2 -> `omni-x2`: the study's own arm of `kind` trained `multiple` times as long."""
+    return f"{kind}-x{multiple:g}"
+
+
 def variants(config: Config) -> dict[str, Mapping[str, Any]]:
-    """Config `variants`, and per seed of `dense_replicates` the study's own individual and omni arms
-    trained from that dense model (only their `dense_seed` overridden)."""
+    """Config `variants`; per seed of `dense_replicates` the study's own individual and omni arms
+    trained from that dense model (only their `dense_seed` overridden); per budget multiple other than 1
+    (`individual.budget_multiples`, `omni.budget_multiples`) the study's own arm at that budget."""
     replicates = {replicate_arm(kind, seed): {"dense_seed": seed} for seed in config["dense_replicates"]
                   for kind in PRUNING_KINDS}
-    return {**config["variants"], **replicates}
+    budgets = {budget_arm(kind, multiple): _budget_overrides(config, kind, multiple) for kind in PRUNING_KINDS
+               for multiple in config[kind]["budget_multiples"] if multiple != 1}
+    return {**config["variants"], **replicates, **budgets}
+
+
+def _budget_overrides(config: Config, kind: str, multiple: float) -> dict[str, Section]:
+    """A budget arm's sections: `multiple` x the 1x job's steps (an individual job) or training passes (a
+    supernet), and its lr warm-up the same fraction of its steps as the 1x job's (train.finetune_warmup_fraction,
+    or when null the 1x job's warmup_steps over its steps). Its ramps are fractions of its steps already."""
+    if kind == "individual":
+        one_job_steps = config["individual"]["steps"]
+        sized = {"individual": {**config["individual"], "steps": int(round(multiple * one_job_steps))}}
+    else:
+        one_job_steps = planned_steps(supernet(config))[0]
+        sized = {"omni": {**config["omni"], "budget": multiple * supernet_budget(config), "unequal_budget": True}}
+    fraction = config["train"]["finetune_warmup_fraction"]
+    warmup = config["train"]["warmup_steps"] / one_job_steps if fraction is None else fraction
+    return {**sized, "train": {**config["train"], "finetune_warmup_fraction": warmup}}
+
+
+def budget_multiples(config: Config, kind: str) -> dict[float, str]:
+    """Budget multiple -> the arm of `kind` trained at it (1: the study's own arm)."""
+    return {multiple: kind if multiple == 1 else budget_arm(kind, multiple)
+            for multiple in config[kind]["budget_multiples"]}
+
+
+def arm_training(config: Config, arm: str, seed: int) -> Section:
+    """`training` of one pruning arm's job (a budget arm warms up over its own fraction of its steps)."""
+    return training(arm_config(config, arm), arm_kind(arm), seed)
 
 
 def dense_seeds(config: Config) -> list[int]:
@@ -152,6 +187,8 @@ def arm_config(config: Config, arm: str) -> Config:
     """The configuration one arm trains with: the study's, with the `distill`, `omni` and `sparsity`
     keys its entry in `variants` overrides (the default arms, `individual` and `omni`, override nothing;
     its dense model is `dense_seed_of`)."""
+    if arm in PRUNING_KINDS:
+        return config
     overrides = variants(config).get(arm, {})
     return {**config, **{section: {**config[section], **values} for section, values in overrides.items()
                          if section != "dense_seed"}}
@@ -200,7 +237,8 @@ def on_other_dense(config: Config) -> list[str]:
 
 def individual(config: Config, arm: str = "individual") -> Section:
     arm_settings = arm_config(config, arm)
-    return canonical({**arm_settings["individual"], **_distill_entry(arm_settings, "individual")})
+    schedule = {key: value for key, value in arm_settings["individual"].items() if key != "budget_multiples"}
+    return canonical({**schedule, **_distill_entry(arm_settings, "individual")})
 
 
 def _distill_entry(config: Config, kind: str) -> Section:
@@ -250,7 +288,8 @@ def supernet(config: Config, arm: str = "omni") -> Section:
     where the individual ramp ends)."""
     arm_settings = arm_config(config, arm)
     omni, individual = arm_settings["omni"], arm_settings["individual"]
-    settings = {key: value for key, value in omni.items() if key not in ("unequal_budget", *SUPERNET_OPTIONS)}
+    settings = {key: value for key, value in omni.items()
+                if key not in ("unequal_budget", "budget_multiples", *SUPERNET_OPTIONS)}
     layerwise = declared_when_on(omni["layerwise_rate"] > 0, layer_levels=config["search"]["levels"])
     freeze = individual["prune_fraction"] if omni["freeze_fraction"] is None else omni["freeze_fraction"]
     options = {

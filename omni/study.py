@@ -15,6 +15,7 @@ from omni.config import ConfigError, model_preset
 from omni.job_params import (
     arm_config,
     budget_levels,
+    budget_multiples,
     dense_seed_of,
     dense_seeds,
     equal_compute_budget,
@@ -39,6 +40,7 @@ SPEED_TABLES = ("speed.csv", "speed.md")
 FIGURES = ("pareto.png", "training_curves.png", "cost.png")
 DIAGNOSTICS = ("diagnostics.csv", "diagnostics_voices.csv", "diagnostics.md")   # tables; figure: diagnostics.png
 SPEED_FIGURES = ("speed.png",)
+BUDGET_TABLES = ("budget.csv", "budget_break_even.csv", "budget.md")   # figure: budget.png; with budget multiples
 
 Model = tuple[str, str, str]   # (arm, seed, tag): a trained or extracted model of one run
 
@@ -67,6 +69,7 @@ class Study:
     searched_arms: tuple[str, ...]     # the omni arms whose supernets are searched (config search.arms)
     omni_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()   # omni arm -> its levels where not all (omni.levels)
     arm_dense_seeds: tuple[tuple[str, str], ...] = ()  # pruning arm -> its dense model's seed where not the own
+    budget_arms: tuple[str, ...] = ()  # the arms of budget multiples other than 1: tables/budget.* when any
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Study:
@@ -85,7 +88,13 @@ class Study:
                                      if omni_levels(config, arm) != list(config["sparsity"]["levels"])),
                    arm_dense_seeds=tuple((arm, str(dense_seed_of(config, arm)))
                                          for kind in PRUNING_KINDS for arm in pruning_arms(config, kind)
-                                         if dense_seed_of(config, arm) != config["seed"]))
+                                         if dense_seed_of(config, arm) != config["seed"]),
+                   budget_arms=tuple(arm for kind in PRUNING_KINDS for arm in budget_multiples(config, kind).values()
+                                     if arm != kind))
+
+    @property
+    def budget_curve(self) -> bool:
+        return bool(self.budget_arms)
 
     @staticmethod
     def searched(arm: str) -> str:
@@ -225,9 +234,10 @@ class Study:
 
     def diagnostic_runs(self, pairs: Mapping[str, str], split: str) -> list[dict[str, Any]]:
         """Per omni arm, seed and level, the files omni.results.diagnostics compares (the supernet's log
-        and extracted model against its paired individual job's, and both evaluations of `split`)."""
+        and extracted model against its paired individual job's, and both evaluations of `split`); not the
+        budget arms, whose steps outrun their individual job's (the diagnostics pair equal steps)."""
         runs = []
-        for arm in self.omni_arms:
+        for arm in (arm for arm in self.omni_arms if arm not in self.budget_arms):
             individual = pairs.get(arm, "individual")
             for seed in self.seeds:
                 for level in self.levels_of(arm):
@@ -253,6 +263,12 @@ class Study:
         """A file of the search on one seed's supernet of an omni arm."""
         return self.path("search", arm, seed_dir(seed), name)
 
+    def budget_cost_records(self) -> list[str]:
+        """The cost records the budget curve's dense-job unit D is measured from: the dense job and
+        every individual(1x) job."""
+        return [self.trained_files(*model)["cost"] for model in self.trained_models()
+                if model[0] in (DENSE[0], "individual")]
+
     def table(self, name: str) -> str:
         return self.path("tables", name)
 
@@ -269,7 +285,8 @@ class Study:
         report = [*(self.table(name) for name in (*WER_TABLES, *COST_TABLES, *STRATEGY_TABLES, *SPEED_TABLES,
                                                   *DIAGNOSTICS)),
                   *(self.figure(name) for name in (*FIGURES, *SPEED_FIGURES, "diagnostics.png"))]
-        return [*data, *self.eval_summaries(), *search, *report]
+        budget = [*map(self.table, BUDGET_TABLES), self.figure("budget.png")] if self.budget_curve else []
+        return [*data, *self.eval_summaries(), *search, *report, *budget]
 
 
 def check_study(config: Mapping[str, Any]) -> None:
@@ -285,7 +302,8 @@ def check_study(config: Mapping[str, Any]) -> None:
     if unsearchable:
         raise ConfigError(f"config key '{key}': budget levels {unsearchable} are not in search.levels "
                           f"{config['search']['levels']} (the uniform model at a budget seeds its search)")
-    _check_individual_schedule(config)
+    for arm in pruning_arms(config, "individual"):
+        _check_individual_schedule(arm_config(config, arm), arm)
     _check_arms(config)
     for arm in pruning_arms(config, "omni"):
         _check_supernet(arm_config(config, arm), arm)
@@ -297,15 +315,23 @@ def _check_arms(config: Mapping[str, Any]) -> None:
     if config["seed"] in config["dense_replicates"]:
         raise ConfigError(f"config key 'dense_replicates': {config['seed']} is config `seed`, the study's own dense "
                           "model; a replicate is trained with another seed")
-    taken = [arm for seed in config["dense_replicates"] for kind in PRUNING_KINDS
-             if (arm := replicate_arm(kind, seed)) in config["variants"]]
+    for kind in PRUNING_KINDS:
+        if 1 not in config[kind]["budget_multiples"]:
+            raise ConfigError(f"config key '{kind}.budget_multiples': {config[kind]['budget_multiples']} lacks 1, the "
+                              f"study's own `{kind}` arm (every other multiple is measured against it)")
+    generated = [*(replicate_arm(kind, seed) for seed in config["dense_replicates"] for kind in PRUNING_KINDS),
+                 *(arm for kind in PRUNING_KINDS for arm in budget_multiples(config, kind).values() if arm != kind)]
+    taken = [arm for arm in generated if arm in config["variants"]]
     if taken:
-        raise ConfigError(f"config key 'variants': {taken} are the arms dense_replicates trains from its dense "
-                          "models; name the variants otherwise")
+        raise ConfigError(f"config key 'variants': {taken} are arms the study generates (dense_replicates, "
+                          "budget_multiples); name the variants otherwise")
     for arm, overrides in config["variants"].items():
         if "control" in overrides.get("distill", {}):
             raise ConfigError(f"config key 'variants.{arm}.distill.control': the study has one control; set its "
                               "teacher in distill.control")
+        if "budget_multiples" in overrides.get("omni", {}):
+            raise ConfigError(f"config key 'variants.{arm}.omni.budget_multiples': budget multiples are the study's "
+                              "own arms'; set omni.budget_multiples")
         if arm_kind(arm) == "individual" and "omni" in overrides:
             raise ConfigError(f"config key 'variants.{arm}.omni': an individual arm trains no supernet; "
                               "its overrides may only be distill keys")
@@ -375,12 +401,13 @@ def _check_matched_mechanics(config: Mapping[str, Any], where: str) -> None:
                           f"(omni.rankings is {omni['rankings']!r}); set omni.rankings: settled, or null")
 
 
-def _check_individual_schedule(config: Mapping[str, Any]) -> None:
-    """A ramp long enough for the masks to grow gradually."""
+def _check_individual_schedule(config: Mapping[str, Any], arm: str) -> None:
+    """A ramp long enough for the masks to grow gradually (`config`: the study's with the arm's overrides)."""
     individual = config["individual"]
+    where = "" if arm == "individual" else f" (arm {arm}: {individual['steps']} steps)"
     ramp = round(individual["prune_fraction"] * individual["steps"])
     if ramp < individual["mask_update_every"]:
-        raise ConfigError(f"config key 'individual.prune_fraction': the pruning ramp of {ramp} steps "
+        raise ConfigError(f"config key 'individual.prune_fraction'{where}: the pruning ramp of {ramp} steps "
                           f"(individual.prune_fraction x individual.steps) is shorter than one mask update "
                           f"(individual.mask_update_every = {individual['mask_update_every']}): the masks would "
                           f"jump from dense to the target")

@@ -48,6 +48,11 @@ def seeded(section):
     return lambda wildcards: section(int(wildcards.seed))
 
 
+def of_arm_and_seed(section):
+    """Params of a job of one pruning arm and training seed: `section(arm, seed)`, both from the wildcards."""
+    return lambda wildcards: section(wildcards.arm, int(wildcards.seed))
+
+
 def of_arm(section):
     """Params (or an input) of a job of one pruning arm: `section(arm)`, the arm read from the `{arm}` wildcard (a variant's
     section holds its overrides, so editing one variant reruns only that arm)."""

@@ -14,7 +14,7 @@ rule train_individual:
         arm=one_of(STUDY.individual_arms),
     params:
         checkpoints=STUDY.checkpoints("{arm}", "{seed}", "s{sparsity}"),
-        training=seeded(lambda seed: job_params.training(config, "individual", seed)),
+        training=of_arm_and_seed(lambda arm, seed: job_params.arm_training(config, arm, seed)),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
         masks=of_arm(lambda arm: job_params.masks(config, arm)),

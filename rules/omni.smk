@@ -13,7 +13,7 @@ rule train_omni:
         arm=one_of(STUDY.omni_arms),
     params:
         checkpoints=STUDY.checkpoints("{arm}", "{seed}", SUPERNET_TAG),
-        training=seeded(lambda seed: job_params.training(config, "omni", seed)),
+        training=of_arm_and_seed(lambda arm, seed: job_params.arm_training(config, arm, seed)),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
         masks=of_arm(lambda arm: job_params.masks(config, arm)),

@@ -2,7 +2,7 @@
 # evaluation and training jobs measured; `snakemake --report` shows them with their captions.
 # The files they read are functions of the config (omni.study), whatever the include order.
 
-localrules: wer_table, strategy_table, accounting, figures, diagnostics   # seconds each: on the submitting host
+localrules: wer_table, strategy_table, accounting, figures, diagnostics, budget   # seconds each: on the submitting host
 
 
 def reported(path, caption, category, subcategory=None):
@@ -41,9 +41,11 @@ rule wer_table:
 
 
 rule accounting:
-    """Every job's measured cost (records + benchmarks), totals per stage, cost of K models per arm."""
+    """Every job's measured cost (records + benchmarks), totals per stage, cost of K models per arm (and the
+    savings at the budget curve's break-even multiple, when the study has one)."""
     input:
         records=STUDY.cost_records(),
+        **({"break_even": STUDY.table("budget_break_even.csv")} if STUDY.budget_curve else {}),
     output:
         csv=reported(STUDY.table("cost.csv"), "cost.rst", "Cost"),
         md=reported(STUDY.table("cost.md"), "cost.rst", "Cost"),
@@ -145,3 +147,32 @@ rule diagnostics:
         **stage_resources("light"),
     script:
         "../workflow_scripts/diagnostics.py"
+
+
+rule budget:
+    """The budget curve: omni(m) and individual(m) against individual(1x), the break-even multiple, the savings."""
+    input:
+        summaries=STUDY.eval_summaries(),
+        utterances=STUDY.eval_utterances(),
+        voices=STUDY.voices(),
+        records=STUDY.budget_cost_records(),
+    output:
+        csv=reported(STUDY.table("budget.csv"), "budget.rst", "Budget"),
+        break_even_csv=reported(STUDY.table("budget_break_even.csv"), "budget.rst", "Budget"),
+        md=reported(STUDY.table("budget.md"), "budget.rst", "Budget"),
+        png=reported(STUDY.figure("budget.png"), "budget.rst", "Budget"),
+    params:
+        comparison=job_params.comparison(config),
+        results_dir=R,
+        omni_arms=job_params.budget_multiples(config, "omni"),
+        individual_arms=job_params.budget_multiples(config, "individual"),
+        levels=len(job_params.omni_levels(config)),
+    log:
+        f"{R}/logs/report/budget.log",
+    benchmark:
+        STUDY.benchmark("budget")
+    threads: 1
+    resources:
+        **stage_resources("light"),
+    script:
+        "../workflow_scripts/budget.py"

@@ -161,6 +161,13 @@ def exported(models: int) -> dict[str, int]:
                  {"train_dense": 1, "train_individual": 4, "train_omni": 2, "extract_omni": 4, **exported(9),
                   "evaluate": 27, **DIAGNOSED},
                  id="dense_replicates+1240"),
+    # a budget multiple: that arm's jobs and what they feed, and the budget curve; nothing of the 1x arms
+    pytest.param(lambda c: c["omni"].update(budget_multiples=[1, 2]),
+                 {"train_omni": 2, "extract_omni": 4, **exported(4), "evaluate": 12, **REPORT, "budget": 1},
+                 id="omni.budget_multiples+2"),
+    pytest.param(lambda c: c["individual"].update(budget_multiples=[0.5, 1]),
+                 {"train_individual": 4, **exported(4), "evaluate": 12, **REPORT, "budget": 1},
+                 id="individual.budget_multiples+0.5"),
     pytest.param(lambda c: c["report"].update(confidence=0.9),
                  {"wer_table": 1, "figures": 1, "strategy_table": 1, "all": 1},
                  id="report.confidence"),

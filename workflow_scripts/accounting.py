@@ -9,6 +9,6 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
     account = collect(smk.input.records, smk.params.benchmarks, smk.params.benchmark_dir, smk.params.results_dir,
                       smk.params.pairs)
-    write_cost_tables(account, dict(smk.output.items()))
+    write_cost_tables(account, dict(smk.output.items()), getattr(smk.input, "break_even", None))
     for line in headline_sentences(account.headline):
         print(line, file=sys.stderr)

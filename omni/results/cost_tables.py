@@ -16,6 +16,7 @@ from omni.results.accounting import (
     RATIO_ITEM,
     Accounting,
 )
+from omni.results.primary import PRIMARY_SPLIT
 from omni.results.formatting import (
     MISSING,
     RATIO_DECIMALS,
@@ -82,7 +83,31 @@ def headline_sentences(headline: pd.DataFrame) -> list[str]:
     return lines
 
 
-def cost_markdown(accounting: Accounting) -> str:
+def break_even_markdown(break_even: pd.DataFrame) -> list[str]:
+    """The budget curve's savings on the primary split (omni.results.budget): K / m* of the pruning phase and
+    (D + K) / (D + m*) end to end, per level and pooled."""
+    rows = break_even[break_even["split"] == PRIMARY_SPLIT]
+    if rows.empty:
+        return []
+    view = pd.DataFrame({
+        "level": rows["level"], "break-even multiple m*": rows["m_star_text"],
+        "m* range": [f"[{low}, {high}]" for low, high in zip(rows["m_star_low_text"], rows["m_star_high_text"])],
+        "pruning-phase saving K / m*": rows["training_saving"].map(fmt_saving),
+        "end-to-end saving (D + K) / (D + m*)": rows["end_to_end_saving"].map(fmt_saving),
+    })
+    first = rows.iloc[0]
+    return ["## Saving at the break-even multiple", "",
+            f"From tables/budget.md ({PRIMARY_SPLIT}): K = {first['levels']} levels, D = "
+            f"{first['dense_job_units']:.2f} individual jobs (the dense job's measured device-hours over one "
+            "individual job's). A saving below 1x is a loss; n/a: the supernet did not break even within the "
+            "measured multiples.", "", markdown(view), ""]
+
+
+def fmt_saving(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.2f}x"
+
+
+def cost_markdown(accounting: Accounting, break_even: pd.DataFrame | None = None) -> str:
     jobs = accounting.jobs
     job_view = pd.DataFrame({
         "stage": jobs["stage"], "rule": jobs["rule"], "arm": jobs["arm"].fillna(MISSING),
@@ -118,6 +143,7 @@ def cost_markdown(accounting: Accounting) -> str:
         "over jobs and seeds). Each is set next to one job of the individual arm it is compared with (the one "
         "with the same external teacher): equal compute reads ~1.00x there.", "",
         arm_markdown(accounting.arms), "",
+        *(break_even_markdown(break_even) if break_even is not None else []),
         "## Totals per stage", "", markdown(total_view), "",
         "## Jobs", "",
         "Device-hours are GPU-hours on GPUs and CPU core-hours (wall x threads) on CPUs, never converted. "
@@ -161,8 +187,10 @@ def cost_latex(accounting: Accounting) -> str:
     ])
 
 
-def write_cost_tables(accounting: Accounting, outputs: dict[str, str | os.PathLike]) -> None:
-    """outputs keys: csv, md, tex."""
+def write_cost_tables(accounting: Accounting, outputs: dict[str, str | os.PathLike],
+                      break_even_csv: str | os.PathLike | None = None) -> None:
+    """outputs keys: csv, md, tex. `break_even_csv`: the budget curve's table, when the study has one."""
     write_dataframe(outputs["csv"], cost_frame(accounting))
-    write_text(outputs["md"], cost_markdown(accounting))
+    break_even = pd.read_csv(break_even_csv) if break_even_csv else None
+    write_text(outputs["md"], cost_markdown(accounting, break_even))
     write_text(outputs["tex"], cost_latex(accounting))

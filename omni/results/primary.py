@@ -155,7 +155,7 @@ def endpoint(summaries: pd.DataFrame, split: str, decode: str, settings: Bootstr
         return None
     omni, individual = pooled([pair[1] for pair in kept]), pooled([pair[2] for pair in kept])
     one_level = kept[0][2]
-    clusters = _pooled_clusters(one_level, len(kept), settings)
+    clusters = pooled_clusters(one_level, len(kept), settings)
     difference = compare_runs(omni, individual, settings, clusters)
     one_sided = compare_runs(omni, individual, replace(settings, confidence=2 * settings.confidence - 1), clusters)
     z = student_t_quantile(0.5 + settings.confidence / 2, math.inf)
@@ -168,7 +168,7 @@ def endpoint(summaries: pd.DataFrame, split: str, decode: str, settings: Bootstr
                     test_resolves_rel_pct=z * difference.test_sd_rel_pct, utterances=len(one_level.utt_ids))
 
 
-def _pooled_clusters(one_level: Runs, levels: int, settings: BootstrapSettings) -> np.ndarray:
+def pooled_clusters(one_level: Runs, levels: int, settings: BootstrapSettings) -> np.ndarray:
     """Resampling units of the pool: a level's units repeated per level (an utterance is drawn at every
     level at once, or its speaker where the split resamples speakers)."""
     units = resampling_clusters(one_level, settings)
