@@ -3,11 +3,13 @@ three training seeds (paired) and a test set drawn from a population of utteranc
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from omni.results.bootstrap import BootstrapSettings, seeded_paired_bootstrap, student_t_quantile
+from omni.results.primary import Endpoint, over_dense
 
 SETTINGS = BootstrapSettings(resamples=300, confidence=0.95, seed=7, min_speakers=20)
 STUDIES = 400
@@ -85,3 +87,26 @@ def test_the_seed_part_uses_t_quantiles_and_keeps_the_per_seed_differences() -> 
     assert difference.degrees_of_freedom == pytest.approx(2.0)
     half = 4.302653 * 0.1 / math.sqrt(3)                # t(2) x SD / sqrt(n)
     assert difference.ci_abs == pytest.approx((0.1 - half, 0.1 + half), abs=1e-6)
+
+
+@pytest.mark.parametrize("dense_models", [2, 3])
+def test_the_interval_over_dense_models_covers_the_between_dense_component(dense_models: int) -> None:
+    """Each dense model shifts the true difference by its own effect (SD 4 points) and its estimate carries
+    its seeds' and test data's noise (SD 3): the t interval on the estimates covers the mean effect about 95 %
+    of the time; one dense model's own interval, blind to the between-dense part, covers far less."""
+    rng = np.random.default_rng(5)
+    template = Endpoint(split="test-other", levels=("0.5",), seeds=3, unit="6 voices", omni_wer=0.5,
+                        individual_wer=0.5, abs_diff=0.0, rel_diff_pct=0.0, ci_rel_pct=(0.0, 0.0), one_sided=(0.0, 0.0),
+                        seed_rel_diffs_pct=(), degrees_of_freedom=2.0, test_resolves_rel_pct=5.0, utterances=200)
+    true_rel, within_sd, between_sd, trials = 5.0, 3.0, 4.0, 4000
+    covered = own_covered = 0
+    for _ in range(trials):
+        estimates = true_rel + rng.normal(0, between_sd, dense_models) + rng.normal(0, within_sd, dense_models)
+        combined = over_dense("test-other", [(seed, replace(template, rel_diff_pct=float(value)))
+                                             for seed, value in enumerate(estimates)], 0.95)
+        low, high = combined.ci_rel_pct
+        covered += low <= true_rel <= high
+        half = 1.96 * within_sd          # the first dense model's own interval: its seeds and test data only
+        own_covered += abs(estimates[0] - true_rel) <= half
+    assert 0.935 <= covered / trials <= 0.965
+    assert own_covered / trials < 0.85
