@@ -4,9 +4,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
+
+_TEMPORARY_SUFFIX = ".tmp"
+TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(_TEMPORARY_SUFFIX) + "$")
+"""The names atomic_path's temporaries take: mkstemp's `.<final name>.` + 8 random characters + suffix."""
 
 
 @contextlib.contextmanager
@@ -14,7 +19,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto `final` only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=_TEMPORARY_SUFFIX, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -23,6 +28,19 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def sweep_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries atomic_path left in `folder` (a SIGKILL skips its cleanup) and return them.
+    Only for a folder no live process writes to: a temporary is renamed only by the process that made
+    it, so one whose process is gone was never a finished file and never will be."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    swept = sorted(path for path in folder.iterdir() if TEMPORARY.match(path.name) and path.is_file())
+    for path in swept:
+        path.unlink()
+    return swept
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -41,7 +59,7 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
         torch.save(obj, tmp)
 
 
-def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+def load_torch(path: str | os.PathLike | BinaryIO, map_location: Any = "cpu") -> Any:
     """Every artefact is a plain container of tensors and primitives, so weights_only holds."""
     import torch
 

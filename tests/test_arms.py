@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from omni import job_params
+from omni.asr.checkpoints import read_checkpoint
 from omni.asr.model import build_model
 from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
@@ -162,7 +163,7 @@ def test_extraction_cuts_the_subnetworks_the_supernet_last_trained(prepared: Pre
     supernet = load_torch(job.model_out)
     last_checkpoint = max(job.checkpoint_dir.glob("step*.pt"))
     trained = {name: LayerRanking.from_state_dict(state)
-               for name, state in load_torch(last_checkpoint)["strategy"]["rankings"].items()}
+               for name, state in read_checkpoint(last_checkpoint)["strategy"]["rankings"].items()}
     model = build_model(supernet["model_config"])
     model.load_state_dict(supernet["state_dict"])
     reranked = rank_layers(model, list(trained), masks["granularity"], masks["block_shape"])

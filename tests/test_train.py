@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from omni.asr.checkpoints import HEADER, read_checkpoint
 from omni.asr.trainer import DenseGradients, NonFiniteLossError
 from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
@@ -67,13 +68,15 @@ def test_clean_steps_train_on_unaugmented_audio(prepared: PreparedData, tmp_path
     assert not all(torch.equal(plain[name], augmented_later[name]) for name in plain)
 
 
-def test_checkpoints_are_plain_state_dicts(prepared: PreparedData, tmp_path: Path) -> None:
+def test_checkpoints_are_checksummed_plain_state_dicts(prepared: PreparedData, tmp_path: Path) -> None:
     config = config_for(prepared)
     job = paths(prepared, tmp_path)
     run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, halt_after=2)
     checkpoint = next(job.checkpoint_dir.glob("step*.pt"))
-    state = torch.load(checkpoint, weights_only=True)
+    assert checkpoint.read_bytes().startswith(HEADER)
+    state = read_checkpoint(checkpoint)   # verified, then loaded with weights_only=True
     assert state["step"] == 2 and "optimizer" in state and "rng" in state and "data" in state
+    assert [row[0] for row in state["log"]] == ["1", "2"]
 
 
 class FlakyGradients(DenseGradients):
@@ -100,11 +103,11 @@ def test_nonfinite_batch_is_skipped_and_counted(prepared: PreparedData, tmp_path
     assert cost["extra"]["nonfinite_skipped"] == 1
 
 
-def test_too_many_nonfinite_losses_stop_with_last_checkpoint_intact(prepared: PreparedData, tmp_path: Path) -> None:
+def test_too_many_nonfinite_losses_stop_without_checkpointing_past_the_last_good_step(prepared: PreparedData, tmp_path: Path) -> None:
     config = config_for(prepared)
     config["train"]["max_consecutive_nonfinite"] = 3
     job = paths(prepared, tmp_path)
-    with pytest.raises(NonFiniteLossError, match="max_consecutive_nonfinite"):
+    with pytest.raises(NonFiniteLossError, match="max_consecutive_nonfinite.*no step past 2 was checkpointed"):
         run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, lambda m: FlakyGradients(m, {3, 4, 5}))
     assert [p.name for p in job.checkpoint_dir.glob("step*.pt")] == ["step00000002.pt"]
     assert not job.model_out.exists()

@@ -2,8 +2,9 @@
 their GradientStrategy (how one step's gradients are formed and which masks apply).
 
 Resumable by construction: model, optimizer, scheduler, RNG states, data position, strategy
-state, step, wall time and audio seen all go into each checkpoint; a resumed run replays the
-exact computation of an uninterrupted one on CPU.
+state, step, wall time, audio seen and the log's rows so far all go into each checkpoint; a resumed
+run replays the exact computation of an uninterrupted one on CPU, and rewrites the log from the
+checkpoint (rows of work lost in a kill drop out; a lost or damaged log file comes back whole).
 
 Data-parallel (omni.asr.parallel): every rank runs this loop on its own batches through
 DistributedDataParallel, which averages the gradients in the step's last backward pass (the
@@ -11,13 +12,15 @@ earlier passes of a several-sub-network step accumulate under `no_sync()`); the 
 the audio seen are reduced over ranks, so every rank takes the same decisions (skip a non-finite
 step, stop). Every rank runs every backward pass, even of a non-finite loss, so the collectives
 match; such a step is then skipped everywhere. Rank 0 alone writes the log, the progress bar and
-the checkpoints, which hold every rank's RNG state.
+the checkpoints, which hold every rank's RNG state; it also picks the checkpoint to resume (moving
+damaged ones aside), and every rank loads the one it picked.
 """
 from __future__ import annotations
 
 import contextlib
 import csv
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,7 @@ from omni.asr.checkpoints import CheckpointFolder
 from omni.asr.distill import lattice_kl
 from omni.asr.frontend import Frontend
 from omni.asr.parallel import Ranks
+from omni.atomic import atomic_path
 from omni.data.batches import Batch, BatchStream
 
 LOG_COLUMNS = ["step", "loss", "lr", "audio_seconds", "wall_s"]
@@ -307,6 +311,7 @@ class Trainer:
         self.audio_seconds = 0.0
         self.nonfinite_skipped = 0
         self.subnet_passes = 0
+        self.log_rows: list[list[str]] = []   # the log's rows so far (rank 0), checkpointed with the rest
 
     # -- checkpoint state ---------------------------------------------------------------
     def _rng_state(self) -> dict[str, torch.Tensor]:
@@ -327,6 +332,7 @@ class Trainer:
             "audio_seconds": self.audio_seconds,
             "nonfinite_skipped": self.nonfinite_skipped,
             "subnet_passes": self.subnet_passes,
+            "log": self.log_rows,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -344,43 +350,44 @@ class Trainer:
         self.audio_seconds = float(state["audio_seconds"])
         self.nonfinite_skipped = int(state["nonfinite_skipped"])
         self.subnet_passes = int(state["subnet_passes"])
+        self.log_rows = [list(row) for row in state["log"]]
 
     def _extra_columns(self) -> list[str]:
         """Log columns after LOG_COLUMNS: the distillation term when distilling, then the strategy's."""
         return ([KL_COLUMN] if self.distillation else []) + self.strategy.log_columns()
 
-    def _truncate_log(self) -> None:
-        """Drop log rows past the resumed step (they belong to work lost in the kill)."""
-        columns = LOG_COLUMNS + self._extra_columns()
-        rows: list[list[str]] = []
-        if self.log_path.exists():
-            with open(self.log_path, newline="") as handle:
-                reader = csv.reader(handle)
-                header = next(reader, None)
-                if header == columns:
-                    rows = [r for r in reader if r and int(r[0]) <= self.step]
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "w", newline="") as handle:
+    def _rewrite_log(self) -> None:
+        """The log file as of the resumed step, from the checkpoint's rows: rows written past it belong
+        to work lost in the kill, and a log file lost or damaged since comes back whole."""
+        if self.step and not self.log_path.exists():
+            self._say(f"{self.log_path} was missing: rebuilt from the checkpoint of step {self.step}")
+        with atomic_path(self.log_path) as tmp, open(tmp, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(columns)
-            writer.writerows(rows)
+            writer.writerow(LOG_COLUMNS + self._extra_columns())
+            writer.writerows(self.log_rows)
 
     def _say(self, message: str) -> None:
+        """Into the job's log (stderr, omni.logs.tee_stderr), above the progress bar; rank 0 only."""
         if self.ranks.is_writer:
-            tqdm.write(message)
+            tqdm.write(f"[{self.description}] {message}", file=sys.stderr)
+
+    def _resume(self) -> None:
+        """Rank 0 picks the newest intact checkpoint; every rank restores that one (or none: from scratch)."""
+        picked = self.checkpoints.resume(self._say) if self.ranks.is_writer else None
+        step = self.ranks.gather(None if picked is None else int(picked["step"]))[0]
+        if step is None:
+            return
+        self._restore(picked if picked is not None else self.checkpoints.load(step))
+        self._say(f"resumed from step {self.step}")
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> TrainResult:
         if self.settings.bf16 and self.device.type != "cuda":
-            self._say(f"[{self.description}] config key 'train.bf16' applies on CUDA; this job runs on "
-                      f"{self.device.type} in fp32")
-        resumed = self.checkpoints.newest()
-        if resumed is not None:
-            self._restore(resumed)
-            self._say(f"[{self.description}] resumed from step {self.step}")
+            self._say(f"config key 'train.bf16' applies on CUDA; this job runs on {self.device.type} in fp32")
+        self._resume()
         writer = self.ranks.is_writer
         if writer:
-            self._truncate_log()
+            self._rewrite_log()
         start = time.perf_counter()
         consecutive_nonfinite = 0
         self.forward_model.train()
@@ -407,13 +414,13 @@ class Trainer:
                     consecutive_nonfinite += 1
                     self.nonfinite_skipped += 1
                     self.optimizer.zero_grad(set_to_none=True)
-                    self._say(f"[{self.description}] step {self.step}: non-finite loss/gradient, batch skipped "
+                    self._say(f"step {self.step}: non-finite loss/gradient, batch skipped "
                               f"({consecutive_nonfinite} in a row, {self.nonfinite_skipped} in total)")
                     if consecutive_nonfinite >= self.settings.max_consecutive_nonfinite:
                         raise NonFiniteLossError(
                             f"{self.description}: {consecutive_nonfinite} consecutive non-finite losses at step "
-                            f"{self.step} (limit config key 'train.max_consecutive_nonfinite'); the last good "
-                            f"checkpoint in {self.checkpoints.folder} is intact")
+                            f"{self.step} (limit config key 'train.max_consecutive_nonfinite'); no step past "
+                            f"{self.step} was checkpointed in {self.checkpoints.folder}")
                     continue
                 consecutive_nonfinite = 0
                 self.optimizer.step()
@@ -425,10 +432,11 @@ class Trainer:
                 wall = self.prior_wall_s + time.perf_counter() - start
                 lr = self.scheduler.get_last_lr()[0]
                 if writer and (self.step % self.settings.log_every == 0 or self.step == self.settings.steps):
-                    log.writerow([self.step, f"{loss_value:.5f}", f"{lr:.3e}", f"{self.audio_seconds:.2f}",
-                                  f"{wall:.2f}"] + [f"{extra.get(c, float('nan')):.5f}"
-                                                   for c in self._extra_columns()])
+                    row = [str(self.step), f"{loss_value:.5f}", f"{lr:.3e}", f"{self.audio_seconds:.2f}",
+                           f"{wall:.2f}"] + [f"{extra.get(c, float('nan')):.5f}" for c in self._extra_columns()]
+                    log.writerow(row)
                     log_handle.flush()
+                    self.log_rows.append(row)
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}",
                                      audio_x=f"{self.audio_seconds / max(wall, 1e-9):.1f}", refresh=False)

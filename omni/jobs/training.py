@@ -23,7 +23,7 @@ from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id, build_model, load_model, model_config_from, save_model
 from omni.asr.parallel import Ranks, launch
 from omni.asr.trainer import DenseGradients, Distillation, GradientStrategy, Trainer, TrainSettings
-from omni.atomic import atomic_path
+from omni.atomic import atomic_path, sweep_temporaries
 from omni.costs import CostMeter, peak_mem_mb
 from omni.data.augment import WaveAugment
 from omni.data.batches import BatchStream, LogitsBound, UtteranceSet
@@ -95,7 +95,8 @@ RANK_SEED_STRIDE = 1_000_003
 
 # Raised when what a checkpoint holds or means changes, so older checkpoints are not resumed into
 # a different computation. 2: augmentation seeded per batch, the data stream counts its steps.
-CHECKPOINT_FORMAT = 2
+# 3: a SHA-256 checksum over each file (omni.asr.checkpoints), the train log up to its step inside.
+CHECKPOINT_FORMAT = 3
 
 
 def fingerprint(setup: TrainingSetup, spec: JobSpec) -> str:
@@ -175,6 +176,9 @@ def run_training_job(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, thr
     sections (`make_strategy` overrides it, in one process only: tests)."""
     device = resolve_device(setup.training["device"])
     processes = processes_for(setup.training, device)
+    # Before any process of this job writes there: what is left is a killed write's, never finished.
+    for leftover in sweep_temporaries(paths.checkpoint_dir):
+        print(f"removed {leftover}: the temporary of a write killed before it finished", file=sys.stderr)
     if processes > threads and device.type == "cpu":
         print(f"warning: config key 'train.cpu_processes' ({processes}) exceeds this job's {threads} thread(s); "
               f"the processes will share cores", file=sys.stderr)
