@@ -5,29 +5,43 @@ import contextlib
 import json
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
+from omni.write_errors import explained_write_errors
+
+PLAIN_FILE_MODE = 0o666   # what open() asks for; the kernel takes the umask off
+_TMP_TOKEN_BYTES = 8      # 64 random bits: a name clash between concurrent writers is not a practical event
 _TEMPORARY_SUFFIX = ".tmp"
-TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(_TEMPORARY_SUFFIX) + "$")
-"""The names atomic_path's temporaries take: mkstemp's `.<final name>.` + 8 random characters + suffix."""
+TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{" + str(2 * _TMP_TOKEN_BYTES) + "}" + re.escape(_TEMPORARY_SUFFIX) + "$")
+"""The names atomic_path's temporaries take: `.<final name>.` + the random token in hex + the suffix."""
 
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling path; rename it onto `final` only if the block succeeds."""
+    """Yield a temporary sibling path; rename it onto `final` only if the block succeeds.
+
+    The temporary is created as open() creates a file, so the output's mode honours the umask
+    (tempfile.mkstemp's 0600 would survive the rename and hide a shared results folder from the
+    lab). A write the filesystem refuses (full, quota, read-only) is told as such (omni.write_errors)."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=_TEMPORARY_SUFFIX, dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = None
     try:
-        yield tmp
-        os.replace(tmp, final)
+        with explained_write_errors(final):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _created_sibling(final)
+            yield tmp
+            os.replace(tmp, final)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _created_sibling(final: Path) -> Path:
+    tmp = final.with_name(f".{final.name}.{secrets.token_hex(_TMP_TOKEN_BYTES)}{_TEMPORARY_SUFFIX}")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PLAIN_FILE_MODE))
+    return tmp
 
 
 def sweep_temporaries(folder: str | os.PathLike) -> list[Path]:

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from omni import job_params
-from omni.atomic import write_dataframe, write_json
+from omni.atomic import write_json
 from omni.config import deep_merge, load_config
-from omni.data.corpus import prepare_corpus
+from omni.data.corpus import prepare_corpus, write_corpus_record
 from omni.data.features import compute_feature_stats
-from omni.data.manifest import build_manifest
+from omni.data.manifest import build_manifest, write_manifest
 from omni.data.tokenizer import train_tokenizer
 from omni.jobs.training import JobSpec, TrainingSetup, TrainPaths, run_training_job
 
@@ -48,11 +48,13 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
     config = smoke_config(root)
     assert config["train"]["cpu_processes"] == 1
     info = prepare_corpus(job_params.corpus(config), root / "corpus" / "synth", workers=2)
+    record = root / "corpus" / "synth.json"
+    write_corpus_record(record, info)
     manifests = {}
     for split in SPLITS:
         kept, _ = build_manifest(info, split, config["data"])
         manifests[split] = root / "data" / f"{split}.tsv"
-        write_dataframe(manifests[split], kept)
+        write_manifest(manifests[split], kept, record)
     train = build_manifest(info, "train", config["data"])[0]
     stats = root / "data" / "feature_stats.json"
     write_json(stats, compute_feature_stats(train, job_params.logmel(config), 1))

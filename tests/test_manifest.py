@@ -1,8 +1,10 @@
-"""Manifest validation: one small broken LibriSpeech-layout tree per bad-input case."""
+"""Manifest validation: one small broken LibriSpeech-layout tree per bad-input case; manifests of a
+moved results folder (or a moved LibriSpeech tree) read their audio from the new place."""
 from __future__ import annotations
 
 import json
 import runpy
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +15,10 @@ import pandas as pd
 import pytest
 import soundfile
 
+from omni import job_params
+from omni.config import deep_merge, load_config
+from omni.data.batches import UtteranceSet
+from omni.data.corpus import CorpusError
 from omni.data.manifest import (
     MANIFEST_COLUMNS,
     REJECT_COLUMNS,
@@ -21,8 +27,12 @@ from omni.data.manifest import (
     build_manifest,
     read_manifest,
 )
+from omni.data.synth_corpus import SPLITS
+from omni.data.voices import read_voices
+from omni.study import Study
+from tests.conftest import LIBRISPEECH_SAMPLE, REPO
+from tests.test_synth import tiny_config
 
-REPO = Path(__file__).resolve().parent.parent
 RATE = 16000
 SECONDS = 0.5
 MAX_SECONDS = 2.0
@@ -278,19 +288,123 @@ def test_read_manifest_keeps_na_words_as_text(tmp_path: Path) -> None:
     assert read_manifest(path)["transcript"][0] == "NA"
 
 
+def test_wav_files_in_the_tree_are_named_not_dropped_without_a_word(tmp_path: Path, capsys) -> None:
+    chapter = write_good_chapter(tmp_path)
+    copy = chapter.folder / f"{chapter.good[0]}.wav"   # a WAV copy beside its FLAC
+    only_wav = chapter.folder / f"{chapter.broken}.wav"  # an utterance converted to WAV only
+    strays = [chapter.folder / f"{chapter.utt(10 + index)}.wav" for index in range(5)]
+    for path in [copy, only_wav, *strays]:
+        write_wave(path)
+    chapter.add_line(f"{chapter.broken} ONLY A WAV")
+    kept, rejects = build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg())
+    assert list(kept["utt_id"]) == chapter.good
+    (reason,) = rejects["reason"]
+    assert reason.endswith(f"has no audio file ({only_wav.name} is there, but the manifest reads .flac only)")
+    log = capsys.readouterr().err
+    assert f"split '{SPLIT}': 7 .wav file(s) ignored" in log and "convert them to FLAC" in log
+    named = sorted(map(str, [copy, only_wav, *strays]))
+    assert ", ".join(named[:5]) + " and 2 more" in log
+
+
+def test_a_table_without_a_corpus_line_reads_its_paths_relative_to_itself(tmp_path: Path) -> None:
+    path = tmp_path / "lists" / "m.tsv"
+    path.parent.mkdir()
+    pd.DataFrame([["A-1-1", "audio/x.flac", 1.0, RATE, RATE, "A"], ["A-1-2", "/abs/y.flac", 1.0, RATE, RATE, "B"]],
+                 columns=MANIFEST_COLUMNS).to_csv(path, sep="\t", index=False)
+    assert list(read_manifest(path)["audio_path"]) == [str(tmp_path / "lists" / "audio" / "x.flac"), "/abs/y.flac"]
+
+
+def build_data_stage(config: dict, splits: list[str]) -> Path:
+    """The corpus and manifest jobs of `config`'s study (and split_dev with dev), through their rule
+    scripts, into its results folder; the corpus record's path."""
+    results = Path(config["results_dir"])
+    study = Study.from_config(config)
+    record = results / "corpus" / f"{config['corpus']}.json"
+    run_rule("build_corpus.py", results / "logs" / "build_corpus.log", threads=2, output={"info": record},
+             params={"corpus": job_params.corpus(config), "synth_tree": results / "corpus" / "synth"})
+    for split in splits:
+        run_rule("build_manifest.py", results / "logs" / f"manifest-{split}.log", input={"corpus": record},
+                 output={"manifest": study.manifest(split), "rejects": results / "data" / "rejects" / f"{split}.tsv"},
+                 wildcards={"split": split}, params={"data": job_params.manifest(config)})
+    if "dev" in splits:
+        run_rule("split_dev.py", results / "logs" / "split_dev.log", input={"manifest": study.manifest("dev")},
+                 output={"search": study.manifest("dev-search"), "report": study.manifest("dev-report")},
+                 params={"dev_split": job_params.dev_split(config)})
+    return record
+
+
+def assert_batches_read_from(manifest: Path, place: Path, sample_rate: int) -> None:
+    """A training job's view of `manifest` (omni.jobs.training): every audio file under `place`, and a
+    batch of all of them decoded to the lengths the manifest declares."""
+    table = read_manifest(manifest)
+    assert all(Path(audio).is_relative_to(place) for audio in table["audio_path"]), table["audio_path"][0]
+    utterances = UtteranceSet(table, None, sample_rate, cache_audio=False)
+    batch = utterances.collate(range(len(utterances)))
+    assert batch.wave_lengths.tolist() == utterances.num_samples
+    assert bool((batch.waveforms.abs().amax(dim=1) > 0).all())
+
+
+def test_a_moved_synthetic_study_reads_its_audio_from_the_new_place(tmp_path: Path) -> None:
+    config = tiny_config(results_dir=str(tmp_path / "results"))
+    build_data_stage(config, ["train", "dev"])
+    manifests = Path(config["results_dir"]) / "data" / "manifests"
+    assert (manifests / "train.tsv").read_text().startswith("# corpus: ../../corpus/synth.json\nutt_id\taudio_path")
+    moved = tmp_path / "elsewhere" / "study-copy"
+    shutil.move(config["results_dir"], moved)
+    for name in ("train", "dev-search", "dev-report"):
+        assert_batches_read_from(moved / "data" / "manifests" / f"{name}.tsv", moved / "corpus" / "synth",
+                                 config["data"]["sample_rate"])
+    voices = moved / "data" / "voices.tsv"
+    run_rule("voices.py", moved / "logs" / "voices.log", input={"corpus": moved / "corpus" / "synth.json"},
+             output={"voices": voices})
+    assert len(read_voices(voices)) == config["synth"]["speakers_per_split"] * len(SPLITS)
+    lonely = tmp_path / "lonely" / "data" / "manifests" / "train.tsv"   # copied without its corpus record
+    lonely.parent.mkdir(parents=True)
+    shutil.copy(moved / "data" / "manifests" / "train.tsv", lonely)
+    with pytest.raises(CorpusError, match=f"corpus record {tmp_path / 'lonely' / 'corpus' / 'synth.json'} cannot"
+                                          " be read .*copy the results folder whole"):
+        read_manifest(lonely)
+
+
+@pytest.mark.skipif(not (LIBRISPEECH_SAMPLE / "test-other").is_dir(), reason="no LibriSpeech sample")
+def test_a_moved_librispeech_study_follows_config_librispeech_root(tmp_path: Path) -> None:
+    """The results folder moves (the tree stays); then the tree moves, and config librispeech.root
+    pointed at it (the corpus job rerun) is all the manifests need: they are not rebuilt."""
+    lab = tmp_path / "lab" / "LibriSpeech"
+    shutil.copytree(LIBRISPEECH_SAMPLE, lab)
+    subsets = {split: ["test-other"] for split in SPLITS}
+    config = load_config(REPO / "config.yaml", {"corpus": "librispeech", "results_dir": str(tmp_path / "results"),
+                                                "librispeech": {"root": str(lab), "subsets": subsets}})
+    build_data_stage(config, ["test-other"])
+    moved = tmp_path / "moved" / "results"
+    shutil.move(config["results_dir"], moved)
+    manifest = moved / "data" / "manifests" / "test-other.tsv"
+    assert_batches_read_from(manifest, lab, config["data"]["sample_rate"])
+    mounted = tmp_path / "mounted" / "LibriSpeech"
+    shutil.move(lab, mounted)
+    elsewhere = deep_merge(config, {"results_dir": str(moved), "librispeech": {"root": str(mounted)}})
+    run_rule("build_corpus.py", moved / "logs" / "build_corpus.log",
+             output={"info": moved / "corpus" / "librispeech.json"},
+             params={"corpus": job_params.corpus(elsewhere), "synth_tree": moved / "corpus" / "synth"})
+    assert_batches_read_from(manifest, mounted, config["data"]["sample_rate"])
+
+
+def run_rule(script: str, log: Path, threads: int = 1, **sections: dict) -> None:
+    """Run a rule's script as Snakemake would: a stand-in `snakemake` object with the rule's input,
+    output, params and wildcards (paths as strings, like Snakemake's)."""
+    namespaces = {name: SimpleNamespace(**{key: str(value) if isinstance(value, Path) else value
+                                           for key, value in values.items()}) for name, values in sections.items()}
+    smk = SimpleNamespace(log=[str(log)], threads=threads, **namespaces)
+    runpy.run_path(str(REPO / "workflow_scripts" / script), init_globals={"snakemake": smk})
+
+
 def run_manifest_rule(tmp_path: Path, data: dict) -> Path:
-    """Run the rule's script as Snakemake would (stand-in `snakemake` object); return its output folder."""
+    """Run the rule's script on a corpus record of `tmp_path/corpus`; return its output folder."""
     out = tmp_path / "results"
     out.mkdir()
     corpus_json = out / "corpus.json"
     corpus_json.write_text(json.dumps(corpus_info(tmp_path / "corpus", [SUBSET])))
-    smk = SimpleNamespace(
-        input=SimpleNamespace(corpus=str(corpus_json)),
-        output=SimpleNamespace(manifest=str(out / "manifest.tsv"), rejects=str(out / "rejects.tsv")),
-        wildcards=SimpleNamespace(split=SPLIT),
-        params=SimpleNamespace(data=data),
-        log=[str(out / "manifest.log")],
-        threads=1,
-    )
-    runpy.run_path(str(REPO / "workflow_scripts" / "build_manifest.py"), init_globals={"snakemake": smk})
+    run_rule("build_manifest.py", out / "manifest.log", input={"corpus": corpus_json},
+             output={"manifest": out / "manifest.tsv", "rejects": out / "rejects.tsv"},
+             wildcards={"split": SPLIT}, params={"data": data})
     return out

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from omni.data.manifest import read_manifest
 from omni.study import Study
 from tests.conftest import REPO, smoke_config
 
@@ -71,8 +72,8 @@ def test_study_lists_every_job_benchmark_the_run_wrote(smoke_run: Path) -> None:
 
 def test_search_never_scores_a_reported_dev_utterance(smoke_run: Path) -> None:
     results = smoke_run / "results" / "smoke"
-    search = pd.read_csv(results / "data" / "manifests" / "dev-search.tsv", sep="\t")
-    report = pd.read_csv(results / "data" / "manifests" / "dev-report.tsv", sep="\t")
+    search = read_manifest(results / "data" / "manifests" / "dev-search.tsv")
+    report = read_manifest(results / "data" / "manifests" / "dev-report.tsv")
     assert not set(search["utt_id"]) & set(report["utt_id"]) and len(search) and len(report)
     for seed in (1234, 1235):
         cost = json.loads((results / "search" / "omni" / f"seed{seed}" / "cost.json").read_text())

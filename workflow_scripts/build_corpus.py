@@ -4,12 +4,11 @@ import json
 import sys
 from pathlib import Path
 
-from omni.atomic import write_json
-from omni.data.corpus import prepare_corpus
+from omni.data.corpus import prepare_corpus, write_corpus_record
 from omni.logs import tee_stderr
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
     info = prepare_corpus(smk.params.corpus, Path(smk.params.synth_tree), workers=smk.threads)
-    write_json(smk.output.info, info)
+    write_corpus_record(smk.output.info, info)
     print(f"corpus ready: {json.dumps(info, sort_keys=True)}", file=sys.stderr)

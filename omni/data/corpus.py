@@ -2,12 +2,20 @@
 
 The record names a LibriSpeech-layout root and, per pipeline split, the subset folders under
 it, so the manifest stage reads the synthetic corpus and a real LibriSpeech tree the same way.
+It is the one place the root is written down (manifests name the record and hold audio paths
+relative to its root), so it says where the audio is in a way that survives a move: the synthetic
+corpus is an output of the study, inside the results folder, and its root is recorded relative to
+the record; a LibriSpeech tree is an input that stays where config `librispeech.root` says, and is
+recorded absolute.
 """
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from omni.atomic import write_json
 from omni.data.synth_corpus import SPLITS, build_synth_corpus
 
 
@@ -35,6 +43,33 @@ def prepare_corpus(corpus: Mapping[str, Any], synth_tree: Path, workers: int) ->
     `corpus` is the rule's section (omni.job_params.corpus)."""
     if corpus["kind"] == "librispeech":
         return describe_librispeech(corpus["root"], corpus["subsets"])
-    root = Path(synth_tree).resolve()
+    root = Path(os.path.abspath(synth_tree))
     stats = build_synth_corpus(corpus, root, workers)
     return {"corpus": "synth", "root": str(root), "subsets": {split: [split] for split in SPLITS}, **stats}
+
+
+def write_corpus_record(path: str | os.PathLike, info: Mapping[str, Any]) -> None:
+    """`info` (prepare_corpus's) at `path`, the synthetic corpus's root relative to it."""
+    root = relative_to_file(info["root"], path) if info["corpus"] == "synth" else info["root"]
+    write_json(path, {**info, "root": root})
+
+
+def read_corpus_record(path: str | os.PathLike) -> dict[str, Any]:
+    """The record at `path`, its root absolute (found from the record's own place when recorded relative)."""
+    try:
+        info = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise CorpusError(f"corpus record {path} cannot be read ({error}): a results folder's manifests find"
+                          " their audio through it; copy the results folder whole, or rebuild it (rule build_corpus)"
+                          ) from error
+    return {**info, "root": str(resolve_from_file(info["root"], path))}
+
+
+def relative_to_file(target: str | os.PathLike, file: str | os.PathLike) -> str:
+    """`target` as a path relative to the folder of `file` (lexically: what a moved folder keeps)."""
+    return os.path.relpath(os.path.abspath(target), os.path.dirname(os.path.abspath(file)))
+
+
+def resolve_from_file(recorded: str, file: str | os.PathLike) -> Path:
+    """A path recorded in `file`: absolute as it is, or relative to the folder of `file`."""
+    return Path(os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(file)), recorded)))

@@ -19,7 +19,6 @@ import contextlib
 import ctypes
 import functools
 import hashlib
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Iterable, Iterator
 
 import espeakng_loader
 import numpy as np
+
+from omni.atomic import atomic_path
 
 # Constants of speak_lib.h (espeak-ng 1.52).
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -197,10 +198,8 @@ def _private_library() -> Path:
     content = source.read_bytes()
     target = Path(tempfile.gettempdir()) / f"{_PRIVATE_COPY_PREFIX}{hashlib.sha256(content).hexdigest()[:16]}.so"
     if not target.exists():
-        fd, partial = tempfile.mkstemp(prefix=target.name, dir=target.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        os.replace(partial, target)  # concurrent writers race harmlessly: same bytes
+        with atomic_path(target) as partial:  # concurrent writers race harmlessly: same bytes
+            partial.write_bytes(content)
     return target
 
 

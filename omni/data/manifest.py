@@ -3,6 +3,14 @@
 Layout: `<root>/<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac`, with the transcripts of a
 chapter folder in `<speaker>-<chapter>.trans.txt` (lines `<utt id> <TRANSCRIPT>`). Every problem is
 collected before deciding, so a broken corpus is reported in one pass instead of one rerun per file.
+
+On disk a manifest is a TSV table under one line naming its corpus record (omni.data.corpus),
+relative to the manifest; its audio paths are relative to that record's root. Both are in the
+results folder, so a moved or copied results folder reads its own synthetic audio, and a LibriSpeech
+tree moved elsewhere is followed through its record (config `librispeech.root`), not through every
+manifest. In memory (build_manifest, read_manifest) audio paths are absolute. A table without the
+line (written by hand, or before manifests named their record) has its paths read as written,
+relative to its own folder.
 """
 from __future__ import annotations
 
@@ -18,11 +26,16 @@ from typing import Any, Mapping
 import pandas as pd
 from tqdm import tqdm
 
+from omni.atomic import atomic_path
 from omni.data.audio import AudioError, AudioProbe, probe_audio
+from omni.data.corpus import read_corpus_record, relative_to_file, resolve_from_file
 
 MANIFEST_COLUMNS = ["utt_id", "audio_path", "duration_s", "num_samples", "sample_rate", "transcript"]
 REJECT_COLUMNS = ["utt_id", "audio_path", "reason"]
 AUDIO_SUFFIX = ".flac"
+IGNORED_AUDIO_SUFFIX = ".wav"   # LibriSpeech audio is FLAC; WAV copies beside it are not read
+IGNORED_LISTED = 5              # ignored files named in the log; the rest counted
+CORPUS_LINE = "# corpus: "      # the first line of a manifest file, then the path of its corpus record
 TRANSCRIPT_SUFFIX = ".trans.txt"
 ON_BAD_FAIL = "fail"
 ON_BAD_SKIP = "skip"
@@ -72,6 +85,7 @@ def build_manifest(
     utterances: list[_Utterance] = []
     for folder in folders:
         utterances.extend(_scan_subset(folder, rejects))
+    _report_ignored_audio(split, folders)
     _mark_duplicates(utterances)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         probes = list(tqdm(pool.map(_probe, utterances), total=len(utterances), desc=f"manifest {split}",
@@ -97,19 +111,48 @@ def build_manifest(
     return kept.reset_index(drop=True), rejected.reset_index(drop=True)
 
 
+def write_manifest(path: str | os.PathLike, frame: pd.DataFrame, corpus_record: str | os.PathLike | None) -> None:
+    """Write `frame` (absolute audio paths) as a manifest file naming `corpus_record`, whose root the
+    paths are written relative to (None: no record line, paths relative to the manifest's folder)."""
+    root = _audio_root(path, corpus_record)
+    relative = frame.assign(audio_path=[os.path.relpath(audio, root) for audio in frame["audio_path"]])
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as handle:
+            if corpus_record is not None:
+                handle.write(f"{CORPUS_LINE}{relative_to_file(corpus_record, path)}\n")
+            relative.to_csv(handle, sep="\t", index=False)
+
+
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Load a manifest written by build_manifest; text columns stay text ("NA" is a word, not a gap)."""
+    """Load a manifest with absolute audio paths; text columns stay text ("NA" is a word, not a gap)."""
+    record = manifest_corpus_record(path)
+    root = _audio_root(path, record)
     try:
         frame = pd.read_csv(path, sep="\t", dtype={"utt_id": str, "audio_path": str, "transcript": str},
-                            keep_default_na=False)
+                            keep_default_na=False, skiprows=1 if record else 0)
     except pd.errors.ParserError as error:
         raise ManifestError(f"manifest {path} is not a readable TSV table: {error}") from error
     if list(frame.columns) != MANIFEST_COLUMNS:
         raise ManifestError(
             f"manifest {path} has columns {list(frame.columns)}, expected {MANIFEST_COLUMNS}"
-            " (was it written by omni.data.manifest.build_manifest?)"
+            " (was it written by omni.data.manifest.write_manifest?)"
         )
+    frame["audio_path"] = [os.path.normpath(os.path.join(root, audio)) for audio in frame["audio_path"]]
     return frame
+
+
+def manifest_corpus_record(path: str | os.PathLike) -> Path | None:
+    """The corpus record a manifest file names; None for a table without the line."""
+    with open(path) as handle:
+        first = handle.readline().rstrip("\n")
+    return resolve_from_file(first[len(CORPUS_LINE):], path) if first.startswith(CORPUS_LINE) else None
+
+
+def _audio_root(manifest: str | os.PathLike, corpus_record: str | os.PathLike | None) -> str:
+    """What a manifest's audio paths are relative to: its corpus record's root, or its own folder."""
+    if corpus_record is None:
+        return os.path.dirname(os.path.abspath(manifest))
+    return read_corpus_record(corpus_record)["root"]
 
 
 def _split_folders(corpus_info: Mapping[str, Any], split: str) -> list[Path]:
@@ -138,6 +181,17 @@ def _scan_subset(folder: Path, rejects: list[_Reject]) -> list[_Utterance]:
         for utt in by_key[key]:
             utt.has_audio = True
     return [utt for group in by_key.values() for utt in group]
+
+
+def _report_ignored_audio(split: str, folders: list[Path]) -> None:
+    """WAV files are not LibriSpeech's audio: say so, or a converted tree loses them without a word."""
+    ignored = sorted(path for folder in folders for path in folder.rglob(f"*{IGNORED_AUDIO_SUFFIX}"))
+    if not ignored:
+        return
+    named = ", ".join(map(str, ignored[:IGNORED_LISTED]))
+    more = f" and {len(ignored) - IGNORED_LISTED} more" if len(ignored) > IGNORED_LISTED else ""
+    print(f"split '{split}': {len(ignored)} {IGNORED_AUDIO_SUFFIX} file(s) ignored (the manifest reads"
+          f" {AUDIO_SUFFIX} audio only; convert them to FLAC to use them): {named}{more}", file=sys.stderr)
 
 
 def _read_transcripts(trans_file: Path, rejects: list[_Reject]) -> list[_Utterance]:
@@ -196,7 +250,9 @@ def _check_utterance(utt: _Utterance, probe: AudioProbe | AudioError | None,
     """Append every reason the utterance is unusable to `utt.reasons`; return its manifest row."""
     _check_transcript(utt, data_cfg["alphabet"])
     if probe is None:
-        utt.reasons.append(f"transcript line {utt.transcript_line} has no audio file")
+        wav = utt.audio_path.with_suffix(IGNORED_AUDIO_SUFFIX)
+        beside = f" ({wav.name} is there, but the manifest reads {AUDIO_SUFFIX} only)" if wav.is_file() else ""
+        utt.reasons.append(f"transcript line {utt.transcript_line} has no audio file{beside}")
         return None
     if isinstance(probe, AudioError):
         utt.reasons.append(probe.reason)

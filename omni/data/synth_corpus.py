@@ -33,6 +33,7 @@ from tqdm import tqdm
 from omni.data import espeak, synth_text
 from omni.data.espeak import PITCH_RANGE, RATE_RANGE_WPM
 from omni.runtime import set_threads
+from omni.write_errors import explained_write_errors
 
 SPLITS = ("train", "dev", "test-clean", "test-other")
 OTHER_SPLIT = "test-other"
@@ -349,7 +350,8 @@ def _replace_dir(built: Path, final: Path) -> None:
 
 
 def build_synth_corpus(spec: Mapping[str, Any], out_root: Path, workers: int) -> dict[str, Any]:
-    """Write the corpus tree at `out_root` atomically and return its statistics."""
+    """Write the corpus tree at `out_root` atomically and return its statistics. A failed build leaves
+    no partial tree; a write the filesystem refused says so (omni.write_errors)."""
     started = time.monotonic()
     out_root = Path(out_root)
     check_voices(spec)
@@ -358,12 +360,17 @@ def build_synth_corpus(spec: Mapping[str, Any], out_root: Path, workers: int) ->
     partial = out_root.with_name(out_root.name + PARTIAL_SUFFIX)
     for stale in (partial, out_root.with_name(out_root.name + OLD_SUFFIX)):
         shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
-    for folder in {utterance.folder for utterance in utterances}:
-        (partial / folder).mkdir(parents=True, exist_ok=True)
-    samples = _render_all(utterances, partial, target_rate, workers)
-    seconds = [count / target_rate for count in samples]
-    _write_texts(partial, utterances, seconds)
-    _replace_dir(partial, out_root)
+    try:
+        with explained_write_errors(partial):
+            for folder in {utterance.folder for utterance in utterances}:
+                (partial / folder).mkdir(parents=True, exist_ok=True)
+            samples = _render_all(utterances, partial, target_rate, workers)
+            seconds = [count / target_rate for count in samples]
+            _write_texts(partial, utterances, seconds)
+            _replace_dir(partial, out_root)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # a failed build must not keep filling the disk
+        raise
     return _stats(utterances, seconds, time.monotonic() - started)
 
 

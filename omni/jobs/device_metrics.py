@@ -37,6 +37,7 @@ from omni.inference.sparse_model import copy_sharing_kernels, sparse_inference_m
 from omni.inference.speed import Utterance, peak_memory_mb, time_streaming
 from omni.runtime import set_threads
 from omni.sparsity.export import compact_masks, load_compact, read_compact
+from omni.write_errors import explained_write_errors
 
 PATHS = ("dense", "sparse", "int8")
 WER_DECODE = "greedy-full"   # batched: the whole split in seconds (the evaluation's streaming decode is per utterance)
@@ -128,7 +129,8 @@ def peak_memory(paths: DeviceMetricsPaths, utterances: list[Utterance], chosen: 
     record = {}
     with tempfile.TemporaryDirectory(dir=paths.out.parent) as workdir:
         features = Path(workdir) / "features.pt"
-        torch.save({"feats": [u.feats for u in utterances], "lengths": [u.length for u in utterances]}, features)
+        with explained_write_errors(features):
+            torch.save({"feats": [u.feats for u in utterances], "lengths": [u.length for u in utterances]}, features)
         for name, kernels, int8 in zip(PATHS, (None, chosen, chosen), (False, False, True)):
             memory = peak_memory_mb({"export": str(paths.export), "features": str(features), "kernels": kernels,
                                      "int8": int8, "threads": ON_DEVICE_THREADS}, Path(workdir))
