@@ -102,20 +102,33 @@ def fill(folder: Path, leave_free: int) -> Path:
     return filler
 
 
-def test_a_checkpoint_that_does_not_fit_says_so_and_a_rerun_after_freeing_space_works(small_fs: Path) -> None:
-    filler = fill(small_fs, leave_free=CHECKPOINT_FEATURES ** 2)   # a quarter of the checkpoint fits
+@pytest.mark.parametrize(("writer", "wrapped"), [
+    ("checkpoint", "[OSError: [Errno 28]"),   # checkpoints are serialised in memory, then written as bytes
+    ("model", "[RuntimeError: "),             # torch.save straight to the file: its opaque iostream error
+])
+def test_a_model_or_checkpoint_that_does_not_fit_says_so_and_a_rerun_after_freeing_space_works(
+        small_fs: Path, writer: str, wrapped: str) -> None:
+    filler = fill(small_fs, leave_free=CHECKPOINT_FEATURES ** 2)   # a quarter of the file fits
     state = torch.nn.Linear(CHECKPOINT_FEATURES, CHECKPOINT_FEATURES).state_dict()
     folder = CheckpointFolder(small_fs / "checkpoints", "job")
-    with pytest.raises(DiskWriteError) as caught:
-        folder.save(100, {"model": state})
-    message = str(caught.value)
     path = small_fs / "checkpoints" / "step00000100.pt"
+
+    def write() -> None:
+        if writer == "checkpoint":
+            folder.save(100, {"model": state})
+        else:
+            save_torch(path, {"model": state})
+
+    with pytest.raises(DiskWriteError) as caught:
+        write()
+    message = str(caught.value)
     assert message.startswith(f"cannot write {path}: no space left on the device ")
-    assert FREE_SPACE.search(message) and "[RuntimeError: " in message, "torch's opaque error, told as disk full"
-    assert sorted(p.name for p in small_fs.rglob("*")) == ["checkpoints", "filler.bin"], "no partial checkpoint"
+    assert FREE_SPACE.search(message) and wrapped in message, "the library's error, told as disk full"
+    assert sorted(p.name for p in small_fs.rglob("*")) == ["checkpoints", "filler.bin"], "no partial file"
     filler.unlink()
-    folder.save(100, {"model": state})
-    assert torch.equal(load_torch(path)["model"]["weight"], state["weight"])
+    write()
+    saved = folder.resume(print) if writer == "checkpoint" else load_torch(path)
+    assert torch.equal(saved["model"]["weight"], state["weight"])
 
 
 def test_a_corpus_that_does_not_fit_says_so_and_leaves_no_partial_tree(small_fs: Path) -> None:
