@@ -3,22 +3,34 @@
 import os
 import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
-
-# The embedded default, found next to this file so `--directory` runs elsewhere work too;
-# `--configfile other.yaml` layers on top of it.
-configfile: os.path.join(workflow.basedir, "config.yaml")
-
-validate(config, schema="schemas/config.schema.yaml")
 
 # workflow_scripts import the `omni` library from this checkout.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
 sys.path.insert(0, workflow.basedir)
+from omni.config import read_yaml, validate_config
 from omni.study import check_study
+from omni.study_lock import lock_study
 
+# The embedded default, found next to this file so `--directory` runs elsewhere work too;
+# `--configfile other.yaml` layers on top of it. Read here first because Snakemake's reader names neither
+# the file nor the line of a YAML error (a --configfile it reads before this file runs: docs/decisions.md).
+DEFAULT_CONFIG = os.path.join(workflow.basedir, "config.yaml")
+read_yaml(DEFAULT_CONFIG)
+configfile: DEFAULT_CONFIG
+
+validate_config(config)  # schemas/config.schema.yaml; every error names its key
 check_study(config)  # checks across keys the schema cannot express, before any job starts
+
+
+onstart:
+    # One run per results folder (omni/study_lock.py). `onstart` runs in a real run's main process once the
+    # DAG is built and before its first job; never for a dry run, --unlock, --report or "Nothing to be done",
+    # nor in the jobs Snakemake spawns (local `run:` jobs, SLURM jobs: --no-hooks). The lock lasts until the
+    # process exits.
+    lock_study(config["results_dir"])
 
 
 include: "rules/common.smk"

@@ -1,7 +1,7 @@
-"""Load and check a study configuration outside Snakemake (tests, scripts, notebooks).
+"""Load and check a study configuration, in the Snakefile and outside Snakemake (tests, scripts, notebooks).
 
-The Snakefile validates with `snakemake.utils.validate` against the same schema file, so the
-two entry points accept exactly the same configurations.
+Both entry points read YAML and validate with the functions here, so they accept exactly the same
+configurations and name a bad key the same way.
 """
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+REPOSITORY = Path(__file__).resolve().parent.parent   # the checkout: Snakefile, config.yaml, omni/, rules/, ...
+SCHEMA_PATH = REPOSITORY / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -22,6 +23,16 @@ def load_schema() -> dict[str, Any]:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's content; a syntax error is a ConfigError naming the file, line and column (Snakemake's
+    own reader says only that some config file is not valid JSON or YAML)."""
+    with Path(path).open() as stream:   # a stream, not its text: PyYAML's marks then name the file
+        try:
+            return yaml.safe_load(stream)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from None
+
+
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Raise ConfigError naming the offending key path; return the config unchanged."""
     validator = jsonschema.Draft7Validator(load_schema())
@@ -30,14 +41,28 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         lines = []
         for error in errors:
             key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
-            lines.append(f"config key '{key}': {error.message}")
+            lines.append(f"config key '{key}': {error.message}{_text_hint(error)}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     return config
 
 
+def _text_hint(error: jsonschema.ValidationError) -> str:
+    """How a number, boolean or null arrives as text where the schema wants one: Snakemake's --config parses a
+    value nested in {...} or [...] with YAML's BaseLoader, which reads every scalar as a string."""
+    if error.validator not in ("type", "oneOf") or not isinstance(error.instance, str):
+        return ""
+    try:
+        if isinstance(yaml.safe_load(error.instance), str):
+            return ""
+    except yaml.YAMLError:
+        return ""
+    return (" (a string: Snakemake's --config reads every value nested in {...} or [...] as a string, so a "
+            "number, boolean or null there arrives as text; give such values in a --configfile)")
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read YAML, deep-merge `overrides` (as `--configfile` layering does), validate."""
-    config = yaml.safe_load(Path(path).read_text())
+    config = read_yaml(path)
     if overrides:
         config = deep_merge(config, overrides)
     return validate_config(config)

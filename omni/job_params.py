@@ -108,6 +108,14 @@ def training(config: Config, arm: str, seed: int) -> Section:
     return canonical({**run, **shared, **arm_values, **optional, **own_warmup})
 
 
+def lr_warmup_steps(training_section: Mapping[str, Any], steps: int) -> int:
+    """The lr warm-up of a job of `steps` steps given `training_section` (`training`'s): a job that starts
+    trained warms up over train.finetune_warmup_fraction of its own steps when that is set (its
+    `warmup_fraction`), else over the dense job's train.warmup_steps."""
+    fraction = training_section.get("warmup_fraction")
+    return training_section["warmup_steps"] if fraction is None else max(1, int(round(fraction * steps)))
+
+
 def control(config: Config) -> Section:
     """The dense-continued control trains as long as one pruning job (individual.steps), no masks, and
     learns from the teacher of the arms it controls (distill.control)."""

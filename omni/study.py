@@ -7,23 +7,28 @@ models when an include moved).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from omni.arms import PRUNING_KINDS, SEARCHED_SUFFIX, arm_kind
-from omni.config import ConfigError, model_preset
+from omni.config import REPOSITORY, ConfigError, model_preset
 from omni.job_params import (
     arm_config,
+    arm_training,
     budget_levels,
     budget_multiples,
     dense_seed_of,
     dense_seeds,
     equal_compute_budget,
+    lr_warmup_steps,
     omni_levels,
     pruning_arms,
     replicate_arm,
     supernet,
     supernet_budget,
+    training,
 )
 from omni.sparsity.budget import planned_steps
 
@@ -41,6 +46,7 @@ FIGURES = ("pareto.png", "training_curves.png", "cost.png")
 DIAGNOSTICS = ("diagnostics.csv", "diagnostics_voices.csv", "diagnostics.md")   # tables; figure: diagnostics.png
 SPEED_FIGURES = ("speed.png",)
 BUDGET_TABLES = ("budget.csv", "budget_break_even.csv", "budget.md")   # figure: budget.png; with budget multiples
+RESULTS_FOLDER = REPOSITORY / "results"   # the one place in the repository for results: .gitignore keeps it out of git
 
 Model = tuple[str, str, str]   # (arm, seed, tag): a trained or extracted model of one run
 
@@ -292,6 +298,9 @@ class Study:
 def check_study(config: Mapping[str, Any]) -> None:
     """Every check across keys that the schema cannot express, run once when the workflow is
     parsed, so a bad configuration stops before any job starts. Raises ConfigError naming the key."""
+    _check_finite(config)
+    _check_results_dir(config["results_dir"])
+    _check_training(config)
     model_preset(config)
     table_decode, decodes = config["report"]["table_decode"], config["evaluate"]["decodes"]
     if table_decode not in decodes:
@@ -307,6 +316,60 @@ def check_study(config: Mapping[str, Any]) -> None:
     _check_arms(config)
     for arm in pruning_arms(config, "omni"):
         _check_supernet(arm_config(config, arm), arm)
+
+
+def _check_finite(value: Any, key: str = "") -> None:
+    """No key means anything by NaN or infinity. JSON has neither, so the schema cannot say so and its
+    bounds, which compare false with NaN, let NaN through (a NaN level would name files `snan`)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{key}': {value} is not a finite number")
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            _check_finite(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{key}.{index}")
+
+
+def _check_results_dir(results_dir: str) -> None:
+    """The results folder holds the study's outputs and nothing else, so deleting it loses no source and no
+    output lands in git: it neither holds the repository (`/`, the checkout or a folder above it) nor lies in
+    the repository outside results/ (anywhere else its files sit among the source, untracked but not ignored,
+    and `git add -A` commits them). Resolved from the working directory, symlinks followed, as the outputs are."""
+    results = Path(results_dir).resolve()
+    if REPOSITORY.is_relative_to(results):
+        where = "the repository itself" if results == REPOSITORY else f"which holds the repository {REPOSITORY}"
+        raise ConfigError(f"config key 'results_dir': {results_dir!r} is {results}, {where}; give the study a "
+                          "folder of its own, e.g. results/<study>")
+    if results.is_relative_to(REPOSITORY) and not results.is_relative_to(RESULTS_FOLDER):
+        raise ConfigError(f"config key 'results_dir': {results_dir!r} is {results}, inside the repository but "
+                          f"outside {RESULTS_FOLDER}, the one folder of it that git ignores; use results/<study> "
+                          "or a folder outside the repository")
+
+
+def _check_training(config: Mapping[str, Any]) -> None:
+    """The dense job's clean phase fits in it, and every training job's lr warm-up ends before the job does
+    (else the lr never reaches its peak and never decays): the dense job's, the control's (as long as an
+    individual job) and each pruning arm's, a budget arm's of its own steps."""
+    train = config["train"]
+    if train["dense_clean_steps"] > train["dense_steps"]:
+        raise ConfigError(f"config key 'train.dense_clean_steps': {train['dense_clean_steps']} clean steps exceed "
+                          f"the dense job's {train['dense_steps']} (train.dense_steps): wave_augment would never start")
+    if train["warmup_steps"] >= train["dense_steps"]:
+        raise ConfigError(f"config key 'train.warmup_steps': the dense job's lr warm-up of {train['warmup_steps']} "
+                          f"steps is not shorter than the job ({train['dense_steps']} steps: train.dense_steps)")
+    key = "train.warmup_steps" if train["finetune_warmup_fraction"] is None else "train.finetune_warmup_fraction"
+    seed = config["seeds"][0]   # any training seed: the warm-up does not depend on it
+    jobs = [*((arm, arm_training(config, arm, seed), arm_config(config, arm)["individual"]["steps"])
+              for arm in pruning_arms(config, "individual")),
+            ("control", training(config, "control", seed), config["individual"]["steps"]),
+            *((arm, arm_training(config, arm, seed), planned_steps(supernet(config, arm))[0])
+              for arm in pruning_arms(config, "omni"))]
+    for arm, section, steps in jobs:
+        warmup = lr_warmup_steps(section, steps)
+        if warmup >= steps:
+            raise ConfigError(f"config key '{key}': the lr warm-up of {warmup} steps is not shorter than the "
+                              f"{arm} job's {steps} steps")
 
 
 def _check_arms(config: Mapping[str, Any]) -> None:

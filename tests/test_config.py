@@ -1,10 +1,13 @@
 """Configuration errors stop a run with a message that names the offending key."""
 from __future__ import annotations
 
+import subprocess
+
 import pytest
+import yaml
 
 from omni import job_params
-from omni.config import ConfigError, load_config
+from omni.config import ConfigError, deep_merge, load_config
 from omni.sparsity.supernet import planned_sampler
 from omni.study import check_study
 from tests.conftest import REPO
@@ -24,15 +27,19 @@ def test_schema_error_names_the_key(overrides: dict, key: str) -> None:
 
 
 SHIPPED = [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]
+LAYERED_ON = {"librispeech-sample.yaml": "librispeech.yaml"}   # written as a layer over another config (its header)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.name)
 def test_every_shipped_config_is_valid_and_gives_both_arms_equal_compute(path) -> None:
-    import yaml
-
-    config = load_config(REPO / "config.yaml", yaml.safe_load(path.read_text()))
+    base = [REPO / "configs" / LAYERED_ON[path.name]] if path.name in LAYERED_ON else []
+    overrides: dict = {}
+    for layer in (*base, path):
+        overrides = deep_merge(overrides, yaml.safe_load(layer.read_text()))
+    config = load_config(REPO / "config.yaml", overrides)
     check_study(config)
-    for arm in job_params.pruning_arms(config, "omni"):
+    budget_arms = set(job_params.budget_multiples(config, "omni").values()) - {"omni"}   # m x the compute on purpose
+    for arm in (arm for arm in job_params.pruning_arms(config, "omni") if arm not in budget_arms):
         arm_config = job_params.arm_config(config, arm)
         assert arm_config["omni"]["budget"] is None and not arm_config["omni"]["unequal_budget"], arm
         section = job_params.supernet(config, arm)
@@ -129,7 +136,8 @@ def test_budget_other_than_the_individual_job_is_named_unless_opted_out() -> Non
 
 
 def test_pruning_ramp_shorter_than_one_mask_update_is_named() -> None:
-    config = load_config(REPO / "config.yaml", {"individual": {"steps": 40, "mask_update_every": 30}})
+    config = load_config(REPO / "config.yaml", {"individual": {"steps": 40, "mask_update_every": 30},
+                                                "train": {"warmup_steps": 10}})
     with pytest.raises(ConfigError, match=r"individual\.prune_fraction.*individual\.mask_update_every"):
         check_study(config)
 
@@ -160,3 +168,20 @@ def test_a_variant_in_another_pruning_unit_masks_and_pairs_in_its_unit() -> None
     assert job_params.paired_individual(config) == {"omni": "individual", "omni-b16x1": "individual-b16x1"}
     with pytest.raises(ConfigError, match="variants"):
         load_config(REPO / "config.yaml", {"variants": {"omni-x": {"sparsity": {"levels": [0.5]}}}})
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train:\n  lr: [0.1\n  warmup_steps: 2\n")
+    with pytest.raises(ConfigError, match=rf'{broken} is not valid YAML(.|\n)*"{broken}", line 2, column 7'):
+        load_config(broken)
+
+
+def test_a_results_folder_in_the_repository_is_the_one_git_ignores() -> None:
+    """Inside the checkout only results/ may hold a study's outputs, and git ignores it: nothing a study
+    writes there is committed by `git add -A`."""
+    inside = REPO / "results" / "any-study"
+    check_study(load_config(REPO / "config.yaml", {"results_dir": str(inside)}))
+    assert subprocess.run(["git", "check-ignore", "-q", str(inside)], cwd=REPO).returncode == 0
+    with pytest.raises(ConfigError, match="config key 'results_dir'.*inside the repository"):
+        check_study(load_config(REPO / "config.yaml", {"results_dir": str(REPO / "any-study")}))

@@ -3,6 +3,8 @@ appear, a second run has nothing to do, and the Snakemake HTML report holds the 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -210,6 +212,17 @@ def test_html_report_holds_tables_and_figures(smoke_run: Path) -> None:
     ("train:\n  lr: -1\n", "lr"),  # the schema
     ("model:\n  presets:\n    tiny:\n      segment_length: 17\n", "model.presets.tiny.segment_length"),  # across keys
     ("dense_replicates: [1234]\n", "dense_replicates"),   # the study's own dense model again
+    ("sparsity:\n  levels: [0.5, .nan]\n", "config key 'sparsity.levels.1': nan is not a finite number"),
+    ('results_dir: ""\n', "config key 'results_dir': '' should be non-empty"),
+    ("results_dir: /\n", "config key 'results_dir': '/' is /, which holds the repository"),
+    (f"results_dir: {json.dumps(str(REPO))}\n", "the repository itself"),
+    (f"results_dir: {json.dumps(str(REPO.parent))}\n", "which holds the repository"),
+    (f"results_dir: {json.dumps(str(REPO / 'omni'))}\n", "inside the repository but outside"),
+    ("train:\n  dense_clean_steps: 3401\n", "config key 'train.dense_clean_steps'"),   # of 3400 dense steps
+    ("train:\n  warmup_steps: 3400\n", "config key 'train.warmup_steps': the dense job's lr warm-up of 3400 steps"),
+    ("train:\n  warmup_steps: 800\n", "config key 'train.warmup_steps': the lr warm-up of 800 steps is not shorter "
+                                       "than the individual job's"),
+    ("train:\n  finetune_warmup_fraction: 1\n", "config key 'train.finetune_warmup_fraction'"),
 ])
 def test_invalid_config_names_the_key_before_any_job(tmp_path: Path, bad_yaml: str, named: str) -> None:
     bad = tmp_path / "bad.yaml"
@@ -218,6 +231,32 @@ def test_invalid_config_names_the_key_before_any_job(tmp_path: Path, bad_yaml: s
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert named in result.stdout + result.stderr
+
+
+def test_numbers_nested_in_a_command_line_config_arrive_as_text_and_the_error_says_so(tmp_path: Path) -> None:
+    """Snakemake's --config reads a value nested in {...} with YAML's BaseLoader: every number a string."""
+    result = subprocess.run(SNAKEMAKE + ["--directory", str(tmp_path), "-n", "--config",
+                                         "sparsity={levels: [0.5, 0.8]}"], capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "config key 'sparsity.levels.0': '0.5' is not of type 'number' (a string" in output, output[-3000:]
+    assert "give such values in a --configfile" in output
+
+
+def test_a_yaml_error_in_the_default_config_names_the_file_and_line(tmp_path: Path) -> None:
+    """config.yaml, which the Snakefile reads itself (a --configfile Snakemake reads before the Snakefile
+    runs, and says only that some config file is not valid JSON or YAML)."""
+    checkout = tmp_path / "checkout"   # what the Snakefile reads before config.yaml: itself and omni/
+    shutil.copytree(REPO / "omni", checkout / "omni", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, checkout / name)
+    config = checkout / "config.yaml"
+    config.write_text(config.read_text().replace("seed: 1234 ", "seed: [1234 ", 1))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(checkout / "Snakefile"), "-n",
+                             "--directory", str(tmp_path / "work")], capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert re.search(rf'{config} is not valid YAML(.|\n)*"{config}", line \d+, column \d+', output), output[-3000:]
 
 
 def test_rerun_with_the_same_seeds_gives_identical_tables_and_fronts(smoke_run: Path) -> None:

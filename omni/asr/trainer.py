@@ -37,6 +37,7 @@ from omni.asr.frontend import Frontend
 from omni.asr.parallel import Ranks
 from omni.atomic import atomic_path
 from omni.data.batches import Batch, BatchStream
+from omni.job_params import lr_warmup_steps
 
 LOG_COLUMNS = ["step", "loss", "lr", "audio_seconds", "wall_s"]
 KL_COLUMN = "kl"   # a distilling job's mean distillation term over the step's passes (the loss column includes it)
@@ -62,12 +63,10 @@ class TrainSettings:
 
     @classmethod
     def from_section(cls, training: Mapping[str, Any], steps: int) -> "TrainSettings":
-        """From the rule section omni.job_params.training; `steps` is the job's (arms differ). A job that
-        starts trained warms its lr up over train.finetune_warmup_fraction of its own steps when that is
-        set (its `warmup_fraction`), else over the dense job's train.warmup_steps."""
-        fraction = training.get("warmup_fraction")
-        warmup = training["warmup_steps"] if fraction is None else max(1, int(round(fraction * steps)))
-        return cls(steps=steps, lr=training["lr"], weight_decay=training["weight_decay"], warmup_steps=warmup,
+        """From the rule section omni.job_params.training; `steps` is the job's (arms differ), and so may
+        be its lr warm-up (omni.job_params.lr_warmup_steps)."""
+        return cls(steps=steps, lr=training["lr"], weight_decay=training["weight_decay"],
+                   warmup_steps=lr_warmup_steps(training, steps),
                    grad_clip=training["grad_clip"], checkpoint_every=training["checkpoint_every"],
                    log_every=training["log_every"], max_consecutive_nonfinite=training["max_consecutive_nonfinite"],
                    bf16=bool(training.get("bf16", False)))
