@@ -213,6 +213,21 @@ def logits_bound(setup: TrainingSetup, model_config: Mapping[str, Any]) -> Logit
                        right_context=model_config["right_context_length"], slowest_speed=min(min(speeds), 1.0))
 
 
+def batch_stream(setup: TrainingSetup, utterances: UtteranceSet, model_config: Mapping[str, Any], ranks: Ranks,
+                 pin_memory: bool) -> BatchStream:
+    """A job's training batches from its sections (one place: benchmarks/data_scale.py times this very
+    stream at LibriSpeech scale). The curriculum is the dense job's (job_params.training turns it off for
+    jobs that start trained): from scratch, the mapping is learnt much faster from clean speech;
+    augmentation afterwards adds the robustness (train.dense_clean_steps; 0 for jobs that start trained)."""
+    training = setup.training
+    samples_budget = training["batch_frames"] * setup.logmel["hop_length"]
+    return BatchStream(utterances, samples_budget, setup.seed, sortagrad=training["sortagrad"],
+                       rank=ranks.rank, world=ranks.world, logits_bound=logits_bound(setup, model_config),
+                       workers=training.get("loader_workers", 0), pin_memory=pin_memory,
+                       augment=WaveAugment(setup.augmentation["wave_augment"], setup.logmel["sample_rate"]),
+                       clean_steps=training["clean_steps"])
+
+
 def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, device: torch.device) -> RankOutcome:
     """One rank's share of a training job; rank 0 writes the model and the log."""
     setup, spec, paths = job.setup, job.spec, job.paths
@@ -236,15 +251,7 @@ def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, devic
     frontend = Frontend(setup.logmel, stats, model_config["right_context_length"], setup.augmentation).to(device)
     utterances = UtteranceSet(read_manifest(paths.manifest), tokenizer, sample_rate,
                               cache_audio=training["cache_audio"])
-    samples_budget = training["batch_frames"] * setup.logmel["hop_length"]
-    # The curriculum is the dense job's (job_params.training turns it off for jobs that start trained).
-    # From scratch, the mapping is learnt much faster from clean speech; augmentation afterwards adds
-    # the robustness (train.dense_clean_steps; 0 for jobs that start trained).
-    stream = BatchStream(utterances, samples_budget, setup.seed, sortagrad=training["sortagrad"],
-                         rank=ranks.rank, world=ranks.world, logits_bound=logits_bound(setup, model_config),
-                         workers=training.get("loader_workers", 0), pin_memory=device.type == "cuda",
-                         augment=WaveAugment(setup.augmentation["wave_augment"], sample_rate),
-                         clean_steps=training["clean_steps"])
+    stream = batch_stream(setup, utterances, model_config, ranks, pin_memory=device.type == "cuda")
     strategy = make_strategy(model)
     if ranks.rank > 0:
         torch.manual_seed(setup.seed + ranks.rank * RANK_SEED_STRIDE)
