@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
 def measure(config: dict, data: Path, steps: int, threads: int, processes: int, folder: Path) -> dict:
     config = json.loads(json.dumps(config))
     config["train"].update(cpu_processes=processes, checkpoint_every=steps, log_every=1)
-    setup = TrainingSetup(training=job_params.training(config, "dense"), logmel=job_params.logmel(config),
+    setup = TrainingSetup(training=job_params.training(config, "dense", config["seed"]), logmel=job_params.logmel(config),
                           augmentation=job_params.augmentation(config), model=job_params.model(config))
     paths = TrainPaths(manifest=data / "manifests" / "train.tsv", feature_stats=data / "feature_stats.json",
                        tokenizer=data / "tokenizer.model", model_out=folder / "model.pt",
