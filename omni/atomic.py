@@ -73,11 +73,46 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
         torch.save(obj, tmp)
 
 
+class ArtefactError(ValueError):
+    """An artefact file (a model, a supernet, an export) that torch.load with weights_only refuses or cannot
+    read, named: torch's own messages name no file, and for a refused pickle suggest weights_only=False."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{path} {reason}")
+
+
 def load_torch(path: str | os.PathLike | BinaryIO, map_location: Any = "cpu") -> Any:
-    """Every artefact is a plain container of tensors and primitives, so weights_only holds."""
+    """Every artefact is a plain container of tensors and primitives, so weights_only holds. A file that
+    fails to load raises ArtefactError naming it (a buffer, e.g. a checkpoint's verified payload, raises
+    torch's own error: its caller names the file)."""
+    import pickle
+
     import torch
 
-    return torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(path, (str, os.PathLike)):
+        return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ArtefactError(path, "holds objects other than tensors and plain containers, or damaged bytes "
+                                  f"({_refusal(error)}); refused unread: artefacts are loaded as weights only. "
+                                  "Do not load it with weights_only=False unless you know who wrote it; rerun "
+                                  "the job that writes it") from None
+    except EOFError:
+        raise ArtefactError(path, "is empty or cut short; rerun the job that writes it") from None
+    except RuntimeError as error:
+        if "PytorchStreamReader" not in str(error):   # torch's zip reader: a truncated or damaged file
+            raise
+        raise ArtefactError(path, f"is not a readable torch file, truncated or damaged ({str(error).split('.')[0]}); "
+                                  "rerun the job that writes it") from None
+
+
+def _refusal(error: Exception) -> str:
+    """What torch's weights-only unpickler refused (its last line of substance), without its advice."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = [line for line in lines if not line.startswith(("Weights only load failed", "Please file an issue",
+                                                              "Check the documentation"))]
+    return detail[-1].rstrip(".") if detail else type(error).__name__
 
 
 def write_dataframe(path: str | os.PathLike, frame: Any, **to_csv_kwargs: Any) -> None:

@@ -17,6 +17,8 @@ from omni.data.manifest import build_manifest, write_manifest
 from omni.data.tokenizer import train_tokenizer
 from omni.jobs.training import JobSpec, TrainingSetup, TrainPaths, run_training_job
 
+pytest_plugins = ["tests.faults"]   # the fault suite's `fault` marker, fixture and report
+
 REPO = Path(__file__).resolve().parent.parent
 # The shared 20-utterance LibriSpeech test-other sample, beside the repository (never a machine path).
 LIBRISPEECH_SAMPLE = (REPO.parent / "shared" / "data" / "librispeech-sample").resolve()

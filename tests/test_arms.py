@@ -20,6 +20,7 @@ from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import LayerRanking, masks_at, rank_layers, units_to_prune
 from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_section
 from tests.conftest import PlainLoss, PreparedData, paths, training_setup
+from tests.faults import FaultRecorder, differing
 from tests.test_sparsity import small_setup
 
 TARGET = 0.8
@@ -125,8 +126,9 @@ def test_supernet_masks_nested_and_extraction_is_fine_tune_free(prepared: Prepar
             assert torch.equal(state[name], tensor), name
 
 
+@pytest.mark.fault("kills")
 def test_supernet_resume_is_exact_between_mask_updates(prepared: PreparedData, dense_model: Path,
-                                                       tmp_path: Path) -> None:
+                                                       tmp_path: Path, fault: FaultRecorder) -> None:
     """Killed at a step that is not a mask-update step: the resumed job must reuse the rankings it
     had (saved in the checkpoint), not re-rank from the restored weights."""
     config = json.loads(json.dumps(prepared.config))
@@ -145,7 +147,10 @@ def test_supernet_resume_is_exact_between_mask_updates(prepared: PreparedData, d
     run_training_job(setup, spec, killed, 1, make, halt_after=3)
     run_training_job(setup, spec, killed, 1, make)
     a, b = load_torch(straight.model_out)["state_dict"], load_torch(killed.model_out)["state_dict"]
+    fault.data_lost(differing(a, b), "tensors unlike the undisturbed supernet job's")
     assert all(torch.equal(a[name], b[name]) for name in a)
+    fault.survived("a supernet job halted at step 3, between mask updates; the rerun reused the checkpointed "
+                   "rankings and ended with the undisturbed job's weights")
 
 
 def test_extraction_cuts_the_subnetworks_the_supernet_last_trained(prepared: PreparedData, dense_model: Path,

@@ -1,4 +1,5 @@
-"""Configuration errors stop a run with a message that names the offending key."""
+"""Configuration errors stop a run with a message that names the offending key (the fault probes of bad
+configurations, with tests/test_pipeline.py's, which run snakemake itself)."""
 from __future__ import annotations
 
 import subprocess
@@ -11,8 +12,12 @@ from omni.config import ConfigError, deep_merge, load_config
 from omni.sparsity.supernet import planned_sampler
 from omni.study import check_study
 from tests.conftest import REPO
+from tests.faults import FaultRecorder
+
+REFUSED = "refused when the configuration is read, before any job"
 
 
+@pytest.mark.fault("bad configs")
 @pytest.mark.parametrize("overrides, key", [
     ({"train": {"bogus": 1}}, "'train'"),                       # unknown key
     ({"train": {"lr": "fast"}}, "'train.lr'"),                  # wrong type
@@ -21,9 +26,11 @@ from tests.conftest import REPO
     ({"corpus": "timit"}, "'corpus'"),
     ({"evaluate": {"decodes": ["greedy-sideways"]}}, "'evaluate.decodes.0'"),
 ])
-def test_schema_error_names_the_key(overrides: dict, key: str) -> None:
-    with pytest.raises(ConfigError, match=key):
+def test_schema_error_names_the_key(overrides: dict, key: str, fault: FaultRecorder) -> None:
+    with pytest.raises(ConfigError, match=key) as caught:
         load_config(REPO / "config.yaml", overrides)
+    fault.named(str(caught.value), key, *(["'bogus'"] if "bogus" in overrides.get("train", {}) else []))
+    fault.survived(REFUSED)
 
 
 SHIPPED = [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]
@@ -80,80 +87,111 @@ def test_variants_override_their_own_arm_and_pair_by_teacher() -> None:
                                                     "omni-inplace": "individual"}
 
 
-@pytest.mark.parametrize(("overrides", "named"), [
-    ({"variants": {"individual-x": {"omni": {"sampling": "sandwich"}}}}, r"variants\.individual-x\.omni"),
-    ({"search": {"arms": ["omni-missing"]}}, r"search\.arms.*omni-missing"),
-    ({"variants": {"omni-x": {"distill": {"omni": "inplace"}}}}, r"distill\.omni.*arm omni-x"),
+@pytest.mark.fault("bad configs")
+@pytest.mark.parametrize(("overrides", "named", "keys"), [
+    ({"variants": {"individual-x": {"omni": {"sampling": "sandwich"}}}}, r"variants\.individual-x\.omni",
+     ["variants.individual-x.omni"]),
+    ({"search": {"arms": ["omni-missing"]}}, r"search\.arms.*omni-missing", ["search.arms", "omni-missing"]),
+    ({"variants": {"omni-x": {"distill": {"omni": "inplace"}}}}, r"distill\.omni.*arm omni-x", ["distill.omni", "omni-x"]),
 ])
-def test_a_variant_that_cannot_run_is_named(overrides: dict, named: str) -> None:
-    with pytest.raises(ConfigError, match=named):
+def test_a_variant_that_cannot_run_is_named(overrides: dict, named: str, keys: list[str], fault: FaultRecorder) -> None:
+    with pytest.raises(ConfigError, match=named) as caught:
         check_study(load_config(REPO / "config.yaml", overrides))
+    fault.named(str(caught.value), *keys)
+    fault.survived(REFUSED)
 
 
+@pytest.mark.fault("bad configs")
 @pytest.mark.parametrize("name", ["omni", "dense-x", "omni-x-searched", "omni_x"])
-def test_a_variant_name_must_say_its_kind(name: str) -> None:
-    with pytest.raises(ConfigError, match="variants"):
+def test_a_variant_name_must_say_its_kind(name: str, fault: FaultRecorder) -> None:
+    with pytest.raises(ConfigError, match="variants") as caught:
         load_config(REPO / "config.yaml", {"variants": {name: {}}})
+    fault.named(str(caught.value), "variants", name)
+    fault.survived(REFUSED)
 
 
 # One test per check across keys (omni.config.check_study, run once when the workflow is parsed).
 
 
-def test_unknown_model_preset_is_named() -> None:
+@pytest.mark.fault("bad configs")
+def test_unknown_model_preset_is_named(fault: FaultRecorder) -> None:
     config = load_config(REPO / "config.yaml", {"model": {"preset": "huge"}})
-    with pytest.raises(ConfigError, match="model.preset"):
+    with pytest.raises(ConfigError, match="model.preset") as caught:
         check_study(config)
+    fault.named(str(caught.value), "model.preset")
+    fault.survived(REFUSED)
 
 
+@pytest.mark.fault("bad configs")
 @pytest.mark.parametrize("key", ["segment_length", "right_context_length"])
-def test_segment_or_lookahead_not_a_multiple_of_the_stride_is_named(key: str) -> None:
+def test_segment_or_lookahead_not_a_multiple_of_the_stride_is_named(key: str, fault: FaultRecorder) -> None:
     config = load_config(REPO / "config.yaml", {"model": {"presets": {"tiny": {"time_reduction_stride": 4,
                                                                                  key: 18}}}})
-    with pytest.raises(ConfigError, match=rf"model\.presets\.tiny\.{key}.*time_reduction_stride"):
+    with pytest.raises(ConfigError, match=rf"model\.presets\.tiny\.{key}.*time_reduction_stride") as caught:
         check_study(config)
+    fault.named(str(caught.value), f"model.presets.tiny.{key}")
+    fault.survived(REFUSED)
 
 
-def test_table_decode_not_evaluated_is_named() -> None:
+@pytest.mark.fault("bad configs")
+def test_table_decode_not_evaluated_is_named(fault: FaultRecorder) -> None:
     config = load_config(REPO / "config.yaml", {"report": {"table_decode": "beam-full"}})
-    with pytest.raises(ConfigError, match=r"report\.table_decode.*beam-full"):
+    with pytest.raises(ConfigError, match=r"report\.table_decode.*beam-full") as caught:
         check_study(config)
+    fault.named(str(caught.value), "report.table_decode")
+    fault.survived(REFUSED)
 
 
+@pytest.mark.fault("bad configs")
 @pytest.mark.parametrize(("overrides", "key"), [
     ({"sparsity": {"levels": [0.5, 0.85]}}, r"sparsity\.levels.*0\.85"),          # budgets default to the levels
     ({"search": {"budgets": [0.5, 0.75]}}, r"search\.budgets.*0\.75"),
 ])
-def test_search_budget_that_is_not_a_search_level_is_named(overrides: dict, key: str) -> None:
-    with pytest.raises(ConfigError, match=key):
+def test_search_budget_that_is_not_a_search_level_is_named(overrides: dict, key: str, fault: FaultRecorder) -> None:
+    with pytest.raises(ConfigError, match=key) as caught:
         check_study(load_config(REPO / "config.yaml", overrides))
+    fault.named(str(caught.value), key.split(".*")[0].replace("\\", ""))
+    fault.survived(REFUSED)
 
 
-def test_budget_other_than_the_individual_job_is_named_unless_opted_out() -> None:
+@pytest.mark.fault("bad configs")
+def test_budget_other_than_the_individual_job_is_named_unless_opted_out(fault: FaultRecorder) -> None:
     config = load_config(REPO / "config.yaml", {"omni": {"budget": 400}})
-    with pytest.raises(ConfigError, match=r"omni\.budget.*individual\.steps.*omni\.unequal_budget"):
+    with pytest.raises(ConfigError, match=r"omni\.budget.*individual\.steps.*omni\.unequal_budget") as caught:
         check_study(config)
+    fault.named(str(caught.value), "omni.budget", "omni.unequal_budget")
+    fault.survived(REFUSED + "; accepted when opted out")
     check_study(load_config(REPO / "config.yaml", {"omni": {"budget": 400, "unequal_budget": True}}))
 
 
-def test_pruning_ramp_shorter_than_one_mask_update_is_named() -> None:
+@pytest.mark.fault("bad configs")
+def test_pruning_ramp_shorter_than_one_mask_update_is_named(fault: FaultRecorder) -> None:
     config = load_config(REPO / "config.yaml", {"individual": {"steps": 40, "mask_update_every": 30},
                                                 "train": {"warmup_steps": 10}})
-    with pytest.raises(ConfigError, match=r"individual\.prune_fraction.*individual\.mask_update_every"):
+    with pytest.raises(ConfigError, match=r"individual\.prune_fraction.*individual\.mask_update_every") as caught:
         check_study(config)
+    fault.named(str(caught.value), "individual.prune_fraction", "individual.mask_update_every")
+    fault.survived(REFUSED)
 
 
-def test_supernet_warmup_shorter_than_one_mask_update_is_named() -> None:
+@pytest.mark.fault("bad configs")
+def test_supernet_warmup_shorter_than_one_mask_update_is_named(fault: FaultRecorder) -> None:
     # the LibriSpeech mistake this check exists for: 800 passes against masks updated every 500 steps
     config = load_config(REPO / "config.yaml", {"omni": {"mask_update_every": 500, "budget": 800,
                                                           "unequal_budget": True}})
-    with pytest.raises(ConfigError, match=r"omni\.warmup_fraction.*omni\.mask_update_every"):
+    with pytest.raises(ConfigError, match=r"omni\.warmup_fraction.*omni\.mask_update_every") as caught:
         check_study(config)
+    fault.named(str(caught.value), "omni.warmup_fraction", "omni.mask_update_every")
+    fault.survived(REFUSED)
 
 
-def test_inplace_distillation_with_one_subnetwork_per_step_is_named() -> None:
+@pytest.mark.fault("bad configs")
+def test_inplace_distillation_with_one_subnetwork_per_step_is_named(fault: FaultRecorder) -> None:
     config = load_config(REPO / "config.yaml", {"distill": {"omni": "inplace"}, "omni": {"sampling": "uniform"}})
-    with pytest.raises(ConfigError, match=r"distill\.omni.*omni\.sampling"):
+    with pytest.raises(ConfigError, match=r"distill\.omni.*omni\.sampling") as caught:
         check_study(config)
+    fault.named(str(caught.value), "distill.omni", "omni.sampling")
+    fault.survived(REFUSED + "; accepted with two passes per step")
     check_study(load_config(REPO / "config.yaml", {"distill": {"omni": "inplace"}, "omni": {"sampling": "sandwich"}}))
 
 
@@ -170,18 +208,24 @@ def test_a_variant_in_another_pruning_unit_masks_and_pairs_in_its_unit() -> None
         load_config(REPO / "config.yaml", {"variants": {"omni-x": {"sparsity": {"levels": [0.5]}}}})
 
 
-def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path) -> None:
+@pytest.mark.fault("bad configs")
+def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path, fault: FaultRecorder) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("train:\n  lr: [0.1\n  warmup_steps: 2\n")
-    with pytest.raises(ConfigError, match=rf'{broken} is not valid YAML(.|\n)*"{broken}", line 2, column 7'):
+    with pytest.raises(ConfigError, match=rf'{broken} is not valid YAML(.|\n)*"{broken}", line 2, column 7') as caught:
         load_config(broken)
+    fault.named(str(caught.value), str(broken), "line 2, column 7")
+    fault.survived(REFUSED)
 
 
-def test_a_results_folder_in_the_repository_is_the_one_git_ignores() -> None:
+@pytest.mark.fault("bad configs")
+def test_a_results_folder_in_the_repository_is_the_one_git_ignores(fault: FaultRecorder) -> None:
     """Inside the checkout only results/ may hold a study's outputs, and git ignores it: nothing a study
     writes there is committed by `git add -A`."""
     inside = REPO / "results" / "any-study"
     check_study(load_config(REPO / "config.yaml", {"results_dir": str(inside)}))
     assert subprocess.run(["git", "check-ignore", "-q", str(inside)], cwd=REPO).returncode == 0
-    with pytest.raises(ConfigError, match="config key 'results_dir'.*inside the repository"):
+    with pytest.raises(ConfigError, match="config key 'results_dir'.*inside the repository") as caught:
         check_study(load_config(REPO / "config.yaml", {"results_dir": str(REPO / "any-study")}))
+    fault.named(str(caught.value), "config key 'results_dir'")
+    fault.survived(REFUSED + "; results/ (which git ignores) accepted")

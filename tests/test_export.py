@@ -1,8 +1,11 @@
-"""Compact export: exact reload, the per-layer position encoding, and honest byte accounting."""
+"""Compact export: exact reload, the per-layer position encoding, and honest byte accounting; a forged or
+damaged model or export refused, naming the file, by the jobs that read them (fault probes)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+import random
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,9 @@ from test_sparsity import fixed_batch, logits_of, one_thread, plain_masked_state
 from torch import Tensor
 from torchaudio.models import RNNT
 
+from omni.asr.model import load_model, save_model
+from omni.atomic import ArtefactError
+from omni.jobs.export import export_model_files
 from omni.sparsity.export import (
     export_bytes,
     export_compact,
@@ -24,6 +30,7 @@ from omni.sparsity.export import (
 )
 from omni.sparsity.masking import MaskedParameters
 from omni.sparsity.masks import masks_at, prunable_parameter_names, rank_layers
+from tests.faults import FaultRecorder
 
 FP16_TOLERANCE = 1e-2           # measured max |diff| 1.2e-3 on logits up to 2 (fp16 keeps ~3 digits)
 MAX_OVERHEAD = 1.3              # positions + container over the physical limit
@@ -156,3 +163,80 @@ def test_rice_positions_survive_empty_full_and_edge_masks() -> None:
     rebuilt = load_compact(payload).state_dict()
     for name in names:
         assert torch.equal(rebuilt[name], edge_state[name]), name
+
+
+# ---------------------------------------------------------------- forged and damaged artefacts (fault probes)
+
+class Forged:
+    """What a forged artefact runs when unpickled without weights_only: it makes the folder `marker`."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return os.mkdir, (str(self.marker),)
+
+
+def write_model(path: Path) -> None:
+    """A real model artefact, as a training job writes it."""
+    _, model_config, state, masks = masked_setup("unstructured", [1, 1], [0.5])
+    save_model(path, state, model_config, masks, meta={"arm": "individual", "sparsity": 0.5})
+
+
+def write_export(path: Path) -> None:
+    """A real compact export, as the export job writes it."""
+    _, model_config, state, masks = masked_setup("unstructured", [1, 1], [0.5])
+    save_compact(path, export_compact(state, masks, model_config, torch.float16, "unstructured", [1, 1]))
+
+
+def forge(path: Path, marker: Path) -> None:
+    """The artefact's own keys, one value replaced by code that runs when it is unpickled."""
+    artefact = torch.load(path, weights_only=True)
+    torch.save({**artefact, next(iter(artefact)): Forged(marker)}, path)
+    torch.load(path, weights_only=False)
+    assert marker.is_dir(), "unprotected, the forged file runs its payload"
+    marker.rmdir()
+
+
+DAMAGE: dict[str, Callable[[Path, Path], None]] = {
+    "forged": forge,
+    "truncated": lambda path, _: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+    "empty": lambda path, _: path.write_bytes(b""),
+    "random bytes": lambda path, _: path.write_bytes(random.Random(0).randbytes(path.stat().st_size)),
+}
+ARTEFACT_READERS: dict[str, tuple[Callable[[Path], None], Callable[[Path], object]]] = {
+    # the model as the export job reads it (omni.jobs.export), its outputs beside it
+    "model read by the export job": (write_model, lambda path: export_model_files(
+        path, {"granularity": "unstructured", "block_shape": [1, 1]},
+        {"fp32": path.with_name("fp32.pt"), "fp16": path.with_name("fp16.pt")})),
+    # the model as evaluation, extraction and a pruning job's start read it (omni.asr.model.load_model)
+    "model read by load_model": (write_model, load_model),
+    # an export as device_metrics and peak_memory read it
+    "export read by read_compact": (write_export, read_compact),
+}
+
+
+@pytest.mark.parametrize("reader", sorted(ARTEFACT_READERS))
+@pytest.mark.parametrize("damage", [pytest.param(name, marks=pytest.mark.fault(
+    "malicious pickles" if name == "forged" else "corrupt checkpoints"), id=name) for name in DAMAGE])
+def test_a_forged_or_damaged_artefact_is_refused_naming_the_file(tmp_path: Path, reader: str, damage: str,
+                                                                 fault: FaultRecorder) -> None:
+    """torch.load alone names no file, and for a refused pickle says weights_only=False "will likely succeed"."""
+    write, read = ARTEFACT_READERS[reader]
+    path, marker = tmp_path / "artefact.pt", tmp_path / "payload-ran"
+    write(path)
+    DAMAGE[damage](path, marker)
+    damaged = path.read_bytes()
+    with pytest.raises(ArtefactError) as caught:
+        read(path)
+    message = str(caught.value)
+    assert not marker.exists(), "the payload ran"
+    fault.named(message, str(path))
+    assert message.startswith(f"{path} ") and "rerun the job that writes it" in message
+    assert "will likely succeed" not in message
+    if damage == "forged":
+        assert "refused unread" in message and "GLOBAL posix.mkdir" in message
+    fault.data_lost(int(path.read_bytes() != damaged), "refused files changed (they are kept for inspection)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artefact.pt"], "nothing written from it"
+    fault.survived(f"{damage}: refused before any use, naming the file" +
+                   (", its payload never ran" if damage == "forged" else ""))

@@ -1,5 +1,6 @@
 """Manifest validation: one small broken LibriSpeech-layout tree per bad-input case; manifests of a
-moved results folder (or a moved LibriSpeech tree) read their audio from the new place."""
+moved results folder (or a moved LibriSpeech tree) read their audio from the new place. The bad trees
+and the moves are fault probes (tests/faults.py)."""
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ from omni.data.synth_corpus import SPLITS
 from omni.data.voices import read_voices
 from omni.study import Study
 from tests.conftest import LIBRISPEECH_SAMPLE, REPO
+from tests.faults import FaultRecorder
 from tests.test_synth import tiny_config
 
 RATE = 16000
@@ -168,17 +170,25 @@ CASES: dict[str, tuple[Callable[[Chapter], None], list[str]]] = {
 }
 
 
+def good_dropped(kept: pd.DataFrame, good: list[str]) -> int:
+    return len(set(good) - set(kept["utt_id"]))
+
+
+@pytest.mark.fault("bad corpora")
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_each_bad_utterance_is_rejected_with_its_reason(tmp_path: Path, case: str) -> None:
+def test_each_bad_utterance_is_rejected_with_its_reason(tmp_path: Path, case: str, fault: FaultRecorder) -> None:
     breaker, expected = CASES[case]
     chapter = write_good_chapter(tmp_path)
     breaker(chapter)
     kept, rejects = build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg())
+    fault.data_lost(good_dropped(kept, chapter.good), "good utterances dropped")
     assert list(kept["utt_id"]) == chapter.good
     assert list(rejects.columns) == REJECT_COLUMNS
     assert list(rejects["utt_id"]) == [chapter.broken]
+    fault.named("\t".join(rejects.iloc[0]), str(chapter.audio(chapter.broken)))
     for fragment in expected:
         assert fragment in rejects["reason"][0]
+    fault.survived("skip mode: the bad utterance rejected with its file and reason, the good ones kept")
 
 
 def test_other_sample_rate_is_kept_when_resampling(tmp_path: Path) -> None:
@@ -189,49 +199,64 @@ def test_other_sample_rate_is_kept_when_resampling(tmp_path: Path) -> None:
     assert kept.set_index("utt_id").loc[chapter.broken, "sample_rate"] == 8000
 
 
-def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
+@pytest.mark.fault("bad corpora")
+def test_malformed_line_names_file_and_line(tmp_path: Path, fault: FaultRecorder) -> None:
     chapter = write_good_chapter(tmp_path)
     chapter.add_line("HELLO WORLD WITHOUT AN ID")
     kept, rejects = build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg())
+    fault.data_lost(good_dropped(kept, chapter.good), "good utterances dropped")
     assert list(kept["utt_id"]) == chapter.good
     (reason,) = rejects["reason"]
-    assert f"line 3 of {chapter.trans}" in reason
+    fault.named(reason, f"line 3 of {chapter.trans}")
+    fault.survived("the malformed line rejected by file and line, the good utterances kept")
 
 
-def test_duplicate_ids_across_subsets_reject_every_copy(tmp_path: Path) -> None:
+@pytest.mark.fault("bad corpora")
+def test_duplicate_ids_across_subsets_reject_every_copy(tmp_path: Path, fault: FaultRecorder) -> None:
     first = write_good_chapter(tmp_path, "train-a")
     second = write_good_chapter(tmp_path, "train-b")
     write_wave(second.audio(second.broken))
     second.add_line(f"{second.broken} UNIQUE")
     kept, rejects = build_manifest(corpus_info(tmp_path, ["train-a", "train-b"]), SPLIT, data_cfg())
+    fault.data_lost(good_dropped(kept, [second.broken]), "unique utterances dropped")
     assert list(kept["utt_id"]) == [second.broken]
     assert sorted(rejects["utt_id"]) == sorted(first.good * 2)
     copy_in_a = rejects[rejects["audio_path"] == str(first.audio(first.good[0]))]["reason"].iloc[0]
+    fault.named(copy_in_a, f"{second.trans}:1")
     assert copy_in_a == f"duplicate utterance id (also at {second.trans}:1)"
+    fault.survived("every copy of a duplicated id rejected, each naming the other's file:line; the unique one kept")
 
 
-def test_fail_mode_lists_every_offender_in_one_message(tmp_path: Path) -> None:
-    broken_files = []
+@pytest.mark.fault("bad corpora")
+def test_fail_mode_lists_every_offender_in_one_message(tmp_path: Path, fault: FaultRecorder) -> None:
+    broken_files, lines = [], []
     for index, case in enumerate(sorted(CASES)):
         chapter = write_good_chapter(tmp_path, SUBSET, speaker=str(100 + index))
         CASES[case][0](chapter)
         broken_files.append(chapter.audio(chapter.broken))
+        if case == "missing_audio":
+            lines.append(f"{chapter.trans}:3")
     with pytest.raises(BadCorpusError) as caught:
         build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg(on_bad_utterance="fail"))
     message = str(caught.value)
     assert message.startswith(f"{len(CASES)} bad utterance(s)")
+    fault.named(message, *map(str, broken_files), *lines)   # every planted file, and file:line where no audio is
     for path in broken_files:
         assert str(path) in message
     for _, expected in CASES.values():
         assert expected[0] in message
+    fault.survived(f"fail mode: one error listing all {len(CASES)} planted problems, each with its file and reason")
 
 
-def test_transcript_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+@pytest.mark.fault("bad corpora")
+def test_transcript_file_that_is_not_utf8_is_named(tmp_path: Path, fault: FaultRecorder) -> None:
     chapter = write_good_chapter(tmp_path)
     chapter.trans.write_bytes(b"\xff\xfe not utf-8\n")
     with pytest.raises(BadCorpusError) as caught:
         build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg(on_bad_utterance="fail"))
+    fault.named(str(caught.value), str(chapter.trans))
     assert f"{chapter.trans}: transcript file is not UTF-8 text" in str(caught.value)
+    fault.survived("refused, naming the transcript file")
 
 
 def test_split_with_nothing_usable_is_an_error_even_when_skipping(tmp_path: Path) -> None:
@@ -241,10 +266,13 @@ def test_split_with_nothing_usable_is_an_error_even_when_skipping(tmp_path: Path
         build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg())
 
 
-def test_missing_subset_folder_is_named(tmp_path: Path) -> None:
+@pytest.mark.fault("bad corpora")
+def test_missing_subset_folder_is_named(tmp_path: Path, fault: FaultRecorder) -> None:
     write_good_chapter(tmp_path)
-    with pytest.raises(BadCorpusError, match="train-missing"):
+    with pytest.raises(BadCorpusError, match="train-missing") as caught:
         build_manifest(corpus_info(tmp_path, [SUBSET, "train-missing"]), SPLIT, data_cfg())
+    fault.named(str(caught.value), "train-missing")
+    fault.survived("refused, naming the missing subset folder")
 
 
 def test_manifest_rule_skip_mode_writes_manifest_and_rejects(tmp_path: Path) -> None:
@@ -267,18 +295,25 @@ def test_manifest_rule_writes_header_only_rejects_for_a_clean_corpus(tmp_path: P
     assert (out / "rejects.tsv").read_text() == "\t".join(REJECT_COLUMNS) + "\n"
 
 
-def test_manifest_rule_fail_mode_writes_nothing(tmp_path: Path) -> None:
-    break_stereo(write_good_chapter(tmp_path / "corpus"))
-    with pytest.raises(BadCorpusError, match="2 channels"):
+@pytest.mark.fault("bad corpora")
+def test_manifest_rule_fail_mode_writes_nothing(tmp_path: Path, fault: FaultRecorder) -> None:
+    chapter = write_good_chapter(tmp_path / "corpus")
+    break_stereo(chapter)
+    with pytest.raises(BadCorpusError, match="2 channels") as caught:
         run_manifest_rule(tmp_path, data_cfg(on_bad_utterance="fail"))
+    fault.named(str(caught.value), str(chapter.audio(chapter.broken)))
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["corpus.json", "manifest.log"]
+    fault.survived("the rule's script failed naming the file, and wrote no manifest or rejects table")
 
 
-def test_read_manifest_names_the_file_on_wrong_columns(tmp_path: Path) -> None:
+@pytest.mark.fault("bad corpora")
+def test_read_manifest_names_the_file_on_wrong_columns(tmp_path: Path, fault: FaultRecorder) -> None:
     path = tmp_path / "bad.tsv"
     path.write_text("utt_id\tpath\nA\tB\n")
-    with pytest.raises(ManifestError, match=str(path)):
+    with pytest.raises(ManifestError, match=str(path)) as caught:
         read_manifest(path)
+    fault.named(str(caught.value), str(path))
+    fault.survived("a manifest of other columns refused, naming the file")
 
 
 def test_read_manifest_keeps_na_words_as_text(tmp_path: Path) -> None:
@@ -288,7 +323,9 @@ def test_read_manifest_keeps_na_words_as_text(tmp_path: Path) -> None:
     assert read_manifest(path)["transcript"][0] == "NA"
 
 
-def test_wav_files_in_the_tree_are_named_not_dropped_without_a_word(tmp_path: Path, capsys) -> None:
+@pytest.mark.fault("bad corpora")
+def test_wav_files_in_the_tree_are_named_not_dropped_without_a_word(tmp_path: Path, capsys,
+                                                                     fault: FaultRecorder) -> None:
     chapter = write_good_chapter(tmp_path)
     copy = chapter.folder / f"{chapter.good[0]}.wav"   # a WAV copy beside its FLAC
     only_wav = chapter.folder / f"{chapter.broken}.wav"  # an utterance converted to WAV only
@@ -297,13 +334,17 @@ def test_wav_files_in_the_tree_are_named_not_dropped_without_a_word(tmp_path: Pa
         write_wave(path)
     chapter.add_line(f"{chapter.broken} ONLY A WAV")
     kept, rejects = build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg())
+    fault.data_lost(good_dropped(kept, chapter.good), "good utterances dropped")
     assert list(kept["utt_id"]) == chapter.good
     (reason,) = rejects["reason"]
+    fault.named(reason, only_wav.name)
     assert reason.endswith(f"has no audio file ({only_wav.name} is there, but the manifest reads .flac only)")
     log = capsys.readouterr().err
     assert f"split '{SPLIT}': 7 .wav file(s) ignored" in log and "convert them to FLAC" in log
     named = sorted(map(str, [copy, only_wav, *strays]))
+    fault.named(log, *named[:5])
     assert ", ".join(named[:5]) + " and 2 more" in log
+    fault.survived("the .wav files named in the log (5 and a count), the utterance with only a .wav rejected naming it")
 
 
 def test_a_table_without_a_corpus_line_reads_its_paths_relative_to_itself(tmp_path: Path) -> None:
@@ -344,7 +385,13 @@ def assert_batches_read_from(manifest: Path, place: Path, sample_rate: int) -> N
     assert bool((batch.waveforms.abs().amax(dim=1) > 0).all())
 
 
-def test_a_moved_synthetic_study_reads_its_audio_from_the_new_place(tmp_path: Path) -> None:
+def missing_audio(manifest: Path) -> int:
+    """Rows of a manifest whose audio file is not there: what a move would lose."""
+    return sum(not Path(audio).is_file() for audio in read_manifest(manifest)["audio_path"])
+
+
+@pytest.mark.fault("relocated results")
+def test_a_moved_synthetic_study_reads_its_audio_from_the_new_place(tmp_path: Path, fault: FaultRecorder) -> None:
     config = tiny_config(results_dir=str(tmp_path / "results"))
     build_data_stage(config, ["train", "dev"])
     manifests = Path(config["results_dir"]) / "data" / "manifests"
@@ -352,6 +399,7 @@ def test_a_moved_synthetic_study_reads_its_audio_from_the_new_place(tmp_path: Pa
     moved = tmp_path / "elsewhere" / "study-copy"
     shutil.move(config["results_dir"], moved)
     for name in ("train", "dev-search", "dev-report"):
+        fault.data_lost(missing_audio(moved / "data" / "manifests" / f"{name}.tsv"), f"{name} utterances unreadable")
         assert_batches_read_from(moved / "data" / "manifests" / f"{name}.tsv", moved / "corpus" / "synth",
                                  config["data"]["sample_rate"])
     voices = moved / "data" / "voices.tsv"
@@ -362,12 +410,16 @@ def test_a_moved_synthetic_study_reads_its_audio_from_the_new_place(tmp_path: Pa
     lonely.parent.mkdir(parents=True)
     shutil.copy(moved / "data" / "manifests" / "train.tsv", lonely)
     with pytest.raises(CorpusError, match=f"corpus record {tmp_path / 'lonely' / 'corpus' / 'synth.json'} cannot"
-                                          " be read .*copy the results folder whole"):
+                                          " be read .*copy the results folder whole") as caught:
         read_manifest(lonely)
+    fault.named(str(caught.value), str(tmp_path / "lonely" / "corpus" / "synth.json"))
+    fault.survived("a moved results folder's manifests read every utterance from the new place; a manifest "
+                   "copied without its corpus record is refused, naming the record it looked for")
 
 
+@pytest.mark.fault("relocated results")
 @pytest.mark.skipif(not (LIBRISPEECH_SAMPLE / "test-other").is_dir(), reason="no LibriSpeech sample")
-def test_a_moved_librispeech_study_follows_config_librispeech_root(tmp_path: Path) -> None:
+def test_a_moved_librispeech_study_follows_config_librispeech_root(tmp_path: Path, fault: FaultRecorder) -> None:
     """The results folder moves (the tree stays); then the tree moves, and config librispeech.root
     pointed at it (the corpus job rerun) is all the manifests need: they are not rebuilt."""
     lab = tmp_path / "lab" / "LibriSpeech"
@@ -379,6 +431,7 @@ def test_a_moved_librispeech_study_follows_config_librispeech_root(tmp_path: Pat
     moved = tmp_path / "moved" / "results"
     shutil.move(config["results_dir"], moved)
     manifest = moved / "data" / "manifests" / "test-other.tsv"
+    fault.data_lost(missing_audio(manifest), "utterances unreadable after the results folder moved")
     assert_batches_read_from(manifest, lab, config["data"]["sample_rate"])
     mounted = tmp_path / "mounted" / "LibriSpeech"
     shutil.move(lab, mounted)
@@ -386,7 +439,10 @@ def test_a_moved_librispeech_study_follows_config_librispeech_root(tmp_path: Pat
     run_rule("build_corpus.py", moved / "logs" / "build_corpus.log",
              output={"info": moved / "corpus" / "librispeech.json"},
              params={"corpus": job_params.corpus(elsewhere), "synth_tree": moved / "corpus" / "synth"})
+    fault.data_lost(missing_audio(manifest), "utterances unreadable after the tree moved")
     assert_batches_read_from(manifest, mounted, config["data"]["sample_rate"])
+    fault.survived("the results folder moved, then the LibriSpeech tree: config librispeech.root and the corpus "
+                   "job alone made every utterance readable, no manifest rebuilt")
 
 
 def run_rule(script: str, log: Path, threads: int = 1, **sections: dict) -> None:

@@ -21,6 +21,7 @@ from omni.sparsity.masks import LayerRanking, cubic_sparsity, masks_at, original
 from omni.sparsity.supernet import LevelSampler, LevelWeights, SupernetGradients, planned_sampler
 from omni.study import Study, check_study
 from tests.conftest import REPO, PlainLoss, PreparedData, paths, training_setup
+from tests.faults import FaultRecorder
 from tests.test_sparsity import fixed_batch, logits_of, small_setup
 
 LEVELS = [0.5, 0.7, 0.8, 0.9]
@@ -147,8 +148,9 @@ def test_moving_rankings_do_revive_units() -> None:
     assert any((after[name] & ~before[name]).any() for name in after)
 
 
+@pytest.mark.fault("kills")
 def test_settled_supernet_job_checkpoints_one_ranking_from_its_freeze_to_its_model(
-        prepared: PreparedData, dense_model: Path, tmp_path: Path) -> None:
+        prepared: PreparedData, dense_model: Path, tmp_path: Path, fault: FaultRecorder) -> None:
     config = copy.deepcopy(prepared.config)
     config["omni"].update(level_ramps="individual", rankings="settled", freeze_fraction=0.5)
     config["train"]["checkpoint_every"] = 1
@@ -167,9 +169,14 @@ def test_settled_supernet_job_checkpoints_one_ranking_from_its_freeze_to_its_mod
                  for step in (freeze, freeze + 1)}
     run_training_job(setup, spec, job, 1, strategy)   # resumes to the end
     final = load_torch(job.model_out)["rankings"]
+    fault.data_lost([name for name in at_freeze[freeze]
+                     if name not in final or not torch.equal(final[name]["rank"], at_freeze[freeze][name]["rank"])],
+                    "layers whose final ranking is not the one frozen")
     for name, ranking in final.items():
         assert torch.equal(at_freeze[freeze + 1][name]["rank"], at_freeze[freeze][name]["rank"]), name
         assert torch.equal(ranking["rank"], at_freeze[freeze][name]["rank"]), f"{name}: extracted = trained since freeze"
+    fault.survived("a settled-rankings supernet job halted one step after its freeze; the resumed job kept the "
+                   "frozen ranking to its model")
 
 
 # ---------------------------------------------------------------- loss per frame, lr warm-up

@@ -17,6 +17,7 @@ import yaml
 from omni.data.manifest import read_manifest
 from omni.study import Study
 from tests.conftest import REPO, smoke_config
+from tests.faults import FaultRecorder
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
              "--configfile", str(REPO / "configs" / "smoke.yaml")]
@@ -208,42 +209,56 @@ def test_html_report_holds_tables_and_figures(smoke_run: Path) -> None:
         assert name in html, name
 
 
-@pytest.mark.parametrize(("bad_yaml", "named"), [
-    ("train:\n  lr: -1\n", "lr"),  # the schema
-    ("model:\n  presets:\n    tiny:\n      segment_length: 17\n", "model.presets.tiny.segment_length"),  # across keys
-    ("dense_replicates: [1234]\n", "dense_replicates"),   # the study's own dense model again
-    ("sparsity:\n  levels: [0.5, .nan]\n", "config key 'sparsity.levels.1': nan is not a finite number"),
-    ('results_dir: ""\n', "config key 'results_dir': '' should be non-empty"),
-    ("results_dir: /\n", "config key 'results_dir': '/' is /, which holds the repository"),
-    (f"results_dir: {json.dumps(str(REPO))}\n", "the repository itself"),
-    (f"results_dir: {json.dumps(str(REPO.parent))}\n", "which holds the repository"),
-    (f"results_dir: {json.dumps(str(REPO / 'omni'))}\n", "inside the repository but outside"),
-    ("train:\n  dense_clean_steps: 3401\n", "config key 'train.dense_clean_steps'"),   # of 3400 dense steps
-    ("train:\n  warmup_steps: 3400\n", "config key 'train.warmup_steps': the dense job's lr warm-up of 3400 steps"),
+@pytest.mark.fault("bad configs")
+@pytest.mark.parametrize(("bad_yaml", "named", "key"), [
+    ("train:\n  lr: -1\n", "lr", "train.lr"),  # the schema
+    ("model:\n  presets:\n    tiny:\n      segment_length: 17\n", "model.presets.tiny.segment_length",
+     "model.presets.tiny.segment_length"),  # across keys
+    ("dense_replicates: [1234]\n", "dense_replicates", "dense_replicates"),   # the study's own dense model again
+    ("sparsity:\n  levels: [0.5, .nan]\n", "config key 'sparsity.levels.1': nan is not a finite number", "sparsity.levels.1"),
+    ('results_dir: ""\n', "config key 'results_dir': '' should be non-empty", "results_dir"),
+    ("results_dir: /\n", "config key 'results_dir': '/' is /, which holds the repository", "results_dir"),
+    (f"results_dir: {json.dumps(str(REPO))}\n", "the repository itself", "config key 'results_dir'"),
+    (f"results_dir: {json.dumps(str(REPO.parent))}\n", "which holds the repository", "config key 'results_dir'"),
+    (f"results_dir: {json.dumps(str(REPO / 'omni'))}\n", "inside the repository but outside", "config key 'results_dir'"),
+    ("train:\n  dense_clean_steps: 3401\n", "config key 'train.dense_clean_steps'", "train.dense_clean_steps"),   # of 3400 dense steps
+    ("train:\n  warmup_steps: 3400\n", "config key 'train.warmup_steps': the dense job's lr warm-up of 3400 steps",
+     "train.warmup_steps"),
     ("train:\n  warmup_steps: 800\n", "config key 'train.warmup_steps': the lr warm-up of 800 steps is not shorter "
-                                       "than the individual job's"),
-    ("train:\n  finetune_warmup_fraction: 1\n", "config key 'train.finetune_warmup_fraction'"),
-])
-def test_invalid_config_names_the_key_before_any_job(tmp_path: Path, bad_yaml: str, named: str) -> None:
+                                       "than the individual job's", "train.warmup_steps"),
+    ("train:\n  finetune_warmup_fraction: 1\n", "config key 'train.finetune_warmup_fraction'",
+     "train.finetune_warmup_fraction"),
+], ids=["train.lr", "segment_length", "dense_replicates", "nan", "results_dir empty", "results_dir /",
+        "results_dir the repository", "results_dir above it", "results_dir inside it", "dense_clean_steps",
+        "warmup_steps dense", "warmup_steps individual", "finetune_warmup_fraction"])
+def test_invalid_config_names_the_key_before_any_job(tmp_path: Path, bad_yaml: str, named: str, key: str,
+                                                     fault: FaultRecorder) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(bad_yaml)
     result = subprocess.run(SNAKEMAKE + ["--directory", str(tmp_path), "--configfile", str(bad), "-n"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert named in result.stdout + result.stderr
+    fault.named(result.stdout + result.stderr, key)
+    fault.survived("snakemake stopped while reading the workflow, before any job")
 
 
-def test_numbers_nested_in_a_command_line_config_arrive_as_text_and_the_error_says_so(tmp_path: Path) -> None:
+@pytest.mark.fault("bad configs")
+def test_numbers_nested_in_a_command_line_config_arrive_as_text_and_the_error_says_so(tmp_path: Path,
+                                                                                       fault: FaultRecorder) -> None:
     """Snakemake's --config reads a value nested in {...} with YAML's BaseLoader: every number a string."""
     result = subprocess.run(SNAKEMAKE + ["--directory", str(tmp_path), "-n", "--config",
                                          "sparsity={levels: [0.5, 0.8]}"], capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode != 0
+    fault.named(output, "config key 'sparsity.levels.0'")
     assert "config key 'sparsity.levels.0': '0.5' is not of type 'number' (a string" in output, output[-3000:]
     assert "give such values in a --configfile" in output
+    fault.survived("snakemake stopped before any job, saying --config reads nested values as text")
 
 
-def test_a_yaml_error_in_the_default_config_names_the_file_and_line(tmp_path: Path) -> None:
+@pytest.mark.fault("bad configs")
+def test_a_yaml_error_in_the_default_config_names_the_file_and_line(tmp_path: Path, fault: FaultRecorder) -> None:
     """config.yaml, which the Snakefile reads itself (a --configfile Snakemake reads before the Snakefile
     runs, and says only that some config file is not valid JSON or YAML)."""
     checkout = tmp_path / "checkout"   # what the Snakefile reads before config.yaml: itself and omni/
@@ -256,7 +271,9 @@ def test_a_yaml_error_in_the_default_config_names_the_file_and_line(tmp_path: Pa
                              "--directory", str(tmp_path / "work")], capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode != 0
+    fault.named(output, f"{config} is not valid YAML")
     assert re.search(rf'{config} is not valid YAML(.|\n)*"{config}", line \d+, column \d+', output), output[-3000:]
+    fault.survived("snakemake stopped before any job, naming the file, line and column")
 
 
 def test_rerun_with_the_same_seeds_gives_identical_tables_and_fronts(smoke_run: Path) -> None:

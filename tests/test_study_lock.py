@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from omni.study_lock import LOCK_FILE
 from tests.conftest import REPO
+from tests.faults import FaultRecorder
 from tests.test_pipeline import SNAKEMAKE
 
 TIMEOUT_S = 300
@@ -87,7 +90,9 @@ def test_snakemake_deletes_a_running_runs_lock_when_another_run_exits(tmp_path: 
             stop(restart)
 
 
-def test_a_running_study_refuses_a_second_run_of_its_folder_and_frees_it_when_killed(tmp_path: Path) -> None:
+@pytest.mark.fault("concurrent runs")
+def test_a_running_study_refuses_a_second_run_of_its_folder_and_frees_it_when_killed(tmp_path: Path,
+                                                                                     fault: FaultRecorder) -> None:
     """The smoke study runs; the working directory is unlocked (Snakemake's locks are gone, as after any
     other run) and the study started again: refused before any job, naming the folder and the running
     process. A study with another results_dir runs beside it; once the first is killed its folder is free."""
@@ -102,7 +107,9 @@ def test_a_running_study_refuses_a_second_run_of_its_folder_and_frees_it_when_ki
         again = run([*SNAKEMAKE, "--directory", str(tmp_path), "--rerun-incomplete"], tmp_path)
         output = again.stdout + again.stderr
         assert again.returncode != 0
+        fault.named(output, str(folder))
         assert f"results folder {folder} is in use: process {study.pid}" in output, output[-3000:]
+        fault.data_lost(len(JOB_STARTED.findall(output)), "jobs the refused run started in the running study's folder")
         assert not JOB_STARTED.search(output)
         other = run([*SNAKEMAKE, "--directory", str(tmp_path), "results/other/corpus/synth.json",
                      "--config", "results_dir=results/other"], tmp_path)
@@ -114,3 +121,5 @@ def test_a_running_study_refuses_a_second_run_of_its_folder_and_frees_it_when_ki
     take = f"from omni.study_lock import lock_study; lock_study({str(folder)!r})"
     free = subprocess.run([sys.executable, "-c", take], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert free.returncode == 0, free.stderr
+    fault.survived("a second run of a running study's folder (its Snakemake locks gone) refused before any job, "
+                   "naming the folder and the process; another results_dir ran beside it; SIGKILLed, the folder is free")

@@ -19,6 +19,7 @@ from omni.data import espeak, synth_text
 from omni.data.corpus import CorpusError, prepare_corpus
 from omni.data.synth_corpus import SPLITS, build_synth_corpus, plan_corpus
 from tests.conftest import LIBRISPEECH_SAMPLE, REPO
+from tests.faults import FaultRecorder
 
 CONFIG = REPO / "config.yaml"
 SAMPLE_ROOT = LIBRISPEECH_SAMPLE
@@ -186,7 +187,8 @@ def test_stats_and_info(built: dict[str, Any]) -> None:
     assert info["root"].endswith("corpus/synth") and info["utterances"] == stats["utterances"]
 
 
-def test_rebuild_replaces_tree_and_clears_stale_partial(tmp_path: Path) -> None:
+@pytest.mark.fault("kills")
+def test_rebuild_replaces_tree_and_clears_stale_partial(tmp_path: Path, fault: FaultRecorder) -> None:
     config = tiny_spec(synth={"splits": {split: 1 for split in SPLITS}, "speakers_per_split": 1})
     out = tmp_path / "synth"
     (tmp_path / "synth.partial" / "junk").mkdir(parents=True)  # as a killed build leaves it
@@ -196,6 +198,8 @@ def test_rebuild_replaces_tree_and_clears_stale_partial(tmp_path: Path) -> None:
     build_synth_corpus(config, out, workers=1)
     assert tree_digest(out) == first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synth"]
+    fault.survived("the partial tree a killed corpus build leaves is cleared; the rebuild gives the same tree, "
+                   "byte for byte, and replaces a stale one")
 
 
 # ---------------------------------------------------------------- librispeech branch and the rule script

@@ -13,6 +13,7 @@ from omni.asr.trainer import DenseGradients, NonFiniteLossError
 from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
 from tests.conftest import PreparedData, paths, training_setup
+from tests.faults import FaultRecorder, differing
 
 STEPS = 4
 
@@ -27,9 +28,11 @@ def config_for(prepared: PreparedData) -> dict:
     return config
 
 
+@pytest.mark.fault("kills")
 @pytest.mark.parametrize(("processes", "loader_workers"), [(1, 0), (2, 0), (1, 2)])
 def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedData, tmp_path: Path,
-                                                            processes: int, loader_workers: int) -> None:
+                                                            processes: int, loader_workers: int,
+                                                            fault: FaultRecorder) -> None:
     config = config_for(prepared)
     config["train"].update(cpu_processes=processes, loader_workers=loader_workers)
     run_training_job(training_setup(config, "dense"), dense_spec(), paths(prepared, tmp_path / "straight"), 1)
@@ -39,15 +42,19 @@ def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedDa
     run_training_job(training_setup(config, "dense"), dense_spec(), killed, 1)
     straight = load_torch(tmp_path / "straight" / "model.pt")["state_dict"]
     resumed = load_torch(killed.model_out)["state_dict"]
+    log_steps = [int(line.split(",")[0]) for line in killed.log_out.read_text().splitlines()[1:]]
+    fault.data_lost(differing(straight, resumed) + sorted(set(range(1, STEPS + 1)) - set(log_steps)),
+                    "tensors unlike the undisturbed job's or steps missing from the log")
     assert straight.keys() == resumed.keys()
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
-    log_steps = [int(line.split(",")[0]) for line in killed.log_out.read_text().splitlines()[1:]]
     assert log_steps == list(range(1, STEPS + 1))
     cost = json.loads(killed.cost_out.read_text())
     assert cost["steps"] == STEPS and cost["wall_s"] > 0 and cost["audio_hours"] > 0
     assert cost["processes"] == processes and cost["peak_mem_mb"] > 0
     assert cost["device_kind"] == "cpu" and cost["device_hours_unit"] == "CPU core-hours"
+    fault.survived(f"halted after the checkpoint of step 2 ({processes} process(es), {loader_workers} loader "
+                   "workers); the rerun ended with the undisturbed job's weights, every log step and the cost record")
 
 
 def test_clean_steps_train_on_unaugmented_audio(prepared: PreparedData, tmp_path: Path) -> None:
@@ -128,11 +135,15 @@ def test_two_processes_train_on_twice_the_audio_per_step(prepared: PreparedData,
     assert not all(torch.equal(one_weights[name], two_weights[name]) for name in one_weights)
 
 
+@pytest.mark.fault("bad configs")
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 @pytest.mark.parametrize("setting", ["cuda", "cuda:1"])
-def test_cuda_asked_for_on_a_machine_without_it_is_named(prepared: PreparedData, tmp_path: Path, setting: str) -> None:
+def test_cuda_asked_for_on_a_machine_without_it_is_named(prepared: PreparedData, tmp_path: Path, setting: str,
+                                                         fault: FaultRecorder) -> None:
     """A GPU job placed on a node without CUDA fails naming the key, instead of training on the CPU."""
     config = config_for(prepared)
     config["device"] = setting
-    with pytest.raises(RuntimeError, match=r"config key 'device'.*CUDA is not available"):
+    with pytest.raises(RuntimeError, match=r"config key 'device'.*CUDA is not available") as caught:
         run_training_job(training_setup(config, "dense"), dense_spec(), paths(prepared, tmp_path), 1)
+    fault.named(str(caught.value), "config key 'device'")
+    fault.survived("the job stopped before training instead of training on the CPU")

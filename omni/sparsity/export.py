@@ -40,7 +40,7 @@ from torch import Tensor
 from torchaudio.models import RNNT
 
 from omni.asr.model import build_model
-from omni.atomic import atomic_path
+from omni.atomic import atomic_path, load_torch
 from omni.sparsity.masks import expand_units, to_units, unit_grid, unit_shape, units_alive
 
 FORMAT = "omni-compact"
@@ -222,8 +222,9 @@ def save_compact(path: str | os.PathLike, payload: Payload) -> None:
 
 
 def read_compact(path: str | os.PathLike) -> Payload:
-    """The payload save_compact wrote (weights_only load: plain containers only)."""
-    return _unpacked(torch.load(path, map_location="cpu", weights_only=True))
+    """The payload save_compact wrote (weights_only load: plain containers only; a file that fails to
+    load raises omni.atomic.ArtefactError naming it)."""
+    return _unpacked(load_torch(path))
 
 
 def export_bytes(path_or_payload: str | os.PathLike | Payload) -> int:
