@@ -12,6 +12,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.en
 sys.path.insert(0, workflow.basedir)
 from omni.config import read_yaml, validate_config
 from omni.study import check_study
+from omni.run_end import unfinished_run_message
 from omni.study_lock import lock_study
 
 # The embedded default, found next to this file so `--directory` runs elsewhere work too;
@@ -31,6 +32,11 @@ onstart:
     # nor in the jobs Snakemake spawns (local `run:` jobs, SLURM jobs: --no-hooks). The lock lasts until the
     # process exits.
     lock_study(config["results_dir"])
+
+
+onerror:
+    # Snakemake's own last line says a job did not complete even when the run was only stopped on request.
+    print(unfinished_run_message(log), file=sys.stderr)
 
 
 include: "rules/common.smk"
