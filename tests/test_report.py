@@ -182,7 +182,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bench = root / "benchmarks"
     _write_benchmark(bench / "build_corpus.tsv", 100.0, 180.0)
     _write_benchmark(bench / "manifest/dev.tsv", 10.0, "NA")
-    _write_benchmark(bench / "train_dense.tsv", 3700.0, 7300.0)
+    _write_benchmark(bench / "train_dense" / f"seed{DENSE_SEED}.tsv", 3700.0, 7300.0)
     _write_benchmark(bench / "accounting.tsv", 5.0, 5.0)  # the report's own rules are left out
     _write_benchmark(bench / "train_individual/seed1234/s0.6.tsv", 999.0, 999.0)  # left by an earlier configuration
     return root
@@ -194,8 +194,8 @@ def _summary_paths(root: Path) -> list[Path]:
 
 def _study_benchmarks(root: Path) -> list[Path]:
     """The benchmark files of the fixture study's jobs (omni.study lists them; one never ran)."""
-    return [root / "benchmarks" / name for name in ("build_corpus.tsv", "manifest/dev.tsv", "train_dense.tsv",
-                                                    "manifest/train.tsv")]
+    return [root / "benchmarks" / name for name in ("build_corpus.tsv", "manifest/dev.tsv",
+                                                    f"train_dense/seed{DENSE_SEED}.tsv", "manifest/train.tsv")]
 
 
 def _cost_paths(root: Path) -> list[Path]:
