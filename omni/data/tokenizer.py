@@ -100,6 +100,10 @@ class Tokenizer:
         """The RNN-T blank, one past the last piece."""
         return self.vocab_size
 
+    def pieces(self) -> list[str]:
+        """Every piece by id: what a device needs to turn ids into text without sentencepiece."""
+        return [self._sp.id_to_piece(index) for index in range(self.vocab_size)]
+
     def encode(self, text: str) -> list[int]:
         return self._sp.encode(text, out_type=int)
 
