@@ -354,6 +354,11 @@ def speed(config: Config) -> Section:
                       "batch_size": config["evaluate"]["batch_size"]})
 
 
+def runtimes(config: Config) -> list[str]:
+    """The on-device runtimes every evaluated model is exported to and measured in (omni.deploy)."""
+    return list(config["speed"]["runtimes"])
+
+
 def comparison(config: Config) -> Section:
     """What the WER tables and figures compare: splits, decodes, the tables' decode, the bootstrap."""
     report = config["report"]

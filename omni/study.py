@@ -136,6 +136,10 @@ class Study:
     def model_dir(self, arm: str, seed: str, tag: str) -> str:
         return self.path("models", arm, seed_dir(seed), tag)
 
+    def deploy_dir(self, arm: str, seed: str, tag: str) -> str:
+        """One model's runtime exports (omni.deploy.bundle): what `transcribe` and a device load."""
+        return f"{self.model_dir(arm, seed, tag)}/deploy"
+
     def trained_files(self, arm: str, seed: str, tag: str) -> dict[str, str]:
         """A training job's declared outputs; its checkpoints live elsewhere (resume after a kill)."""
         folder = self.model_dir(arm, seed, tag)

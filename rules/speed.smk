@@ -1,9 +1,34 @@
-# Stage: speed on a device. Each evaluated model's fp16 export streamed as a device would decode it,
-# on the dense path and on the sparse kernels path (omni.inference), then one table and one figure.
-# A device_metrics job takes all the job's cores (config `threads`) so nothing else runs beside it
-# while it times; its 1-thread figures are the on-device case.
+# Stage: speed on a device. Each evaluated model exported to the runtimes a device ships (ONNX Runtime,
+# ExecuTorch; fp32 and int8), then streamed as a device would decode it on every path: eager PyTorch
+# (dense, sparse kernels, int8) and each runtime; then one table and one figure. A device_metrics job
+# takes all the job's cores (config `threads`) so nothing else runs beside it while it times; its
+# 1-thread figures are the on-device case.
 
 localrules: speed_table
+
+RUNTIMES = job_params.runtimes(config)
+
+
+rule export_runtimes:
+    """The model's streaming programs for each runtime, fp32 and int8 (omni.deploy)."""
+    input:
+        export=f"{STUDY.model_dir('{arm}', '{seed}', '{tag}')}/export_fp32.pt",
+        feature_stats=DATA["feature_stats"],
+        tokenizer=DATA["tokenizer"],
+    output:
+        bundle=directory(STUDY.deploy_dir("{arm}", "{seed}", "{tag}")),
+    params:
+        runtimes=RUNTIMES,
+        logmel=job_params.logmel(config),
+    log:
+        f"{R}/logs/export_runtimes/{{arm}}/{seed_dir('{seed}')}/{{tag}}.log",
+    benchmark:
+        STUDY.benchmark("export_runtimes", "{arm}", seed_dir("{seed}"), "{tag}")
+    threads: 1
+    resources:
+        **stage_resources("data"),   # CPU only: exporting needs no GPU
+    script:
+        "../workflow_scripts/export_runtimes.py"
 
 
 rule device_metrics:
@@ -12,6 +37,7 @@ rule device_metrics:
         manifest=STUDY.eval_manifest(config["speed"]["split"]),
         feature_stats=DATA["feature_stats"],
         tokenizer=DATA["tokenizer"],
+        **({"bundle": STUDY.deploy_dir("{arm}", "{seed}", "{tag}")} if RUNTIMES else {}),
     output:
         record=STUDY.device_metrics("{arm}", "{seed}", "{tag}"),
     params:

@@ -24,6 +24,8 @@ from omni.deploy.bundle import PROGRAMS, read_bundle
 from omni.deploy.export import export_bundle
 from omni.deploy.programs import build_programs
 from omni.deploy.recognizer import FeatureStream, load_programs, recognize_frames, recognize_stream
+from omni.jobs.device_metrics import DeviceMetricsPaths, run_device_metrics_job
+from omni.sparsity.export import export_compact, save_compact
 from tests.conftest import LIBRISPEECH_SAMPLE, REPO, PreparedData
 
 UTTERANCES = 3
@@ -231,3 +233,36 @@ def test_transcribe_names_a_folder_that_is_not_a_bundle(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2
     assert str(tmp_path / "deploy.json") in result.stderr and "not an exported model" in result.stderr
+
+
+def test_device_metrics_measure_every_runtime_against_the_best_dense_runtime(
+        emitting_model, bundle_folder, prepared: PreparedData, tmp_path: Path) -> None:
+    """The job with a bundle: every runtime path timed beside the eager ones, the reference the fastest
+    runtime path, the fp32 runtimes transcribing the timed utterances as eager dense does, their WER on
+    the whole split measured from the audio, their files' sizes and peak memory recorded."""
+    model, model_config, _ = emitting_model
+    export = tmp_path / "export_fp16.pt"
+    save_compact(export, export_compact(model.state_dict(), {}, model_config, torch.float32, "unstructured", [1, 1]))
+    out = tmp_path / "speed" / "dense.json"
+    out.parent.mkdir()
+    speed = {"utterances": 2, "kernel_repeats": 2, "peak_memory": True, "batch_size": 4}
+    record = run_device_metrics_job(speed, job_params.logmel(prepared.config), "dense", 1234, "dense",
+                                    DeviceMetricsPaths(export, prepared.manifests["test-other"], prepared.feature_stats,
+                                                       prepared.tokenizer, out, bundle_folder), threads=1)
+    runtime_paths = ["onnx", "onnx_int8", "executorch", "executorch_int8"]
+    assert record["reference_t1"] in runtime_paths and record[f"{record['reference_t1']}_speedup_t1"] == 1.0
+    for path in runtime_paths:
+        assert record[f"{path}_t1_chunk_ms_mean"] > 0 and record[f"{path}_peak_rss_mb"] > 0
+        assert 0 < record[f"{path}_download_bytes"] < record[f"{path}_file_bytes"]
+        assert 0 <= record[f"{path}_wer"] <= 2
+    assert record["onnx_same_hypotheses"] == record["executorch_same_hypotheses"] == 1.0
+    assert record["onnx_int8_file_bytes"] < record["onnx_file_bytes"]   # the fp32 front end is shared
+
+
+def test_a_bundle_writes_the_words_sentencepiece_decodes(bundle_folder, prepared: PreparedData) -> None:
+    """The device turns ids into text without sentencepiece: the same words, unk included."""
+    bundle, tokenizer = read_bundle(bundle_folder), Tokenizer(prepared.tokenizer)
+    generator = np.random.default_rng(0)
+    for length in (0, 1, 5, 40, 200):
+        ids = generator.integers(0, tokenizer.vocab_size, length).tolist()
+        assert bundle.text(ids).split() == tokenizer.decode(ids).split(), ids

@@ -29,7 +29,7 @@ from omni.inference.sparse_linear import (
 )
 from omni.inference.quantize import int8_dense_remainder
 from omni.inference.sparse_model import copy_sharing_kernels, sparse_inference_model, streaming_chunk_rows
-from omni.inference.speed import StreamingSpeed, Utterance, time_streaming
+from omni.inference.speed import StreamingSpeed, Utterance, eager_decoder, time_streaming
 from omni.jobs.device_metrics import DeviceMetricsPaths, run_device_metrics_job
 from omni.sparsity.export import export_compact, save_compact
 from omni.sparsity.masks import apply_masks_, masks_at, prunable_parameter_names, rank_layers, unit_shape
@@ -142,8 +142,8 @@ def test_timed_models_take_turns_utterance_by_utterance(prepared: PreparedData, 
         feats, lengths = frontend.features(audio[None], torch.tensor([audio.numel()]))
         utterances.append(Utterance(feats, int(lengths[0]), audio.numel() / SAMPLE_RATE))
     calls: list[str] = []
-    models = {name: _Logged(model.eval(), name, calls) for name in "abc"}
-    measured = time_streaming(models, model_config, utterances, threads=1)
+    decoders = {name: eager_decoder(_Logged(model.eval(), name, calls), model_config) for name in "abc"}
+    measured = time_streaming(decoders, utterances, threads=1)
     turns = [name for index, name in enumerate(calls) if index == 0 or calls[index - 1] != name]
     assert "".join(turns) == "abc" + "abc" + "bca" + "cab", "warm-up, then each utterance in a rotated order"
     assert measured["a"].hypotheses == measured["b"].hypotheses == measured["c"].hypotheses

@@ -59,6 +59,8 @@ def test_whole_study_runs_and_tabulates_every_arm(smoke_run: Path) -> None:
     evaluated = wer[["arm", "seed", "tag"]].drop_duplicates()
     assert len(speed) == len(evaluated) and set(speed["arm"]) == set(evaluated["arm"]), "one record per model"
     assert speed["wer"].notna().all() and (speed["sparse_t1_chunk_ms_mean"] > 0).all()
+    assert (speed["onnx_t1_chunk_ms_mean"] > 0).all() and speed["onnx_wer"].notna().all()
+    assert set(speed["reference_t1"]) <= {"onnx", "onnx_int8"}, "the reference is the best runtime path"
     assert (speed.loc[speed["arm"] == "dense", "masked_linears"] == 0).all()
     assert (speed.loc[speed["arm"] == "individual", "masked_linears"] > 0).all()
 
@@ -109,8 +111,8 @@ SUPERNET_AND_DOWNSTREAM = {"train_omni": 2, "extract_omni": 4, "search": 2, "ext
 
 
 def exported(models: int) -> dict[str, int]:
-    """A model that changes is exported again and its device metrics measured again."""
-    return {"export_model": models, "device_metrics": models}
+    """A model that changes is exported again (compactly and to the runtimes) and its device metrics measured again."""
+    return {"export_model": models, "export_runtimes": models, "device_metrics": models}
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
@@ -183,6 +185,9 @@ def exported(models: int) -> dict[str, int]:
     # a device_metrics setting: those jobs and their table, nothing else
     pytest.param(lambda c: c["speed"].update(utterances=2), {"device_metrics": 15, "speed_table": 1, "all": 1},
                  id="speed.utterances"),
+    # another runtime: every model's runtime export and device metrics, nothing of the training or evaluation
+    pytest.param(lambda c: c["speed"].update(runtimes=["onnx", "executorch"]),
+                 {"export_runtimes": 15, "device_metrics": 15, "speed_table": 1, "all": 1}, id="speed.runtimes"),
     pytest.param(lambda c: c["search"].update(population=4),
                  {"search": 2, "extract_searched": 4, **exported(4), "evaluate": 12, **REPORT},
                  id="search.population"),

@@ -22,6 +22,7 @@ import sentencepiece
 from omni.atomic import atomic_path
 
 UNK_ID = 0
+UNK_SURFACE = "\u2581\u2047\u2581"   # how sentencepiece decodes unk: ' ⁇ ' between word boundaries
 _DISABLED = -1
 # Sentencepiece log level: warnings and errors only (its info lines are one per training stage).
 _SPM_LOG_LEVEL = 1
@@ -101,8 +102,9 @@ class Tokenizer:
         return self.vocab_size
 
     def pieces(self) -> list[str]:
-        """Every piece by id: what a device needs to turn ids into text without sentencepiece."""
-        return [self._sp.id_to_piece(index) for index in range(self.vocab_size)]
+        """Every piece by id as decode() writes it (unk as sentencepiece's ' ⁇ '): what a device needs to
+        turn ids into text without sentencepiece."""
+        return [UNK_SURFACE if index == UNK_ID else self._sp.id_to_piece(index) for index in range(self.vocab_size)]
 
     def encode(self, text: str) -> list[int]:
         return self._sp.encode(text, out_type=int)

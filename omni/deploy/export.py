@@ -52,7 +52,8 @@ def export_onnx(programs: Programs, folder: Path) -> dict[str, dict[str, str]]:
         with tempfile.TemporaryDirectory(dir=folder) as scratch:
             plain = Path(scratch) / path.name
             onnx.save(graph, plain)
-            quantize_dynamic(plain, folder / int8 / path.name, per_channel=True, weight_type=QuantType.QInt8)
+            with _quiet_exporter():
+                quantize_dynamic(plain, folder / int8 / path.name, per_channel=True, weight_type=QuantType.QInt8)
         variants[int8][name] = f"{int8}/{path.name}"
     return variants
 

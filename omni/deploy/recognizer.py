@@ -41,10 +41,15 @@ class OnnxProgram:
 
 class ExecutorchProgram:
     def __init__(self, path: Path, threads: int) -> None:
-        import torch
-        from executorch.runtime import Runtime
+        try:
+            import torch
+            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+            from executorch.runtime import Runtime
+        except ImportError as error:
+            raise ValueError(f"{path}: the ExecuTorch variants need torch and executorch ({error}); install them"
+                             " (pip install '.[executorch]') or choose an ONNX variant") from error
 
-        torch.set_num_threads(threads)
+        _unsafe_reset_threadpool(threads)   # XNNPACK's pool: torch's thread setting does not reach it
         self._torch = torch
         self._method = Runtime.get().load_program(str(path)).load_method("forward")
 

@@ -2,9 +2,10 @@
 
     python -m omni.inference.peak_memory request.json
 
-The request names an export (what a device loads), the utterances' features (a torch file of
-{"feats": [...], "lengths": [...]}), the kernel of each masked linear (null: the dense path),
-whether the remaining dense linears run in int8, and the threads. The process loads the features, notes its resident set and restarts its peak from
+The request names the utterances' features (a torch file of {"feats": [...], "lengths": [...]}), the
+threads, and either an export (what a device loads) with the kernel of each masked linear (null: the
+dense path) and whether the remaining dense linears run in int8 (the eager paths), or an exported
+bundle and its variant (a runtime path: ONNX Runtime or ExecuTorch). The process loads the features, notes its resident set and restarts its peak from
 there, then loads the model, builds the path and decodes every utterance streaming; it prints one
 JSON line: the process's peak resident set and how far the model took it above where it stood
 (loading included: a device pays for it too).
@@ -53,6 +54,26 @@ def main(request_path: str) -> None:
     features = torch.load(request["features"], weights_only=True)
     before = resident_mb("VmRSS")
     reset_peak()
+    if "variant" in request:
+        runtime_path(request, features)
+    else:
+        eager_path(request, features)
+    peak = resident_mb("VmHWM")
+    print(json.dumps({"peak_rss_mb": peak, "model_rss_mb": peak - before}))
+
+
+def runtime_path(request: dict, features: dict) -> None:
+    """An exported bundle's programs in their runtime (omni.deploy), decoding the features."""
+    from omni.deploy.bundle import read_bundle
+    from omni.deploy.recognizer import load_programs, recognize_frames
+
+    bundle = read_bundle(request["bundle"])
+    programs = load_programs(bundle, request["variant"], request["threads"])
+    for feats, length in zip(features["feats"], features["lengths"]):
+        recognize_frames(bundle, programs, feats[0, : int(length)].numpy())
+
+
+def eager_path(request: dict, features: dict) -> None:
     payload = read_compact(request["export"])
     model = load_compact(payload)
     model_config = dict(payload["model_config"])
@@ -66,8 +87,6 @@ def main(request_path: str) -> None:
     chunks = StreamingChunks(model_config["segment_length"], model_config["right_context_length"])
     for feats, length in zip(features["feats"], features["lengths"]):
         greedy_streaming(model, feats, int(length), blank_id(model_config), chunks)
-    peak = resident_mb("VmHWM")
-    print(json.dumps({"peak_rss_mb": peak, "model_rss_mb": peak - before}))
 
 
 if __name__ == "__main__":

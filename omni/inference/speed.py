@@ -15,7 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -54,27 +54,38 @@ class StreamingSpeed:
                                                                           reference.utterance_seconds))
 
 
-def time_streaming(models: Mapping[str, RNNT], model_config: Mapping[str, Any], utterances: Sequence[Utterance],
-                   threads: int) -> dict[str, StreamingSpeed]:
-    """Greedy streaming decode of every utterance by every model on `threads` CPU threads, each chunk
-    timed. The models take turns utterance by utterance (their order rotating from one utterance to the
-    next), so load elsewhere on a shared machine falls on all of them alike instead of on whichever ran
-    last; each first decodes the first utterance once untimed (allocator and kernel warm-up)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    names = list(models)
+# Decodes one utterance and appends each chunk's wall time to the list: any path a device could run.
+StreamingDecoder = Callable[[Utterance, list[float]], list[int]]
+
+
+def eager_decoder(model: RNNT, model_config: Mapping[str, Any]) -> StreamingDecoder:
+    """A PyTorch model's greedy streaming decode (omni.asr.decode) as a StreamingDecoder."""
     chunks = StreamingChunks(model_config["segment_length"], model_config["right_context_length"])
     blank = blank_id(model_config)
+
+    def decode(utterance: Utterance, chunk_seconds: list[float]) -> list[int]:
+        return greedy_streaming(model, utterance.feats, utterance.length, blank, chunks, chunk_seconds)
+    return decode
+
+
+def time_streaming(decoders: Mapping[str, StreamingDecoder], utterances: Sequence[Utterance],
+                   threads: int) -> dict[str, StreamingSpeed]:
+    """Greedy streaming decode of every utterance by every decoder, torch on `threads` CPU threads, each
+    chunk timed. The decoders take turns utterance by utterance (their order rotating from one utterance
+    to the next), so load elsewhere on a shared machine falls on all of them alike instead of on whichever
+    ran last; each first decodes the first utterance once untimed (allocator and kernel warm-up)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    names = list(decoders)
     seconds: dict[str, list[list[float]]] = {name: [] for name in names}
     hypotheses: dict[str, list[list[int]]] = {name: [] for name in names}
     try:
         for name in names:
-            greedy_streaming(models[name], utterances[0].feats, utterances[0].length, blank, chunks)
+            decoders[name](utterances[0], [])
         for index, utterance in enumerate(utterances):
             for name in names[index % len(names):] + names[:index % len(names)]:
                 chunk_seconds: list[float] = []
-                hypotheses[name].append(greedy_streaming(models[name], utterance.feats, utterance.length, blank,
-                                                         chunks, chunk_seconds))
+                hypotheses[name].append(decoders[name](utterance, chunk_seconds))
                 seconds[name].append(chunk_seconds)
     finally:
         torch.set_num_threads(previous)

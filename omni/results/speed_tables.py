@@ -1,6 +1,7 @@
-"""Speed on a device, per model: what its fp16 export costs streaming on the dense, the sparse and
-the int8 path (omni.jobs.device_metrics), next to its size and its WER at each precision, as a
-table and a figure."""
+"""Speed on a device, per model and path: what it costs streaming eagerly in PyTorch (dense, sparse
+kernels, int8) and in the runtimes a device ships (ONNX Runtime, ExecuTorch; fp32, int8), measured
+by omni.jobs.device_metrics against the best dense runtime path, next to its size and its WER on
+each path, as a table and a figure."""
 from __future__ import annotations
 
 import json
@@ -33,7 +34,11 @@ RUN_KEYS = ["arm", "seed", "tag"]
 fmt_ms = number_formatter(".2f")
 fmt_rtf = number_formatter(".3f")
 fmt_ratio = number_formatter(".2f")
-PATHS = ("dense", "sparse", "int8")
+EAGER_PATHS = ("dense", "sparse", "int8")
+RUNTIME_SIZE_SUFFIX = "_file_bytes"   # a runtime path's record has its files' size: how its columns are found
+PATH_LABELS = {"dense": "eager dense", "sparse": "eager sparse kernels", "int8": "eager sparse + int8",
+               "onnx": "ONNX Runtime fp32", "onnx_int8": "ONNX Runtime int8",
+               "executorch": "ExecuTorch fp32", "executorch_int8": "ExecuTorch int8"}
 
 
 def load_records(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
@@ -70,68 +75,108 @@ def model_means(table: pd.DataFrame) -> pd.DataFrame:
     return means.assign(seeds=table.groupby(MODEL_KEYS, sort=False)["seed"].nunique().to_numpy())
 
 
-def speed_markdown(table: pd.DataFrame, split: str, decode: str) -> str:
+def runtime_paths(table: pd.DataFrame) -> list[str]:
+    return [column[: -len(RUNTIME_SIZE_SUFFIX)] for column in table.columns if column.endswith(RUNTIME_SIZE_SUFFIX)]
+
+
+def best_runtime(table: pd.DataFrame) -> pd.Series:
+    """Per model (arm, tag): the 1-thread reference path its jobs chose most often (the fastest runtime)."""
+    return table.groupby(MODEL_KEYS, sort=False)["reference_t1"].agg(lambda names: names.mode().iloc[0])
+
+
+def path_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per model and path (means over training seeds): the long form the markdown shows."""
     means = model_means(table)
+    reference = best_runtime(table)
+    rows = []
+    for _, model in means.iterrows():
+        for path in [*EAGER_PATHS, *runtime_paths(table)]:
+            eager = path in EAGER_PATHS
+            wer = {"dense": "fp16_wer", "sparse": "fp16_wer", "int8": "int8_wer"}.get(path, f"{path}_wer")
+            rows.append({
+                "arm": model["arm"], "model": model["tag"], "seeds": model["seeds"], "sparsity": model["sparsity"],
+                "path": PATH_LABELS.get(path, path), "reference": reference[(model["arm"], model["tag"])] == path,
+                "chunk_ms": model[f"{path}_t1_chunk_ms_mean"], "p95_ms": model[f"{path}_t1_chunk_ms_p95"],
+                "rtf": model[f"{path}_t1_rtf"], "speedup_t1": model[f"{path}_speedup_t1"],
+                "speedup_tjob": model[f"{path}_speedup_tjob"],
+                "installed_mb": (model["export_bytes"] if eager else model[f"{path}_file_bytes"]) / BYTES_PER_MB,
+                "download_mb": float("nan") if eager else model[f"{path}_download_bytes"] / BYTES_PER_MB,
+                "peak_mb": model[f"{path}_peak_rss_mb"], "model_mb": model[f"{path}_model_rss_mb"],
+                "wer": model[wer], "decoded": "batched, full utterance" if eager else "streamed from the audio",
+                "same_hypotheses": model.get(f"{path}_same_hypotheses", 1.0),
+            })
+    return pd.DataFrame(rows)
+
+
+def speed_markdown(table: pd.DataFrame, split: str, decode: str) -> str:
+    rows = path_rows(table)
     threads = int(table["job_threads"].iloc[0])
     shown = pd.DataFrame({
-        "arm": means["arm"], "model": means["tag"], "seeds": means["seeds"].map(fmt_int),
-        "sparsity": means["sparsity"].map(fmt_sparsity),
-        "export MB": (means["export_bytes"] / BYTES_PER_MB).map(fmt_size),
-        "WER % fp32 / fp16 / int8": joined(means, ("fp32_wer", "fp16_wer", "int8_wer"), fmt_wer),
-        "chunk ms dense / sparse / int8": joined(means, [f"{path}_t1_chunk_ms_mean" for path in PATHS], fmt_ms),
-        "p95 ms dense / sparse / int8": joined(means, [f"{path}_t1_chunk_ms_p95" for path in PATHS], fmt_ms),
-        "speed-up sparse / int8": joined(means, ("sparse_speedup_t1", "int8_speedup_t1"), fmt_ratio),
-        f"speed-up {threads} threads": joined(means, ("sparse_speedup_tjob", "int8_speedup_tjob"), fmt_ratio),
-        "RTF dense / sparse / int8": joined(means, [f"{path}_t1_rtf" for path in PATHS], fmt_rtf),
-        "sparse linears": joined(means, ("sparse_linears", "masked_linears"), fmt_int, "/"),
-        "peak MB dense / sparse / int8": joined(means, [f"{path}_peak_rss_mb" for path in PATHS], fmt_int),
-        "model MB dense / sparse / int8": joined(means, [f"{path}_model_rss_mb" for path in PATHS], fmt_int),
-        "same hypotheses sparse / int8": joined(means, ("sparse_same_hypotheses", "int8_same_hypotheses"),
-                                                lambda share: fmt_int(share * PERCENT) + " %"),
+        "arm": rows["arm"], "model": rows["model"], "sparsity": rows["sparsity"].map(fmt_sparsity),
+        "path": [f"**{path}** (reference)" if reference else path
+                 for path, reference in zip(rows["path"], rows["reference"])],
+        "chunk ms (p95)": [f"{fmt_ms(mean)} ({fmt_ms(p95)})" for mean, p95 in zip(rows["chunk_ms"], rows["p95_ms"])],
+        "RTF": rows["rtf"].map(fmt_rtf),
+        "speed-up vs reference": rows["speedup_t1"].map(fmt_ratio),
+        f"same, {threads} threads": rows["speedup_tjob"].map(fmt_ratio),
+        "installed MB": rows["installed_mb"].map(fmt_size), "download MB": rows["download_mb"].map(fmt_size),
+        "peak MB (model)": [f"{fmt_int(peak)} ({fmt_int(model)})" for peak, model in zip(rows["peak_mb"],
+                                                                                        rows["model_mb"])],
+        "WER %": rows["wer"].map(fmt_wer), "decoded": rows["decoded"],
+        "same hypotheses": [fmt_int(share * PERCENT) + " %" for share in rows["same_hypotheses"]],
     })
     utterances, audio = int(table["utterances"].iloc[0]), float(table["audio_seconds"].iloc[0])
     wer_decode = table["wer_decode"].iloc[0]
-    note = (f"Each model's fp16 export streamed greedily, chunk by chunk (segment + look-ahead), on one CPU "
-            f"thread unless named: {utterances} utterances of {split} ({audio:.1f} s of audio), features "
-            f"computed beforehand. Dense path: the export as a dense model; sparse path: each masked linear on "
-            f"the kernel that timed fastest here (dense where none was faster; 'sparse linears' counts the "
-            f"others); int8 path: the sparse path with its remaining dense linears in dynamic int8. Chunk ms: "
-            f"mean per chunk (p95: its 95th percentile); speed-up: the median over utterances of the dense "
-            f"path's time / the path's on the same utterance (the paths take turns utterance by utterance); "
-            f"RTF: compute seconds per audio second. Peak MB: the decoding process's peak resident memory; model MB: how far "
-            f"loading and decoding took it above the process before the model. 'same hypotheses': utterances "
-            f"transcribed as the dense path does. WER: all of {split}, {wer_decode}, of the fp32 model (its "
-            f"evaluation), the fp16 export and the int8 path. Means over training seeds; timings are this "
-            f"machine's.")
+    note = (f"Each model streamed greedily, chunk by chunk (segment + look-ahead), on one CPU thread unless "
+            f"named: {utterances} utterances of {split} ({audio:.1f} s of audio), features computed beforehand. "
+            f"Eager paths run the fp16 export upcast in PyTorch: as a dense model, with each masked linear on the "
+            f"kernel that timed fastest here (sparse kernels), and that with its remaining dense linears in "
+            f"dynamic int8. Runtime paths run the model's exported programs (omni.deploy) in ONNX Runtime or "
+            f"ExecuTorch + XNNPACK, whose kernels do not skip zeros. The reference of each model is its fastest "
+            f"runtime path on 1 thread (the best dense runtime: what a device engineer would ship instead); "
+            f"speed-up: the median over utterances of the reference's time / the path's on the same utterance "
+            f"(the paths take turns utterance by utterance). Chunk ms: mean per chunk (p95: its 95th "
+            f"percentile); RTF: compute seconds per audio second. Installed MB: the fp16 export (eager) or the "
+            f"runtime's program files; download MB: those files gzip -9. Peak MB: the decoding process's peak "
+            f"resident memory (model: how far loading and decoding took it above the process before the model). "
+            f"WER: all of {split}; eager paths in the batched {wer_decode} decode (fp16 export; int8 path), "
+            f"runtime paths streamed from the audio through their own front end as `transcribe` does; the fp32 "
+            f"model's own {decode} WER is in the CSV (`wer`). 'same hypotheses': timed utterances transcribed as "
+            f"the eager dense path does. Means over training seeds; timings are this machine's.")
     return f"{markdown(shown)}\n\n{note}\n"
 
 
-def joined(means: pd.DataFrame, columns: Iterable[str], formatter, separator: str = " / ") -> list[str]:
-    """One cell per row of several quantities side by side, e.g. `12.10 / 6.02 / 4.33`."""
-    return [separator.join(formatter(value) for value in values) for values in zip(*(means[c] for c in columns))]
-
-
 def speed_figure(table: pd.DataFrame, split: str) -> Figure:
-    """WER against the sparse path's speed-up over dense on 1 thread, and against export size, per arm.
-    The speed-up, not the latency: it is paired within each job, while absolute times of jobs run at
-    different moments of a shared machine differ by more than the models do."""
+    """Per arm: WER against the per-chunk latency of each model's reference path (its best runtime, 1
+    thread), against the sparse kernels' speed-up over that reference (paired within each job: > 1 only
+    where sparsity beats the best dense runtime), and against the reference's installed size."""
     means = model_means(table)
+    reference = best_runtime(table)
+    means = means.assign(reference=[reference[(arm, tag)] for arm, tag in zip(means["arm"], means["tag"])])
+    pick = lambda row, suffix: row[f"{row['reference']}{suffix}"]   # noqa: E731
+    means["reference_ms"] = means.apply(lambda row: pick(row, "_t1_chunk_ms_mean"), axis=1)
+    means["reference_mb"] = means.apply(
+        lambda row: (row["export_bytes"] if row["reference"] in EAGER_PATHS else pick(row, "_file_bytes"))
+        / BYTES_PER_MB, axis=1)
     styles = arm_styles(means["arm"])
-    figure, (speedup, size) = plt.subplots(1, 2, figsize=(2 * PANEL_INCHES[0], PANEL_INCHES[1]), sharey=True)
+    figure, (latency, speedup, size) = plt.subplots(1, 3, figsize=(3 * PANEL_INCHES[0], PANEL_INCHES[1]),
+                                                    sharey=True)
     for arm, rows in means.groupby("arm", sort=False):
         if arm not in styles:
             continue
         rows = rows.sort_values("sparsity")
-        speedup.plot(rows["sparse_speedup_t1"], rows["wer"], **styles[arm])
-        size.plot(rows["export_bytes"] / BYTES_PER_MB, rows["wer"], **{**styles[arm], "label": None})
+        latency.plot(rows["reference_ms"], rows["wer"], **styles[arm])
+        speedup.plot(rows["sparse_speedup_t1"], rows["wer"], **{**styles[arm], "label": None})
+        size.plot(rows["reference_mb"], rows["wer"], **{**styles[arm], "label": None})
     speedup.axvline(1.0, color="grey", linewidth=0.8)
-    speedup.set_xlabel("sparse path's speed-up over dense per streaming chunk, 1 thread (paired)")
-    size.set_xlabel("fp16 export (MB)")
-    speedup.set_ylabel(f"WER % ({split})")
-    speedup.legend(fontsize=8)
-    for axis in (speedup, size):
+    latency.set_xlabel("ms per streaming chunk, best runtime, 1 thread")
+    speedup.set_xlabel("eager sparse kernels' speed-up over the best runtime (paired)")
+    size.set_xlabel("installed MB, best runtime")
+    latency.set_ylabel(f"WER % ({split})")
+    latency.legend(fontsize=8)
+    for axis in (latency, speedup, size):
         axis.grid(alpha=0.3)
-    figure.suptitle("WER against speed and size on a device (means over training seeds)")
+    figure.suptitle("WER against latency, speed-up and size on a device (means over training seeds)")
     return figure
 
 
