@@ -76,6 +76,7 @@ class Study:
     omni_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()   # omni arm -> its levels where not all (omni.levels)
     arm_dense_seeds: tuple[tuple[str, str], ...] = ()  # pruning arm -> its dense model's seed where not the own
     budget_arms: tuple[str, ...] = ()  # the arms of budget multiples other than 1: tables/budget.* when any
+    runtime_exports: bool = False      # every evaluated model exported to the on-device runtimes (speed.runtimes)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Study:
@@ -96,7 +97,8 @@ class Study:
                                          for kind in PRUNING_KINDS for arm in pruning_arms(config, kind)
                                          if dense_seed_of(config, arm) != config["seed"]),
                    budget_arms=tuple(arm for kind in PRUNING_KINDS for arm in budget_multiples(config, kind).values()
-                                     if arm != kind))
+                                     if arm != kind),
+                   runtime_exports=bool(config["speed"]["runtimes"]))
 
     @property
     def budget_curve(self) -> bool:
@@ -235,7 +237,8 @@ class Study:
             for arm in self.searched_arms:
                 per_seed += [self.benchmark("search", arm, seed),
                              *(self.benchmark("extract_searched", arm, seed, f"b{budget}") for budget in self.budgets)]
-        per_model = [*(self.benchmark(rule, arm, seed_dir(seed), tag) for rule in ("export_model", "device_metrics")
+        per_model_rules = ("export_model", *(("export_runtimes",) if self.runtime_exports else ()), "device_metrics")
+        per_model = [*(self.benchmark(rule, arm, seed_dir(seed), tag) for rule in per_model_rules
                        for arm, seed, tag in self.evaluated_models()),
                      *(self.benchmark("evaluate", arm, seed_dir(seed), tag, split)
                        for arm, seed, tag in self.evaluated_models() for split in self.eval_splits)]

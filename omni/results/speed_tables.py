@@ -59,7 +59,7 @@ def speed_table(records: pd.DataFrame, summaries: pd.DataFrame, split: str, deco
     for column, wanted in (("wer", decode), ("fp32_wer", records["wer_decode"].iloc[0])):
         scored = summaries[(summaries["split"] == split) & (summaries["decode"] == wanted)]
         table = table.merge(scored[RUN_KEYS + ["wer"]].rename(columns={"wer": column}), on=RUN_KEYS, how="left")
-    for column in ("wer", "fp32_wer", "fp16_wer", "int8_wer"):
+    for column in ("wer", "fp32_wer", "fp16_wer", "int8_wer", *(f"{path}_wer" for path in runtime_paths(table))):
         table[column] = table[column] * PERCENT
     return table.sort_values(RUN_KEYS, key=_model_order).reset_index(drop=True)
 
