@@ -3,7 +3,6 @@ state fed back, on real LibriSpeech utterances; ONNX Runtime and ExecuTorch deco
 PyTorch decodes (fp32), int8 within its stated tolerance; `transcribe` runs without torch."""
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from omni.asr.model import blank_id, build_model, load_model
 from omni.data.audio import read_audio
 from omni.data.features import load_feature_stats
 from omni.data.tokenizer import Tokenizer
-from omni.deploy.bundle import PROGRAMS, read_bundle
+from omni.deploy.bundle import read_bundle
 from omni.deploy.export import export_bundle
 from omni.deploy.programs import build_programs
 from omni.deploy.recognizer import FeatureStream, load_programs, recognize_frames, recognize_stream

@@ -24,7 +24,7 @@ from torchaudio.models import RNNT
 
 from omni.asr.frontend import Frontend
 from omni.data.features import LOG_FLOOR
-from omni.deploy.bundle import StreamingShape, samples_for_frames
+from omni.deploy.bundle import StreamingShape
 
 
 class FeaturesProgram(torch.nn.Module):
