@@ -18,6 +18,7 @@ from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id, build_model, load_model
 from omni.data.audio import read_audio
 from omni.data.features import load_feature_stats
+from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
 from omni.deploy.bundle import read_bundle
 from omni.deploy.export import export_bundle
@@ -253,8 +254,10 @@ def test_device_metrics_measure_every_runtime_against_the_best_dense_runtime(
     for path in runtime_paths:
         assert record[f"{path}_t1_chunk_ms_mean"] > 0 and record[f"{path}_peak_rss_mb"] > 0
         assert 0 < record[f"{path}_download_bytes"] < record[f"{path}_file_bytes"]
-        assert 0 <= record[f"{path}_wer"] <= 2
+        assert record[f"{path}_wer"] >= 0   # above 1 too: the test model inserts words
     assert record["onnx_same_hypotheses"] == record["executorch_same_hypotheses"] == 1.0
+    assert record["onnx_wer"] == record["executorch_wer"], "both fp32 runtimes decode the split alike"
+    assert record["wer_utterances"] == len(read_manifest(prepared.manifests["test-other"]))
     assert record["onnx_int8_file_bytes"] < record["onnx_file_bytes"]   # the fp32 front end is shared
 
 
