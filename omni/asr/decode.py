@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from torchaudio.models import RNNT, RNNTBeamSearch
 
+from omni.deploy.bundle import MAX_SYMBOLS_PER_FRAME   # one bound for the search in PyTorch and in the runtimes
+
 PredictorState = list[list[torch.Tensor]]
-# Upper bound on symbols emitted at one encoder frame (guards against a degenerate model).
-MAX_SYMBOLS_PER_FRAME = 5
 
 
 @dataclass

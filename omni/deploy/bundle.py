@@ -17,7 +17,8 @@ MANIFEST = "deploy.json"
 PROGRAMS = ("features", "encoder", "predictor", "joiner")
 RUNTIMES = {"onnx": ".onnx", "executorch": ".pte"}
 PRECISIONS = ("fp32", "int8")
-# Upper bound on symbols emitted at one encoder frame: the same guard as omni.asr.decode's greedy search.
+# Upper bound on symbols emitted at one encoder frame (guards against a degenerate model): the greedy search's
+# in PyTorch (omni.asr.decode) and in the runtimes (omni.deploy.recognizer); here, where neither needs torch.
 MAX_SYMBOLS_PER_FRAME = 5
 WORD_BOUNDARY = "\u2581"   # sentencepiece's word-start mark
 

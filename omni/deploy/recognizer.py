@@ -119,8 +119,7 @@ class Recognizer:
         shape = bundle.shape
         self._state = [np.zeros(dims, dtype=np.int64 if name == "processed" else np.float32)
                        for name, dims in shape.encoder_state().items()]
-        self._frames = np.zeros((0, shape.n_mels), np.float32)
-        self._start = 0          # first frame of the next chunk, in _frames
+        self._frames = np.zeros((0, shape.n_mels), np.float32)   # from the next chunk's first frame on
         self.tokens: list[int] = []
         self.chunk_seconds: list[float] = []
         hidden, cell = (np.zeros(dims, np.float32) for dims in shape.predictor_state().values())
@@ -130,28 +129,23 @@ class Recognizer:
         """Decode every chunk whose look-ahead the new frames complete; the tokens they added."""
         shape, before = self.bundle.shape, len(self.tokens)
         self._frames = np.concatenate([self._frames, frames])
-        while self._start + shape.chunk_frames <= len(self._frames):
-            self._chunk(self._frames[self._start: self._start + shape.chunk_frames], shape.segment_frames)
-            self._advance()
+        while shape.chunk_frames <= len(self._frames):
+            self._chunk(self._frames[: shape.chunk_frames], shape.segment_frames)
+            self._frames = self._frames[shape.segment_frames:]
         return self.tokens[before:]
 
     def finish(self) -> list[int]:
         """Decode what is left once the audio has ended (the last chunks, zero-padded)."""
         shape, before = self.bundle.shape, len(self.tokens)
         look_ahead = shape.chunk_frames - shape.segment_frames
-        while self._start < len(self._frames):
-            remaining = len(self._frames) - self._start
-            valid = min(shape.segment_frames, remaining)
-            available = valid + min(look_ahead, remaining - valid)
+        while len(self._frames):
+            valid = min(shape.segment_frames, len(self._frames))
+            available = valid + min(look_ahead, len(self._frames) - valid)
             chunk = np.zeros((shape.chunk_frames, shape.n_mels), np.float32)
-            chunk[:available] = self._frames[self._start: self._start + available]
+            chunk[:available] = self._frames[:available]
             self._chunk(chunk, valid)
-            self._advance()
+            self._frames = self._frames[shape.segment_frames:]
         return self.tokens[before:]
-
-    def _advance(self) -> None:
-        self._start += self.bundle.shape.segment_frames
-        self._frames, self._start = self._frames[self._start:], 0
 
     def _chunk(self, chunk: np.ndarray, valid: int) -> None:
         began = time.perf_counter()
