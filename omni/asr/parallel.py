@@ -91,9 +91,15 @@ def rank_device(device: torch.device) -> torch.device:
     return device
 
 
-def leave() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def leave(finished: bool) -> None:
+    """Tear down this rank's process group. After a finished share, the ranks first wait for each other
+    (a barrier), so none destroys its group while a slower rank (rank 0 writing its outputs) still has it
+    in use; after an error, at once (the others are stopped by torchrun's agent)."""
+    if not dist.is_initialized():
+        return
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def launch(world: int, module: str, arguments: list[str]) -> None:

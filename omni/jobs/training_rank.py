@@ -7,6 +7,8 @@ reports the outcome next to the job file for the launching process's cost record
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
+import gc
 import sys
 from pathlib import Path
 
@@ -17,15 +19,23 @@ from omni.runtime import resolve_device
 
 
 def main(job_file: Path) -> None:
+    # A rank that dies of a signal (a native abort, a segfault) prints where every thread was: torchrun
+    # reports only the signal.
+    faulthandler.enable(all_threads=True)
     job = RankJob.read(job_file)
     device = resolve_device(job.setup.training["device"])
     ranks = join_from_environment(device)
+    finished = False
     try:
         outcome = train_rank(job, strategy_for(job.setup, job.spec), ranks, rank_device(device))
         if ranks.is_writer:
             write_json(job_file.parent / OUTCOME_FILE, dataclasses.asdict(outcome))
+        finished = True
     finally:
-        leave()
+        # What the share built (the DistributedDataParallel wrapper holds the group) is collected while
+        # the group is alive, not in the interpreter's teardown.
+        gc.collect()
+        leave(finished)
 
 
 if __name__ == "__main__":

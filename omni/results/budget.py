@@ -41,8 +41,8 @@ import pandas as pd  # noqa: E402
 from omni.atomic import write_dataframe, write_text  # noqa: E402
 from omni.results.accounting import load_cost_records  # noqa: E402
 from omni.results.bootstrap import BootstrapSettings, PairedDifference  # noqa: E402
-from omni.results.figures import DPI, PANEL_INCHES, save  # noqa: E402
-from omni.results.primary import PRIMARY_SPLIT, pooled, pooled_clusters  # noqa: E402
+from omni.results.figures import PANEL_INCHES, save  # noqa: E402
+from omni.results.primary import PRIMARY_SPLIT, pooled_difference  # noqa: E402
 from omni.results.wer_tables import LEVEL_PREFIX, RunIndex, compare_runs, load_summaries, seed_list  # noqa: E402
 
 POOLED = "pooled"   # the `level` of rows pooled over the levels
@@ -99,8 +99,7 @@ def _difference(index: RunIndex, system: str, baseline: str, tags: Sequence[str]
         return None
     if len(pairs) == 1:
         return compare_runs(pairs[0][0], pairs[0][1], settings)
-    clusters = pooled_clusters(pairs[0][1], len(pairs), settings)
-    return compare_runs(pooled([s for s, _ in pairs]), pooled([b for _, b in pairs]), settings, clusters)
+    return pooled_difference(pairs, settings)
 
 
 def curve_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str, settings: BootstrapSettings,

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from omni.atomic import write_dataframe, write_text
-from omni.results.bootstrap import BootstrapSettings, student_t_quantile
+from omni.results.bootstrap import BootstrapSettings, PairedDifference, student_t_quantile
 from omni.results.wer_tables import (
     LEVEL_PREFIX,
     RunIndex,
@@ -153,19 +153,25 @@ def endpoint(summaries: pd.DataFrame, split: str, decode: str, settings: Bootstr
     kept = [(tag, omni, individual) for tag, (omni, individual) in zip(tags, pairs) if omni and individual]
     if not kept:
         return None
-    omni, individual = pooled([pair[1] for pair in kept]), pooled([pair[2] for pair in kept])
+    pairs = [(omni, individual) for _, omni, individual in kept]
     one_level = kept[0][2]
-    clusters = pooled_clusters(one_level, len(kept), settings)
-    difference = compare_runs(omni, individual, settings, clusters)
-    one_sided = compare_runs(omni, individual, replace(settings, confidence=2 * settings.confidence - 1), clusters)
+    difference = pooled_difference(pairs, settings)
+    one_sided = pooled_difference(pairs, replace(settings, confidence=2 * settings.confidence - 1))
     z = student_t_quantile(0.5 + settings.confidence / 2, math.inf)
-    return Endpoint(split=split, levels=tuple(tag[1:] for tag, _, _ in kept), seeds=len(omni.seeds),
+    return Endpoint(split=split, levels=tuple(tag[1:] for tag, _, _ in kept), seeds=len(pairs[0][0].seeds),
                     unit=resampling_unit(one_level, settings), omni_wer=difference.wer_system,
                     individual_wer=difference.wer_baseline, abs_diff=difference.diff_abs,
                     rel_diff_pct=difference.diff_rel_pct, ci_rel_pct=difference.ci_rel_pct,
                     one_sided=one_sided.ci_rel_pct, seed_rel_diffs_pct=difference.seed_diffs_rel_pct,
                     degrees_of_freedom=difference.degrees_of_freedom,
                     test_resolves_rel_pct=z * difference.test_sd_rel_pct, utterances=len(one_level.utt_ids))
+
+
+def pooled_difference(pairs: Sequence[tuple[Runs, Runs]], settings: BootstrapSettings) -> PairedDifference:
+    """system - baseline pooled over the levels of (system, baseline) `pairs`, resampling the pool's units."""
+    clusters = pooled_clusters(pairs[0][1], len(pairs), settings)
+    return compare_runs(pooled([system for system, _ in pairs]), pooled([baseline for _, baseline in pairs]),
+                        settings, clusters)
 
 
 def pooled_clusters(one_level: Runs, levels: int, settings: BootstrapSettings) -> np.ndarray:
