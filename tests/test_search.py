@@ -49,8 +49,9 @@ def stored_rankings(model: torch.nn.Module, masks: dict) -> dict[str, dict]:
 def synthetic_space(layer_sizes: Sequence[int] = LAYER_SIZES, levels: Sequence[float] = LEVELS) -> SearchSpace:
     """Pruned counts as masks_at makes them (round(s * n) units), without any model."""
     pruned = tuple({level: units_to_prune(level, size) for level in levels} for size in layer_sizes)
-    return SearchSpace(tuple(f"layer{i}" for i in range(len(layer_sizes))), tuple(levels), pruned,
-                       sum(layer_sizes) + NON_PRUNABLE, sum(layer_sizes))
+    names = tuple(f"layer{i}" for i in range(len(layer_sizes)))
+    return SearchSpace(names, tuple(levels), pruned, sum(layer_sizes) + NON_PRUNABLE, sum(layer_sizes),
+                       tuple((name,) for name in names))
 
 
 def settings(seed: int = 0, population: int = 6, iterations: int = 4, evaluations: int = 10_000) -> EvolutionSettings:

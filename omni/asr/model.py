@@ -8,13 +8,17 @@ last training step, which extraction cuts.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torchaudio.models import RNNT, emformer_rnnt_model
+from torchaudio.models.emformer import _EmformerLayer
 
 from omni.atomic import load_torch, save_torch
+
+LAYER_WIDTHS = "layer_widths"   # model_config: per Emformer layer {"heads", "ffn"} of a sliced structured model
 
 
 def model_config_from(model: dict[str, Any], num_symbols: int) -> dict[str, Any]:
@@ -25,7 +29,7 @@ def model_config_from(model: dict[str, Any], num_symbols: int) -> dict[str, Any]
 
 def build_model(model_config: dict[str, Any]) -> RNNT:
     c = model_config
-    return emformer_rnnt_model(
+    model = emformer_rnnt_model(
         input_dim=c["input_dim"],
         encoding_dim=c["encoding_dim"],
         num_symbols=c["num_symbols"],
@@ -48,6 +52,42 @@ def build_model(model_config: dict[str, Any]) -> RNNT:
         lstm_layer_norm_epsilon=1e-3,
         lstm_dropout=c["lstm_dropout"],
     )
+    if c.get(LAYER_WIDTHS) is not None:
+        narrow_layers(model, c[LAYER_WIDTHS])
+    return model
+
+
+class NarrowEmformerLayer(_EmformerLayer):
+    """An Emformer layer whose attention has fewer heads than the model's width allows: its streaming
+    left-context keys and values are (heads x head width) wide, where torchaudio sizes them by the layer's
+    input width. Everything else is torchaudio's layer."""
+
+    def _init_state(self, batch_size: int, device: torch.device | None) -> list[torch.Tensor]:
+        state = super()._init_state(batch_size, device)
+        width = self.attention.input_dim
+        state[1] = torch.zeros(self.left_context_length, batch_size, width, device=device)
+        state[2] = torch.zeros(self.left_context_length, batch_size, width, device=device)
+        return state
+
+
+def narrow_layers(model: RNNT, widths: Sequence[Mapping[str, int]]) -> None:
+    """Give each Emformer layer its own head count and feed-forward width (`widths`, one {"heads",
+    "ffn"} per layer; model_config key `layer_widths`): a structured sub-network as a smaller dense model.
+    The linears are replaced by narrower ones (weights to be loaded); the head width and the attention's
+    scaling stay the model's, and torchaudio's attention reads its width from `input_dim` and `num_heads`."""
+    layers = model.transcriber.transformer.emformer_layers
+    if len(widths) != len(layers):
+        raise ValueError(f"model_config '{LAYER_WIDTHS}' gives {len(widths)} layers; the model has {len(layers)}")
+    for layer, width in zip(layers, widths):
+        attention, model_width = layer.attention, layer.input_dim
+        inner = int(width["heads"]) * (model_width // attention.num_heads)
+        attention.emb_to_query = torch.nn.Linear(model_width, inner)
+        attention.emb_to_key_value = torch.nn.Linear(model_width, 2 * inner)
+        attention.out_proj = torch.nn.Linear(inner, model_width)
+        attention.num_heads, attention.input_dim = int(width["heads"]), inner
+        layer.pos_ff[1] = torch.nn.Linear(model_width, int(width["ffn"]))
+        layer.pos_ff[4] = torch.nn.Linear(int(width["ffn"]), model_width)
+        layer.__class__ = NarrowEmformerLayer
 
 
 def blank_id(model_config: dict[str, Any]) -> int:

@@ -46,6 +46,12 @@ class StreamingShape:
     n_fft: int                 # samples per feature frame
     hop_length: int            # samples between feature frames
     sample_rate: int
+    key_width: int | None = None   # cached key/value width: the widest layer's heads x head width, where a
+                                   # structured model's layers keep fewer heads (None: `width`, every head)
+
+    @property
+    def cache_width(self) -> int:
+        return self.width if self.key_width is None else self.key_width
 
     @property
     def block_samples(self) -> int:
@@ -54,8 +60,8 @@ class StreamingShape:
 
     def encoder_state(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the encoder's state tensors (all float32 but `processed`, int64), in program order."""
-        shapes = {"left_keys": (self.layers, self.left_context, 1, self.width),
-                  "left_values": (self.layers, self.left_context, 1, self.width)}
+        shapes = {"left_keys": (self.layers, self.left_context, 1, self.cache_width),
+                  "left_values": (self.layers, self.left_context, 1, self.cache_width)}
         if self.memory:
             shapes["memory"] = (self.layers, self.memory, 1, self.width)
         shapes["processed"] = (1,)

@@ -82,12 +82,19 @@ class EncoderProgram(torch.nn.Module):
         for index, layer in enumerate(emformer.emformer_layers):
             layer_memory = memory[index] if memory is not None else utterance.new_zeros(0, 1, s.width)
             norm_utterance, norm_right = layer._apply_pre_attention_layer_norm(utterance, right_context)
+            # A structured model's layer may keep fewer heads than the widest: its cache rows are the
+            # first `key_width` columns of the shared state tensors, the rest zero.
+            key_width = layer.attention.input_dim
             attended, mems_out, keys, values = self._attend(layer, norm_utterance, norm_right, layer_memory,
-                                                            left_keys[index], left_values[index], masked)
+                                                            left_keys[index][..., :key_width],
+                                                            left_values[index][..., :key_width], masked)
             if s.memory:
                 next_memory.append(torch.cat([layer_memory, mems])[-s.memory:])
-            next_keys.append(torch.cat([left_keys[index], keys])[-s.left_context:])
-            next_values.append(torch.cat([left_values[index], values])[-s.left_context:])
+            padding = (0, s.cache_width - key_width)
+            next_keys.append(torch.nn.functional.pad(torch.cat([left_keys[index][..., :key_width], keys]), padding)
+                             [-s.left_context:])
+            next_values.append(torch.nn.functional.pad(torch.cat([left_values[index][..., :key_width], values]),
+                                                       padding)[-s.left_context:])
             utterance, right_context = layer._apply_post_attention_ffn(attended, utterance, right_context)
             mems = mems_out
         encodings = transcriber.layer_norm(transcriber.output_linear(utterance.permute(1, 0, 2)))
@@ -197,7 +204,8 @@ def streaming_shape(model: RNNT, model_config: Mapping[str, Any], frontend: Fron
     return StreamingShape(chunk_frames=model_config["segment_length"] + model_config["right_context_length"],
                           segment_frames=model_config["segment_length"],
                           stride=model_config["time_reduction_stride"], layers=len(emformer.emformer_layers),
-                          width=emformer.emformer_layers[0].attention.input_dim,
+                          width=emformer.emformer_layers[0].layer_norm_input.normalized_shape[0],
+                          key_width=max(layer.attention.input_dim for layer in emformer.emformer_layers),
                           left_context=emformer.left_context_length, memory=emformer.max_memory_size,
                           segment=emformer.segment_length, predictor_layers=len(lstm),
                           predictor_width=lstm[0].hidden_dim, encoding_dim=model_config["encoding_dim"],

@@ -1,7 +1,8 @@
 """One export_runtimes job: a model's compact fp32 export -> its bundle of streaming programs.
 
 From the compact export rather than the training artefact: the bundle then holds exactly the
-weights the size accounting counted (pruned weights as zeros, the runtimes' kernels being dense).
+weights the size accounting counted (pruned weights as zeros, the runtimes' kernels being dense); a
+structured model's pruned neurons and heads are sliced away instead (omni.sparsity.slicing).
 The bundle is built in a scratch folder beside its place and moved there whole, so a killed job
 leaves no folder that looks like an export.
 """
@@ -17,7 +18,9 @@ from omni.asr.frontend import Frontend
 from omni.data.features import load_feature_stats
 from omni.data.tokenizer import Tokenizer
 from omni.deploy.export import export_bundle
-from omni.sparsity.export import load_compact, read_compact
+from omni.sparsity.export import compact_masks, load_compact, read_compact
+from omni.sparsity.masks import STRUCTURED
+from omni.sparsity.slicing import slice_structured
 
 
 @dataclass
@@ -32,6 +35,8 @@ def run_runtime_export_job(runtimes: Sequence[str], logmel: Mapping[str, Any], p
     payload = read_compact(paths.export)
     model_config = dict(payload["model_config"])
     model = load_compact(payload).eval()
+    if payload.get("granularity") == STRUCTURED:   # whole neurons and heads pruned: a smaller dense model
+        model, model_config = slice_structured(model, model_config, compact_masks(payload))
     frontend = Frontend(logmel, load_feature_stats(paths.feature_stats), model_config["right_context_length"])
     paths.bundle.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"{paths.bundle.name}.", suffix=".tmp", dir=paths.bundle.parent))

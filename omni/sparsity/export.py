@@ -4,6 +4,7 @@ A payload is a plain dict of primitives and tensors:
 
   {"format": "omni-compact", "version": 2, "model_config": {...}, "dtype": "float16",
    "unit": [br, bc],                      # pruning unit: [1, 1] unstructured, else the block
+   "granularity": "structured",           # only for structured masks (stored per element: unit [1, 1])
    "dense":  {name: tensor},              # floating tensors in `dtype`; int/bool buffers as they are
    "sparse": {name: {"shape": [R, C], "values": 1-D tensor in `dtype`, "encoding": ..., ...}}}
 
@@ -41,7 +42,7 @@ from torchaudio.models import RNNT
 
 from omni.asr.model import build_model
 from omni.atomic import atomic_path, load_torch
-from omni.sparsity.masks import expand_units, to_units, unit_grid, unit_shape, units_alive
+from omni.sparsity.masks import ELEMENT_UNIT, STRUCTURED, expand_units, to_units, unit_grid, unit_shape, units_alive
 
 FORMAT = "omni-compact"
 VERSION = 2   # 2: Rice-coded runs replaced CSR positions (a v1 file is re-exported, not read)
@@ -60,11 +61,15 @@ def export_compact(state_dict: Mapping[str, Tensor], masks: Mapping[str, Tensor]
     unknown = sorted(set(masks) - set(state_dict))
     if unknown:
         raise KeyError(f"export_compact: masks name weights absent from the state dict: {unknown}")
-    unit = unit_shape(granularity, block_shape)
+    # Structured masks (whole rows of one weight, columns of another) are stored element by element.
+    unit = ELEMENT_UNIT if granularity == STRUCTURED else unit_shape(granularity, block_shape)
     dense = {name: _dense(t, dtype) for name, t in state_dict.items() if name not in masks}
     sparse = {name: _encode_sparse(name, t, masks[name], unit, dtype) for name, t in state_dict.items() if name in masks}
-    return {"format": FORMAT, "version": VERSION, "model_config": dict(model_config),
-            "dtype": _dtype_name(dtype), "unit": list(unit), "dense": dense, "sparse": sparse}
+    payload = {"format": FORMAT, "version": VERSION, "model_config": dict(model_config),
+               "dtype": _dtype_name(dtype), "unit": list(unit), "dense": dense, "sparse": sparse}
+    if granularity == STRUCTURED:
+        payload["granularity"] = STRUCTURED   # the runtime export slices it (omni.sparsity.slicing)
+    return payload
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from omni.sparsity.masks import LayerRanking, units_to_prune
+from omni.sparsity.masks import LayerRanking, allocation_units, units_to_prune
 
 
 def allocation_at_size(rankings: Mapping[str, LayerRanking], level: float, choices: Sequence[float],
@@ -25,8 +25,9 @@ def allocation_at_size(rankings: Mapping[str, LayerRanking], level: float, choic
     low, high = min(choices), max(choices)
     if not low <= level <= high:
         raise ValueError(f"level {level} lies outside the per-layer choices' range [{low}, {high}]")
-    names = list(rankings)
-    units = [rankings[name].n_units for name in names]
+    members = allocation_units(rankings)   # a structured group's weights take one level together
+    names = list(members)
+    units = [rankings[group[0]].n_units for group in members.values()]
     goal = sum(units_to_prune(level, count) for count in units)
     drawn = torch.randint(len(choices), (len(names),), generator=generator).tolist()
     pruned = [units_to_prune(choices[index], count) for index, count in zip(drawn, units)]
@@ -38,7 +39,7 @@ def allocation_at_size(rankings: Mapping[str, LayerRanking], level: float, choic
         moved = min(max(pruned[layer] + gap, floor), ceiling)
         gap -= moved - pruned[layer]
         pruned[layer] = moved
-    return {name: count / total for name, count, total in zip(names, pruned, units)}
+    return {member: count / total for name, count, total in zip(names, pruned, units) for member in members[name]}
 
 
 @dataclass(frozen=True)

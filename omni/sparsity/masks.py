@@ -17,10 +17,12 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from omni.config import ConfigError
+from omni.sparsity import structured
 
 UNSTRUCTURED = "unstructured"
 BLOCK = "block"
-GRANULARITIES = (UNSTRUCTURED, BLOCK)
+STRUCTURED = "structured"   # feed-forward neurons and attention heads (omni.sparsity.structured)
+GRANULARITIES = (UNSTRUCTURED, BLOCK, STRUCTURED)
 ELEMENT_UNIT = (1, 1)
 
 PREDICTOR_PREFIX = "predictor."
@@ -100,6 +102,9 @@ def unit_shape(granularity: str, block_shape: Sequence[int]) -> tuple[int, int]:
     if granularity == BLOCK:
         rows, cols = (int(b) for b in block_shape)
         return rows, cols
+    if granularity == STRUCTURED:
+        raise ValueError("structured units differ per weight (rows of one, columns of another): "
+                         "omni.sparsity.structured gives each member's")
     raise ConfigError(f"config key 'sparsity.granularity': '{granularity}' is not one of {list(GRANULARITIES)}")
 
 
@@ -168,12 +173,8 @@ class LayerRanking:
         else:
             scores = self._restricted(weight, keep_within)
         self.n_units = scores.numel()
-        if self.n_units > torch.iinfo(RANK_DTYPE).max:
-            raise ValueError(f"{name}: {self.n_units} units exceed the rank dtype {RANK_DTYPE}")
-        order = torch.argsort(scores.flatten().view(SORT_KEY_DTYPE), stable=True)
-        rank = torch.empty(self.n_units, dtype=RANK_DTYPE, device=scores.device)
-        rank[order] = torch.arange(self.n_units, dtype=RANK_DTYPE, device=scores.device)
-        self._rank = rank.view(scores.shape)
+        self.group: str | None = None
+        self._rank = ranks_of(scores.flatten()).view(scores.shape)
 
     @classmethod
     def within_levels(cls, weight: Tensor, previous: "LayerRanking", sparsities: Sequence[float]) -> "LayerRanking":
@@ -184,19 +185,20 @@ class LayerRanking:
         at a sparsity >= its old one, every level's new mask is then a subset of its old mask, and the
         masks stay nested (one order serves every level): what the individual job's re-ranking inside
         its own mask does, for all levels at once."""
+        scores = unit_scores(weight, previous.unit, previous.name).flatten()
+        rank = ranks_of(scores, levels_kept(previous._rank.flatten().to(scores.device), sparsities, previous.n_units))
+        return cls.of_ranks(previous.name, previous.shape, previous.unit, rank.view(previous._rank.shape),
+                            previous.n_units)
+
+    @classmethod
+    def of_ranks(cls, name: str, shape: Sequence[int], unit: tuple[int, int], rank: Tensor, n_units: int,
+                 group: str | None = None) -> "LayerRanking":
+        """A ranking from given ranks per unit of the weight's grid, cut against `n_units`: a structured
+        member's grid blocks carry its group's unit ranks (the key and value blocks of a head share one),
+        and a level prunes that fraction of the group's units."""
         ranking = cls.__new__(cls)
-        ranking.name, ranking.shape, ranking.unit = previous.name, previous.shape, previous.unit
-        ranking.n_units = previous.n_units
-        scores = unit_scores(weight, ranking.unit, ranking.name).flatten()
-        old_rank = previous._rank.flatten().to(scores.device)
-        buckets = torch.zeros_like(old_rank)
-        for sparsity in sparsities:
-            buckets += (old_rank >= units_to_prune(sparsity, ranking.n_units)).to(old_rank.dtype)
-        by_score = torch.argsort(scores.view(SORT_KEY_DTYPE), stable=True)
-        order = by_score[torch.argsort(buckets[by_score], stable=True)]
-        rank = torch.empty(ranking.n_units, dtype=RANK_DTYPE, device=scores.device)
-        rank[order] = torch.arange(ranking.n_units, dtype=RANK_DTYPE, device=scores.device)
-        ranking._rank = rank.view(previous._rank.shape)
+        ranking.name, ranking.shape, ranking.unit = name, tuple(shape), unit
+        ranking._rank, ranking.n_units, ranking.group = rank, n_units, group
         return ranking
 
     def _restricted(self, weight: Tensor, keep_within: Tensor) -> Tensor:
@@ -210,17 +212,16 @@ class LayerRanking:
 
     def state_dict(self) -> dict[str, Any]:
         """The ranking itself, so a resumed supernet uses the masks it was using when killed."""
-        return {"rank": self._rank.cpu(), "shape": list(self.shape), "unit": list(self.unit), "name": self.name}
+        state = {"rank": self._rank.cpu(), "shape": list(self.shape), "unit": list(self.unit), "name": self.name}
+        if self.group is not None:
+            state.update(units=self.n_units, group=self.group)
+        return state
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> "LayerRanking":
-        ranking = cls.__new__(cls)
-        ranking.name = state["name"]
-        ranking.shape = tuple(state["shape"])
-        ranking.unit = tuple(state["unit"])
-        ranking._rank = state["rank"]
-        ranking.n_units = ranking._rank.numel()
-        return ranking
+        rank = state["rank"]
+        return cls.of_ranks(state["name"], state["shape"], tuple(state["unit"]), rank,
+                            int(state.get("units", rank.numel())), state.get("group"))
 
     def mask(self, sparsity: float) -> Tensor:
         """Boolean keep-mask of the weight's shape with round(sparsity * units) units pruned."""
@@ -228,14 +229,39 @@ class LayerRanking:
         return expand_units(unit_keep, self.unit)
 
 
+def ranks_of(scores: Tensor, buckets: Tensor | None = None) -> Tensor:
+    """Each unit's place in ascending order of 1-D `scores` (ties by position), or of (`buckets`, score)."""
+    count = scores.numel()
+    if count > torch.iinfo(RANK_DTYPE).max:
+        raise ValueError(f"{count} units exceed the rank dtype {RANK_DTYPE}")
+    order = torch.argsort(scores.view(SORT_KEY_DTYPE), stable=True)
+    if buckets is not None:
+        order = order[torch.argsort(buckets[order], stable=True)]
+    rank = torch.empty(count, dtype=RANK_DTYPE, device=scores.device)
+    rank[order] = torch.arange(count, dtype=RANK_DTYPE, device=scores.device)
+    return rank
+
+
+def levels_kept(rank: Tensor, sparsities: Sequence[float], n_units: int) -> Tensor:
+    """Per unit, how many of `sparsities` keep it under `rank`: the bucket a re-ranking sorts by first,
+    so that no level revives a unit it pruned (LayerRanking.within_levels)."""
+    buckets = torch.zeros_like(rank)
+    for sparsity in sparsities:
+        buckets += (rank >= units_to_prune(sparsity, n_units)).to(rank.dtype)
+    return buckets
+
+
 def rank_layers(model: nn.Module, names: Iterable[str], granularity: str, block_shape: Sequence[int],
                 restrict_to: Mapping[str, Tensor] | None = None) -> dict[str, LayerRanking]:
     """Rank every named layer on its current (unmasked) weights, or on w * mask when
     `restrict_to` holds the current masks (gradual pruning: a growing sparsity stays nested)."""
+    names = list(names)
+    if restrict_to is not None and (missing := [name for name in names if name not in restrict_to]):
+        raise KeyError(f"rank_layers: restrict_to has no mask for {missing}")
+    if granularity == STRUCTURED:
+        return _rank_groups(model, names, restrict_to=restrict_to)
     rankings = {}
     for name in names:
-        if restrict_to is not None and name not in restrict_to:
-            raise KeyError(f"rank_layers: restrict_to has no mask for {name}")
         keep_within = None if restrict_to is None else restrict_to[name]
         rankings[name] = LayerRanking(original_weight(model, name), granularity, block_shape,
                                       name=name, keep_within=keep_within)
@@ -246,8 +272,46 @@ def rerank_within_levels(model: nn.Module, previous: Mapping[str, LayerRanking],
                          sparsities: Sequence[float]) -> dict[str, LayerRanking]:
     """Every layer of `previous` re-ranked on its current weights without reviving a unit that any
     of `sparsities` pruned under the previous ranking (LayerRanking.within_levels)."""
+    if any(ranking.group is not None for ranking in previous.values()):
+        return _rank_groups(model, list(previous), previous=previous, sparsities=sparsities)
     return {name: LayerRanking.within_levels(original_weight(model, name), ranking, sparsities)
             for name, ranking in previous.items()}
+
+
+def _rank_groups(model: nn.Module, names: list[str], restrict_to: Mapping[str, Tensor] | None = None,
+                 previous: Mapping[str, LayerRanking] | None = None,
+                 sparsities: Sequence[float] = ()) -> dict[str, LayerRanking]:
+    """Structured rankings: one order per group of `names` (omni.sparsity.structured), on the units'
+    current scores; pruned units (`restrict_to`) below every live one; or, given the `previous`
+    rankings, sorted first by how many of `sparsities` kept each unit (within_levels, per group)."""
+    rankings: dict[str, LayerRanking] = {}
+    for group in structured.unit_groups(model, names):
+        scores = structured.group_scores(group, {m.name: original_weight(model, m.name) for m in group.members})
+        buckets = None
+        if restrict_to is not None:
+            scores = scores.masked_fill(~structured.units_alive(group, restrict_to), PRUNED_SCORE)
+        if previous is not None:
+            first = group.members[0]
+            old_rank = torch.empty(group.units, dtype=RANK_DTYPE)
+            old_rank[torch.tensor(first.unit_of_block)] = previous[first.name]._rank.flatten().cpu()
+            buckets = levels_kept(old_rank, sparsities, group.units)
+        rank = ranks_of(scores, buckets)
+        for member in group.members:
+            shape = tuple(original_weight(model, member.name).shape)
+            grid = unit_grid(shape, member.unit, member.name)
+            rankings[member.name] = LayerRanking.of_ranks(member.name, shape, member.unit,
+                                                          structured.member_blocks(member, rank).view(grid),
+                                                          group.units, group.name)
+    return {name: rankings[name] for name in names}
+
+
+def allocation_units(rankings: Mapping[str, LayerRanking]) -> dict[str, list[str]]:
+    """What a per-layer sparsity vector assigns levels to: each weight alone, or a structured group's
+    members together (one level for all the weights a unit spans), in model order."""
+    units: dict[str, list[str]] = {}
+    for name, ranking in rankings.items():
+        units.setdefault(ranking.group or name, []).append(name)
+    return units
 
 
 def masks_at(rankings: Mapping[str, LayerRanking], allocation: float | Mapping[str, float]) -> dict[str, Tensor]:

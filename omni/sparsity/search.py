@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from omni.sparsity.masks import LayerRanking
+from omni.sparsity.masks import LayerRanking, allocation_units
 
 Genome = tuple[float, ...]                 # one sparsity level per layer, in SearchSpace.names order
 Allocation = dict[str, float]              # layer name -> sparsity level (what extraction takes)
@@ -58,26 +58,31 @@ CROSSOVER_TAKE_FIRST = 0.5
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Layers, levels (ascending) and the exact number of parameters each level prunes per layer."""
+    """Layers, levels (ascending) and the exact number of parameters each level prunes per layer. A
+    "layer" is what takes one level: a weight, or a structured group's weights together."""
 
     names: tuple[str, ...]
     levels: tuple[float, ...]
     pruned: tuple[Mapping[float, int], ...]   # per layer: level -> parameters pruned
     total_params: int                         # whole model, prunable or not
     prunable_params: int
+    members: tuple[tuple[str, ...], ...]      # per layer: the weights it sets
 
     @classmethod
     def from_rankings(cls, rankings: Mapping[str, LayerRanking], levels: Sequence[float],
                       total_params: int) -> SearchSpace:
-        """Counts taken from the very masks extraction would make (one mask per layer and level)."""
+        """Counts taken from the very masks extraction would make (one mask per weight and level)."""
         ordered = tuple(sorted(float(level) for level in levels))
+        units = allocation_units(rankings)
         pruned = []
         prunable = 0
-        for ranking in rankings.values():
-            numel = math.prod(ranking.shape)
-            pruned.append({level: numel - int(ranking.mask(level).count_nonzero()) for level in ordered})
+        for weights in units.values():
+            numel = sum(math.prod(rankings[name].shape) for name in weights)
+            pruned.append({level: numel - sum(int(rankings[name].mask(level).count_nonzero()) for name in weights)
+                           for level in ordered})
             prunable += numel
-        return cls(tuple(rankings), ordered, tuple(pruned), total_params, prunable)
+        return cls(tuple(units), ordered, tuple(pruned), total_params, prunable,
+                   tuple(tuple(weights) for weights in units.values()))
 
     def params_kept(self, genome: Genome) -> int:
         return self.total_params - self.params_pruned(genome)
@@ -93,7 +98,8 @@ class SearchSpace:
         return (float(level),) * len(self.names)
 
     def allocation(self, genome: Genome) -> Allocation:
-        return dict(zip(self.names, genome))
+        """Per weight (what extraction takes): each layer's level for every weight it sets."""
+        return {name: level for weights, level in zip(self.members, genome) for name in weights}
 
 
 @dataclass(frozen=True)
