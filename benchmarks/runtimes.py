@@ -1,9 +1,10 @@
 """Which runtime runs a streaming chunk fastest on 1 thread, and does unstructured sparsity make any faster?
 
 For each model preset (`tiny`: the default study's, `base`: the LibriSpeech study's, with their
-vocabularies) a model with random weights, dense and pruned by magnitude (unstructured, the
-encoder's attention and feed-forward weights, as `sparsity.prunable`), runs one streaming chunk on
-each inference path:
+vocabularies) a model with random weights, dense and pruned by magnitude (the encoder's attention and
+feed-forward weights, as `sparsity.prunable`) in each of `--units`: `unstructured` (weights zeroed, the
+model's shapes unchanged) and `structured` (whole feed-forward neurons and attention heads, the model
+sliced to a smaller dense one: omni.sparsity.slicing), runs one streaming chunk on each inference path:
   eager            PyTorch fp32: torchaudio's `transcribe_streaming` and the model's join/predict,
                    as omni.asr.decode's greedy streaming decode calls them (what the project timed so far)
   onnx, onnx-int8  ONNX Runtime, the bundle's programs (omni.deploy.export)
@@ -21,10 +22,13 @@ sparsity interleaved round by round (the order rotating) so machine noise hits a
   x best runtime   median over rounds of chunk time / the reference's: the fastest DENSE runtime path
                    (ONNX or ExecuTorch, fp32 or int8), the peer a device engineer would pick; > 1 is slower
   x eager          the same against eager fp32 dense
+  kept M           parameters the model keeps (all of them less the pruned weights; the same count for both
+                   units at a level, but for the heads' rounding: round(level x heads) per layer)
   install MB       the variant's program files (features, encoder, predictor, joiner)
   download MB      the same files compressed with gzip -9 (where zeroed weights do shrink)
 
-    .venv/bin/python benchmarks/runtimes.py [--presets tiny base] [--rounds 30] [--sparsities 0.0 0.9] [--out t.csv]
+    .venv/bin/python benchmarks/runtimes.py [--presets tiny base] [--rounds 30] [--sparsities 0.0 0.8 0.9]
+        [--units unstructured structured] [--out t.csv]
 """
 from __future__ import annotations
 
@@ -56,7 +60,8 @@ from omni.deploy.bundle import Bundle, StreamingShape  # noqa: E402
 from omni.deploy.export import export_executorch, export_onnx  # noqa: E402
 from omni.deploy.programs import build_programs  # noqa: E402
 from omni.deploy.recognizer import Program, load_programs  # noqa: E402
-from omni.sparsity.masks import apply_masks_, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
+from omni.sparsity.masks import STRUCTURED, UNSTRUCTURED, apply_masks_, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
+from omni.sparsity.slicing import slice_structured  # noqa: E402
 
 EAGER = "eager"
 RUNTIME_VARIANTS = ("onnx", "onnx-int8", "executorch", "executorch-int8")
@@ -71,7 +76,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=list(PRESET_CONFIGS), choices=list(PRESET_CONFIGS))
     parser.add_argument("--rounds", type=int, default=30, help="timed chunks per path")
-    parser.add_argument("--sparsities", nargs="+", type=float, default=[0.0, 0.9])
+    parser.add_argument("--sparsities", nargs="+", type=float, default=[0.0, 0.8, 0.9])
+    parser.add_argument("--units", nargs="+", default=[UNSTRUCTURED, STRUCTURED], choices=[UNSTRUCTURED, STRUCTURED])
     parser.add_argument("--out", type=Path, help="also write the table here as CSV")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -140,8 +146,10 @@ class RuntimeRunner:
 
 @dataclass
 class Measured:
-    """One (sparsity, path) row: its runner, timings per round, and its variant's file sizes."""
+    """One (sparsity, unit, path) row: its runner, timings per round, and its variant's file sizes."""
     sparsity: float
+    unit: str
+    kept_params: int
     name: str
     run: ChunkRunner
     install_mb: float | None = None      # None: eager has no exported files
@@ -150,11 +158,17 @@ class Measured:
     chunk_s: list[float] = field(default_factory=list)
 
 
-def pruned_copy(model: torch.nn.Module, rankings: dict, sparsity: float) -> torch.nn.Module:
-    """A copy with the `sparsity` fraction of the ranked weights zeroed: every level from the same dense weights."""
+def pruned_copy(model: torch.nn.Module, model_config: dict, rankings: dict | None, sparsity: float,
+                unit: str) -> tuple[torch.nn.Module, dict, int]:
+    """(the model at `sparsity` in `unit`, its model_config, parameters kept): every level from the same
+    dense weights (`rankings` None: the dense model); a structured one sliced to its smaller dense model."""
+    masks = {} if rankings is None else masks_at(rankings, sparsity)
     pruned = copy.deepcopy(model)
-    apply_masks_(pruned, masks_at(rankings, sparsity))
-    return pruned
+    apply_masks_(pruned, masks)
+    kept = sum(p.numel() for p in model.parameters()) - sum(int((~mask).sum()) for mask in masks.values())
+    if unit == STRUCTURED:
+        pruned, model_config = slice_structured(pruned, model_config, masks)
+    return pruned.eval(), model_config, kept
 
 
 def export_variants(model: torch.nn.Module, model_config: dict, frontend: Frontend, folder: Path,
@@ -203,21 +217,24 @@ def measure_preset(preset: str, args: argparse.Namespace, folder: Path) -> list[
     model_config = model_config_from(job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1)
     torch.manual_seed(args.seed)
     model = build_model(model_config).eval()
-    rankings = rank_layers(model, prunable_parameter_names(model, config["sparsity"]), "unstructured", [1, 1])
+    prunable = prunable_parameter_names(model, config["sparsity"])
+    rankings = {unit: rank_layers(model, prunable, unit, [1, 1]) for unit in args.units}
     n_mels, logmel = model_config["input_dim"], job_params.logmel(config)
     frontend = Frontend(logmel, {"mean": [0.0] * n_mels, "std": [1.0] * n_mels}, model_config["right_context_length"])
     frames = model_config["segment_length"] + model_config["right_context_length"]
     chunk = torch.randn(1, frames, n_mels, generator=torch.Generator().manual_seed(args.seed))
     paths: list[Measured] = []
-    for sparsity in args.sparsities:
-        pruned = pruned_copy(model, rankings, sparsity)
-        label = f"{preset} {sparsity:.0%}"
-        paths.append(Measured(sparsity, EAGER, EagerRunner(pruned, model_config, chunk)))
-        bundle = export_variants(pruned, model_config, frontend, folder / f"{preset}-{sparsity}", label)
+    models = [(DENSE, "dense")] + [(sparsity, unit) for sparsity in args.sparsities if sparsity != DENSE
+                                   for unit in args.units]
+    for sparsity, unit in models:
+        pruned, pruned_config, kept = pruned_copy(model, model_config, rankings.get(unit), sparsity, unit)
+        label = f"{preset} {sparsity:.0%} {unit}"
+        paths.append(Measured(sparsity, unit, kept, EAGER, EagerRunner(pruned, pruned_config, chunk)))
+        bundle = export_variants(pruned, pruned_config, frontend, folder / f"{preset}-{sparsity}-{unit}", label)
         for variant in RUNTIME_VARIANTS:
             programs = load_programs(bundle, variant, THREADS)
             runner = RuntimeRunner(programs, bundle.shape, bundle.blank, chunk.numpy())
-            paths.append(Measured(sparsity, variant, runner, *variant_sizes(bundle, variant)))
+            paths.append(Measured(sparsity, unit, kept, variant, runner, *variant_sizes(bundle, variant)))
     print(f"{preset}: timing {len(paths)} paths x {args.rounds} rounds ...", file=sys.stderr, flush=True)
     interleaved(paths, args.rounds)
     dense = [path for path in paths if path.sparsity == DENSE]
@@ -227,7 +244,8 @@ def measure_preset(preset: str, args: argparse.Namespace, folder: Path) -> list[
     print(f"\n{preset}: {chunk_ms:.0f} ms of audio per chunk ({model_config['segment_length']} + "
           f"{model_config['right_context_length']} look-ahead input frames); reference: {best.name} at "
           f"{best.sparsity:.0%}", flush=True)
-    return [{"preset": preset, "sparsity": path.sparsity, "path": path.name,
+    return [{"preset": preset, "sparsity": path.sparsity, "unit": path.unit, "kept_m": path.kept_params / 1e6,
+             "path": path.name,
              "encoder_ms": 1e3 * statistics.median(path.encoder_s), "chunk_ms": 1e3 * statistics.median(path.chunk_s),
              "x_best_runtime": median_ratio(path, best), "x_eager": median_ratio(path, eager),
              "install_mb": path.install_mb, "download_mb": path.download_mb} for path in paths]
@@ -238,10 +256,11 @@ def number(value: float | None, width: int, digits: int) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'preset':<6} {'sparsity':>8} {'path':<16} {'encoder ms':>10} {'chunk ms':>9} {'x best runtime':>14} "
-          f"{'x eager':>8} {'install MB':>10} {'download MB':>11}")
+    print(f"{'preset':<6} {'sparsity':>8} {'unit':<12} {'kept M':>6} {'path':<16} {'encoder ms':>10} {'chunk ms':>9} "
+          f"{'x best runtime':>14} {'x eager':>8} {'install MB':>10} {'download MB':>11}")
     for row in rows:
-        print(f"{row['preset']:<6} {row['sparsity']:>8.0%} {row['path']:<16} {row['encoder_ms']:>10.2f} "
+        print(f"{row['preset']:<6} {row['sparsity']:>8.0%} {row['unit']:<12} {row['kept_m']:>6.2f} {row['path']:<16} "
+              f"{row['encoder_ms']:>10.2f} "
               f"{row['chunk_ms']:>9.2f} {row['x_best_runtime']:>14.2f} {row['x_eager']:>8.2f} "
               f"{number(row['install_mb'], 10, 2)} {number(row['download_mb'], 11, 2)}", flush=True)
 
