@@ -82,19 +82,13 @@ class EncoderProgram(torch.nn.Module):
         for index, layer in enumerate(emformer.emformer_layers):
             layer_memory = memory[index] if memory is not None else utterance.new_zeros(0, 1, s.width)
             norm_utterance, norm_right = layer._apply_pre_attention_layer_norm(utterance, right_context)
-            # A structured model's layer may keep fewer heads than the widest: its cache rows are the
-            # first `key_width` columns of the shared state tensors, the rest zero.
-            key_width = layer.attention.input_dim
+            layer_keys, layer_values = self._layer_cache(layer, left_keys[index], left_values[index])
             attended, mems_out, keys, values = self._attend(layer, norm_utterance, norm_right, layer_memory,
-                                                            left_keys[index][..., :key_width],
-                                                            left_values[index][..., :key_width], masked)
+                                                            layer_keys, layer_values, masked)
             if s.memory:
                 next_memory.append(torch.cat([layer_memory, mems])[-s.memory:])
-            padding = (0, s.cache_width - key_width)
-            next_keys.append(torch.nn.functional.pad(torch.cat([left_keys[index][..., :key_width], keys]), padding)
-                             [-s.left_context:])
-            next_values.append(torch.nn.functional.pad(torch.cat([left_values[index][..., :key_width], values]),
-                                                       padding)[-s.left_context:])
+            next_keys.append(self._padded(torch.cat([layer_keys, keys])[-s.left_context:]))
+            next_values.append(self._padded(torch.cat([layer_values, values])[-s.left_context:]))
             utterance, right_context = layer._apply_post_attention_ffn(attended, utterance, right_context)
             mems = mems_out
         encodings = transcriber.layer_norm(transcriber.output_linear(utterance.permute(1, 0, 2)))
@@ -102,6 +96,18 @@ class EncoderProgram(torch.nn.Module):
         if s.memory:
             state_out.append(torch.stack(next_memory))
         return (encodings, *state_out, processed + self.segment_step)
+
+    def _layer_cache(self, layer: torch.nn.Module, keys: torch.Tensor,
+                     values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A structured model's layer may keep fewer heads than the widest: its cache is the first
+        (heads x head width) columns of the shared state tensors, the rest zero. (No op is traced for a
+        layer as wide as the cache: every layer of an unsliced model.)"""
+        width = layer.attention.input_dim
+        return (keys, values) if width == self.shape.cache_width else (keys[..., :width], values[..., :width])
+
+    def _padded(self, rows: torch.Tensor) -> torch.Tensor:
+        missing = self.shape.cache_width - rows.size(-1)
+        return rows if missing == 0 else torch.nn.functional.pad(rows, (0, missing))
 
     def _masked_columns(self, processed: torch.Tensor, right_frames: int) -> torch.Tensor:
         """[queries, keys] True where a key is a cache row not yet filled (or memory, for the summary
