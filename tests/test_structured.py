@@ -224,12 +224,12 @@ def _masked_copy(model: torch.nn.Module, masks) -> torch.nn.Module:
     return masked
 
 
-def _allocations(model, rankings) -> dict[str, object]:
+def _allocations(rankings) -> dict[str, object]:
     """A uniform level, and a per-layer vector under which the layers keep different numbers of heads
     (one layer none at all: it keeps one with zero output) and of neurons."""
     units = allocation_units(rankings)
     vector = {}
-    for index, (group, members) in enumerate(units.items()):
+    for index, members in enumerate(units.values()):
         level = {0: 1.0, 1: 0.2, 2: 0.0, 3: 0.9}[index % 4]
         vector.update(dict.fromkeys(members, level))
     return {"uniform 0.5": 0.5, "per-layer": vector}
@@ -251,7 +251,7 @@ def trained_structured(prepared: PreparedData, dense_model: Path):
 def test_the_sliced_model_streams_as_the_masked_model_on_real_utterances(trained_structured) -> None:
     model, model_config, rankings, frontend = trained_structured
     chunker = StreamingChunks(model_config["segment_length"], model_config["right_context_length"])
-    for label, allocation in _allocations(model, rankings).items():
+    for label, allocation in _allocations(rankings).items():
         masks = masks_at(rankings, allocation)
         masked = _masked_copy(model, masks)
         sliced, sliced_config = slice_structured(model, model_config, masks)
@@ -284,7 +284,7 @@ def test_the_sliced_model_exports_to_a_runtime_that_decodes_as_the_masked_model(
     """Its encoder program (layers of different widths in one padded cache) equals the masked model's
     streaming, and ONNX Runtime's greedy transcript equals PyTorch's."""
     model, model_config, rankings, frontend = trained_structured
-    masks = masks_at(rankings, _allocations(model, rankings)["per-layer"])
+    masks = masks_at(rankings, _allocations(rankings)["per-layer"])
     masked = _masked_copy(model, masks)
     sliced, sliced_config = slice_structured(model, model_config, masks)
     programs = build_programs(sliced, sliced_config, frontend)
