@@ -17,7 +17,6 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from omni.config import ConfigError
-from omni.sparsity import structured
 
 UNSTRUCTURED = "unstructured"
 BLOCK = "block"
@@ -210,6 +209,11 @@ class LayerRanking:
         scores = unit_scores(weight.detach() * keep, self.unit, self.name)
         return scores.masked_fill(~units_alive(keep, self.unit), PRUNED_SCORE)
 
+    @property
+    def unit_ranks(self) -> Tensor:
+        """Each unit's place in the order, over the weight's unit grid."""
+        return self._rank
+
     def state_dict(self) -> dict[str, Any]:
         """The ranking itself, so a resumed supernet uses the masks it was using when killed."""
         state = {"rank": self._rank.cpu(), "shape": list(self.shape), "unit": list(self.unit), "name": self.name}
@@ -259,7 +263,8 @@ def rank_layers(model: nn.Module, names: Iterable[str], granularity: str, block_
     if restrict_to is not None and (missing := [name for name in names if name not in restrict_to]):
         raise KeyError(f"rank_layers: restrict_to has no mask for {missing}")
     if granularity == STRUCTURED:
-        return _rank_groups(model, names, restrict_to=restrict_to)
+        from omni.sparsity.structured import rank_groups   # here: structured.py builds on this module
+        return rank_groups(model, names, restrict_to=restrict_to)
     rankings = {}
     for name in names:
         keep_within = None if restrict_to is None else restrict_to[name]
@@ -273,36 +278,10 @@ def rerank_within_levels(model: nn.Module, previous: Mapping[str, LayerRanking],
     """Every layer of `previous` re-ranked on its current weights without reviving a unit that any
     of `sparsities` pruned under the previous ranking (LayerRanking.within_levels)."""
     if any(ranking.group is not None for ranking in previous.values()):
-        return _rank_groups(model, list(previous), previous=previous, sparsities=sparsities)
+        from omni.sparsity.structured import rank_groups   # here: structured.py builds on this module
+        return rank_groups(model, list(previous), previous=previous, sparsities=sparsities)
     return {name: LayerRanking.within_levels(original_weight(model, name), ranking, sparsities)
             for name, ranking in previous.items()}
-
-
-def _rank_groups(model: nn.Module, names: list[str], restrict_to: Mapping[str, Tensor] | None = None,
-                 previous: Mapping[str, LayerRanking] | None = None,
-                 sparsities: Sequence[float] = ()) -> dict[str, LayerRanking]:
-    """Structured rankings: one order per group of `names` (omni.sparsity.structured), on the units'
-    current scores; pruned units (`restrict_to`) below every live one; or, given the `previous`
-    rankings, sorted first by how many of `sparsities` kept each unit (within_levels, per group)."""
-    rankings: dict[str, LayerRanking] = {}
-    for group in structured.unit_groups(model, names):
-        scores = structured.group_scores(group, {m.name: original_weight(model, m.name) for m in group.members})
-        buckets = None
-        if restrict_to is not None:
-            scores = scores.masked_fill(~structured.units_alive(group, restrict_to), PRUNED_SCORE)
-        if previous is not None:
-            first = group.members[0]
-            old_rank = torch.empty(group.units, dtype=RANK_DTYPE)
-            old_rank[torch.tensor(first.unit_of_block)] = previous[first.name]._rank.flatten().cpu()
-            buckets = levels_kept(old_rank, sparsities, group.units)
-        rank = ranks_of(scores, buckets)
-        for member in group.members:
-            shape = tuple(original_weight(model, member.name).shape)
-            grid = unit_grid(shape, member.unit, member.name)
-            rankings[member.name] = LayerRanking.of_ranks(member.name, shape, member.unit,
-                                                          structured.member_blocks(member, rank).view(grid),
-                                                          group.units, group.name)
-    return {name: rankings[name] for name in names}
 
 
 def allocation_units(rankings: Mapping[str, LayerRanking]) -> dict[str, list[str]]:

@@ -16,20 +16,31 @@ group's units, all of its members at once. A unit's score is the L2 norm of ever
 one thing at every granularity, and a unit whose weights are small in one matrix and large in another is
 judged on all it carries.
 
-This module knows the geometry (which rows and columns form which unit) and the scores; the rankings
-built from them are omni.sparsity.masks' own LayerRanking, one per member, all of a group's members
-sharing the group's order, so every level's masks agree across the members and stay nested.
+This module knows the geometry (which rows and columns form which unit), the scores and the group
+rankings built from them (omni.sparsity.masks.rank_layers calls `rank_groups` for this granularity): the
+masks module's own LayerRanking, one per member, all of a group's members sharing the group's order, so
+every level's masks agree across the members and stay nested.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from omni.config import ConfigError
+from omni.sparsity.masks import (
+    PRUNED_SCORE,
+    RANK_DTYPE,
+    LayerRanking,
+    levels_kept,
+    original_weight,
+    ranks_of,
+    to_units,
+    unit_grid,
+)
 
 LAYER = r"^(?P<layer>transcriber\.transformer\.emformer_layers\.\d+)\."
 HEAD_MEMBERS = ("attention.emb_to_query.weight", "attention.emb_to_key_value.weight", "attention.out_proj.weight")
@@ -105,9 +116,7 @@ def _neurons(model: nn.Module, layer: str) -> UnitGroup:
 
 def block_view(weight: Tensor, unit: tuple[int, int]) -> Tensor:
     """[R, C] as [blocks, elements of a block], blocks row-major over the unit grid."""
-    rows, cols = weight.shape
-    grid = weight.reshape(rows // unit[0], unit[0], cols // unit[1], unit[1]).permute(0, 2, 1, 3)
-    return grid.reshape(-1, unit[0] * unit[1])
+    return to_units(weight, unit).reshape(-1, unit[0] * unit[1])
 
 
 def group_scores(group: UnitGroup, weights: Mapping[str, Tensor]) -> Tensor:
@@ -131,3 +140,29 @@ def units_alive(group: UnitGroup, masks: Mapping[str, Tensor]) -> Tensor:
 def member_blocks(member: Member, per_unit: Tensor) -> Tensor:
     """A per-unit tensor of the group spread over `member`'s unit grid (row-major blocks)."""
     return per_unit[torch.tensor(member.unit_of_block)]
+
+
+def rank_groups(model: nn.Module, names: list[str], restrict_to: Mapping[str, Tensor] | None = None,
+                previous: Mapping[str, LayerRanking] | None = None,
+                sparsities: Sequence[float] = ()) -> dict[str, LayerRanking]:
+    """Structured rankings: one order per group of `names`, on the units' current scores; pruned units (`restrict_to`) below every live one; or, given the `previous`
+    rankings, sorted first by how many of `sparsities` kept each unit (within_levels, per group)."""
+    rankings: dict[str, LayerRanking] = {}
+    for group in unit_groups(model, names):
+        scores = group_scores(group, {m.name: original_weight(model, m.name) for m in group.members})
+        buckets = None
+        if restrict_to is not None:
+            scores = scores.masked_fill(~units_alive(group, restrict_to), PRUNED_SCORE)
+        if previous is not None:
+            first = group.members[0]
+            old_rank = torch.empty(group.units, dtype=RANK_DTYPE)
+            old_rank[torch.tensor(first.unit_of_block)] = previous[first.name].unit_ranks.flatten().cpu()
+            buckets = levels_kept(old_rank, sparsities, group.units)
+        rank = ranks_of(scores, buckets)
+        for member in group.members:
+            shape = tuple(original_weight(model, member.name).shape)
+            grid = unit_grid(shape, member.unit, member.name)
+            rankings[member.name] = LayerRanking.of_ranks(member.name, shape, member.unit,
+                                                          member_blocks(member, rank).view(grid), group.units,
+                                                          group.name)
+    return {name: rankings[name] for name in names}
