@@ -8,10 +8,13 @@ compares params by their repr; dataclasses it cannot represent would never trigg
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 from omni.arms import PRUNING_KINDS, SEARCHED_SUFFIX, arm_kind
 from omni.config import model_preset
+from omni.data.sources import KALDI_SEGMENTS, source_files
+from omni.data.text import read_replacements
 from omni.sparsity.budget import planned_steps
 
 Config = Mapping[str, Any]
@@ -49,12 +52,27 @@ def corpus(config: Config) -> Section:
     tree of its root and subsets."""
     if config["corpus"] == "librispeech":
         return canonical({"kind": "librispeech", **config["librispeech"]})
+    if config["corpus"] == "manifests":
+        return canonical({"kind": "manifests", "listings": config["manifests"]})
     return canonical({"kind": "synth", "seed": config["seed"], "synth": config["synth"],
                       "alphabet": config["data"]["alphabet"], "sample_rate": config["data"]["sample_rate"]})
 
 
+def corpus_listings(config: Config) -> list[str]:
+    """The files a user's corpus is listed in (corpus: manifests), as the corpus job's inputs: an edited
+    listing rebuilds the manifests. Missing ones are left to the job, whose error names the config key."""
+    if config["corpus"] != "manifests" or not config["manifests"]:
+        return []
+    files = [path for source in config["manifests"].values() for path in source_files(source)]
+    optional = [Path(source["dir"]) / KALDI_SEGMENTS for source in config["manifests"].values() if source["format"] == "kaldi"]
+    return sorted(str(path) for path in files + optional if path.is_file())
+
+
 def manifest(config: Config) -> Section:
-    return canonical(config["data"])
+    """The data section, its replacement table read in: an edited table reruns the manifests."""
+    text = config["data"]["text"]
+    pairs = [list(pair) for pair in read_replacements(text["replacements"])] if text["replacements"] else []
+    return canonical({**config["data"], "text": {**text, "replacements": pairs}})
 
 
 def logmel(config: Config) -> Section:

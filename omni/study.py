@@ -155,7 +155,7 @@ class Study:
         return self.path("data", "feature_stats.json")
 
     def voices(self) -> str:
-        """speaker -> voice of the corpus (omni.data.voices): what the tables resample."""
+        """utterance -> speaker and voice (omni.data.voices): what the tables resample."""
         return self.path("data", "voices.tsv")
 
     def tokenizer(self) -> str:
@@ -307,6 +307,9 @@ def check_study(config: Mapping[str, Any]) -> None:
     parsed, so a bad configuration stops before any job starts. Raises ConfigError naming the key."""
     _check_finite(config)
     _check_results_dir(config["results_dir"])
+    if config["corpus"] == "synth" and config["data"]["alphabet"] is None:
+        raise ConfigError("config key 'data.alphabet': the synthetic corpus draws its sentences within the alphabet;"
+                          " null (any letter) is for a corpus of your own")
     _check_training(config)
     model_preset(config)
     table_decode, decodes = config["report"]["table_decode"], config["evaluate"]["decodes"]

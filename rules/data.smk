@@ -7,7 +7,9 @@ localrules: split_dev, tokenizer, voices   # seconds each: on the submitting hos
 
 
 rule build_corpus:
-    """Synthesise the embedded corpus, or index a local LibriSpeech tree (no copy)."""
+    """Synthesise the embedded corpus, or index a local LibriSpeech tree or a corpus's own listings (no copy)."""
+    input:
+        listings=job_params.corpus_listings(config),
     output:
         info=CORPUS_READY,
     params:
@@ -103,9 +105,10 @@ rule tokenizer:
 
 
 rule voices:
-    """Who speaks each speaker's utterances (the corpus's SPEAKERS.TXT): the tables resample voices."""
+    """Who speaks each utterance (the manifests), in which voice (the corpus's SPEAKERS.TXT): the tables resample voices."""
     input:
         corpus=CORPUS_READY,
+        manifests=[STUDY.manifest(split) for split in SPLITS],
     output:
         voices=STUDY.voices(),
     log:

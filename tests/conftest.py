@@ -32,6 +32,11 @@ def smoke_config(results_dir: Path, overrides: dict[str, Any] | None = None) -> 
     return load_config(REPO / "config.yaml", deep_merge(layered, overrides or {}))
 
 
+def manifest_section(**overrides: Any) -> dict[str, Any]:
+    """The manifest rule's section (omni.job_params.manifest) of config.yaml, with `overrides`."""
+    return {**job_params.manifest(load_config(REPO / "config.yaml")), **overrides}
+
+
 @dataclass
 class PreparedData:
     config: dict[str, Any]
@@ -54,10 +59,10 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
     write_corpus_record(record, info)
     manifests = {}
     for split in SPLITS:
-        kept, _ = build_manifest(info, split, config["data"])
+        kept, _ = build_manifest(info, split, job_params.manifest(config))
         manifests[split] = root / "data" / f"{split}.tsv"
         write_manifest(manifests[split], kept, record)
-    train = build_manifest(info, "train", config["data"])[0]
+    train = build_manifest(info, "train", job_params.manifest(config))[0]
     stats = root / "data" / "feature_stats.json"
     write_json(stats, compute_feature_stats(train, job_params.logmel(config), 1))
     tokenizer = root / "data" / "tokenizer.model"

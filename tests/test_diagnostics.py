@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from omni.asr.model import save_model
+from omni.data.voices import Voices
 from omni.results.diagnostics import LevelRun, churn, late_gap, loss_gap, mask_iou, write_diagnostics
 
 STEPS = 90
@@ -59,7 +60,9 @@ def test_mask_iou_and_the_written_tables(tmp_path: Path) -> None:
                    tmp_path / "omni.pt", tmp_path / "individual.pt", tmp_path / "omni_eval", tmp_path / "individual_eval")
     outputs = {key: tmp_path / name for key, name in (("csv", "d.csv"), ("voices_csv", "v.csv"), ("md", "d.md"),
                                                        ("png", "d.png"))}
-    write_diagnostics([run], "greedy", "test-other", {"1": "A", "2": "A", "3": "B"}, outputs)
+    utt_voices = {"1-1-1": "A", "1-1-2": "A", "2-1-1": "A", "3-1-1": "B"}
+    voices = Voices({utt: utt.split("-")[0] for utt in utt_voices}, utt_voices)
+    write_diagnostics([run], "greedy", "test-other", voices, outputs)
     training = pd.read_csv(outputs["csv"]).iloc[0]
     assert training["passes_at_level"] == STEPS and training["mask_iou"] == pytest.approx(0.25)
     voices = pd.read_csv(outputs["voices_csv"]).set_index("voice")

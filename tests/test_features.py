@@ -67,7 +67,7 @@ def tiny_manifest(tmp_path: Path) -> pd.DataFrame:
     for seed, (length, gain) in enumerate([(4000, 0.1), (7000, 0.5), (9999, 0.9)]):
         path = tmp_path / f"1-1-{seed}.flac"
         soundfile.write(path, gain * noise(length, seed).numpy(), RATE, subtype="PCM_16")
-        rows.append([path.stem, str(path), length / RATE, length, RATE, "NOISE"])
+        rows.append([path.stem, str(path), length / RATE, length, RATE, "NOISE", "1", 0])
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
 

@@ -1,6 +1,7 @@
 """Real LibriSpeech files (the shared 20-utterance test-other sample, found beside the repository): the
 manifest reader, and the LibriSpeech study's whole path (configs/librispeech.yaml, shrunk by
-configs/librispeech-sample.yaml) through every rule to its tables."""
+configs/librispeech-sample.yaml) read through a user's table (configs/manifests-example.yaml) through every rule
+to its tables."""
 from __future__ import annotations
 
 import subprocess
@@ -13,12 +14,11 @@ import soundfile
 
 from omni.data.audio import AudioError, read_audio
 from omni.data.manifest import build_manifest
-from tests.conftest import LIBRISPEECH_SAMPLE, REPO
+from tests.conftest import LIBRISPEECH_SAMPLE, REPO, manifest_section
 
 SAMPLE_ROOT = LIBRISPEECH_SAMPLE
 SUBSET = "test-other"
-DATA_CFG = {"sample_rate": 16000, "resample": False, "max_duration_s": 20.0,
-            "alphabet": "ABCDEFGHIJKLMNOPQRSTUVWXYZ' ", "on_bad_utterance": "fail"}
+DATA_CFG = manifest_section(resample=False, on_bad_utterance="fail")
 
 pytestmark = pytest.mark.skipif(not (SAMPLE_ROOT / SUBSET).is_dir(), reason=f"no LibriSpeech sample at {SAMPLE_ROOT}")
 
@@ -84,15 +84,19 @@ def test_read_audio_refuses_another_rate_without_resampling(sample_manifest) -> 
         read_audio(kept["audio_path"][0], DATA_CFG["sample_rate"] // 2, resample=False)
 
 
-def test_the_librispeech_study_runs_every_rule_on_real_audio(tmp_path: Path) -> None:
-    subsets = ", ".join(f"{split}: [{SUBSET}]" for split in ("train", "dev", "test-clean", "test-other"))
+def test_the_librispeech_study_runs_every_rule_on_real_audio_read_from_a_users_table(tmp_path: Path) -> None:
+    """The sample study through `corpus: manifests` (configs/manifests-example.yaml): a user's table in, every rule
+    run; the table gives the LibriSpeech reader's manifest (tests/test_sources.py), so this is that study too."""
+    table = REPO / "configs" / "manifests-example" / "librispeech-sample.tsv"
+    listings = ", ".join(f"{split}: {{format: table, table: {table}}}" for split in ("train", "dev", "test-clean",
+                                                                                      "test-other"))
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
                "--cores", "2", "--configfile", str(REPO / "configs" / "librispeech.yaml"),
-               str(REPO / "configs" / "librispeech-sample.yaml"),
-               "--config", f"librispeech={{root: {SAMPLE_ROOT}, subsets: {{{subsets}}}}}"]
+               str(REPO / "configs" / "librispeech-sample.yaml"), str(REPO / "configs" / "manifests-example.yaml"),
+               "--config", f"manifests={{{listings}}}"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr[-4000:]
-    results = tmp_path / "results" / "librispeech-sample"
+    results = tmp_path / "results" / "manifests-example"
     wer = pd.read_csv(results / "tables" / "wer.csv")
     assert {"dense", "control", "individual", "omni", "omni-searched"} <= set(wer["arm"])
     assert (wer["utterances"] == 20).all() and wer["wer"].notna().all()

@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile
+import torch
 
 from omni import job_params
 from omni.config import deep_merge, load_config
 from omni.data.batches import UtteranceSet
 from omni.data.corpus import CorpusError
 from omni.data.manifest import (
+    audio_spans,
     MANIFEST_COLUMNS,
     REJECT_COLUMNS,
     BadCorpusError,
@@ -31,7 +33,7 @@ from omni.data.manifest import (
 from omni.data.synth_corpus import SPLITS
 from omni.data.voices import read_voices
 from omni.study import Study
-from tests.conftest import LIBRISPEECH_SAMPLE, REPO
+from tests.conftest import LIBRISPEECH_SAMPLE, REPO, manifest_section
 from tests.faults import FaultRecorder
 from tests.test_synth import tiny_config
 
@@ -47,9 +49,8 @@ BROKEN_INDEX = len(GOOD_TEXTS)
 
 
 def data_cfg(**overrides: object) -> dict:
-    cfg = {"sample_rate": RATE, "resample": False, "max_duration_s": MAX_SECONDS, "alphabet": ALPHABET,
-           "on_bad_utterance": "skip"}
-    return {**cfg, **overrides}
+    return manifest_section(**{"sample_rate": RATE, "resample": False, "max_duration_s": MAX_SECONDS,
+                               "alphabet": ALPHABET, "on_bad_utterance": "skip", **overrides})
 
 
 def corpus_info(root: Path, subsets: list[str]) -> dict:
@@ -165,7 +166,6 @@ CASES: dict[str, tuple[Callable[[Chapter], None], list[str]]] = {
     "empty_transcript": (break_empty_transcript, ["empty transcript"]),
     "characters": (break_characters, ["data.alphabet", "'Ö'", "'4'", "'2'"]),
     "rate": (break_rate, ["sample rate 8000 Hz", "data.resample"]),
-    "stereo": (break_stereo, ["2 channels"]),
     "too_long": (break_too_long, ["2.50 s exceeds", "data.max_duration_s"]),
 }
 
@@ -221,7 +221,7 @@ def test_duplicate_ids_across_subsets_reject_every_copy(tmp_path: Path, fault: F
     fault.data_lost(good_dropped(kept, [second.broken]), "unique utterances dropped")
     assert list(kept["utt_id"]) == [second.broken]
     assert sorted(rejects["utt_id"]) == sorted(first.good * 2)
-    copy_in_a = rejects[rejects["audio_path"] == str(first.audio(first.good[0]))]["reason"].iloc[0]
+    copy_in_a = rejects[rejects["location"] == str(first.audio(first.good[0]))]["reason"].iloc[0]
     fault.named(copy_in_a, f"{second.trans}:1")
     assert copy_in_a == f"duplicate utterance id (also at {second.trans}:1)"
     fault.survived("every copy of a duplicated id rejected, each naming the other's file:line; the unique one kept")
@@ -275,9 +275,20 @@ def test_missing_subset_folder_is_named(tmp_path: Path, fault: FaultRecorder) ->
     fault.survived("refused, naming the missing subset folder")
 
 
+def test_stereo_audio_is_kept_and_read_as_the_mean_of_its_channels(tmp_path: Path) -> None:
+    chapter = write_good_chapter(tmp_path)
+    left, right = np.full(RATE, 0.5, dtype=np.float32), np.full(RATE, -0.25, dtype=np.float32)
+    soundfile.write(chapter.audio(chapter.broken), np.stack([left, right], axis=1), RATE, subtype="PCM_16")
+    chapter.add_line(f"{chapter.broken} TWO CHANNELS")
+    kept, rejects = build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg())
+    assert rejects.empty and chapter.broken in set(kept["utt_id"])
+    [stereo] = audio_spans(kept[kept["utt_id"] == chapter.broken])
+    assert torch.equal(stereo.read(RATE, resample=False), torch.full((RATE,), 0.125))
+
+
 def test_manifest_rule_skip_mode_writes_manifest_and_rejects(tmp_path: Path) -> None:
     chapter = write_good_chapter(tmp_path / "corpus")
-    break_stereo(chapter)
+    break_characters(chapter)
     out = run_manifest_rule(tmp_path, data_cfg())
     kept = read_manifest(out / "manifest.tsv")
     assert list(kept.columns) == MANIFEST_COLUMNS
@@ -298,8 +309,8 @@ def test_manifest_rule_writes_header_only_rejects_for_a_clean_corpus(tmp_path: P
 @pytest.mark.fault("bad corpora")
 def test_manifest_rule_fail_mode_writes_nothing(tmp_path: Path, fault: FaultRecorder) -> None:
     chapter = write_good_chapter(tmp_path / "corpus")
-    break_stereo(chapter)
-    with pytest.raises(BadCorpusError, match="2 channels") as caught:
+    break_rate(chapter)
+    with pytest.raises(BadCorpusError, match="sample rate 8000 Hz") as caught:
         run_manifest_rule(tmp_path, data_cfg(on_bad_utterance="fail"))
     fault.named(str(caught.value), str(chapter.audio(chapter.broken)))
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["corpus.json", "manifest.log"]
@@ -318,7 +329,7 @@ def test_read_manifest_names_the_file_on_wrong_columns(tmp_path: Path, fault: Fa
 
 def test_read_manifest_keeps_na_words_as_text(tmp_path: Path) -> None:
     path = tmp_path / "m.tsv"
-    row = ["A-1-1", "/x.flac", 1.0, RATE, RATE, "NA"]
+    row = ["A-1-1", "/x.flac", 1.0, RATE, RATE, "NA", "A", 0]
     pd.DataFrame([row], columns=MANIFEST_COLUMNS).to_csv(path, sep="\t", index=False)
     assert read_manifest(path)["transcript"][0] == "NA"
 
@@ -350,7 +361,8 @@ def test_wav_files_in_the_tree_are_named_not_dropped_without_a_word(tmp_path: Pa
 def test_a_table_without_a_corpus_line_reads_its_paths_relative_to_itself(tmp_path: Path) -> None:
     path = tmp_path / "lists" / "m.tsv"
     path.parent.mkdir()
-    pd.DataFrame([["A-1-1", "audio/x.flac", 1.0, RATE, RATE, "A"], ["A-1-2", "/abs/y.flac", 1.0, RATE, RATE, "B"]],
+    pd.DataFrame([["A-1-1", "audio/x.flac", 1.0, RATE, RATE, "A", "A", 0],
+                  ["A-1-2", "/abs/y.flac", 1.0, RATE, RATE, "B", "A", 0]],
                  columns=MANIFEST_COLUMNS).to_csv(path, sep="\t", index=False)
     assert list(read_manifest(path)["audio_path"]) == [str(tmp_path / "lists" / "audio" / "x.flac"), "/abs/y.flac"]
 
@@ -403,9 +415,12 @@ def test_a_moved_synthetic_study_reads_its_audio_from_the_new_place(tmp_path: Pa
         assert_batches_read_from(moved / "data" / "manifests" / f"{name}.tsv", moved / "corpus" / "synth",
                                  config["data"]["sample_rate"])
     voices = moved / "data" / "voices.tsv"
-    run_rule("voices.py", moved / "logs" / "voices.log", input={"corpus": moved / "corpus" / "synth.json"},
-             output={"voices": voices})
-    assert len(read_voices(voices)) == config["synth"]["speakers_per_split"] * len(SPLITS)
+    manifests = [str(moved / "data" / "manifests" / f"{name}.tsv") for name in ("train", "dev")]
+    run_rule("voices.py", moved / "logs" / "voices.log",
+             input={"corpus": moved / "corpus" / "synth.json", "manifests": manifests}, output={"voices": voices})
+    table = read_voices(voices)
+    assert len(table.speakers) == sum(len(read_manifest(path)) for path in manifests)
+    assert set(table.voices.values()) <= set(config["synth"]["train_voices"] + config["synth"]["other_voices"])
     lonely = tmp_path / "lonely" / "data" / "manifests" / "train.tsv"   # copied without its corpus record
     lonely.parent.mkdir(parents=True)
     shutil.copy(moved / "data" / "manifests" / "train.tsv", lonely)

@@ -21,6 +21,7 @@ import yaml
 
 from omni.arms import arm_kind, arm_order
 from omni.costs import CostRecord
+from omni.data.voices import Voices
 from omni.results import accounting, cost_tables, strategy_tables, wer_tables
 from omni.results.bootstrap import BootstrapSettings, paired_bootstrap, seeded_paired_bootstrap, wer_interval
 from omni.results.formatting import SIGNIFICANT_MARK
@@ -143,7 +144,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     took twice as long (the headline is a mean per seed)."""
     root = tmp_path_factory.mktemp("results")
     (root / "data").mkdir()
-    (root / "data/voices.tsv").write_text("speaker\tvoice\n")   # every speaker its own voice, as in real speech
+    (root / "data/voices.tsv").write_text("utt_id\tspeaker\tvoice\n")   # utterances read as LibriSpeech ids
     _write_model_eval(root, "dense", "dense", 0.0, DENSE_SEED)
     models = root / "models"
     _write_cost(models / f"dense/seed{DENSE_SEED}/dense/cost.json", job="train_dense", arm="dense", sparsity=None,
@@ -673,8 +674,10 @@ def test_primary_endpoint_over_dense_models_is_a_t_interval_on_their_estimates(r
 
 def test_speakers_that_share_voices_are_resampled_by_voice(results: Path) -> None:
     """The synthetic test-other has 96 speaker folders of 6 voices: its independent units are the voices."""
-    speakers = sorted({utt_id.split("-")[0] for utt_id in _utt_ids("test-other")})
-    voices = {speaker: f"voice{index % 4}" for index, speaker in enumerate(speakers)}   # 20 speakers, 4 voices
+    utt_ids = _utt_ids("test-other")
+    speakers = sorted({utt_id.split("-")[0] for utt_id in utt_ids})
+    voice = {speaker: f"voice{index % 4}" for index, speaker in enumerate(speakers)}   # 20 speakers, 4 voices
+    voices = Voices({utt: utt.split("-")[0] for utt in utt_ids}, {utt: voice[utt.split("-")[0]] for utt in utt_ids})
     by_speaker = wer_tables.sparsity_table(wer_tables.load_summaries(_summary_paths(results)), SPLITS, TABLE_DECODE,
                                            SETTINGS).set_index("tag")
     by_voice = wer_tables.sparsity_table(wer_tables.load_summaries(_summary_paths(results)), SPLITS, TABLE_DECODE,
@@ -687,7 +690,7 @@ def test_speakers_that_share_voices_are_resampled_by_voice(results: Path) -> Non
 
 
 def test_corpus_voices_come_from_speakers_txt_and_real_speech_has_none(tmp_path: Path) -> None:
-    from omni.data.voices import corpus_voices, read_voices
+    from omni.data.voices import corpus_voices, read_voices, utterance_voices
     synth = tmp_path / "synth"
     synth.mkdir()
     (synth / "SPEAKERS.TXT").write_text(";ID  |SUBSET      |MINUTES|VOICE            |RATE_WPM|PITCH\n"
@@ -702,9 +705,17 @@ def test_corpus_voices_come_from_speakers_txt_and_real_speech_has_none(tmp_path:
     (synth / "SPEAKERS.TXT").write_text(";ID|SUBSET|VOICE\n40000|test-other\n")
     with pytest.raises(ValueError, match=r"SPEAKERS.TXT:2"):
         corpus_voices(synth)
+    manifest = pd.DataFrame({"utt_id": ["40000-1-0001", "40001-1-0001", "9-1-0001", "own"],
+                             "speaker": ["40000", "40001", "9", ""]})
     table = tmp_path / "voices.tsv"
-    table.write_text("speaker\tvoice\n40000\ten-us+f5\n")
-    assert read_voices(table) == {"40000": "en-us+f5"}
+    utterance_voices([manifest], synth.parent / "none").to_csv(table, sep="\t", index=False)
+    assert read_voices(table).voice_of("own") == "own", "no speaker named: its own unit"
+    (synth / "SPEAKERS.TXT").write_text(";ID|SUBSET|VOICE\n40000|test-other|en-us+f5\n")
+    utterance_voices([manifest], synth).to_csv(table, sep="\t", index=False)
+    voices = read_voices(table)
+    assert [voices.voice_of(utt) for utt in manifest["utt_id"]] == ["en-us+f5", "40001", "9", "own"]
+    assert [voices.speaker_of(utt) for utt in manifest["utt_id"]] == ["40000", "40001", "9", "own"]
+    assert voices.names_speakers(manifest["utt_id"][:3]) and not voices.names_speakers(manifest["utt_id"])
 
 
 @pytest.mark.parametrize("bounds, claim", [((-9.0, -3.0), "supported"), ((-1.0, 4.0), "rejected"),

@@ -77,7 +77,7 @@ def test_too_large_vocabulary_names_the_key_and_the_maximum(tmp_path: Path) -> N
 
 def test_tokenizer_rule_trains_on_the_manifest_transcripts(tmp_path: Path) -> None:
     manifest = tmp_path / "train.tsv"
-    rows = [[f"1-2-{i}", f"/a/{i}.flac", 1.0, 16000, 16000, text] for i, text in enumerate(TRANSCRIPTS)]
+    rows = [[f"1-2-{i}", f"/a/{i}.flac", 1.0, 16000, 16000, text, "1", 0] for i, text in enumerate(TRANSCRIPTS)]
     pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(manifest, sep="\t", index=False)
     smk = SimpleNamespace(
         input=SimpleNamespace(manifest=str(manifest)),

@@ -53,6 +53,19 @@ def probe_audio(path: str | os.PathLike) -> AudioProbe:
     return probe
 
 
+@dataclass(frozen=True)
+class AudioSpan:
+    """An utterance's samples in its file (a manifest row's `audio_path`, `offset_samples`, `num_samples`):
+    a segment of a longer recording is read in place."""
+
+    path: str
+    offset: int
+    frames: int
+
+    def read(self, target_rate: int, resample: bool) -> torch.Tensor:
+        return read_audio(self.path, target_rate, resample, self.offset, self.frames)
+
+
 def _last_sample_reads(handle: soundfile.SoundFile, declared: int) -> bool:
     try:
         handle.seek(declared - 1)
@@ -61,17 +74,19 @@ def _last_sample_reads(handle: soundfile.SoundFile, declared: int) -> bool:
         return False
 
 
-def read_audio(path: str | os.PathLike, target_rate: int, resample: bool) -> torch.Tensor:
-    """Mono float32 waveform at `target_rate`; anything the model cannot take raises AudioError."""
+def read_audio(path: str | os.PathLike, target_rate: int, resample: bool, offset: int = 0,
+               frames: int = -1) -> torch.Tensor:
+    """Mono float32 waveform at `target_rate` of `frames` samples from `offset` (the file's rate; -1: to
+    the end); anything the model cannot take raises AudioError. Several channels are downmixed to
+    their mean (equal weights: a stereo recording of one talker keeps its level; a channel that is
+    silent halves it, as a device's mono microphone path would)."""
     try:
-        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (soundfile.SoundFileError, OSError) as error:
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True, start=offset, frames=frames)
+    except (soundfile.SoundFileError, OSError, RuntimeError) as error:
         raise AudioError(path, f"unreadable or corrupt audio ({error})") from error
-    if data.shape[1] != 1:
-        raise AudioError(path, f"{data.shape[1]} channels, expected mono")
     if data.shape[0] == 0:
         raise AudioError(path, "zero-length audio (0 samples)")
-    waveform = torch.from_numpy(data[:, 0].copy())
+    waveform = torch.from_numpy(data[:, 0].copy() if data.shape[1] == 1 else data.mean(axis=1))
     if rate == target_rate:
         return waveform
     if not resample:

@@ -6,14 +6,13 @@ import dataclasses
 import math
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 import torch
 
-from omni.data.audio import read_audio
 from omni.data.augment import WaveAugment
+from omni.data.manifest import audio_spans
 from omni.data.tokenizer import Tokenizer
 
 # Composition of buckets varies a little per epoch (lengths jittered by up to this fraction
@@ -58,7 +57,7 @@ class UtteranceSet:
     def __init__(self, manifest: pd.DataFrame, tokenizer: Tokenizer | None, sample_rate: int,
                  cache_audio: bool) -> None:
         self.utt_ids = manifest["utt_id"].tolist()
-        self.paths = manifest["audio_path"].tolist()
+        self.spans = audio_spans(manifest)
         self.transcripts = manifest["transcript"].tolist()
         self.num_samples = [int(round(d * sample_rate)) for d in manifest["duration_s"]]
         self.sample_rate = sample_rate
@@ -71,7 +70,7 @@ class UtteranceSet:
     def waveform(self, index: int) -> torch.Tensor:
         if self.cache is not None and index in self.cache:
             return self.cache[index].float() / 32768.0
-        audio = read_audio(Path(self.paths[index]), self.sample_rate, resample=True)
+        audio = self.spans[index].read(self.sample_rate, resample=True)
         if self.cache is not None:  # int16 halves the memory of a cached corpus
             self.cache[index] = (audio * 32768.0).round().clamp(-32768, 32767).to(torch.int16)
             return self.cache[index].float() / 32768.0

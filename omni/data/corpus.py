@@ -1,7 +1,9 @@
 """The corpus stage: whichever corpus is configured ends as one info record for the manifests.
 
 The record names a LibriSpeech-layout root and, per pipeline split, the subset folders under
-it, so the manifest stage reads the synthetic corpus and a real LibriSpeech tree the same way.
+it, so the manifest stage reads the synthetic corpus and a real LibriSpeech tree the same way; a
+user's own corpus (`corpus: manifests`) is recorded as its listing per split, absolute, under the
+folder that holds them all (omni.data.sources).
 It is the one place the root is written down (manifests name the record and hold audio paths
 relative to its root), so it says where the audio is in a way that survives a move: the synthetic
 corpus is an output of the study, inside the results folder, and its root is recorded relative to
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from omni.atomic import write_json
+from omni.data.sources import source_files
 from omni.data.synth_corpus import SPLITS, build_synth_corpus
 
 
@@ -37,12 +40,33 @@ def describe_librispeech(root: str | Path, subsets: Mapping[str, Sequence[str]])
     return {"corpus": "librispeech", "root": str(root), "subsets": {split: list(subsets[split]) for split in SPLITS}}
 
 
+def describe_manifests(listings: Mapping[str, Mapping[str, str]] | None) -> dict[str, Any]:
+    """Check each split's listing exists (config `manifests.<split>`) and record it with absolute paths;
+    the record's root is the folder that holds every listing."""
+    if listings is None:
+        raise CorpusError("config key 'manifests' is null, but config corpus is 'manifests': give each split's listing")
+    sources = {}
+    for split in SPLITS:
+        source = dict(listings[split])
+        for key in sorted(set(source) - {"format"}):
+            path = source[key] = str(Path(source[key]).expanduser().resolve())
+            found = Path(path).is_dir() if key == "dir" else Path(path).is_file()
+            if not found:
+                kind = "directory" if key == "dir" else "file"
+                raise CorpusError(f"config key 'manifests.{split}.{key}': {kind} {path} does not exist")
+        sources[split] = source
+    folders = [str(path.parent) for source in sources.values() for path in source_files(source)]
+    return {"corpus": "manifests", "root": os.path.commonpath(folders), "sources": sources}
+
+
 def prepare_corpus(corpus: Mapping[str, Any], synth_tree: Path, workers: int) -> dict[str, Any]:
     """Build (synth, into `synth_tree`) or check (librispeech) the corpus and return its info record.
 
     `corpus` is the rule's section (omni.job_params.corpus)."""
     if corpus["kind"] == "librispeech":
         return describe_librispeech(corpus["root"], corpus["subsets"])
+    if corpus["kind"] == "manifests":
+        return describe_manifests(corpus["listings"])
     root = Path(os.path.abspath(synth_tree))
     stats = build_synth_corpus(corpus, root, workers)
     return {"corpus": "synth", "root": str(root), "subsets": {split: [split] for split in SPLITS}, **stats}

@@ -21,7 +21,8 @@ import torch
 import torchaudio
 from tqdm import tqdm
 
-from omni.data.audio import read_audio
+from omni.data.audio import AudioSpan
+from omni.data.manifest import audio_spans
 
 # Mel power floor before the log: just under the quietest bins of real 16-bit recordings (~3.5e-10 on
 # the LibriSpeech sample), so real audio is untouched and digital silence (exact zeros, common in
@@ -146,14 +147,14 @@ def compute_feature_stats(manifest: pd.DataFrame, logmel: Mapping[str, Any], wor
     sample = logmel.get("sample")
     if sample and sample["utterances"] < len(manifest):
         manifest = manifest.sample(n=sample["utterances"], random_state=sample["seed"]).sort_index()
-    paths = list(manifest["audio_path"])
+    spans = audio_spans(manifest)
     n_mels = logmel["n_mels"]
     total = np.zeros(n_mels, dtype=np.float64)
     total_sq = np.zeros(n_mels, dtype=np.float64)
     frames = 0
-    with tqdm(total=len(paths), desc="feature stats", unit="utt", file=sys.stderr,
+    with tqdm(total=len(spans), desc="feature stats", unit="utt", file=sys.stderr,
               mininterval=_PROGRESS_INTERVAL_S) as progress:
-        for sums, sums_sq, count in _utterance_sums_all(paths, logmel, workers):
+        for sums, sums_sq, count in _utterance_sums_all(spans, logmel, workers):
             total += sums
             total_sq += sums_sq
             frames += count
@@ -161,7 +162,7 @@ def compute_feature_stats(manifest: pd.DataFrame, logmel: Mapping[str, Any], wor
     mean = total / frames
     variance = np.maximum(total_sq / frames - mean**2, 0.0)
     std = np.maximum(np.sqrt(variance), STD_FLOOR)
-    return {"mean": mean.tolist(), "std": std.tolist(), "frames": int(frames), "utterances": len(paths)}
+    return {"mean": mean.tolist(), "std": std.tolist(), "frames": int(frames), "utterances": len(spans)}
 
 
 def load_feature_stats(path: str | os.PathLike, n_mels: int | None = None) -> dict[str, Any]:
@@ -184,8 +185,8 @@ def load_feature_stats(path: str | os.PathLike, n_mels: int | None = None) -> di
     return stats
 
 
-def _utterance_sums(logmel: LogMel, sample_rate: int, path: str) -> tuple[np.ndarray, np.ndarray, int]:
-    waveform = read_audio(path, sample_rate, resample=True)
+def _utterance_sums(logmel: LogMel, sample_rate: int, span: AudioSpan) -> tuple[np.ndarray, np.ndarray, int]:
+    waveform = span.read(sample_rate, resample=True)
     with torch.no_grad():
         features, _ = logmel(waveform[None, :], torch.tensor([len(waveform)]))
     frames = features[0].double().numpy()
@@ -193,7 +194,7 @@ def _utterance_sums(logmel: LogMel, sample_rate: int, path: str) -> tuple[np.nda
 
 
 def _utterance_sums_all(
-    paths: list[str], logmel_section: Mapping[str, Any], workers: int
+    spans: list[AudioSpan], logmel_section: Mapping[str, Any], workers: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
     """Each utterance's (sum, sum of squares, frames), in manifest order, from `workers` threads.
 
@@ -205,5 +206,5 @@ def _utterance_sums_all(
     job = functools.partial(_utterance_sums, logmel, logmel_section["sample_rate"])
     window = max(1, workers) * _STATS_WINDOW
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(0, len(paths), window):
-            yield from pool.map(job, paths[start : start + window])
+        for start in range(0, len(spans), window):
+            yield from pool.map(job, spans[start : start + window])

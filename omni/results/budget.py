@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from omni.data.voices import Voices
 from omni.atomic import write_dataframe, write_text  # noqa: E402
 from omni.results.accounting import load_cost_records  # noqa: E402
 from omni.results.bootstrap import BootstrapSettings, PairedDifference  # noqa: E402
@@ -104,7 +105,7 @@ def _difference(index: RunIndex, system: str, baseline: str, tags: Sequence[str]
 
 def curve_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str, settings: BootstrapSettings,
                 omni_arms: Mapping[float, str], individual_arms: Mapping[float, str],
-                voices: Mapping[str, str] | None = None) -> pd.DataFrame:
+                voices: Voices | None = None) -> pd.DataFrame:
     """CURVE_COLUMNS rows: per split, level (and pooled) and multiple, the three comparisons."""
     index = RunIndex(summaries, decode, voices)
     tags = sorted({tag for arm, tag in zip(summaries["arm"], summaries["tag"])
@@ -235,7 +236,7 @@ def budget_figure(curves: pd.DataFrame, break_even: pd.DataFrame, path: str | os
 def write_budget(summary_paths: Sequence[str], cost_paths: Sequence[str], results_dir: str, splits: Sequence[str],
                  decode: str, settings: BootstrapSettings, omni_arms: Mapping[float, str],
                  individual_arms: Mapping[float, str], levels: int, outputs: Mapping[str, str | os.PathLike],
-                 voices: Mapping[str, str] | None = None) -> None:
+                 voices: Voices | None = None) -> None:
     """tables/budget.csv (the curves), budget_break_even.csv, budget.md and figures/budget.png."""
     curves = curve_table(load_summaries(summary_paths), splits, decode, settings, omni_arms, individual_arms, voices)
     break_even = break_even_table(curves, levels, dense_job_units(load_cost_records(cost_paths, results_dir)))

@@ -26,8 +26,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from omni.atomic import load_torch, write_dataframe, write_text  # noqa: E402
-from omni.data.dev_split import speaker_of  # noqa: E402
-from omni.data.voices import voice_of  # noqa: E402
+from omni.data.voices import Voices  # noqa: E402
 from omni.results.figures import save  # noqa: E402
 from omni.results.formatting import markdown  # noqa: E402
 from omni.results.wer_tables import utterance_errors  # noqa: E402
@@ -117,7 +116,7 @@ def training_rows(runs: Sequence[LevelRun]) -> tuple[pd.DataFrame, pd.DataFrame]
     return pd.DataFrame(rows, columns=TRAINING_COLUMNS), pd.concat(curves) if curves else pd.DataFrame()
 
 
-def voice_rows(runs: Sequence[LevelRun], decode: str, voices: Mapping[str, str]) -> pd.DataFrame:
+def voice_rows(runs: Sequence[LevelRun], decode: str, voices: Voices) -> pd.DataFrame:
     """Per arm, level and voice of the split: both arms' seed-mean WER and their relative difference."""
     rows = []
     by_level: dict[tuple[str, str, float], list[LevelRun]] = {}
@@ -134,12 +133,12 @@ def voice_rows(runs: Sequence[LevelRun], decode: str, voices: Mapping[str, str])
     return pd.DataFrame(rows, columns=VOICE_COLUMNS)
 
 
-def _per_voice(eval_dirs: Iterable[Path], decode: str, voices: Mapping[str, str]) -> pd.DataFrame:
+def _per_voice(eval_dirs: Iterable[Path], decode: str, voices: Voices) -> pd.DataFrame:
     """Seed-mean corpus WER per voice (index) and its utterance count."""
     per_seed = []
     for folder in eval_dirs:
         errors = utterance_errors(folder, decode)
-        errors["voice"] = errors["utt_id"].map(lambda utt: voice_of(speaker_of(utt), voices))
+        errors["voice"] = errors["utt_id"].map(voices.voice_of)
         sums = errors.groupby("voice")[["errors", "ref_words"]].sum()
         per_seed.append(pd.DataFrame({"wer": sums["errors"] / sums["ref_words"],
                                       "utterances": errors.groupby("voice").size()}))
@@ -191,7 +190,7 @@ def diagnostics_figure(curves: pd.DataFrame, training: pd.DataFrame, by_voice: p
     return figure
 
 
-def write_diagnostics(runs: Sequence[LevelRun], decode: str, split: str, voices: Mapping[str, str],
+def write_diagnostics(runs: Sequence[LevelRun], decode: str, split: str, voices: Voices,
                       outputs: Mapping[str, str | os.PathLike], arm: str = "omni") -> None:
     """outputs keys: csv (training), voices_csv, md, png."""
     training, curves = training_rows(runs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import matplotlib
 
@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from omni.data.voices import Voices
 from omni.results.accounting import breakdown  # noqa: E402
 from omni.atomic import atomic_path  # noqa: E402
 from omni.results.bootstrap import BootstrapSettings, wer_interval  # noqa: E402
@@ -74,7 +75,7 @@ CONTROL_STYLE = dict(color="dimgray", linestyle="--", linewidth=1, label="contro
 
 
 def pareto_figure(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
-                  settings: BootstrapSettings, voices: Mapping[str, str] | None = None) -> Figure:
+                  settings: BootstrapSettings, voices: Voices | None = None) -> Figure:
     """One panel per split: WER (%) vs kept parameters. A marker is an arm's mean over its training
     seeds, its error bar the two-level CI of that mean (seeds t-based x test data bootstrapped, as in the
     tables); faint dots are the single seeds. The control is a dashed line at its seed mean.
@@ -138,7 +139,7 @@ def arm_styles(arms: Iterable[str]) -> dict[str, dict[str, object]]:
 
 
 def _mean_interval(runs: pd.DataFrame, decode: str, settings: BootstrapSettings,
-                   voices: Mapping[str, str] | None) -> tuple[float, float]:
+                   voices: Voices | None) -> tuple[float, float]:
     """Two-level CI of one model's seed-mean WER on one split."""
     loaded = load_runs(runs, decode, voices)
     return wer_interval(loaded.errors, loaded.ref_words, settings, resampling_clusters(loaded, settings))

@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from omni.data.voices import Voices
 from omni.atomic import write_dataframe, write_text
 from omni.results.bootstrap import BootstrapSettings, PairedDifference, student_t_quantile
 from omni.results.wer_tables import (
@@ -139,11 +140,13 @@ def pooled(runs: Sequence[Runs]) -> Runs:
     return Runs(seeds=seeds, errors=np.hstack([level.errors for level in runs]),
                 utt_ids=pd.concat([level.utt_ids for level in runs], ignore_index=True),
                 ref_words=pd.concat([level.ref_words for level in runs], ignore_index=True), source=runs[0].source,
-                voices=np.concatenate([level.voices for level in runs]))
+                voices=np.concatenate([level.voices for level in runs]),
+                speakers=np.concatenate([level.speakers for level in runs]),
+                named_speakers=all(level.named_speakers for level in runs))
 
 
 def endpoint(summaries: pd.DataFrame, split: str, decode: str, settings: BootstrapSettings,
-             voices: Mapping[str, str] | None = None, omni_arm: str = "omni",
+             voices: Voices | None = None, omni_arm: str = "omni",
              individual_arm: str = "individual") -> Endpoint | None:
     """omni - individual pooled over the levels both arms have on `split`; None when they share none."""
     index = RunIndex(summaries, decode, voices)
@@ -266,7 +269,7 @@ def endpoint_markdown(estimates: Sequence[tuple[int, Endpoint]], combined: Seque
 
 def write_primary(summary_paths: Sequence[str], splits: Sequence[str], decode: str, settings: BootstrapSettings,
                   csv_path: str, md_path: str, dense_models: Sequence[Mapping[str, object]],
-                  voices: Mapping[str, str] | None = None) -> None:
+                  voices: Voices | None = None) -> None:
     """tables/primary.csv and .md: per dense model its own omni vs individual, pooled over levels, per split
     (`dense_models`: job_params.dense_comparisons), and over the dense models where there are several."""
     summaries = load_summaries(summary_paths)

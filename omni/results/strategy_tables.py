@@ -16,6 +16,7 @@ from typing import Collection, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from omni.data.voices import Voices
 from omni.arms import SEARCHED_SUFFIX, arm_order
 from omni.atomic import write_dataframe, write_text
 from omni.results.bootstrap import BootstrapSettings
@@ -65,7 +66,7 @@ def strategy_rows(summaries: pd.DataFrame, pairs: Mapping[str, str]) -> list[tup
 
 def strategy_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str, settings: BootstrapSettings,
                    pairs: Mapping[str, str], arm_costs: pd.DataFrame,
-                   voices: Mapping[str, str] | None = None, uncontrolled: Collection[str] = ()) -> pd.DataFrame:
+                   voices: Voices | None = None, uncontrolled: Collection[str] = ()) -> pd.DataFrame:
     """One row per (level, arm); per split the seed mean, SD and count, `vs_individual_*` (arm - its
     paired individual arm), `damage_*` (arm - control; NaN for the `uncontrolled` arms, trained from
     another dense model than the control) and for searched rows `vs_uniform_*`."""
@@ -152,8 +153,8 @@ def read_arm_costs(path: str | os.PathLike) -> pd.DataFrame:
 def write_strategy_tables(summary_paths: Iterable[str | os.PathLike], cost_csv: str | os.PathLike,
                           splits: Sequence[str], table_decode: str, settings: BootstrapSettings,
                           pairs: Mapping[str, str], outputs: Mapping[str, str | os.PathLike],
-                          voices: Mapping[str, str] | None = None, uncontrolled: Collection[str] = ()) -> None:
-    """outputs keys: csv, md. `voices`: speaker -> voice (omni.data.voices), the test data's units;
+                          voices: Voices | None = None, uncontrolled: Collection[str] = ()) -> None:
+    """outputs keys: csv, md. `voices`: who speaks each utterance (omni.data.voices), the test data's units;
     `uncontrolled`: arms without damage columns (job_params.on_other_dense)."""
     table = strategy_table(load_summaries(summary_paths), splits, table_decode, settings, pairs,
                            read_arm_costs(cost_csv), voices, uncontrolled)

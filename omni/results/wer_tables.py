@@ -17,8 +17,7 @@ import pandas as pd
 
 from omni.arms import arm_order
 from omni.atomic import write_dataframe, write_text
-from omni.data.dev_split import speaker_of
-from omni.data.voices import voice_of
+from omni.data.voices import Voices
 from omni.results.bootstrap import BootstrapSettings, PairedDifference, seeded_paired_bootstrap
 from omni.results.formatting import (
     BYTES_PER_MB,
@@ -79,6 +78,8 @@ class Runs:
     ref_words: pd.Series
     source: str               # a folder of the runs, for error messages
     voices: np.ndarray        # the voice of each utterance's speaker (omni.data.voices)
+    speakers: np.ndarray      # each utterance's speaker (itself where the corpus names none)
+    named_speakers: bool      # the corpus names every utterance's speaker
 
     @property
     def wers(self) -> np.ndarray:
@@ -105,10 +106,10 @@ def utterance_errors(eval_dir: str | os.PathLike, decode: str) -> pd.DataFrame:
                          "ref_words": table["ref_words"]})
 
 
-def load_runs(rows: pd.DataFrame, decode: str, voices: Mapping[str, str] | None = None) -> Runs:
+def load_runs(rows: pd.DataFrame, decode: str, voices: Voices | None = None) -> Runs:
     """The per-utterance errors of a model's runs (summary rows of one arm, tag, split), by seed;
     every run must score the same utterances in the same order, or no paired comparison is possible.
-    `voices`: speaker -> voice of the corpus (a speaker it does not name is its own voice)."""
+    `voices`: who speaks each utterance (omni.data.voices; None: LibriSpeech ids, one voice per speaker)."""
     rows = rows.sort_values("seed")
     tables = [utterance_errors(eval_dir, decode) for eval_dir in rows["eval_dir"]]
     first = tables[0]
@@ -116,30 +117,33 @@ def load_runs(rows: pd.DataFrame, decode: str, voices: Mapping[str, str] | None 
         if not (table["utt_id"].equals(first["utt_id"]) and table["ref_words"].equals(first["ref_words"])):
             raise ValueError(f"{eval_dir} and {rows['eval_dir'].iloc[0]} score different utterances ({decode}.tsv); "
                              "the runs of a model must score the same ones in the same order")
-    speakers = first["utt_id"].map(speaker_of)
+    voices = voices or Voices()
     return Runs(seeds=tuple(int(seed) for seed in rows["seed"]),
                 errors=np.vstack([table["errors"].to_numpy() for table in tables]),
                 utt_ids=first["utt_id"], ref_words=first["ref_words"], source=str(rows["eval_dir"].iloc[0]),
-                voices=speakers.map(lambda speaker: voice_of(speaker, voices or {})).to_numpy())
+                voices=first["utt_id"].map(voices.voice_of).to_numpy(),
+                speakers=first["utt_id"].map(voices.speaker_of).to_numpy(),
+                named_speakers=voices.names_speakers(first["utt_id"]))
 
 
 def resampling_clusters(runs: Runs, settings: BootstrapSettings) -> np.ndarray | None:
     """The test data's independent units: whole voices where a split has enough of them, or where its
     speakers share fewer voices (the synthetic test-other: 96 speaker folders of 6 voices; 6 units,
-    however few), else None (resample utterances: a few speakers, each its own voice)."""
+    however few), else None (resample utterances: a few speakers, each its own voice, or none named)."""
+    if not runs.named_speakers:
+        return None
     voices = len(set(runs.voices))
-    speakers = runs.utt_ids.map(speaker_of).nunique()
-    return runs.voices if voices >= settings.min_speakers or voices < speakers else None
+    return runs.voices if voices >= settings.min_speakers or voices < len(set(runs.speakers)) else None
 
 
 def resampling_unit(runs: Runs, settings: BootstrapSettings) -> str:
     """What the intervals of a split resample: `N speakers` (each its own voice), `N voices` (speakers
-    that share voices) or `utterances`."""
+    that share voices), `utterances`, or `utterances (no speakers named)`."""
     clusters = resampling_clusters(runs, settings)
     if clusters is None:
-        return "utterances"
+        return "utterances" if runs.named_speakers else "utterances (no speakers named)"
     voices = len(set(clusters))
-    return f"{voices} speakers" if voices == runs.utt_ids.map(speaker_of).nunique() else f"{voices} voices"
+    return f"{voices} speakers" if voices == len(set(runs.speakers)) else f"{voices} voices"
 
 
 def compare_runs(system: Runs, baseline: Runs, settings: BootstrapSettings,
@@ -210,7 +214,7 @@ def comparisons(summaries: pd.DataFrame) -> list[Comparison]:
 class RunIndex:
     """The summaries of the tables' decode, looked up as one model's runs on one split."""
 
-    def __init__(self, summaries: pd.DataFrame, decode: str, voices: Mapping[str, str] | None = None) -> None:
+    def __init__(self, summaries: pd.DataFrame, decode: str, voices: Voices | None = None) -> None:
         self.decode = decode
         self.voices = voices
         self.groups = {key: rows for key, rows in
@@ -227,7 +231,7 @@ class RunIndex:
 
 
 def sparsity_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str,
-                   settings: BootstrapSettings, voices: Mapping[str, str] | None = None) -> pd.DataFrame:
+                   settings: BootstrapSettings, voices: Voices | None = None) -> pd.DataFrame:
     """Rows = models of `comparisons`; per split: each arm's mean WER over its training seeds and the
     seed spread (sample SD), omni - individual with its two-level interval, the control and the
     pruning damage, and for searched rows the difference from uniform omni.
@@ -470,9 +474,9 @@ def _row_label(row) -> str:
 def write_wer_tables(summary_paths: Iterable[str | os.PathLike], splits: Sequence[str],
                      decodes: Sequence[str], table_decode: str, settings: BootstrapSettings,
                      outputs: dict[str, str | os.PathLike], teachers: Mapping[str, str] | None = None,
-                     voices: Mapping[str, str] | None = None) -> None:
+                     voices: Voices | None = None) -> None:
     """outputs keys: wer_csv, wer_md, sparsity_csv, sparsity_md, sparsity_tex. `teachers`: each arm's
-    (omni.job_params.teachers), named in the caption; `voices`: speaker -> voice (omni.data.voices)."""
+    (omni.job_params.teachers), named in the caption; `voices`: who speaks each utterance (omni.data.voices)."""
     summaries = load_summaries(summary_paths)
     if not (summaries["decode"] == table_decode).any():
         raise ValueError(f"config key 'report.table_decode': no summary has decode {table_decode!r}; "
