@@ -76,7 +76,7 @@ def read_lhotse(source: Mapping[str, Any], rejects: list[Reject]) -> list[Listed
 
     if "cuts" in source:
         cuts = _load(load_manifest, Path(source["cuts"]), CutSet)
-        entries = ((f"{source['cuts']}:{line}", cut.recording, cut.start + sup.start, sup)
+        entries = ((f"{source['cuts']}:{line}", getattr(cut, "recording", None), cut.start + sup.start, sup)
                    for line, cut in enumerate(cuts, start=1) for sup in cut.supervisions)
     else:
         recordings = _load(load_manifest, Path(source["recordings"]), RecordingSet)
@@ -87,8 +87,9 @@ def read_lhotse(source: Mapping[str, Any], rejects: list[Reject]) -> list[Listed
     listed = []
     for location, recording, start, sup in entries:
         if recording is None:
-            rejects.append(Reject(sup.id, location, f"recording '{sup.recording_id}' of supervision"
-                                  f" '{sup.id}' is not in {source['recordings']}"))
+            where = (f"is not in {source['recordings']}" if "recordings" in source
+                     else "is not its cut's one recording (a mixed or padded cut?)")
+            rejects.append(Reject(sup.id, location, f"recording '{sup.recording_id}' of supervision '{sup.id}' {where}"))
             continue
         files = {s.source for s in recording.sources if s.type == "file"}
         if len(files) != 1 or len(recording.sources) != 1:
