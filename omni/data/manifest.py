@@ -36,6 +36,7 @@ from omni.data.audio import AudioError, AudioProbe, AudioSpan, probe_audio
 from omni.data.corpus import read_corpus_record, relative_to_file, resolve_from_file
 from omni.data.sources import Listed, Reject, read_source
 from omni.data.text import TextNormaliser
+from omni.data.voices import id_speaker
 
 MANIFEST_COLUMNS = ["utt_id", "audio_path", "duration_s", "num_samples", "sample_rate", "transcript", "speaker",
                     "offset_samples"]
@@ -86,7 +87,7 @@ def build_manifest(
     normalise = TextNormaliser.from_section(data_cfg)
     rows = []
     for utt in utterances:
-        row = _check_utterance(utt, probes.get(utt.audio_path) if utt.has_audio else None, data_cfg, normalise)
+        row = _check_utterance(utt, probes.get(utt.audio_path), data_cfg, normalise)
         if utt.reasons:
             rejects.append(Reject(utt.utt_id, str(utt.audio_path), "; ".join(utt.reasons)))
         else:
@@ -176,7 +177,7 @@ def _scan_subset(folder: Path, rejects: list[Reject]) -> list[Listed]:
     for audio in sorted(folder.rglob(f"*{AUDIO_SUFFIX}")):
         key = (audio.parent, audio.name[: -len(AUDIO_SUFFIX)])
         if key not in by_key:
-            by_key[key].append(Listed(key[1], audio, str(audio), speaker=_speaker_of(key[1]),
+            by_key[key].append(Listed(key[1], audio, str(audio), speaker=id_speaker(key[1]),
                                       has_audio=False, listed_audio=False))
         for utt in by_key[key]:
             utt.has_audio = True
@@ -192,10 +193,6 @@ def _report_ignored_audio(split: str, folders: list[Path]) -> None:
     more = f" and {len(ignored) - IGNORED_LISTED} more" if len(ignored) > IGNORED_LISTED else ""
     print(f"split '{split}': {len(ignored)} {IGNORED_AUDIO_SUFFIX} file(s) ignored (the manifest reads"
           f" {AUDIO_SUFFIX} audio only; convert them to FLAC to use them): {named}{more}", file=sys.stderr)
-
-
-def _speaker_of(utt_id: str) -> str:
-    return utt_id.split("-", 1)[0]
 
 
 def _read_transcripts(trans_file: Path, rejects: list[Reject]) -> list[Listed]:
@@ -222,7 +219,7 @@ def _read_transcripts(trans_file: Path, rejects: list[Reject]) -> list[Listed]:
             audio_path=trans_file.parent / f"{utt_id}{AUDIO_SUFFIX}",
             location=f"{trans_file}:{number}",
             transcript=parts[1] if len(parts) > 1 else "",
-            speaker=_speaker_of(utt_id),
+            speaker=id_speaker(utt_id),
             has_audio=False,
             listed_audio=False,
         ))

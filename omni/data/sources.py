@@ -122,8 +122,9 @@ def read_kaldi(source: Mapping[str, Any], rejects: list[Reject]) -> list[Listed]
                                       f" {folder / KALDI_SEGMENTS}"))
                 continue
             fields, segment_location = segments[utt_id]
+            recording_id, start_text, end_text = fields.split()[:3]
             try:
-                recording_id, start, end = fields.split()[0], float(fields.split()[1]), float(fields.split()[2])
+                start, end = float(start_text), float(end_text)
             except ValueError:
                 rejects.append(Reject(utt_id, segment_location, f"start and end are not"
                                       f" seconds: {fields!r}"))

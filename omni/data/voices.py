@@ -54,6 +54,11 @@ def utterance_voices(manifests: Iterable[pd.DataFrame], root: str | os.PathLike)
                         columns=UTTERANCE_COLUMNS).sort_values("utt_id", ignore_index=True)
 
 
+def id_speaker(utt_id: str) -> str:
+    """The speaker a LibriSpeech id names: its first field (`<speaker>-<chapter>-<utterance>`)."""
+    return utt_id.split("-", 1)[0]
+
+
 @dataclass(frozen=True)
 class Voices:
     """utterance -> speaker and voice (a `voices` job's table). An utterance it does not list is read
@@ -64,7 +69,7 @@ class Voices:
 
     def speaker_of(self, utt_id: str) -> str:
         if utt_id not in self.speakers:
-            return utt_id.split("-", 1)[0]
+            return id_speaker(utt_id)
         return self.speakers[utt_id] or utt_id
 
     def voice_of(self, utt_id: str) -> str:
