@@ -104,20 +104,30 @@ def _distilling(config: dict, arm: str, teacher: str) -> dict:
 
 def test_individual_job_learns_from_the_frozen_dense_model(prepared: PreparedData, dense_model: Path,
                                                            tmp_path: Path) -> None:
+    """Two pruning jobs from the same dense model on the same batches, one with the KL term in its loss and
+    one with it logged but weighted 0: they start at the same KL, and only the distilling one ends closer to
+    its teacher. Dropping the term from the loss makes the two runs identical, and this test fail."""
     teacher_before = load_torch(dense_model)["state_dict"]
     config = _distilling(prepared.config, "individual", "dense")
+    config["train"]["finetune_lr"] = 3e-3      # 6 steps: a learning rate at which the term shows
     masks = job_params.masks(config)
-    job = paths(prepared, tmp_path / "individual", init=dense_model)
     individual = job_params.individual(config)
     assert individual["distill"] == {"teacher": "dense", "weight": 1.0, "form": "full"}
     no_teacher = _distilling(prepared.config, "individual", "none")
     assert "distill" not in job_params.individual(no_teacher), "no teacher, no entry: nothing reruns"
-    setup = training_setup(config, "individual", masks=masks, individual=individual)
-    run_training_job(setup, JobSpec("train_individual", "individual", 0.8, 4), job, 1,
-                     lambda m: GradualPruning(m, masks, 0.8, 4, 0.5, 1))
-    log = pd.read_csv(job.log_out)
-    assert KL_COLUMN in log.columns and log[KL_COLUMN].notna().all() and (log[KL_COLUMN] >= 0).all()
-    assert log[KL_COLUMN].iloc[-1] > 0, "a pruned student no longer matches its teacher"
+    logs = {}
+    for weight in (1.0, 0.0):
+        section = {**individual, "distill": {**individual["distill"], "weight": weight}}
+        job = paths(prepared, tmp_path / f"weight{weight:g}", init=dense_model)
+        run_training_job(training_setup(config, "individual", masks=masks, individual=section),
+                         JobSpec("train_individual", "individual", 0.8, 6), job, 1,
+                         lambda m: GradualPruning(m, masks, 0.8, 6, 0.5, 1))
+        logs[weight] = pd.read_csv(job.log_out)
+    distilled, undistilled = logs[1.0][KL_COLUMN], logs[0.0][KL_COLUMN]
+    assert distilled.notna().all() and (distilled >= 0).all()
+    assert distilled.iloc[0] == pytest.approx(undistilled.iloc[0], rel=1e-6), "same model, same first batch"
+    assert distilled.iloc[-1] > 0, "a pruned student no longer matches its teacher"
+    assert distilled.iloc[-1] < 0.75 * undistilled.iloc[-1], f"KL {list(distilled)} vs {list(undistilled)}"
     teacher_after = load_torch(dense_model)["state_dict"]
     assert all(torch.equal(teacher_before[name], teacher_after[name]) for name in teacher_before)
 
