@@ -196,6 +196,20 @@ def best_within(entries: Sequence[Evaluated], budget: Budget) -> Evaluated:
     return min((e for e in entries if e.params_kept <= budget.max_params), key=_rank_key)
 
 
+def random_search_best(space: SearchSpace, budget: Budget, evaluations: int, fitness: Fitness, seed: int) -> float:
+    """The search's peer at equal cost: the uniform model, then allocations drawn uniformly (a level per layer,
+    drawn again until it fits the budget: drawing is free, scoring costs), `evaluations` scored in all; the
+    best fitness among them. benchmarks/search_vs_random.py measures how many evaluations the evolution needs
+    to beat it."""
+    rng = np.random.default_rng(seed)
+    scored = {space.uniform(budget.level)}
+    while len(scored) < evaluations:
+        genome = tuple(space.levels[i] for i in rng.integers(len(space.levels), size=len(space.names)))
+        if space.params_kept(genome) <= budget.max_params:
+            scored.add(genome)
+    return min(fitness(space.allocation(genome)) for genome in scored)
+
+
 class _EvaluationsSpent(Exception):
     """Unwinds the generation loops when the evaluation budget is spent."""
 
