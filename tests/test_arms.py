@@ -16,9 +16,8 @@ from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.budget import supernet_steps
 from omni.sparsity.extract import extract_subnetwork
-from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import LayerRanking, masks_at, rank_layers, units_to_prune
-from omni.sparsity.supernet import LevelSampler, SupernetGradients, sampler_from_section
+from omni.sparsity.supernet import LevelSampler, SupernetGradients, planned_sampler
 from tests.conftest import PlainLoss, PreparedData, paths, training_setup
 from tests.faults import FaultRecorder, differing
 from tests.test_sparsity import small_setup
@@ -32,9 +31,8 @@ def test_individual_job_reaches_exact_target_sparsity(prepared: PreparedData, de
     config = prepared.config
     spec = JobSpec("train_individual", "individual", TARGET, STEPS)
     job = paths(prepared, tmp_path, init=dense_model)
-    masks = job_params.masks(config)
-    run_training_job(training_setup(config, "individual"), spec, job, 1,
-                     lambda m: GradualPruning(m, masks, TARGET, STEPS, 0.5, 1))
+    setup = training_setup(config, "individual", masks=job_params.masks(config), individual=job_params.individual(config))
+    run_training_job(setup, spec, job, 1)     # the strategy from the rule's sections, as the job builds it
     artefact = load_torch(job.model_out)
     assert artefact["masks"], "a pruned model stores its masks"
     for name, mask in artefact["masks"].items():
@@ -42,7 +40,7 @@ def test_individual_job_reaches_exact_target_sparsity(prepared: PreparedData, de
         assert pruned == units_to_prune(TARGET, mask.numel()), name
         weight = artefact["state_dict"][name]
         assert torch.count_nonzero(weight[~mask]) == 0, f"{name}: pruned weights must be zero"
-    logged = [float(line.split(",")[5]) for line in job.log_out.read_text().splitlines()[1:]]
+    logged = list(pd.read_csv(job.log_out)["sparsity"])
     assert logged == sorted(logged) and logged[-1] == TARGET, "cubic schedule only grows, ends at the target"
 
 
@@ -99,14 +97,14 @@ def test_supernet_masks_nested_and_extraction_is_fine_tune_free(prepared: Prepar
     config = json.loads(json.dumps(prepared.config))
     levels = [0.5, 0.7, 0.9]
     config["sparsity"]["levels"] = levels
-    level_sampler = sampler_from_section(job_params.supernet(config), STEPS)
-    spec = JobSpec("train_omni", "omni", None, STEPS)
+    config["omni"]["mask_update_every"] = 2
+    supernet_section, masks = job_params.supernet(config), job_params.masks(config)
+    steps, level_sampler = planned_sampler(supernet_section)
     job = paths(prepared, tmp_path, init=dense_model)
-    masks = job_params.masks(config)
-    run_training_job(training_setup(config, "omni"), spec, job, 1,
-                     lambda m: SupernetGradients(m, masks, level_sampler, 2, config["seed"]))
+    run_training_job(training_setup(config, "omni", masks=masks, supernet=supernet_section),
+                     JobSpec("train_omni", "omni", None, steps), job, 1)
     supernet = load_torch(job.model_out)
-    assert json.loads(job.cost_out.read_text())["subnet_passes"] == STEPS * level_sampler.passes_per_step()
+    assert json.loads(job.cost_out.read_text())["subnet_passes"] == steps * level_sampler.passes_per_step()
     log = pd.read_csv(job.log_out)
     churn = [f"churn_{level:g}" for level in sorted(levels)]
     assert list(log.columns[-2 - len(levels):]) == ["level_pass1", "loss_pass1", *churn], "uniform: one pass per step"
@@ -133,19 +131,17 @@ def test_supernet_resume_is_exact_between_mask_updates(prepared: PreparedData, d
     had (saved in the checkpoint), not re-rank from the restored weights."""
     config = json.loads(json.dumps(prepared.config))
     config["train"]["checkpoint_every"] = 3
-    level_sampler = sampler_from_section(job_params.supernet(config), STEPS)
-    spec = JobSpec("train_omni", "omni", None, STEPS)
-    setup = training_setup(config, "omni")
-    masks = job_params.masks(config)
-
-    def make(model: torch.nn.Module) -> SupernetGradients:
-        return SupernetGradients(model, masks, level_sampler, 2, config["seed"])
-
+    config["omni"]["mask_update_every"] = 2
+    supernet_section = job_params.supernet(config)
+    steps, _ = planned_sampler(supernet_section)
+    assert steps > 3 and steps % 2 == 0, "halted at step 3, between the updates at steps 2 and 4"
+    spec = JobSpec("train_omni", "omni", None, steps)
+    setup = training_setup(config, "omni", masks=job_params.masks(config), supernet=supernet_section)
     straight = paths(prepared, tmp_path / "straight", init=dense_model)
-    run_training_job(setup, spec, straight, 1, make)
+    run_training_job(setup, spec, straight, 1)
     killed = paths(prepared, tmp_path / "killed", init=dense_model)
-    run_training_job(setup, spec, killed, 1, make, halt_after=3)
-    run_training_job(setup, spec, killed, 1, make)
+    run_training_job(setup, spec, killed, 1, halt_after=3)
+    run_training_job(setup, spec, killed, 1)
     a, b = load_torch(straight.model_out)["state_dict"], load_torch(killed.model_out)["state_dict"]
     fault.data_lost(differing(a, b), "tensors unlike the undisturbed supernet job's")
     assert all(torch.equal(a[name], b[name]) for name in a)
@@ -160,11 +156,12 @@ def test_extraction_cuts_the_subnetworks_the_supernet_last_trained(prepared: Pre
     config = json.loads(json.dumps(prepared.config))
     config["omni"].update(mask_update_every=4, warmup_fraction=0.0)  # re-ranked at steps 0 and 4 of 6
     supernet_section = job_params.supernet(config)
-    steps, level_sampler = STEPS, sampler_from_section(supernet_section, STEPS)
+    steps, _ = planned_sampler(supernet_section)
+    assert steps > 4
     masks = job_params.masks(config)
     job = paths(prepared, tmp_path, init=dense_model)
-    run_training_job(training_setup(config, "omni"), JobSpec("train_omni", "omni", None, steps), job, 1,
-                     lambda m: SupernetGradients(m, masks, level_sampler, 4, config["seed"]))
+    run_training_job(training_setup(config, "omni", masks=masks, supernet=supernet_section),
+                     JobSpec("train_omni", "omni", None, steps), job, 1)
     supernet = load_torch(job.model_out)
     last_checkpoint = max(job.checkpoint_dir.glob("step*.pt"))
     trained = {name: LayerRanking.from_state_dict(state)

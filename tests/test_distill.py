@@ -15,7 +15,6 @@ from omni.asr.model import build_model
 from omni.asr.trainer import KL_COLUMN
 from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
-from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.supernet import PASS_LEVEL, SupernetGradients, planned_sampler, sampler_from_section
 from tests.conftest import PreparedData, paths, training_setup
 
@@ -120,8 +119,7 @@ def test_individual_job_learns_from_the_frozen_dense_model(prepared: PreparedDat
         section = {**individual, "distill": {**individual["distill"], "weight": weight}}
         job = paths(prepared, tmp_path / f"weight{weight:g}", init=dense_model)
         run_training_job(training_setup(config, "individual", masks=masks, individual=section),
-                         JobSpec("train_individual", "individual", 0.8, 6), job, 1,
-                         lambda m: GradualPruning(m, masks, 0.8, 6, 0.5, 1))
+                         JobSpec("train_individual", "individual", 0.8, 6), job, 1)
         logs[weight] = pd.read_csv(job.log_out)
     distilled, undistilled = logs[1.0][KL_COLUMN], logs[0.0][KL_COLUMN]
     assert distilled.notna().all() and (distilled >= 0).all()
@@ -140,8 +138,7 @@ def test_inplace_distillation_trains_the_densest_subnetwork_first_and_needs_seve
     steps, sampler = planned_sampler(supernet)
     job = paths(prepared, tmp_path / "omni", init=dense_model)
     setup = training_setup(config, "omni", masks=masks, supernet=supernet)
-    run_training_job(setup, JobSpec("train_omni", "omni", None, steps), job, 1,
-                     lambda m: SupernetGradients(m, masks, sampler, 1, setup.seed, inplace_distillation=True))
+    run_training_job(setup, JobSpec("train_omni", "omni", None, steps), job, 1)
     log = pd.read_csv(job.log_out)
     assert (log[f"{PASS_LEVEL}1"] <= log[f"{PASS_LEVEL}2"]).all(), "the densest sub-network trains first"
     assert log[KL_COLUMN].notna().all() and (log[KL_COLUMN] >= 0).all()

@@ -137,11 +137,10 @@ def test_supernet_job_trains_per_layer_vectors_and_logs_them(prepared: PreparedD
     supernet, masks = job_params.supernet(config), job_params.masks(config)
     assert supernet["layer_levels"] == config["search"]["levels"]
     assert "layer_levels" not in job_params.supernet(prepared.config), "no per-layer passes, no dependency"
-    steps, sampler = planned_sampler(supernet)
+    steps, _ = planned_sampler(supernet)
     job = paths(prepared, tmp_path, init=dense_model)
     setup = training_setup(config, "omni", masks=masks, supernet=supernet)
-    run_training_job(setup, JobSpec("train_omni", "omni", None, steps), job, 1,
-                     lambda m: SupernetGradients.from_section(m, masks, supernet, sampler, setup.seed))
+    run_training_job(setup, JobSpec("train_omni", "omni", None, steps), job, 1)
     log = pd.read_csv(job.log_out)
     assert (log[f"{PASS_LAYERWISE}1"] == 1.0).all() and log[f"{PASS_LEVEL}1"].isin(config["sparsity"]["levels"]).all()
 

@@ -26,7 +26,6 @@ from omni.jobs.runtime_export import RuntimeExportPaths, run_runtime_export_job
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.export import export_compact, save_compact
 from omni.sparsity.extract import extract_subnetwork
-from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.layerwise import allocation_at_size
 from omni.sparsity.masks import (
     LayerRanking,
@@ -40,7 +39,7 @@ from omni.sparsity.masks import (
 from omni.sparsity.search import SearchSpace
 from omni.sparsity.slicing import slice_structured
 from omni.sparsity.structured import HEADS, NEURONS, unit_groups
-from omni.sparsity.supernet import SupernetGradients, sampler_from_section
+from omni.sparsity.supernet import planned_sampler
 from tests.conftest import PreparedData, paths, training_setup
 from tests.test_deploy import BLANK_BIAS_SHIFT, _features, _utterances
 from tests.test_sparsity import fixed_batch, logits_of, one_thread, small_setup  # noqa: F401 (fixture)
@@ -187,15 +186,16 @@ def test_both_arms_train_structured_and_the_supernet_extracts_whole_units(
         prepared: PreparedData, dense_model: Path, tmp_path: Path) -> None:
     config = json.loads(json.dumps(prepared.config))
     config["sparsity"]["granularity"] = "structured"
-    masks_cfg = job_params.masks(config)
-    steps, target = 6, 0.5
+    config["omni"]["mask_update_every"] = 2
+    masks_cfg, supernet_section = job_params.masks(config), job_params.supernet(config)
+    target = 0.5
     individual = paths(prepared, tmp_path / "individual", init=dense_model)
-    run_training_job(training_setup(config, "individual"), JobSpec("train_individual", "individual", target, steps),
-                     individual, 1, lambda m: GradualPruning(m, masks_cfg, target, steps, 0.5, 1))
+    run_training_job(training_setup(config, "individual", masks=masks_cfg, individual=job_params.individual(config)),
+                     JobSpec("train_individual", "individual", target, 6), individual, 1)
     omni = paths(prepared, tmp_path / "omni", init=dense_model)
-    level_sampler = sampler_from_section(job_params.supernet(config), steps)
-    run_training_job(training_setup(config, "omni"), JobSpec("train_omni", "omni", None, steps), omni, 1,
-                     lambda m: SupernetGradients(m, masks_cfg, level_sampler, 2, config["seed"]))
+    steps, _ = planned_sampler(supernet_section)
+    run_training_job(training_setup(config, "omni", masks=masks_cfg, supernet=supernet_section),
+                     JobSpec("train_omni", "omni", None, steps), omni, 1)
     artefact = load_torch(individual.model_out)
     supernet = load_torch(omni.model_out)
     model, _ = load_model(individual.model_out)
