@@ -9,14 +9,15 @@ CONFIG ?= config.yaml
 TEST_MARKS ?= not slurm
 FAULT_REPORT ?= fault_report.md
 
-.PHONY: run test test-faults test-slurm dry-run report clean-results
+.PHONY: run test lint lock test-faults test-slurm dry-run report clean-results
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 
-$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -r requirements.txt
+# The lock, not requirements.txt: every package at the version the tests passed with (`make lock` remakes it).
+$(STAMP): requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -r requirements.lock
 	$(BIN)/pip install --no-deps --no-build-isolation -e .   # the package itself: puts `transcribe` in $(BIN)
 	touch $(STAMP)
 
@@ -29,8 +30,17 @@ dry-run: $(STAMP)
 report: $(STAMP)
 	$(BIN)/snakemake --configfile $(CONFIG) --report results/report.html
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q --durations=10 -m "$(TEST_MARKS)" tests
+
+# Lint and format check (ruff; its settings are in pyproject.toml). `$(BIN)/ruff format .` applies the format.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# requirements.lock from requirements.txt, for every platform (uv's universal resolution) on Python 3.11.
+lock: $(STAMP)
+	$(BIN)/uv pip compile requirements.txt --universal --python-version 3.11 -o requirements.lock
 
 # The fault suite: every test marked `fault` (kills, corrupt checkpoints, disk full, concurrent runs, malicious
 # pickles, bad configs, bad corpora, relocated results) and its report, $(FAULT_REPORT) (git ignores it); fails

@@ -19,6 +19,7 @@ under the model.
     .venv/bin/python benchmarks/decoder.py [--model results/models/dense/seed1234/dense/model.pt]
         [--data results/data] [--split test-other] [--utterances 40]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,16 +66,18 @@ def main() -> None:
     data = Path(args.data)
     model, artefact = load_model(args.model)
     model_config = artefact["model_config"]
-    frontend = Frontend(job_params.logmel(config), load_feature_stats(data / "feature_stats.json"),
-                        model_config["right_context_length"])
+    frontend = Frontend(
+        job_params.logmel(config), load_feature_stats(data / "feature_stats.json"), model_config["right_context_length"]
+    )
     tokenizer = Tokenizer(data / "tokenizer.model")
     manifest = read_manifest(data / "manifests" / f"{args.split}.tsv").head(args.utterances)
     utterances = UtteranceSet(manifest, tokenizer, config["data"]["sample_rate"], cache_audio=True)
     device = torch.device("cpu")
 
     def decode(mode: str, batch: int = 1) -> tuple[pd.DataFrame, float]:
-        table, summary = decode_split(model, model_config, frontend, utterances, tokenizer, mode, 1, batch, device,
-                                      description=mode)
+        table, summary = decode_split(
+            model, model_config, frontend, utterances, tokenizer, mode, 1, batch, device, description=mode
+        )
         return table, summary["decode_seconds"]
 
     print(f"{args.model}: {len(utterances)} {args.split} utterances, {args.threads} thread(s), {args.rounds} rounds")
@@ -87,17 +90,26 @@ def main() -> None:
                 (greedy, greedy_s), (beam, beam_s) = decode(greedy_mode), decode(beam_mode)
             ratios.append(beam_s / greedy_s)
         same = int((greedy["hypothesis"] == beam["hypothesis"]).sum())
-        print(f"{name:9s}: beam-1 / greedy time {statistics.median(ratios):.2f}x (target >= 1.0); "
-              f"identical hypotheses {same}/{len(utterances)}")
+        print(
+            f"{name:9s}: beam-1 / greedy time {statistics.median(ratios):.2f}x (target >= 1.0); "
+            f"identical hypotheses {same}/{len(utterances)}"
+        )
         explain_disagreements(greedy, beam, model, model_config, frontend, utterances, tokenizer)
-    batched = statistics.median(decode(PAIRS["full"][1])[1] / decode(PAIRS["full"][0], args.batch)[1]
-                                for _ in range(args.rounds))
+    batched = statistics.median(
+        decode(PAIRS["full"][1])[1] / decode(PAIRS["full"][0], args.batch)[1] for _ in range(args.rounds)
+    )
     print(f"full, greedy batched by {args.batch}: beam-1 / greedy time {batched:.2f}x")
 
 
-def explain_disagreements(greedy: pd.DataFrame, beam: pd.DataFrame, model: torch.nn.Module,
-                          model_config: dict, frontend: Frontend, utterances: UtteranceSet,
-                          tokenizer: Tokenizer) -> None:
+def explain_disagreements(
+    greedy: pd.DataFrame,
+    beam: pd.DataFrame,
+    model: torch.nn.Module,
+    model_config: dict,
+    frontend: Frontend,
+    utterances: UtteranceSet,
+    tokenizer: Tokenizer,
+) -> None:
     """Per utterance the searches disagree on: log P(hypothesis | audio) of each and their word errors."""
     differ = greedy.index[greedy["hypothesis"] != beam["hypothesis"]]
     if len(differ) == 0:
@@ -109,20 +121,32 @@ def explain_disagreements(greedy: pd.DataFrame, beam: pd.DataFrame, model: torch
     for row in differ:
         batch = utterances.collate([position[greedy.at[row, "utt_id"]]])
         feats, lengths = frontend.features(batch.waveforms, batch.wave_lengths)
-        greedy_logp, beam_logp = (log_probability(model, model_config, frontend.pad_right_context(feats), lengths,
-                                                  tokenizer.encode(table.at[row, "hypothesis"]))
-                                  for table in (greedy, beam))
+        greedy_logp, beam_logp = (
+            log_probability(
+                model,
+                model_config,
+                frontend.pad_right_context(feats),
+                lengths,
+                tokenizer.encode(table.at[row, "hypothesis"]),
+            )
+            for table in (greedy, beam)
+        )
         beam_more_probable += beam_logp > greedy_logp
-        print(f"  {greedy.at[row, 'utt_id']:>22s}  {greedy_logp:12.2f}  {beam_logp:12.2f}  "
-              f"{int(greedy.loc[row, errors].sum())} / {int(beam.loc[row, errors].sum())}")
-    print(f"  beam-1's hypothesis is the more probable under the model on {beam_more_probable}/{len(differ)} "
-          f"of them; word errors there: greedy {int(greedy.loc[differ, errors].to_numpy().sum())}, "
-          f"beam-1 {int(beam.loc[differ, errors].to_numpy().sum())}")
+        print(
+            f"  {greedy.at[row, 'utt_id']:>22s}  {greedy_logp:12.2f}  {beam_logp:12.2f}  "
+            f"{int(greedy.loc[row, errors].sum())} / {int(beam.loc[row, errors].sum())}"
+        )
+    print(
+        f"  beam-1's hypothesis is the more probable under the model on {beam_more_probable}/{len(differ)} "
+        f"of them; word errors there: greedy {int(greedy.loc[differ, errors].to_numpy().sum())}, "
+        f"beam-1 {int(beam.loc[differ, errors].to_numpy().sum())}"
+    )
 
 
 @torch.inference_mode()
-def log_probability(model: torch.nn.Module, model_config: dict, inputs: torch.Tensor, lengths: torch.Tensor,
-                    tokens: list[int]) -> float:
+def log_probability(
+    model: torch.nn.Module, model_config: dict, inputs: torch.Tensor, lengths: torch.Tensor, tokens: list[int]
+) -> float:
     """log P(tokens | one utterance's features [1, T + rc, D]), summed over every alignment."""
     blank = blank_id(model_config)
     targets = torch.tensor([tokens], dtype=torch.int32)

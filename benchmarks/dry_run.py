@@ -7,6 +7,7 @@ LibriSpeech plan needs no LibriSpeech tree (it is read by the manifest jobs, not
 
     .venv/bin/python benchmarks/dry_run.py [--rounds 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,18 @@ def main() -> None:
         seconds, jobs = [], 0
         for _ in range(args.rounds):
             with tempfile.TemporaryDirectory() as workdir:
-                command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "-n",
-                           "--cores", "1", "--directory", workdir]
+                command = [
+                    sys.executable,
+                    "-m",
+                    "snakemake",
+                    "--snakefile",
+                    str(REPO / "Snakefile"),
+                    "-n",
+                    "--cores",
+                    "1",
+                    "--directory",
+                    workdir,
+                ]
                 if configfiles:
                     command += ["--configfile", *(str(REPO / path) for path in configfiles)]
                 start = time.perf_counter()
@@ -49,8 +60,11 @@ def main() -> None:
                 seconds.append(time.perf_counter() - start)
                 jobs = planned_jobs(run.stdout + run.stderr)
         median = statistics.median(seconds)
-        print(f"{name:12s}: {median:.2f} s to plan {jobs} jobs ({median / TARGET_SECONDS:.2f} of the {TARGET_SECONDS:g} s "
-              f"target; rounds {', '.join(f'{s:.2f}' for s in seconds)})")
+        print(
+            f"{name:12s}: {median:.2f} s to plan {jobs} jobs "
+            f"({median / TARGET_SECONDS:.2f} of the {TARGET_SECONDS:g} s target; "
+            f"rounds {', '.join(f'{s:.2f}' for s in seconds)})"
+        )
 
 
 if __name__ == "__main__":

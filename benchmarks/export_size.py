@@ -12,6 +12,7 @@ Ratios >= 1; the issue's targets: <= 1.10 unstructured, <= 1.02 blocks.
 
     .venv/bin/python benchmarks/export_size.py [--presets tiny base] [--levels 0.5 0.7 0.8 0.9 0.95]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,15 @@ from omni.asr.model import build_model, model_config_from  # noqa: E402
 from omni.sparsity.export import export_bytes, export_compact, log2_choose, physical_limit_bytes  # noqa: E402
 from omni.sparsity.masks import masks_at, prunable_parameter_names, rank_layers, unit_shape, units_alive  # noqa: E402
 
-UNITS = {"unstructured": ("unstructured", [1, 1]), "block 1x4": ("block", [1, 4]), "block 4x4": ("block", [4, 4]),
-         "block 8x8": ("block", [8, 8]), "block 16x1": ("block", [16, 1]), "block 32x1": ("block", [32, 1])}
-TARGETS = {"unstructured": 1.10}   # every block unit: BLOCK_TARGET
+UNITS = {
+    "unstructured": ("unstructured", [1, 1]),
+    "block 1x4": ("block", [1, 4]),
+    "block 4x4": ("block", [4, 4]),
+    "block 8x8": ("block", [8, 8]),
+    "block 16x1": ("block", [16, 1]),
+    "block 32x1": ("block", [32, 1]),
+}
+TARGETS = {"unstructured": 1.10}  # every block unit: BLOCK_TARGET
 BLOCK_TARGET = 1.02
 DTYPE = torch.float16
 BITS_PER_BYTE = 8
@@ -49,24 +56,34 @@ def parse_args() -> argparse.Namespace:
 
 def masked_bytes(payload: dict) -> int:
     """What the masked weights take in the payload: their values and position streams."""
-    return sum(tensor.numel() * tensor.element_size()
-               for entry in payload["sparse"].values() for tensor in entry.values() if isinstance(tensor, torch.Tensor))
+    return sum(
+        tensor.numel() * tensor.element_size()
+        for entry in payload["sparse"].values()
+        for tensor in entry.values()
+        if isinstance(tensor, torch.Tensor)
+    )
 
 
 def masked_limit_bytes(masks: dict, unit: tuple[int, int]) -> float:
     values = sum(int(mask.count_nonzero()) for mask in masks.values()) * DTYPE.itemsize
-    entropy_bits = sum(log2_choose(keep.numel(), int(keep.count_nonzero()))
-                       for keep in (units_alive(mask, unit) for mask in masks.values()))
+    entropy_bits = sum(
+        log2_choose(keep.numel(), int(keep.count_nonzero()))
+        for keep in (units_alive(mask, unit) for mask in masks.values())
+    )
     return values + math.ceil(entropy_bits / BITS_PER_BYTE)
 
 
 def main() -> None:
     args = parse_args()
     torch.manual_seed(args.seed)
-    print(f"export {DTYPE} / physical limit (values + dense rest + mask entropy); targets: unstructured <= "
-          f"{TARGETS['unstructured']}, blocks <= {BLOCK_TARGET}")
-    print(f"{'preset':<6} {'unit':<13} {'sparsity':>8} {'file MB':>9} {'limit MB':>9} {'file':>7} {'masked':>7} "
-          f"{'encodings':<16} target")
+    print(
+        f"export {DTYPE} / physical limit (values + dense rest + mask entropy); targets: unstructured <= "
+        f"{TARGETS['unstructured']}, blocks <= {BLOCK_TARGET}"
+    )
+    print(
+        f"{'preset':<6} {'unit':<13} {'sparsity':>8} {'file MB':>9} {'limit MB':>9} {'file':>7} {'masked':>7} "
+        f"{'encodings':<16} target"
+    )
     for preset in args.presets:
         config = preset_config(preset)
         model_config = model_config_from(job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1)
@@ -79,15 +96,20 @@ def main() -> None:
             rankings = rank_layers(model, names, granularity, block_shape)
             for level in args.levels:
                 masks = masks_at(rankings, level)
-                masked_state = {name: tensor * masks[name] if name in masks else tensor for name, tensor in state.items()}
+                masked_state = {
+                    name: tensor * masks[name] if name in masks else tensor for name, tensor in state.items()
+                }
                 payload = export_compact(masked_state, masks, model_config, DTYPE, granularity, block_shape)
                 size, limit = export_bytes(payload), physical_limit_bytes(masks, masked_state, DTYPE.itemsize, unit)
                 masked_ratio = masked_bytes(payload) / masked_limit_bytes(masks, unit)
                 encodings = ",".join(sorted({entry["encoding"] for entry in payload["sparse"].values()}))
                 target = TARGETS.get(granularity, BLOCK_TARGET)
                 verdict = "ok" if size / limit <= target else "MISSED"
-                print(f"{preset:<6} {unit_name:<13} {level:>8.2f} {size / 1e6:>9.3f} {limit / 1e6:>9.3f} "
-                      f"{size / limit:>7.3f} {masked_ratio:>7.3f} {encodings:<16} {verdict} (<= {target})", flush=True)
+                print(
+                    f"{preset:<6} {unit_name:<13} {level:>8.2f} {size / 1e6:>9.3f} {limit / 1e6:>9.3f} "
+                    f"{size / limit:>7.3f} {masked_ratio:>7.3f} {encodings:<16} {verdict} (<= {target})",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

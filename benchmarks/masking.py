@@ -1,16 +1,16 @@
 """Cost of hard masks during training: dense vs our masks vs torch.nn.utils.prune hooks.
 
-Pruned models train with masks on every step, so the masking must cost little next to the
-dense step (target: masked/dense <= 1.10) and no more than PyTorch's own pruning hooks
-(target: masked/prune-hooked <= 1.0). "masked" is the individual arm's `ZeroedWeightMasks`
-(zeroed weights, gradient hook, re-zero after the optimizer step); "parametrized" is the
-supernet's `MaskedParameters` (weight * mask in every forward, like the prune hooks). Every variant trains the same tiny RNN-T from the same
-weights on the same fixed batches with RNN-T loss and AdamW; variants are interleaved round by
-round (in a rotating order) so machine noise hits all of them alike; the verdicts use the
-median of per-round ratios.
+Pruned models train with masks on every step, so the masking must cost little next to the dense step (target:
+masked/dense <= 1.10) and no more than PyTorch's own pruning hooks (target: masked/prune-hooked <= 1.0).
+"masked" is the individual arm's `ZeroedWeightMasks` (zeroed weights, gradient hook, re-zero after the
+optimizer step); "parametrized" is the supernet's `MaskedParameters` (weight * mask in every forward, like the
+prune hooks). Every variant trains the same tiny RNN-T from the same weights on the same fixed batches with
+RNN-T loss and AdamW; variants are interleaved round by round (in a rotating order) so machine noise hits all
+of them alike; the verdicts use the median of per-round ratios.
 
     .venv/bin/python benchmarks/masking.py [--config config.yaml] [--steps N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +30,8 @@ from torch.nn.utils import prune
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from omni import job_params  # noqa: E402
-from omni.config import load_config  # noqa: E402
 from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
+from omni.config import load_config  # noqa: E402
 from omni.sparsity.masking import MaskedParameters, ZeroedWeightMasks  # noqa: E402
 from omni.sparsity.masks import UNSTRUCTURED, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
 
@@ -42,9 +42,9 @@ MS_PER_S = 1000.0
 
 @dataclass(frozen=True)
 class Batch:
-    features: Tensor          # [B, T + right_context, n_mels]
-    feature_lengths: Tensor   # unpadded T
-    predictor_input: Tensor   # blank-prepended targets: the predictor sees U + 1 symbols
+    features: Tensor  # [B, T + right_context, n_mels]
+    feature_lengths: Tensor  # unpadded T
+    predictor_input: Tensor  # blank-prepended targets: the predictor sees U + 1 symbols
     predictor_lengths: Tensor
     targets: Tensor
     target_lengths: Tensor
@@ -71,31 +71,36 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--target-length", type=int, default=30, help="target symbols per utterance")
     parser.add_argument("--batches", type=int, default=4, help="distinct fixed batches, cycled")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--for-loop-adamw", action="store_true",
-                        help="the default for-loop AdamW instead of omni/asr/trainer.py's AdamW(fused=True)")
+    parser.add_argument(
+        "--for-loop-adamw",
+        action="store_true",
+        help="the default for-loop AdamW instead of omni/asr/trainer.py's AdamW(fused=True)",
+    )
     return parser.parse_args()
 
 
-def make_batch(args: argparse.Namespace, n_mels: int, right_context: int, blank: int,
-               generator: torch.Generator) -> Batch:
+def make_batch(
+    args: argparse.Namespace, n_mels: int, right_context: int, blank: int, generator: torch.Generator
+) -> Batch:
     """Pad by the right context and pass UNPADDED lengths (see DESIGN.md facts)."""
     features = torch.randn(args.batch, args.frames + right_context, n_mels, generator=generator)
     targets = torch.randint(0, blank, (args.batch, args.target_length), generator=generator)
     lengths = torch.full((args.batch,), args.frames, dtype=torch.int64)
     target_lengths = torch.full((args.batch,), args.target_length, dtype=torch.int64)
     blanks = torch.full((args.batch, 1), blank, dtype=targets.dtype)
-    return Batch(features, lengths, torch.cat([blanks, targets], dim=1), target_lengths + 1,
-                 targets, target_lengths)
+    return Batch(features, lengths, torch.cat([blanks, targets], dim=1), target_lengths + 1, targets, target_lengths)
 
 
 def train_step(variant: Variant, batch: Batch, blank: int) -> float:
     """One forward + backward + AdamW step; returns its wall time in seconds."""
     start = time.perf_counter()
     variant.optimizer.zero_grad(set_to_none=True)
-    logits, logit_lengths, _, _ = variant.model(batch.features, batch.feature_lengths,
-                                                batch.predictor_input, batch.predictor_lengths)
-    loss = torchaudio.functional.rnnt_loss(logits, batch.targets.int(), logit_lengths.int(),
-                                           batch.target_lengths.int(), blank=blank)
+    logits, logit_lengths, _, _ = variant.model(
+        batch.features, batch.feature_lengths, batch.predictor_input, batch.predictor_lengths
+    )
+    loss = torchaudio.functional.rnnt_loss(
+        logits, batch.targets.int(), logit_lengths.int(), batch.target_lengths.int(), blank=blank
+    )
     loss.backward()
     variant.optimizer.step()
     variant.after_step()
@@ -118,6 +123,7 @@ def no_masks(model: nn.Module) -> Callable[[], None]:
 def with_zeroed_weights(masks: dict[str, Tensor]) -> Setup:
     def apply(model: nn.Module) -> Callable[[], None]:
         return ZeroedWeightMasks(model, masks).enforce
+
     return apply
 
 
@@ -125,6 +131,7 @@ def with_parametrization(mask_dtype: torch.dtype | None, masks: dict[str, Tensor
     def apply(model: nn.Module) -> Callable[[], None]:
         MaskedParameters(model, masks, mask_dtype=mask_dtype)
         return nothing
+
     return apply
 
 
@@ -134,11 +141,13 @@ def with_prune_hooks(names: list[str], sparsity: float) -> Setup:
             module_path, _, attr = name.rpartition(".")
             prune.l1_unstructured(model.get_submodule(module_path), attr, amount=sparsity)
         return nothing
+
     return apply
 
 
-def build_variants(dense: nn.Module, setups: dict[str, Setup],
-                   lr: float, weight_decay: float, fused: bool) -> list[Variant]:
+def build_variants(
+    dense: nn.Module, setups: dict[str, Setup], lr: float, weight_decay: float, fused: bool
+) -> list[Variant]:
     """Masks/hooks go on first, then the optimizer is created (the MaskedParameters contract)."""
     variants = []
     for name, setup in setups.items():
@@ -173,20 +182,28 @@ def verdict(name: str, ratio: float, target: float) -> str:
 def report(variants: list[Variant], args: argparse.Namespace) -> None:
     by_name = {v.name: v for v in variants}
     dense = by_name["dense"]
-    print(f"\nmasking cost: {args.steps} steps/variant, {torch.get_num_threads()} thread(s), "
-          f"batch {args.batch} x {args.frames} frames, {args.target_length} targets, sparsity {args.sparsity}, "
-          f"AdamW {'for-loop' if args.for_loop_adamw else 'fused (as omni/asr/trainer.py)'}")
+    print(
+        f"\nmasking cost: {args.steps} steps/variant, {torch.get_num_threads()} thread(s), "
+        f"batch {args.batch} x {args.frames} frames, {args.target_length} targets, sparsity {args.sparsity}, "
+        f"AdamW {'for-loop' if args.for_loop_adamw else 'fused (as omni/asr/trainer.py)'}"
+    )
     print(f"{'variant':<22}{'median ms':>11}{'min ms':>9}{'max ms':>9}{'median/dense':>14}{'paired/dense':>14}")
     for v in variants:
         median = statistics.median(v.times)
-        print(f"{v.name:<22}{median * MS_PER_S:>11.1f}{min(v.times) * MS_PER_S:>9.1f}{max(v.times) * MS_PER_S:>9.1f}"
-              f"{median / statistics.median(dense.times):>14.3f}{paired_ratio(v, dense):>14.3f}")
+        print(
+            f"{v.name:<22}{median * MS_PER_S:>11.1f}{min(v.times) * MS_PER_S:>9.1f}{max(v.times) * MS_PER_S:>9.1f}"
+            f"{median / statistics.median(dense.times):>14.3f}{paired_ratio(v, dense):>14.3f}"
+        )
     print("\npaired per-round medians:")
     print(verdict("masked / dense", paired_ratio(by_name["masked"], dense), MASKED_OVERHEAD_TARGET))
-    print(verdict("masked / prune-hooked", paired_ratio(by_name["masked"], by_name["prune-hooked"]),
-                  VERSUS_PRUNE_TARGET))
-    print(verdict("parametrized / prune", paired_ratio(by_name["parametrized"], by_name["prune-hooked"]),
-                  VERSUS_PRUNE_TARGET))
+    print(
+        verdict("masked / prune-hooked", paired_ratio(by_name["masked"], by_name["prune-hooked"]), VERSUS_PRUNE_TARGET)
+    )
+    print(
+        verdict(
+            "parametrized / prune", paired_ratio(by_name["parametrized"], by_name["prune-hooked"]), VERSUS_PRUNE_TARGET
+        )
+    )
 
 
 def study_setup(args: argparse.Namespace) -> tuple[dict, dict, int]:
@@ -206,8 +223,10 @@ def main() -> None:
     names = prunable_parameter_names(dense, config["sparsity"])
     masks = masks_at(rank_layers(dense, names, UNSTRUCTURED, config["sparsity"]["block_shape"]), args.sparsity)
     generator = torch.Generator().manual_seed(args.seed)
-    batches = [make_batch(args, model_config["input_dim"], model_config["right_context_length"], blank, generator)
-               for _ in range(args.batches)]
+    batches = [
+        make_batch(args, model_config["input_dim"], model_config["right_context_length"], blank, generator)
+        for _ in range(args.batches)
+    ]
     setups = {
         "dense": no_masks,
         "masked": with_zeroed_weights(masks),
@@ -215,8 +234,9 @@ def main() -> None:
         "parametrized (bool)": with_parametrization(torch.bool, masks),
         "prune-hooked": with_prune_hooks(names, args.sparsity),
     }
-    variants = build_variants(dense, setups, config["train"]["lr"], config["train"]["weight_decay"],
-                              fused=not args.for_loop_adamw)
+    variants = build_variants(
+        dense, setups, config["train"]["lr"], config["train"]["weight_decay"], fused=not args.for_loop_adamw
+    )
     run_rounds(variants, batches, blank, args.warmup, args.steps)
     report(variants, args)
 

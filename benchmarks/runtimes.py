@@ -30,6 +30,7 @@ sparsity interleaved round by round (the order rotating) so machine noise hits a
     .venv/bin/python benchmarks/runtimes.py [--presets tiny base] [--rounds 30] [--sparsities 0.0 0.8 0.9]
         [--units unstructured structured] [--out t.csv]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,7 @@ from omni.sparsity.slicing import slice_structured  # noqa: E402
 EAGER = "eager"
 RUNTIME_VARIANTS = ("onnx", "onnx-int8", "executorch", "executorch-int8")
 EXPORTERS = {"onnx": export_onnx, "executorch": export_executorch}
-PREDICTOR_EVERY = 4        # encoder frames per emitted symbol, about a trained model's rate
+PREDICTOR_EVERY = 4  # encoder frames per emitted symbol, about a trained model's rate
 THREADS = 1
 DENSE = 0.0
 MB = 1e6
@@ -106,16 +107,18 @@ class EagerRunner:
     @torch.inference_mode()
     def __call__(self) -> tuple[float, float]:
         start = time.perf_counter()
-        encodings, lengths, self.encoder_state = self.model.transcribe_streaming(self.chunk, self.length,
-                                                                                 self.encoder_state)
+        encodings, lengths, self.encoder_state = self.model.transcribe_streaming(
+            self.chunk, self.length, self.encoder_state
+        )
         encoded = time.perf_counter()
         search, ones = self.search, self.ones
         for frame in range(int(lengths[0])):
-            logits, _, _ = self.model.join(encodings[:, frame: frame + 1], ones, search.predictor_out, ones)
+            logits, _, _ = self.model.join(encodings[:, frame : frame + 1], ones, search.predictor_out, ones)
             token = logits[:, 0, 0].argmax(-1)
             if self.frames % PREDICTOR_EVERY == 0:
-                search.predictor_out, _, search.predictor_state = self.model.predict(token.unsqueeze(1), ones,
-                                                                                     search.predictor_state)
+                search.predictor_out, _, search.predictor_state = self.model.predict(
+                    token.unsqueeze(1), ones, search.predictor_state
+                )
             self.frames += 1
         return encoded - start, time.perf_counter() - start
 
@@ -125,8 +128,10 @@ class RuntimeRunner:
 
     def __init__(self, programs: dict[str, Program], shape: StreamingShape, blank: int, chunk: np.ndarray) -> None:
         self.programs, self.shape, self.chunk = programs, shape, chunk
-        self.state = [np.zeros(dims, dtype=np.int64 if name == "processed" else np.float32)
-                      for name, dims in shape.encoder_state().items()]
+        self.state = [
+            np.zeros(dims, dtype=np.int64 if name == "processed" else np.float32)
+            for name, dims in shape.encoder_state().items()
+        ]
         hidden, cell = (np.zeros(dims, np.float32) for dims in shape.predictor_state().values())
         self.predicted = programs["predictor"](np.array([[blank]], dtype=np.int64), hidden, cell)
         self.frames = 0
@@ -136,7 +141,7 @@ class RuntimeRunner:
         encodings, *self.state = self.programs["encoder"](self.chunk, *self.state)
         encoded = time.perf_counter()
         for frame in range(self.shape.segment):
-            logits = self.programs["joiner"](encodings[:, frame: frame + 1], self.predicted[0])[0]
+            logits = self.programs["joiner"](encodings[:, frame : frame + 1], self.predicted[0])[0]
             token = int(logits[0].argmax())
             if self.frames % PREDICTOR_EVERY == 0:
                 self.predicted = self.programs["predictor"](np.array([[token]], dtype=np.int64), *self.predicted[1:])
@@ -147,19 +152,21 @@ class RuntimeRunner:
 @dataclass
 class Measured:
     """One (sparsity, unit, path) row: its runner, timings per round, and its variant's file sizes."""
+
     sparsity: float
     unit: str
     kept_params: int
     name: str
     run: ChunkRunner
-    install_mb: float | None = None      # None: eager has no exported files
+    install_mb: float | None = None  # None: eager has no exported files
     download_mb: float | None = None
     encoder_s: list[float] = field(default_factory=list)
     chunk_s: list[float] = field(default_factory=list)
 
 
-def pruned_copy(model: torch.nn.Module, model_config: dict, rankings: dict | None, sparsity: float,
-                unit: str) -> tuple[torch.nn.Module, dict, int]:
+def pruned_copy(
+    model: torch.nn.Module, model_config: dict, rankings: dict | None, sparsity: float, unit: str
+) -> tuple[torch.nn.Module, dict, int]:
     """(the model at `sparsity` in `unit`, its model_config, parameters kept): every level from the same
     dense weights (`rankings` None: the dense model); a structured one sliced to its smaller dense model."""
     masks = {} if rankings is None else masks_at(rankings, sparsity)
@@ -171,8 +178,7 @@ def pruned_copy(model: torch.nn.Module, model_config: dict, rankings: dict | Non
     return pruned.eval(), model_config, kept
 
 
-def export_variants(model: torch.nn.Module, model_config: dict, frontend: Frontend, folder: Path,
-                    label: str) -> Bundle:
+def export_variants(model: torch.nn.Module, model_config: dict, frontend: Frontend, folder: Path, label: str) -> Bundle:
     """Both runtimes' fp32 and int8 programs of `model` in `folder`, as a bundle (dummy pieces: nothing is read
     as text). The exporters' own progress goes to stderr with ours, away from the table."""
     programs = build_programs(model, model_config, frontend)
@@ -224,8 +230,9 @@ def measure_preset(preset: str, args: argparse.Namespace, folder: Path) -> list[
     frames = model_config["segment_length"] + model_config["right_context_length"]
     chunk = torch.randn(1, frames, n_mels, generator=torch.Generator().manual_seed(args.seed))
     paths: list[Measured] = []
-    models = [(DENSE, "dense")] + [(sparsity, unit) for sparsity in args.sparsities if sparsity != DENSE
-                                   for unit in args.units]
+    models = [(DENSE, "dense")] + [
+        (sparsity, unit) for sparsity in args.sparsities if sparsity != DENSE for unit in args.units
+    ]
     for sparsity, unit in models:
         pruned, pruned_config, kept = pruned_copy(model, model_config, rankings.get(unit), sparsity, unit)
         label = f"{preset} {sparsity:.0%} {unit}"
@@ -241,14 +248,28 @@ def measure_preset(preset: str, args: argparse.Namespace, folder: Path) -> list[
     eager = next(path for path in dense if path.name == EAGER)
     best = min((path for path in dense if path.name != EAGER), key=lambda path: statistics.median(path.chunk_s))
     chunk_ms = 1e3 * model_config["segment_length"] * logmel["hop_length"] / logmel["sample_rate"]
-    print(f"\n{preset}: {chunk_ms:.0f} ms of audio per chunk ({model_config['segment_length']} + "
-          f"{model_config['right_context_length']} look-ahead input frames); reference: {best.name} at "
-          f"{best.sparsity:.0%}", flush=True)
-    return [{"preset": preset, "sparsity": path.sparsity, "unit": path.unit, "kept_m": path.kept_params / 1e6,
-             "path": path.name,
-             "encoder_ms": 1e3 * statistics.median(path.encoder_s), "chunk_ms": 1e3 * statistics.median(path.chunk_s),
-             "x_best_runtime": median_ratio(path, best), "x_eager": median_ratio(path, eager),
-             "install_mb": path.install_mb, "download_mb": path.download_mb} for path in paths]
+    print(
+        f"\n{preset}: {chunk_ms:.0f} ms of audio per chunk ({model_config['segment_length']} + "
+        f"{model_config['right_context_length']} look-ahead input frames); reference: {best.name} at "
+        f"{best.sparsity:.0%}",
+        flush=True,
+    )
+    return [
+        {
+            "preset": preset,
+            "sparsity": path.sparsity,
+            "unit": path.unit,
+            "kept_m": path.kept_params / 1e6,
+            "path": path.name,
+            "encoder_ms": 1e3 * statistics.median(path.encoder_s),
+            "chunk_ms": 1e3 * statistics.median(path.chunk_s),
+            "x_best_runtime": median_ratio(path, best),
+            "x_eager": median_ratio(path, eager),
+            "install_mb": path.install_mb,
+            "download_mb": path.download_mb,
+        }
+        for path in paths
+    ]
 
 
 def number(value: float | None, width: int, digits: int) -> str:
@@ -256,13 +277,18 @@ def number(value: float | None, width: int, digits: int) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'preset':<6} {'sparsity':>8} {'unit':<12} {'kept M':>6} {'path':<16} {'encoder ms':>10} {'chunk ms':>9} "
-          f"{'x best runtime':>14} {'x eager':>8} {'install MB':>10} {'download MB':>11}")
+    print(
+        f"{'preset':<6} {'sparsity':>8} {'unit':<12} {'kept M':>6} {'path':<16} {'encoder ms':>10} {'chunk ms':>9} "
+        f"{'x best runtime':>14} {'x eager':>8} {'install MB':>10} {'download MB':>11}"
+    )
     for row in rows:
-        print(f"{row['preset']:<6} {row['sparsity']:>8.0%} {row['unit']:<12} {row['kept_m']:>6.2f} {row['path']:<16} "
-              f"{row['encoder_ms']:>10.2f} "
-              f"{row['chunk_ms']:>9.2f} {row['x_best_runtime']:>14.2f} {row['x_eager']:>8.2f} "
-              f"{number(row['install_mb'], 10, 2)} {number(row['download_mb'], 11, 2)}", flush=True)
+        print(
+            f"{row['preset']:<6} {row['sparsity']:>8.0%} {row['unit']:<12} {row['kept_m']:>6.2f} {row['path']:<16} "
+            f"{row['encoder_ms']:>10.2f} "
+            f"{row['chunk_ms']:>9.2f} {row['x_best_runtime']:>14.2f} {row['x_eager']:>8.2f} "
+            f"{number(row['install_mb'], 10, 2)} {number(row['download_mb'], 11, 2)}",
+            flush=True,
+        )
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -275,8 +301,10 @@ def write_csv(rows: list[dict], path: Path) -> None:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(THREADS)
-    print(f"torch {torch.__version__}, {THREADS} thread; per streaming chunk, search fixed at 1 joiner call per "
-          f"encoder frame + 1 predictor call per {PREDICTOR_EVERY} frames; {args.rounds} interleaved rounds")
+    print(
+        f"torch {torch.__version__}, {THREADS} thread; per streaming chunk, search fixed at 1 joiner call per "
+        f"encoder frame + 1 predictor call per {PREDICTOR_EVERY} frames; {args.rounds} interleaved rounds"
+    )
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch:
         for preset in args.presets:

@@ -11,6 +11,7 @@ dev WER, not WER: a real supernet's sensitivities interact, which a random draw 
 
     .venv/bin/python benchmarks/search_vs_random.py [--config config.yaml] [--seeds 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ from omni.sparsity.search import (  # noqa: E402
 )
 
 LAYERS = 12
-SETTINGS = ((None, None), (8, 6), (16, 10), (16, 30))   # (population, generations); None: the config's
+SETTINGS = ((None, None), (8, 6), (16, 10), (16, 30))  # (population, generations); None: the config's
 
 
 def parse_args() -> argparse.Namespace:
@@ -75,26 +76,36 @@ def main() -> None:
         return sum(weight * level for weight, level in zip(weights, allocation.values()))
 
     budget = make_budgets(space, [0.7])[0]
-    print(f"{'population':>10} {'generations':>11} {'evaluations':>11} {'search':>8} {'random':>8} "
-          f"{'ratio':>6} {'wins':>6}")
+    print(
+        f"{'population':>10} {'generations':>11} {'evaluations':>11} {'search':>8} {'random':>8} "
+        f"{'ratio':>6} {'wins':>6}"
+    )
     for population, generations in SETTINGS:
         population = population or search["population"]
         generations = generations or search["iterations"]
         searched, drawn, evaluations = [], [], []
         for seed in range(args.seeds):
-            evolution = EvolutionSettings(population=population, parents_fraction=search["parents_fraction"],
-                                          mutation_prob=search["mutation_prob"], crossover_prob=search["crossover_prob"],
-                                          iterations=generations, evaluations=10**6, seed=seed)
+            evolution = EvolutionSettings(
+                population=population,
+                parents_fraction=search["parents_fraction"],
+                mutation_prob=search["mutation_prob"],
+                crossover_prob=search["crossover_prob"],
+                iterations=generations,
+                evaluations=10**6,
+                seed=seed,
+            )
             quiet = io.StringIO()
-            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):   # its per-generation log
+            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):  # its per-generation log
                 result = EvolutionarySearch(space, [budget], evolution, fitness, clock=Ticks()).run()
             evaluations.append(len(result.history))
             searched.append(result.best(budget).fitness)
             drawn.append(random_search_best(space, budget, len(result.history), fitness, seed))
         wins = sum(s < d for s, d in zip(searched, drawn))
-        print(f"{population:>10} {generations:>11} {statistics.mean(evaluations):>11.0f} "
-              f"{statistics.mean(searched):>8.3f} {statistics.mean(drawn):>8.3f} "
-              f"{statistics.mean(searched) / statistics.mean(drawn):>6.3f} {wins:>3}/{args.seeds}")
+        print(
+            f"{population:>10} {generations:>11} {statistics.mean(evaluations):>11.0f} "
+            f"{statistics.mean(searched):>8.3f} {statistics.mean(drawn):>8.3f} "
+            f"{statistics.mean(searched) / statistics.mean(drawn):>6.3f} {wins:>3}/{args.seeds}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ unit is the lowest measured level where the whole encoder is clearly faster (>= 
 
     .venv/bin/python benchmarks/sparse_encoder.py [--presets tiny base] [--levels 0.5 0.7 0.8 0.9 0.95]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,24 +32,29 @@ from pathlib import Path
 
 import torch
 import yaml
+from snakemake.utils import update_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from omni import job_params  # noqa: E402
 from omni.asr.decode import greedy_consume, greedy_start  # noqa: E402
 from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
-from omni.config import load_config  # noqa: E402
+from omni.config import read_yaml, validate_config  # noqa: E402
 from omni.inference.sparse_linear import DENSE  # noqa: E402
 from omni.inference.sparse_model import sparse_inference_model, streaming_chunk_rows  # noqa: E402
 from omni.sparsity.masks import apply_masks_, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-PRESET_CONFIGS = {"tiny": [], "base": ["configs/librispeech.yaml"]}   # layered over config.yaml
-UNITS = {"unstructured": ("unstructured", [1, 1]), "block 8x8": ("block", [8, 8]),
-         "block 16x1": ("block", [16, 1]), "block 32x1": ("block", [32, 1])}
-FILLED_CHUNKS = 8          # chunks run before timing, so the attention sees a full left context
-SILENT_BLANK_BIAS = 50.0   # added to the joiner's blank logit: random weights then never emit
-BREAK_EVEN = 1.05          # "faster" beyond a few % of timing noise
+PRESET_CONFIGS = {"tiny": [], "base": ["configs/librispeech.yaml"]}  # layered over config.yaml
+UNITS = {
+    "unstructured": ("unstructured", [1, 1]),
+    "block 8x8": ("block", [8, 8]),
+    "block 16x1": ("block", [16, 1]),
+    "block 32x1": ("block", [32, 1]),
+}
+FILLED_CHUNKS = 8  # chunks run before timing, so the attention sees a full left context
+SILENT_BLANK_BIAS = 50.0  # added to the joiner's blank logit: random weights then never emit
+BREAK_EVEN = 1.05  # "faster" beyond a few % of timing noise
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,10 +70,10 @@ def parse_args() -> argparse.Namespace:
 
 
 def preset_config(preset: str) -> dict:
-    overrides: dict = {}
+    config = read_yaml(REPO / "config.yaml")
     for path in PRESET_CONFIGS[preset]:
-        overrides = {**overrides, **yaml.safe_load((REPO / path).read_text())}
-    return load_config(REPO / "config.yaml", overrides)
+        update_config(config, yaml.safe_load((REPO / path).read_text()))  # as --configfile layers them
+    return validate_config(config)
 
 
 class ChunkRunner:
@@ -83,8 +89,9 @@ class ChunkRunner:
     @torch.inference_mode()
     def __call__(self) -> float:
         start = time.perf_counter()
-        encodings, lengths, self.encoder_state = self.model.transcribe_streaming(self.chunk, self.length,
-                                                                                 self.encoder_state)
+        encodings, lengths, self.encoder_state = self.model.transcribe_streaming(
+            self.chunk, self.length, self.encoder_state
+        )
         if self.decode:
             self.search = greedy_consume(self.model, self.search, encodings, lengths, self.blank)
         return time.perf_counter() - start
@@ -110,14 +117,16 @@ def interleaved_ratio(dense: ChunkRunner, sparse: ChunkRunner, rounds: int) -> f
     return statistics.median(ratios)
 
 
-def model_ratio_without_emissions(model: torch.nn.Module, sparse: torch.nn.Module, model_config: dict,
-                                  chunk: torch.Tensor, rounds: int) -> float:
+def model_ratio_without_emissions(
+    model: torch.nn.Module, sparse: torch.nn.Module, model_config: dict, chunk: torch.Tensor, rounds: int
+) -> float:
     blank = blank_id(model_config)
     with torch.no_grad():
         for network in (model, sparse):
             network.joiner.linear.bias[blank] += SILENT_BLANK_BIAS
-    ratio = interleaved_ratio(ChunkRunner(model, model_config, chunk, True),
-                              ChunkRunner(sparse, model_config, chunk, True), rounds)
+    ratio = interleaved_ratio(
+        ChunkRunner(model, model_config, chunk, True), ChunkRunner(sparse, model_config, chunk, True), rounds
+    )
     with torch.no_grad():
         for network in (model, sparse):
             network.joiner.linear.bias[blank] -= SILENT_BLANK_BIAS
@@ -129,8 +138,9 @@ class PrunableModel:
 
     def __init__(self, preset: str, seed: int) -> None:
         config = preset_config(preset)
-        self.model_config = model_config_from(job_params.model(config),
-                                              num_symbols=config["tokenizer"]["vocab_size"] + 1)
+        self.model_config = model_config_from(
+            job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1
+        )
         torch.manual_seed(seed)
         self.model = build_model(self.model_config).eval()
         self.names = prunable_parameter_names(self.model, config["sparsity"])
@@ -153,13 +163,16 @@ def measure(source: PrunableModel, rankings: dict, unit_name: str, level: float,
     frames = model_config["segment_length"] + model_config["right_context_length"]
     chunk = torch.randn(1, frames, model_config["input_dim"], generator=torch.Generator().manual_seed(args.seed))
     linears = sum(layer.choice.seconds[DENSE] for layer in layers) / sum(
-        layer.choice.seconds[layer.choice.kernel] for layer in layers)
+        layer.choice.seconds[layer.choice.kernel] for layer in layers
+    )
     return {
         "linears": linears,
-        "encoder": interleaved_ratio(ChunkRunner(model, model_config, chunk, False),
-                                     ChunkRunner(sparse, model_config, chunk, False), args.rounds),
-        "model_most": interleaved_ratio(ChunkRunner(model, model_config, chunk, True),
-                                        ChunkRunner(sparse, model_config, chunk, True), args.rounds),
+        "encoder": interleaved_ratio(
+            ChunkRunner(model, model_config, chunk, False), ChunkRunner(sparse, model_config, chunk, False), args.rounds
+        ),
+        "model_most": interleaved_ratio(
+            ChunkRunner(model, model_config, chunk, True), ChunkRunner(sparse, model_config, chunk, True), args.rounds
+        ),
         "model_least": model_ratio_without_emissions(model, sparse, model_config, chunk, args.rounds),
         "kernels": Counter(layer.choice.kernel for layer in layers),
         "dense_chunk_ms": 1e3 * steady_seconds(ChunkRunner(model, model_config, chunk, False), args.rounds),
@@ -180,11 +193,18 @@ def main() -> None:
                 if break_even is None and result["encoder"] >= BREAK_EVEN:
                     break_even = level
                 kernels = ", ".join(f"{kernel} {count}" for kernel, count in sorted(result["kernels"].items()))
-                print(f"{preset:5s} {unit_name:12s} {level:4.2f}: linears {result['linears']:5.2f}x  "
-                      f"encoder {result['encoder']:5.2f}x  model {result['model_most']:5.2f}-{result['model_least']:.2f}x  "
-                      f"(dense encoder {result['dense_chunk_ms']:.2f} ms/chunk; layers: {kernels})", flush=True)
-            print(f"{preset:5s} {unit_name:12s} break-even: "
-                  f"{'none measured' if break_even is None else f'{break_even:.0%}'}", flush=True)
+                print(
+                    f"{preset:5s} {unit_name:12s} {level:4.2f}: linears {result['linears']:5.2f}x  "
+                    f"encoder {result['encoder']:5.2f}x  "
+                    f"model {result['model_most']:5.2f}-{result['model_least']:.2f}x  "
+                    f"(dense encoder {result['dense_chunk_ms']:.2f} ms/chunk; layers: {kernels})",
+                    flush=True,
+                )
+            print(
+                f"{preset:5s} {unit_name:12s} break-even: "
+                f"{'none measured' if break_even is None else f'{break_even:.0%}'}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

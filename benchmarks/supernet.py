@@ -9,6 +9,7 @@ interleaved round by round; ratios are medians of per-round ratios.
 
     .venv/bin/python benchmarks/supernet.py [--config config.yaml] [--steps N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,12 @@ import torchaudio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from masking import Batch, make_batch, study_setup  # noqa: E402  (benchmarks/ is this script's folder)
+
 from omni import job_params  # noqa: E402
 from omni.asr.model import build_model  # noqa: E402
+from omni.asr.trainer import DenseGradients  # noqa: E402
 from omni.sparsity.masks import masks_at, rank_layers  # noqa: E402
 from omni.sparsity.supernet import SupernetGradients, sampler_from_section  # noqa: E402
-from omni.asr.trainer import DenseGradients  # noqa: E402
 
 PER_SUBNET_TARGET = 1.10
 MS_PER_S = 1000.0
@@ -49,10 +51,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def loss_on(model: torch.nn.Module, batch: Batch, blank: int) -> torch.Tensor:
-    logits, logit_lengths, _, _ = model(batch.features, batch.feature_lengths, batch.predictor_input,
-                                        batch.predictor_lengths)
-    return torchaudio.functional.rnnt_loss(logits, batch.targets.int(), logit_lengths.int(),
-                                           batch.target_lengths.int(), blank=blank)
+    logits, logit_lengths, _, _ = model(
+        batch.features, batch.feature_lengths, batch.predictor_input, batch.predictor_lengths
+    )
+    return torchaudio.functional.rnnt_loss(
+        logits, batch.targets.int(), logit_lengths.int(), batch.target_lengths.int(), blank=blank
+    )
 
 
 def timed_step(strategy, model, optimizer, step: int, batch: Batch, blank: int) -> float:
@@ -83,8 +87,10 @@ def main() -> None:
     config, model_config, blank = study_setup(args)
     base = build_model(model_config).train()
     generator = torch.Generator().manual_seed(args.seed)
-    batches = [make_batch(args, model_config["input_dim"], model_config["right_context_length"], blank, generator)
-               for _ in range(args.batches)]
+    batches = [
+        make_batch(args, model_config["input_dim"], model_config["right_context_length"], blank, generator)
+        for _ in range(args.batches)
+    ]
     omni_cfg = config["omni"]
     sampler = sampler_from_section({**job_params.supernet(config), "warmup_fraction": 0.0}, args.steps)
 
@@ -94,8 +100,11 @@ def main() -> None:
     lr, decay = config["train"]["finetune_lr"], config["train"]["weight_decay"]
     variants = {
         "dense": (dense, dense_model, torch.optim.AdamW(dense_model.parameters(), lr, weight_decay=decay, fused=True)),
-        "supernet": (supernet, omni_model, torch.optim.AdamW(omni_model.parameters(), lr, weight_decay=decay,
-                                                              fused=True)),
+        "supernet": (
+            supernet,
+            omni_model,
+            torch.optim.AdamW(omni_model.parameters(), lr, weight_decay=decay, fused=True),
+        ),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     for step in range(args.warmup + args.steps):
@@ -112,15 +121,19 @@ def main() -> None:
     rank_s, level_s = mask_building_seconds(supernet, sorted(config["sparsity"]["levels"]), repeats=5)
     supernet_step = statistics.median(times["supernet"])
     mask_per_step = rank_s / omni_cfg["mask_update_every"] + passes * level_s
-    print(f"supernet cost: {args.steps} steps/variant, {torch.get_num_threads()} thread(s), batch {args.batch} x "
-          f"{args.frames} frames, sampling '{omni_cfg['sampling']}' = {passes} sub-network(s)/step, "
-          f"ranking every {omni_cfg['mask_update_every']} steps")
+    print(
+        f"supernet cost: {args.steps} steps/variant, {torch.get_num_threads()} thread(s), batch {args.batch} x "
+        f"{args.frames} frames, sampling '{omni_cfg['sampling']}' = {passes} sub-network(s)/step, "
+        f"ranking every {omni_cfg['mask_update_every']} steps"
+    )
     print(f"  dense step (median)            {statistics.median(times['dense']) * MS_PER_S:9.1f} ms")
     print(f"  supernet step (median)         {supernet_step * MS_PER_S:9.1f} ms")
     print(f"  ranking all layers (one sort)  {rank_s * MS_PER_S:9.1f} ms, every {omni_cfg['mask_update_every']} steps")
     print(f"  masks at one level + copy      {level_s * MS_PER_S:9.1f} ms, {passes} per step")
     verdict = "met" if per_subnet <= PER_SUBNET_TARGET else "NOT met"
-    print(f"supernet step per sub-network / dense step = {per_subnet:.3f}  (target <= {PER_SUBNET_TARGET:.2f}: {verdict})")
+    print(
+        f"supernet step per sub-network / dense step = {per_subnet:.3f}  (target <= {PER_SUBNET_TARGET:.2f}: {verdict})"
+    )
     print(f"mask building / supernet step               = {mask_per_step / supernet_step:.3f}")
 
 

@@ -11,6 +11,7 @@ per-round ratios. A training job's process runs on one thread (2 processes share
 
     .venv/bin/python benchmarks/teacher_cost.py [--config config.yaml] [--steps N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ import torchaudio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from masking import Batch, make_batch, study_setup  # noqa: E402  (benchmarks/ is this script's folder)
+
 from omni.asr.distill import lattice_kl  # noqa: E402
 from omni.asr.model import build_model  # noqa: E402
 from omni.sparsity.masking import MaskedParameters  # noqa: E402
@@ -48,8 +50,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def logits_of(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    logits, logit_lengths, _, _ = model(batch.features, batch.feature_lengths, batch.predictor_input,
-                                        batch.predictor_lengths)
+    logits, logit_lengths, _, _ = model(
+        batch.features, batch.feature_lengths, batch.predictor_input, batch.predictor_lengths
+    )
     return logits, logit_lengths
 
 
@@ -60,13 +63,20 @@ def teacher_forward(teacher: torch.nn.Module, batch: Batch) -> tuple[float, torc
     return time.perf_counter() - start, logits
 
 
-def student_pass(student: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
-                 teacher_logits: torch.Tensor, blank: int, form: str) -> float:
+def student_pass(
+    student: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    teacher_logits: torch.Tensor,
+    blank: int,
+    form: str,
+) -> float:
     start = time.perf_counter()
     optimizer.zero_grad(set_to_none=True)
     logits, logit_lengths = logits_of(student, batch)
-    loss = torchaudio.functional.rnnt_loss(logits, batch.targets.int(), logit_lengths.int(),
-                                           batch.target_lengths.int(), blank=blank)
+    loss = torchaudio.functional.rnnt_loss(
+        logits, batch.targets.int(), logit_lengths.int(), batch.target_lengths.int(), blank=blank
+    )
     loss = loss + lattice_kl(logits, teacher_logits, logit_lengths, batch.targets, batch.target_lengths, blank, form)
     loss.backward()
     optimizer.step()
@@ -79,11 +89,17 @@ def main() -> None:
     teacher = build_model(model_config).eval().requires_grad_(False)
     student = copy.deepcopy(teacher).train().requires_grad_(True)
     names = prunable_parameter_names(student, config["sparsity"])
-    MaskedParameters(student, masks_at(rank_layers(student, names, UNSTRUCTURED, config["sparsity"]["block_shape"]),
-                                       args.sparsity))
+    MaskedParameters(
+        student, masks_at(rank_layers(student, names, UNSTRUCTURED, config["sparsity"]["block_shape"]), args.sparsity)
+    )
     optimizer = torch.optim.AdamW(student.parameters(), lr=config["train"]["finetune_lr"], fused=True)
-    batch = make_batch(args, model_config["input_dim"], model_config["right_context_length"], blank,
-                       torch.Generator().manual_seed(args.seed))
+    batch = make_batch(
+        args,
+        model_config["input_dim"],
+        model_config["right_context_length"],
+        blank,
+        torch.Generator().manual_seed(args.seed),
+    )
     forward_times, pass_times = [], []
     for round_index in range(args.warmup + args.steps):
         forward_s, teacher_logits = teacher_forward(teacher, batch)
@@ -92,13 +108,16 @@ def main() -> None:
             forward_times.append(forward_s)
             pass_times.append(pass_s)
     ratio = statistics.median(f / p for f, p in zip(forward_times, pass_times))
-    print(f"preset {config['model']['preset']}, {torch.get_num_threads()} thread(s), batch {args.batch} x "
-          f"{args.frames} frames, {args.target_length} targets, student sparsity {args.sparsity}, "
-          f"KL form {args.form}, {args.steps} rounds")
+    print(
+        f"preset {config['model']['preset']}, {torch.get_num_threads()} thread(s), batch {args.batch} x "
+        f"{args.frames} frames, {args.target_length} targets, student sparsity {args.sparsity}, "
+        f"KL form {args.form}, {args.steps} rounds"
+    )
     print(f"teacher forward   median {statistics.median(forward_times) * 1e3:8.1f} ms")
     print(f"training pass     median {statistics.median(pass_times) * 1e3:8.1f} ms")
-    print(f"teacher forward / training pass (median of per-round ratios) = {ratio:.3f}"
-          f"  -> distill.teacher_forward_cost")
+    print(
+        f"teacher forward / training pass (median of per-round ratios) = {ratio:.3f}  -> distill.teacher_forward_cost"
+    )
 
 
 if __name__ == "__main__":

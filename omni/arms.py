@@ -4,11 +4,12 @@ An arm is a path level (`models/<arm>/...`) and a table row: `dense`, `control`,
 `individual` and `omni` with their variants (`individual-<x>`, `omni-<x>`, config `variants`), and
 `<omni arm>-searched`, the search's per-layer models of that arm's supernet.
 """
+
 from __future__ import annotations
 
 SEARCHED_SUFFIX = "-searched"
 PRUNING_KINDS = ("individual", "omni")
-KINDS = ("dense", "control", *PRUNING_KINDS, "searched")   # also the order of arms in tables and figures
+KINDS = ("dense", "control", *PRUNING_KINDS, "searched")  # also the order of arms in tables and figures
 
 
 def arm_kind(arm: str) -> str | None:

@@ -1,4 +1,5 @@
 """Atomic outputs: a killed job must never leave a file that looks finished."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,13 +7,14 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from omni.write_errors import explained_write_errors
 
-PLAIN_FILE_MODE = 0o666   # what open() asks for; the kernel takes the umask off
-_TMP_TOKEN_BYTES = 8      # 64 random bits: a name clash between concurrent writers is not a practical event
+PLAIN_FILE_MODE = 0o666  # what open() asks for; the kernel takes the umask off
+_TMP_TOKEN_BYTES = 8  # 64 random bits: a name clash between concurrent writers is not a practical event
 _TEMPORARY_SUFFIX = ".tmp"
 TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{" + str(2 * _TMP_TOKEN_BYTES) + "}" + re.escape(_TEMPORARY_SUFFIX) + "$")
 """The names atomic_path's temporaries take: `.<final name>.` + the random token in hex + the suffix."""
@@ -94,24 +96,33 @@ def load_torch(path: str | os.PathLike | BinaryIO, map_location: Any = "cpu") ->
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        raise ArtefactError(path, "holds objects other than tensors and plain containers, or damaged bytes "
-                                  f"({_refusal(error)}); refused unread: artefacts are loaded as weights only. "
-                                  "Do not load it with weights_only=False unless you know who wrote it; rerun "
-                                  "the job that writes it") from None
+        raise ArtefactError(
+            path,
+            "holds objects other than tensors and plain containers, or damaged bytes "
+            f"({_refusal(error)}); refused unread: artefacts are loaded as weights only. "
+            "Do not load it with weights_only=False unless you know who wrote it; rerun "
+            "the job that writes it",
+        ) from None
     except EOFError:
         raise ArtefactError(path, "is empty or cut short; rerun the job that writes it") from None
     except RuntimeError as error:
-        if "PytorchStreamReader" not in str(error):   # torch's zip reader: a truncated or damaged file
+        if "PytorchStreamReader" not in str(error):  # torch's zip reader: a truncated or damaged file
             raise
-        raise ArtefactError(path, f"is not a readable torch file, truncated or damaged ({str(error).split('.')[0]}); "
-                                  "rerun the job that writes it") from None
+        raise ArtefactError(
+            path,
+            f"is not a readable torch file, truncated or damaged ({str(error).split('.')[0]}); "
+            "rerun the job that writes it",
+        ) from None
 
 
 def _refusal(error: Exception) -> str:
     """What torch's weights-only unpickler refused (its last line of substance), without its advice."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    detail = [line for line in lines if not line.startswith(("Weights only load failed", "Please file an issue",
-                                                              "Check the documentation"))]
+    detail = [
+        line
+        for line in lines
+        if not line.startswith(("Weights only load failed", "Please file an issue", "Check the documentation"))
+    ]
     return detail[-1].rstrip(".") if detail else type(error).__name__
 
 

@@ -3,6 +3,7 @@
 Both entry points read YAML and validate with the functions here, so they accept exactly the same
 configurations and name a bad key the same way.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-REPOSITORY = Path(__file__).resolve().parent.parent   # the checkout: Snakefile, config.yaml, omni/, rules/, ...
+REPOSITORY = Path(__file__).resolve().parent.parent  # the checkout: Snakefile, config.yaml, omni/, rules/, ...
 SCHEMA_PATH = REPOSITORY / "schemas" / "config.schema.yaml"
 
 
@@ -26,7 +27,7 @@ def load_schema() -> dict[str, Any]:
 def read_yaml(path: str | Path) -> Any:
     """A YAML file's content; a syntax error is a ConfigError naming the file, line and column (Snakemake's
     own reader says only that some config file is not valid JSON or YAML)."""
-    with Path(path).open() as stream:   # a stream, not its text: PyYAML's marks then name the file
+    with Path(path).open() as stream:  # a stream, not its text: PyYAML's marks then name the file
         try:
             return yaml.safe_load(stream)
         except yaml.YAMLError as error:
@@ -56,26 +57,16 @@ def _text_hint(error: jsonschema.ValidationError) -> str:
             return ""
     except yaml.YAMLError:
         return ""
-    return (" (a string: Snakemake's --config reads every value nested in {...} or [...] as a string, so a "
-            "number, boolean or null there arrives as text; give such values in a --configfile)")
+    return (
+        " (a string: Snakemake's --config reads every value nested in {...} or [...] as a string, so a "
+        "number, boolean or null there arrives as text; give such values in a --configfile)"
+    )
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Read YAML, deep-merge `overrides` (as `--configfile` layering does), validate."""
-    config = read_yaml(path)
-    if overrides:
-        config = deep_merge(config, overrides)
-    return validate_config(config)
-
-
-def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read YAML and validate. Layers merge as `--configfile` does with Snakemake's own
+    `snakemake.utils.update_config` (the Snakefile; tests/conftest.layered_config), never a copy of it here."""
+    return validate_config(read_yaml(path))
 
 
 def model_preset(config: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +80,8 @@ def model_preset(config: dict[str, Any]) -> dict[str, Any]:
     for key in ("segment_length", "right_context_length"):
         # torchaudio floors these by the stride: a remainder would silently shorten the segment or look-ahead
         if preset[key] % stride:
-            raise ConfigError(f"config key 'model.presets.{name}.{key}': {preset[key]} is not a multiple of "
-                              f"time_reduction_stride {stride}")
+            raise ConfigError(
+                f"config key 'model.presets.{name}.{key}': {preset[key]} is not a multiple of "
+                f"time_reduction_stride {stride}"
+            )
     return preset
-

@@ -1,4 +1,5 @@
 """Cost records: what every training or evaluation job really used, measured, never estimated."""
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,17 @@ class CostRecord:
 class CostMeter:
     """Measures a job: wall time across resumes (adds earlier segments), device, peak memory."""
 
-    def __init__(self, job: str, arm: str, sparsity: float | None, device: torch.device,
-                 threads: int, prior_wall_s: float = 0.0, processes: int = 1, devices: int = 1) -> None:
+    def __init__(
+        self,
+        job: str,
+        arm: str,
+        sparsity: float | None,
+        device: torch.device,
+        threads: int,
+        prior_wall_s: float = 0.0,
+        processes: int = 1,
+        devices: int = 1,
+    ) -> None:
         """`devices`: the GPUs the job really uses (one per process of a data-parallel CUDA job)."""
         self.record = CostRecord(job=job, arm=arm, sparsity=sparsity, threads=threads, processes=processes)
         self.device = device

@@ -6,10 +6,12 @@ of job, and the job receives nothing else: a value a job reads but its rule did 
 a KeyError, never a silent stale result. Sections are plain dicts with sorted keys (Snakemake
 compares params by their repr; dataclasses it cannot represent would never trigger a rerun).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from omni.arms import PRUNING_KINDS, SEARCHED_SUFFIX, arm_kind
 from omni.config import model_preset
@@ -23,9 +25,18 @@ Section = dict[str, Any]
 BEAM_DECODES = frozenset({"beam-full", "beam-streaming"})
 MASK_KEYS = ("granularity", "block_shape", "prunable", "include_predictor", "include_joiner", "include_io_linears")
 # train.* values every training job reads; the arm-specific ones (steps, lr, clean steps, curriculum) come apart.
-SHARED_TRAIN_KEYS = ("cpu_processes", "batch_frames", "weight_decay", "warmup_steps", "grad_clip", "checkpoint_every",
-                     "log_every", "max_consecutive_nonfinite", "cache_audio")
-OPTIONAL_TRAIN_KEYS = {"max_logits": None, "bf16": False, "loader_workers": 0}   # train.* key -> its off value
+SHARED_TRAIN_KEYS = (
+    "cpu_processes",
+    "batch_frames",
+    "weight_decay",
+    "warmup_steps",
+    "grad_clip",
+    "checkpoint_every",
+    "log_every",
+    "max_consecutive_nonfinite",
+    "cache_audio",
+)
+OPTIONAL_TRAIN_KEYS = {"max_logits": None, "bf16": False, "loader_workers": 0}  # train.* key -> its off value
 
 
 def canonical(value: Any) -> Any:
@@ -54,8 +65,15 @@ def corpus(config: Config) -> Section:
         return canonical({"kind": "librispeech", **config["librispeech"]})
     if config["corpus"] == "manifests":
         return canonical({"kind": "manifests", "listings": config["manifests"]})
-    return canonical({"kind": "synth", "seed": config["seed"], "synth": config["synth"],
-                      "alphabet": config["data"]["alphabet"], "sample_rate": config["data"]["sample_rate"]})
+    return canonical(
+        {
+            "kind": "synth",
+            "seed": config["seed"],
+            "synth": config["synth"],
+            "alphabet": config["data"]["alphabet"],
+            "sample_rate": config["data"]["sample_rate"],
+        }
+    )
 
 
 def corpus_listings(config: Config) -> list[str]:
@@ -64,7 +82,9 @@ def corpus_listings(config: Config) -> list[str]:
     if config["corpus"] != "manifests" or not config["manifests"]:
         return []
     files = [path for source in config["manifests"].values() for path in source_files(source)]
-    optional = [Path(source["dir"]) / KALDI_SEGMENTS for source in config["manifests"].values() if source["format"] == "kaldi"]
+    optional = [
+        Path(source["dir"]) / KALDI_SEGMENTS for source in config["manifests"].values() if source["format"] == "kaldi"
+    ]
     return sorted(str(path) for path in files + optional if path.is_file())
 
 
@@ -78,16 +98,23 @@ def manifest(config: Config) -> Section:
 def logmel(config: Config) -> Section:
     """Audio -> normalised log-mel: what feature statistics, evaluation and the search need."""
     features = config["features"]
-    return canonical({"sample_rate": config["data"]["sample_rate"], "n_mels": features["n_mels"],
-                      "n_fft": features["n_fft"], "hop_length": features["hop_length"]})
+    return canonical(
+        {
+            "sample_rate": config["data"]["sample_rate"],
+            "n_mels": features["n_mels"],
+            "n_fft": features["n_fft"],
+            "hop_length": features["hop_length"],
+        }
+    )
 
 
 def feature_stats(config: Config) -> Section:
     """The log-mel settings, and the training sample the statistics are computed on when not all of it
     (features.stats_utterances; only then declared, so the full-set job never reruns for it)."""
     count = config["features"]["stats_utterances"]
-    return canonical({**logmel(config),
-                      **declared_when_on(count is not None, sample={"utterances": count, "seed": config["seed"]})})
+    return canonical(
+        {**logmel(config), **declared_when_on(count is not None, sample={"utterances": count, "seed": config["seed"]})}
+    )
 
 
 def augmentation(config: Config) -> Section:
@@ -114,8 +141,12 @@ def training(config: Config, arm: str, seed: int) -> Section:
     shared = {key: train[key] for key in SHARED_TRAIN_KEYS}
     run = {"seed": seed, "device": config["device"]}
     if arm == "dense":
-        arm_values = {"steps": train["dense_steps"], "lr": train["lr"], "clean_steps": train["dense_clean_steps"],
-                      "sortagrad": train["sortagrad"]}
+        arm_values = {
+            "steps": train["dense_steps"],
+            "lr": train["lr"],
+            "clean_steps": train["dense_clean_steps"],
+            "sortagrad": train["sortagrad"],
+        }
     else:
         arm_values = {"lr": train["finetune_lr"], "clean_steps": 0, "sortagrad": False}
     optional: Section = {}
@@ -166,10 +197,15 @@ def variants(config: Config) -> dict[str, Mapping[str, Any]]:
     """Config `variants`; per seed of `dense_replicates` the study's own individual and omni arms
     trained from that dense model (only their `dense_seed` overridden); per budget multiple other than 1
     (`individual.budget_multiples`, `omni.budget_multiples`) the study's own arm at that budget."""
-    replicates = {replicate_arm(kind, seed): {"dense_seed": seed} for seed in config["dense_replicates"]
-                  for kind in PRUNING_KINDS}
-    budgets = {budget_arm(kind, multiple): _budget_overrides(config, kind, multiple) for kind in PRUNING_KINDS
-               for multiple in config[kind]["budget_multiples"] if multiple != 1}
+    replicates = {
+        replicate_arm(kind, seed): {"dense_seed": seed} for seed in config["dense_replicates"] for kind in PRUNING_KINDS
+    }
+    budgets = {
+        budget_arm(kind, multiple): _budget_overrides(config, kind, multiple)
+        for kind in PRUNING_KINDS
+        for multiple in config[kind]["budget_multiples"]
+        if multiple != 1
+    }
     return {**config["variants"], **replicates, **budgets}
 
 
@@ -190,8 +226,9 @@ def _budget_overrides(config: Config, kind: str, multiple: float) -> dict[str, S
 
 def budget_multiples(config: Config, kind: str) -> dict[float, str]:
     """Budget multiple -> the arm of `kind` trained at it (1: the study's own arm)."""
-    return {multiple: kind if multiple == 1 else budget_arm(kind, multiple)
-            for multiple in config[kind]["budget_multiples"]}
+    return {
+        multiple: kind if multiple == 1 else budget_arm(kind, multiple) for multiple in config[kind]["budget_multiples"]
+    }
 
 
 def arm_training(config: Config, arm: str, seed: int) -> Section:
@@ -216,8 +253,10 @@ def arm_config(config: Config, arm: str) -> Config:
     if arm in PRUNING_KINDS:
         return config
     overrides = variants(config).get(arm, {})
-    return {**config, **{section: {**config[section], **values} for section, values in overrides.items()
-                         if section != "dense_seed"}}
+    return {
+        **config,
+        **{section: {**config[section], **values} for section, values in overrides.items() if section != "dense_seed"},
+    }
 
 
 def teacher_of(config: Config, arm: str) -> str:
@@ -230,35 +269,49 @@ def teacher_of(config: Config, arm: str) -> str:
 def teachers(config: Config) -> Section:
     """What the study's own arms learn from besides the labels: `individual` none | dense, `omni` none |
     dense | inplace, `control` none | dense (the tables' caption says so)."""
-    return {"individual": config["distill"]["individual"], "omni": config["distill"]["omni"],
-            "control": config["distill"]["control"]}
+    return {
+        "individual": config["distill"]["individual"],
+        "omni": config["distill"]["omni"],
+        "control": config["distill"]["control"],
+    }
 
 
 def paired_individual(config: Config) -> dict[str, str]:
     """Omni arm -> the individual arm it is compared with: the one with the same external teacher, the
     same pruning unit and the same dense model, so neither side of a difference has a teacher, a unit or
     a starting point the other lacks (`individual` when none matches)."""
+
     def like(arm: str) -> tuple[str, Section, int]:
         return teacher_of(config, arm), masks(config, arm), dense_seed_of(config, arm)
 
     individual_arms = pruning_arms(config, "individual")
-    return {arm: next((other for other in individual_arms if like(other) == like(arm)), "individual")
-            for arm in pruning_arms(config, "omni")}
+    return {
+        arm: next((other for other in individual_arms if like(other) == like(arm)), "individual")
+        for arm in pruning_arms(config, "omni")
+    }
 
 
 def dense_comparisons(config: Config) -> list[Section]:
     """Per dense model, the study's own omni arm and the individual arm it is compared with: the
     primary endpoint's pairs (the study's own dense model first)."""
+
     def own(kind: str, seed: int) -> str:
         return kind if seed == config["seed"] else replicate_arm(kind, seed)
-    return [{"dense_seed": seed, "omni": own("omni", seed), "individual": own("individual", seed)}
-            for seed in dense_seeds(config)]
+
+    return [
+        {"dense_seed": seed, "omni": own("omni", seed), "individual": own("individual", seed)}
+        for seed in dense_seeds(config)
+    ]
 
 
 def on_other_dense(config: Config) -> list[str]:
     """The pruning arms trained from a dense model other than the control's: no damage columns."""
-    return [arm for kind in PRUNING_KINDS for arm in pruning_arms(config, kind)
-            if dense_seed_of(config, arm) != config["seed"]]
+    return [
+        arm
+        for kind in PRUNING_KINDS
+        for arm in pruning_arms(config, kind)
+        if dense_seed_of(config, arm) != config["seed"]
+    ]
 
 
 def individual(config: Config, arm: str = "individual") -> Section:
@@ -273,9 +326,12 @@ def _distill_entry(config: Config, kind: str) -> Section:
     with the distillation settings. A supernet's dense teacher also carries its forward cost, which
     its budget counts."""
     settings = config["distill"]
-    entry = {"teacher": settings[kind], "weight": settings["weight"], "form": settings["form"],
-             **declared_when_on(kind == "omni" and settings[kind] == "dense",
-                                forward_cost=settings["teacher_forward_cost"])}
+    entry = {
+        "teacher": settings[kind],
+        "weight": settings["weight"],
+        "form": settings["form"],
+        **declared_when_on(kind == "omni" and settings[kind] == "dense", forward_cost=settings["teacher_forward_cost"]),
+    }
     return declared_when_on(settings[kind] != "none", distill=entry)
 
 
@@ -296,8 +352,15 @@ def supernet_budget(config: Config) -> float:
 
 # omni.* keys added after jobs had run, each with its off value: declared only when on (a supernet with
 # today's mechanics keeps its params, and so its outputs).
-SUPERNET_OPTIONS = {"level_ramps": "shared", "rankings": "moving", "freeze_fraction": None,
-                    "distinct_passes": False, "level_loss": "utterance", "levels": None, "private_parameters": "none"}
+SUPERNET_OPTIONS = {
+    "level_ramps": "shared",
+    "rankings": "moving",
+    "freeze_fraction": None,
+    "distinct_passes": False,
+    "level_loss": "utterance",
+    "levels": None,
+    "private_parameters": "none",
+}
 
 
 def omni_levels(config: Config, arm: str = "omni") -> list[float]:
@@ -314,20 +377,34 @@ def supernet(config: Config, arm: str = "omni") -> Section:
     where the individual ramp ends)."""
     arm_settings = arm_config(config, arm)
     omni, individual = arm_settings["omni"], arm_settings["individual"]
-    settings = {key: value for key, value in omni.items()
-                if key not in ("unequal_budget", "budget_multiples", *SUPERNET_OPTIONS)}
+    settings = {
+        key: value
+        for key, value in omni.items()
+        if key not in ("unequal_budget", "budget_multiples", *SUPERNET_OPTIONS)
+    }
     layerwise = declared_when_on(omni["layerwise_rate"] > 0, layer_levels=config["search"]["levels"])
     freeze = individual["prune_fraction"] if omni["freeze_fraction"] is None else omni["freeze_fraction"]
     options = {
-        **declared_when_on(omni["level_ramps"] == "individual", level_ramps="individual",
-                           individual_ramp=_pick(individual, ("prune_fraction", "mask_update_every"))),
+        **declared_when_on(
+            omni["level_ramps"] == "individual",
+            level_ramps="individual",
+            individual_ramp=_pick(individual, ("prune_fraction", "mask_update_every")),
+        ),
         **declared_when_on(omni["rankings"] == "settled", settled_rankings={"freeze_fraction": freeze}),
         **declared_when_on(omni["distinct_passes"], distinct_passes=True),
         **declared_when_on(omni["level_loss"] == "frame", level_loss="frame"),
         **declared_when_on(omni["private_parameters"] != "none", private_parameters=omni["private_parameters"]),
     }
-    return canonical({**settings, "budget": supernet_budget(arm_settings), "levels": omni_levels(config, arm),
-                      **_distill_entry(arm_settings, "omni"), **layerwise, **options})
+    return canonical(
+        {
+            **settings,
+            "budget": supernet_budget(arm_settings),
+            "levels": omni_levels(config, arm),
+            **_distill_entry(arm_settings, "omni"),
+            **layerwise,
+            **options,
+        }
+    )
 
 
 def budget_levels(config: Config) -> list[float]:
@@ -345,21 +422,25 @@ def search(config: Config, seed: int) -> Section:
     """The evolution's settings, its budgets resolved, and its fitness: the tables' decode
     (report.table_decode) at the evaluation batch size, with the beam width when that decode is a beam.
     `seed` is the training seed of the supernet it searches (one search per run)."""
-    settings = {key: value for key, value in config["search"].items()
-                if key not in ("arms", "budgets", "dev_fraction")}
+    settings = {key: value for key, value in config["search"].items() if key not in ("arms", "budgets", "dev_fraction")}
     decode = config["report"]["table_decode"]
     fitness = {"decode": decode, "batch_size": config["evaluate"]["batch_size"]}
     if decode in BEAM_DECODES:
         fitness["beam_width"] = config["evaluate"]["beam_width"]
-    return canonical({**settings, **fitness, "budgets": budget_levels(config), "seed": seed,
-                      "device": config["device"]})
+    return canonical(
+        {**settings, **fitness, "budgets": budget_levels(config), "seed": seed, "device": config["device"]}
+    )
 
 
 def evaluation(config: Config) -> Section:
     """Decode settings; the beam width only matters (and is only declared) when a beam decode runs."""
     evaluate = config["evaluate"]
-    section = {"seed": config["seed"], "device": config["device"], "decodes": evaluate["decodes"],
-               "batch_size": evaluate["batch_size"]}
+    section = {
+        "seed": config["seed"],
+        "device": config["device"],
+        "decodes": evaluate["decodes"],
+        "batch_size": evaluate["batch_size"],
+    }
     if BEAM_DECODES & set(evaluate["decodes"]):
         section["beam_width"] = evaluate["beam_width"]
     return canonical(section)
@@ -368,8 +449,12 @@ def evaluation(config: Config) -> Section:
 def speed(config: Config) -> Section:
     """What a device_metrics job decodes and how long it times each candidate kernel; the WER of its
     exports is decoded in the evaluation's batches."""
-    return canonical({**{key: config["speed"][key] for key in ("utterances", "kernel_repeats", "peak_memory")},
-                      "batch_size": config["evaluate"]["batch_size"]})
+    return canonical(
+        {
+            **{key: config["speed"][key] for key in ("utterances", "kernel_repeats", "peak_memory")},
+            "batch_size": config["evaluate"]["batch_size"],
+        }
+    )
 
 
 def runtimes(config: Config) -> list[str]:
@@ -380,7 +465,14 @@ def runtimes(config: Config) -> list[str]:
 def comparison(config: Config) -> Section:
     """What the WER tables and figures compare: splits, decodes, the tables' decode, the bootstrap."""
     report = config["report"]
-    return canonical({"splits": config["evaluate"]["splits"], "decodes": config["evaluate"]["decodes"],
-                      "table_decode": report["table_decode"], "bootstrap_resamples": report["bootstrap_resamples"],
-                      "bootstrap_seed": report["bootstrap_seed"], "confidence": report["confidence"],
-                      "bootstrap_min_speakers": report["bootstrap_min_speakers"]})
+    return canonical(
+        {
+            "splits": config["evaluate"]["splits"],
+            "decodes": config["evaluate"]["decodes"],
+            "table_decode": report["table_decode"],
+            "bootstrap_resamples": report["bootstrap_resamples"],
+            "bootstrap_seed": report["bootstrap_seed"],
+            "confidence": report["confidence"],
+            "bootstrap_min_speakers": report["bootstrap_min_speakers"],
+        }
+    )

@@ -1,11 +1,13 @@
 """Job logs that a user can follow live and read later."""
+
 from __future__ import annotations
 
 import contextlib
 import io
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 
 class _Tee(io.TextIOBase):

@@ -5,12 +5,13 @@ stopped on request (SIGTERM from a scheduler or `kill`, Ctrl-C): it then lets th
 starts no new one and exits with that line although every job it ran completed. The run's own log tells
 the two apart: a job that failed is logged as "Error in rule <name>:".
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 _JOB_ERROR = re.compile(r"^Error in rule ([\w-]+):", re.MULTILINE)
 
@@ -21,9 +22,13 @@ def unfinished_run_message(logfiles: Iterable[str | os.PathLike]) -> str:
     text = "".join(Path(path).read_text(errors="replace") for path in logfiles if Path(path).is_file())
     failed = sorted(set(_JOB_ERROR.findall(text)))
     if failed:
-        return (f"The study stopped because jobs of {', '.join(failed)} failed (their errors and logs are above). "
-                "Every job that completed is kept: fix the cause and run the same command again.")
-    return ("The study stopped before it finished, and no job failed: the run was stopped on request (a "
-            "signal such as SIGTERM or Ctrl-C), its running jobs finished and were kept, and no other job "
-            "started. Run the same command again to continue where it stopped (Snakemake's closing line "
-            "below, \"At least one job did not complete successfully\", counts the jobs it did not start).")
+        return (
+            f"The study stopped because jobs of {', '.join(failed)} failed (their errors and logs are above). "
+            "Every job that completed is kept: fix the cause and run the same command again."
+        )
+    return (
+        "The study stopped before it finished, and no job failed: the run was stopped on request (a "
+        "signal such as SIGTERM or Ctrl-C), its running jobs finished and were kept, and no other job "
+        "started. Run the same command again to continue where it stopped (Snakemake's closing line "
+        'below, "At least one job did not complete successfully", counts the jobs it did not start).'
+    )

@@ -1,4 +1,5 @@
 """Where and how a job runs: device choice, thread count, seeding."""
+
 from __future__ import annotations
 
 import random

@@ -6,6 +6,7 @@ restart of a running study then writes its folder beside it (docs/decisions.md).
 holder's open file, so the kernel releases it when that process exits or is killed: no stale lock to
 remove by hand.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -33,7 +34,7 @@ def lock_study(results_dir: str | Path) -> Path:
     if path in _held:
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+")   # appends, never truncates: the holder's record is what a refusal names
+    handle = path.open("a+")  # appends, never truncates: the holder's record is what a refusal names
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -41,9 +42,11 @@ def lock_study(results_dir: str | Path) -> Path:
         pid, _, command = handle.read().partition("\n")
         handle.close()
         holder = f"process {pid} runs a study there ({command.strip()})" if pid else "a process is starting there"
-        raise StudyLocked(f"results folder {folder} is in use: {holder} and holds {path}. Wait for it to "
-                          "finish or stop it (the lock goes with the process), or give this study another "
-                          "results_dir") from None
+        raise StudyLocked(
+            f"results folder {folder} is in use: {holder} and holds {path}. Wait for it to "
+            "finish or stop it (the lock goes with the process), or give this study another "
+            "results_dir"
+        ) from None
     handle.truncate(0)
     handle.write(f"{os.getpid()}\n{shlex.join(sys.orig_argv)}\n")
     handle.flush()

@@ -9,6 +9,7 @@ something else and is re-raised unchanged. The probe runs before the caller remo
 (every caller does), while the space is still taken. A race is possible (another process frees space
 between the failure and the probe): then the original error surfaces as it always did.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,17 +17,20 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-PROBE_BYTES = 64 * 1024     # more than a write refused for space leaves free (less than a block, as a rule)
+PROBE_BYTES = 64 * 1024  # more than a write refused for space leaves free (less than a block, as a rule)
 _REFUSALS = {
-    errno.ENOSPC: ("no space left on the device",
-                   "free space there (or point config key results_dir at a larger filesystem) and run again"),
-    errno.EDQUOT: ("your disk quota on that filesystem is used up",
-                   "delete some of your files there or ask for a larger quota, and run again"),
-    errno.EROFS: ("the filesystem is read-only",
-                  "point config key results_dir at a writable filesystem and run again"),
+    errno.ENOSPC: (
+        "no space left on the device",
+        "free space there (or point config key results_dir at a larger filesystem) and run again",
+    ),
+    errno.EDQUOT: (
+        "your disk quota on that filesystem is used up",
+        "delete some of your files there or ask for a larger quota, and run again",
+    ),
+    errno.EROFS: ("the filesystem is read-only", "point config key results_dir at a writable filesystem and run again"),
 }
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 _UNIT_STEP = 1000.0
@@ -42,7 +46,7 @@ def explained_write_errors(path: str | os.PathLike) -> Iterator[None]:
     try:
         yield
     except DiskWriteError:
-        raise   # already explained (a nested write, or one from a worker process)
+        raise  # already explained (a nested write, or one from a worker process)
     except (OSError, RuntimeError) as error:
         folder = _existing_folder(Path(path))
         refusal = _refusal(error, folder)
@@ -50,7 +54,7 @@ def explained_write_errors(path: str | os.PathLike) -> Iterator[None]:
             raise
         what, todo = _REFUSALS[refusal]
         usage, counts = shutil.disk_usage(folder), os.statvfs(folder)
-        inodes = f", {counts.f_favail} inodes" if counts.f_files else ""   # btrfs and NFS count none
+        inodes = f", {counts.f_favail} inodes" if counts.f_files else ""  # btrfs and NFS count none
         raise DiskWriteError(
             f"cannot write {path}: {what} ({_size(usage.free)} of {_size(usage.total)}{inodes} free"
             f" on the filesystem holding {folder}); {todo}. [{type(error).__name__}: {error}]"
@@ -74,7 +78,7 @@ def _probe(folder: Path) -> int | None:
     except OSError as error:
         return _refused(error)
     try:
-        with os.fdopen(fd, "wb") as handle:   # a buffered write loops over short writes until refused
+        with os.fdopen(fd, "wb") as handle:  # a buffered write loops over short writes until refused
             handle.write(bytes(PROBE_BYTES))
             handle.flush()
             os.fsync(handle.fileno())

@@ -1,4 +1,5 @@
 """A two-rank program for tests/test_parallel.py: rank 1 fails while rank 0 waits for it in a collective."""
+
 import os
 
 import torch

@@ -11,6 +11,7 @@ With `--fault-report PATH` (`make test-faults`) the session writes PATH, one tab
 totals, and fails if any probe did not survive, lost data, failed to name the file or key, or stated no
 outcome, or if a category ran no probe. Loaded from tests/conftest.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,12 +41,12 @@ class Probe:
     nodeid: str
     category: str
     name: str
-    outcome: str = "not run"           # passed | failed | skipped | not run
+    outcome: str = "not run"  # passed | failed | skipped | not run
     skip_reason: str = ""
-    how: str | None = None             # fault.survived
-    lost: int | None = None            # fault.data_lost; None: the probe concerns no stored data
-    lost_what: list[str] = field(default_factory=list)   # "<count> <what>", one per fault.data_lost
-    named: bool | None = None          # fault.named; None: not applicable
+    how: str | None = None  # fault.survived
+    lost: int | None = None  # fault.data_lost; None: the probe concerns no stored data
+    lost_what: list[str] = field(default_factory=list)  # "<count> <what>", one per fault.data_lost
+    named: bool | None = None  # fault.named; None: not applicable
     named_what: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -69,9 +70,9 @@ class Probe:
         return found
 
 
-_PROBES = pytest.StashKey[dict]()       # nodeid -> Probe, for every collected test marked `fault`
+_PROBES = pytest.StashKey[dict]()  # nodeid -> Probe, for every collected test marked `fault`
 _STARTED = pytest.StashKey[float]()
-_PROBLEMS = pytest.StashKey[tuple]()    # (report path, the problems that failed the suite)
+_PROBLEMS = pytest.StashKey[tuple]()  # (report path, the problems that failed the suite)
 
 
 def probe_name(item: pytest.Item) -> str:
@@ -113,15 +114,20 @@ def differing(reference: dict, actual: dict) -> list[str]:
     tensor `actual` has beside them: what a fault cost a model, against the run the fault never touched."""
     import torch
 
-    changed = [name for name, tensor in reference.items()
-               if name not in actual or not torch.equal(actual[name], tensor)]
+    changed = [
+        name for name, tensor in reference.items() if name not in actual or not torch.equal(actual[name], tensor)
+    ]
     return changed + sorted(set(actual) - set(reference))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--fault-report", metavar="PATH", default=None,
-                     help="write the fault suite's report (tests marked `fault`) to PATH, and fail the session "
-                          "if any probe did not survive, lost data or did not name the file or key")
+    parser.addoption(
+        "--fault-report",
+        metavar="PATH",
+        default=None,
+        help="write the fault suite's report (tests marked `fault`) to PATH, and fail the session "
+        "if any probe did not survive, lost data or did not name the file or key",
+    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -136,8 +142,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker is None:
             continue
         if len(marker.args) != 1 or marker.args[0] not in CATEGORIES:
-            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.fault takes one category of "
-                                    f"{sorted(CATEGORIES)}, got {marker.args}")
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.fault takes one category of {sorted(CATEGORIES)}, got {marker.args}"
+            )
         probes[item.nodeid] = Probe(item.nodeid, marker.args[0], probe_name(item))
 
 
@@ -181,8 +188,11 @@ def _row(probe: Probe) -> str:
         survived = f"skipped: {_cell(probe.skip_reason.removeprefix('Skipped: '))}"
     else:
         survived = "yes" if probe.survived else "**no**"
-    lost = "n/a" if probe.lost is None else ("**" if probe.lost else "") + _cell("; ".join(probe.lost_what)) + \
-        ("**" if probe.lost else "")
+    lost = (
+        "n/a"
+        if probe.lost is None
+        else ("**" if probe.lost else "") + _cell("; ".join(probe.lost_what)) + ("**" if probe.lost else "")
+    )
     if probe.named is None:
         named = "n/a" if probe.outcome != "failed" else "not reached"
     else:
@@ -225,8 +235,11 @@ def write_report(path: Path, probes: list[Probe], wall_s: float) -> list[str]:
         if not members:
             lines.append("No probe.")
             continue
-        lines += ["| probe | survived | data lost | message named the file/key | how it is known | s |",
-                  "|---|---|---|---|---|---|", *map(_row, members)]
+        lines += [
+            "| probe | survived | data lost | message named the file/key | how it is known | s |",
+            "|---|---|---|---|---|---|",
+            *map(_row, members),
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return problems
@@ -241,7 +254,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.stash[_PROBLEMS] = (Path(target), problems)
     if problems and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

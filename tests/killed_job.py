@@ -8,6 +8,7 @@ cleanup, no `finally`, as the kernel's OOM killer or a pre-empted node would. In
 job as a rule does (run_training_job); under torchrun (omni.asr.parallel.launch) it is each rank's program
 (omni.jobs.training_rank). Only the kill is added: the job, its data, checkpoints and resume are the real ones.
 """
+
 import os
 import signal
 import sys
@@ -21,7 +22,7 @@ from omni.jobs.training import RankJob, run_training_job
 def kill_in_step(step: int, rank: int) -> None:
     accumulate = DenseGradients.accumulate
 
-    def accumulate_then_die(self, at: int, loss_fn):   # noqa: ANN001 (DenseGradients.accumulate's own)
+    def accumulate_then_die(self, at: int, loss_fn):  # noqa: ANN001 (DenseGradients.accumulate's own)
         result = accumulate(self, at, loss_fn)
         if at == step and int(os.environ.get("RANK", "0")) == rank:
             os.kill(os.getpid(), signal.SIGKILL)

@@ -7,6 +7,7 @@ plugins (linuxproc / task/none, and no cgroup.conf), DefMemPerCPU set so jobs sh
 slurmdbd: completed jobs are listed from the jobcomp/filetxt log (`sacct -c`), and the executor plugin
 polls with `squeue`, kept reliable by a long MinJobAge.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,8 @@ JOBCOMP_LOG = LOGS / "jobcomp.log"
 MUNGE_RUN = Path("/run/munge")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 START_TIMEOUT_S = 60.0
-MEMORY_RESERVE_MB = 2000      # left to the machine outside SLURM's RealMemory
-MIN_JOB_AGE_S = 600           # finished jobs stay visible to squeue this long (the plugin's status polls)
+MEMORY_RESERVE_MB = 2000  # left to the machine outside SLURM's RealMemory
+MIN_JOB_AGE_S = 600  # finished jobs stay visible to squeue this long (the plugin's status polls)
 
 
 class Unavailable(RuntimeError):
@@ -45,8 +46,10 @@ def install() -> None:
     if all(shutil.which(binary) for binary in ("slurmctld", "slurmd", "sinfo", "sacct", "munged")):
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise Unavailable("SLURM is not installed and cannot be: this needs root and apt-get "
-                          "(Debian's slurmctld, slurmd, slurm-client, munge)")
+        raise Unavailable(
+            "SLURM is not installed and cannot be: this needs root and apt-get "
+            "(Debian's slurmctld, slurmd, slurm-client, munge)"
+        )
     environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         _run("apt-get", "update", "-qq", env=environment)
@@ -63,36 +66,38 @@ def _memory_mb() -> int:
 
 
 def slurm_conf(host: str, cpus: int, memory_mb: int) -> str:
-    return "\n".join([
-        "ClusterName=omni-test",
-        f"SlurmctldHost={host}(127.0.0.1)",
-        "SlurmUser=slurm",
-        "AuthType=auth/munge",
-        f"StateSaveLocation={SPOOL}/ctld",
-        f"SlurmdSpoolDir={SPOOL}/d",
-        f"SlurmctldPidFile={RUN}/slurmctld.pid",
-        f"SlurmdPidFile={RUN}/slurmd.pid",
-        f"SlurmctldLogFile={LOGS}/slurmctld.log",
-        f"SlurmdLogFile={LOGS}/slurmd.log",
-        "ProctrackType=proctrack/linuxproc",
-        "TaskPlugin=task/none",
-        "SelectType=select/cons_tres",
-        "SelectTypeParameters=CR_Core_Memory",
-        "ReturnToService=2",
-        f"MinJobAge={MIN_JOB_AGE_S}",
-        "JobCompType=jobcomp/filetxt",
-        f"JobCompLoc={JOBCOMP_LOG}",
-        f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN",
-        f"PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP "
-        f"DefMemPerCPU={memory_mb // cpus}",
-        "",
-    ])
+    return "\n".join(
+        [
+            "ClusterName=omni-test",
+            f"SlurmctldHost={host}(127.0.0.1)",
+            "SlurmUser=slurm",
+            "AuthType=auth/munge",
+            f"StateSaveLocation={SPOOL}/ctld",
+            f"SlurmdSpoolDir={SPOOL}/d",
+            f"SlurmctldPidFile={RUN}/slurmctld.pid",
+            f"SlurmdPidFile={RUN}/slurmd.pid",
+            f"SlurmctldLogFile={LOGS}/slurmctld.log",
+            f"SlurmdLogFile={LOGS}/slurmd.log",
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+            "SelectType=select/cons_tres",
+            "SelectTypeParameters=CR_Core_Memory",
+            "ReturnToService=2",
+            f"MinJobAge={MIN_JOB_AGE_S}",
+            "JobCompType=jobcomp/filetxt",
+            f"JobCompLoc={JOBCOMP_LOG}",
+            f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN",
+            f"PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP "
+            f"DefMemPerCPU={memory_mb // cpus}",
+            "",
+        ]
+    )
 
 
 @dataclass
 class Cluster:
     host: str
-    pid_files: list[Path]     # of the daemons this cluster started
+    pid_files: list[Path]  # of the daemons this cluster started
 
     def stop(self) -> None:
         """Stop the daemons this cluster started (by their pid files), slurmd first."""
@@ -125,12 +130,13 @@ def start() -> Cluster:
     shutil.chown(JOBCOMP_LOG, "slurm", "slurm")
     SLURM_ETC.mkdir(parents=True, exist_ok=True)
     (SLURM_ETC / "slurm.conf").write_text(slurm_conf(host, cpus, _memory_mb() - MEMORY_RESERVE_MB))
-    (SLURM_ETC / "cgroup.conf").unlink(missing_ok=True)   # slurmd 22.05 dies on a cgroup.conf here
+    (SLURM_ETC / "cgroup.conf").unlink(missing_ok=True)  # slurmd 22.05 dies on a cgroup.conf here
     started_munge = _start_munge()
     _run("/usr/sbin/slurmctld")
     _run("/usr/sbin/slurmd")
-    cluster = Cluster(host, [RUN / "slurmd.pid", RUN / "slurmctld.pid",
-                             *([MUNGE_RUN / "munged.pid"] if started_munge else [])])
+    cluster = Cluster(
+        host, [RUN / "slurmd.pid", RUN / "slurmctld.pid", *([MUNGE_RUN / "munged.pid"] if started_munge else [])]
+    )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True).stdout.strip()
@@ -138,8 +144,7 @@ def start() -> Cluster:
             return cluster
         time.sleep(1)
     cluster.stop()
-    raise Unavailable(f"the SLURM node did not become idle within {START_TIMEOUT_S:g} s "
-                      f"(sinfo: {state!r}; see {LOGS})")
+    raise Unavailable(f"the SLURM node did not become idle within {START_TIMEOUT_S:g} s (sinfo: {state!r}; see {LOGS})")
 
 
 def _start_munge() -> bool:

@@ -1,5 +1,6 @@
 """The two pruning arms: the individual job reaches its exact sparsity; the supernet samples the
 levels it promises, its sub-networks are nested, and extraction trains nothing."""
+
 from __future__ import annotations
 
 import json
@@ -26,13 +27,16 @@ TARGET = 0.8
 STEPS = 6
 
 
-def test_individual_job_reaches_exact_target_sparsity(prepared: PreparedData, dense_model: Path,
-                                                       tmp_path: Path) -> None:
+def test_individual_job_reaches_exact_target_sparsity(
+    prepared: PreparedData, dense_model: Path, tmp_path: Path
+) -> None:
     config = prepared.config
     spec = JobSpec("train_individual", "individual", TARGET, STEPS)
     job = paths(prepared, tmp_path, init=dense_model)
-    setup = training_setup(config, "individual", masks=job_params.masks(config), individual=job_params.individual(config))
-    run_training_job(setup, spec, job, 1)     # the strategy from the rule's sections, as the job builds it
+    setup = training_setup(
+        config, "individual", masks=job_params.masks(config), individual=job_params.individual(config)
+    )
+    run_training_job(setup, spec, job, 1)  # the strategy from the rule's sections, as the job builds it
     artefact = load_torch(job.model_out)
     assert artefact["masks"], "a pruned model stores its masks"
     for name, mask in artefact["masks"].items():
@@ -45,9 +49,15 @@ def test_individual_job_reaches_exact_target_sparsity(prepared: PreparedData, de
 
 
 def sampler(strategy: str, random_levels: int = 1, warmup: int = 0) -> LevelSampler:
-    return LevelSampler(strategy=strategy, levels=[0.5, 0.7, 0.8, 0.9], level_space="discrete",
-                        continuous_range=(0.5, 0.9), random_levels=random_levels, warmup_steps=warmup,
-                        update_every=1)
+    return LevelSampler(
+        strategy=strategy,
+        levels=[0.5, 0.7, 0.8, 0.9],
+        level_space="discrete",
+        continuous_range=(0.5, 0.9),
+        random_levels=random_levels,
+        warmup_steps=warmup,
+        update_every=1,
+    )
 
 
 def test_sampling_strategies_give_the_levels_they_promise() -> None:
@@ -79,8 +89,10 @@ def test_supernet_log_names_a_level_and_loss_column_per_pass(strategy: str, pass
     model, _, config = small_setup()
     gradients = SupernetGradients(model, job_params.masks(config), sampler(strategy, random_levels=2), 2, 0)
     levels = [f"churn_{level:g}" for level in gradients.sampler.levels]
-    assert gradients.log_columns() == [f"{kind}_pass{i}" for i in range(1, passes + 1)
-                                       for kind in ("level", "loss")] + levels
+    assert (
+        gradients.log_columns()
+        == [f"{kind}_pass{i}" for i in range(1, passes + 1) for kind in ("level", "loss")] + levels
+    )
     gradients.prepare(0)
     _, extra = gradients.accumulate(0, PlainLoss(lambda: sum(p.sum() for p in model.parameters()) * 0.0 + 1.0))
     assert [extra[f"level_pass{i}"] for i in range(1, passes + 1)] == gradients.step_levels
@@ -92,8 +104,9 @@ def test_budget_rule_trades_steps_for_sampled_subnetworks() -> None:
     assert supernet_steps(300, sampler("fixed_set").passes_per_step()) == 75
 
 
-def test_supernet_masks_nested_and_extraction_is_fine_tune_free(prepared: PreparedData, dense_model: Path,
-                                                                tmp_path: Path) -> None:
+def test_supernet_masks_nested_and_extraction_is_fine_tune_free(
+    prepared: PreparedData, dense_model: Path, tmp_path: Path
+) -> None:
     config = json.loads(json.dumps(prepared.config))
     levels = [0.5, 0.7, 0.9]
     config["sparsity"]["levels"] = levels
@@ -101,13 +114,17 @@ def test_supernet_masks_nested_and_extraction_is_fine_tune_free(prepared: Prepar
     supernet_section, masks = job_params.supernet(config), job_params.masks(config)
     steps, level_sampler = planned_sampler(supernet_section)
     job = paths(prepared, tmp_path, init=dense_model)
-    run_training_job(training_setup(config, "omni", masks=masks, supernet=supernet_section),
-                     JobSpec("train_omni", "omni", None, steps), job, 1)
+    run_training_job(
+        training_setup(config, "omni", masks=masks, supernet=supernet_section),
+        JobSpec("train_omni", "omni", None, steps),
+        job,
+        1,
+    )
     supernet = load_torch(job.model_out)
     assert json.loads(job.cost_out.read_text())["subnet_passes"] == steps * level_sampler.passes_per_step()
     log = pd.read_csv(job.log_out)
     churn = [f"churn_{level:g}" for level in sorted(levels)]
-    assert list(log.columns[-2 - len(levels):]) == ["level_pass1", "loss_pass1", *churn], "uniform: one pass per step"
+    assert list(log.columns[-2 - len(levels) :]) == ["level_pass1", "loss_pass1", *churn], "uniform: one pass per step"
     assert log[churn].notna().any().all(), "re-ranking steps log each level's churn"
     assert log["level_pass1"].between(0.0, max(levels)).all() and log["loss_pass1"].gt(0).all()
 
@@ -125,8 +142,9 @@ def test_supernet_masks_nested_and_extraction_is_fine_tune_free(prepared: Prepar
 
 
 @pytest.mark.fault("kills")
-def test_supernet_resume_is_exact_between_mask_updates(prepared: PreparedData, dense_model: Path,
-                                                       tmp_path: Path, fault: FaultRecorder) -> None:
+def test_supernet_resume_is_exact_between_mask_updates(
+    prepared: PreparedData, dense_model: Path, tmp_path: Path, fault: FaultRecorder
+) -> None:
     """Killed at a step that is not a mask-update step: the resumed job must reuse the rankings it
     had (saved in the checkpoint), not re-rank from the restored weights."""
     config = json.loads(json.dumps(prepared.config))
@@ -145,12 +163,15 @@ def test_supernet_resume_is_exact_between_mask_updates(prepared: PreparedData, d
     a, b = load_torch(straight.model_out)["state_dict"], load_torch(killed.model_out)["state_dict"]
     fault.data_lost(differing(a, b), "tensors unlike the undisturbed supernet job's")
     assert all(torch.equal(a[name], b[name]) for name in a)
-    fault.survived("a supernet job halted at step 3, between mask updates; the rerun reused the checkpointed "
-                   "rankings and ended with the undisturbed job's weights")
+    fault.survived(
+        "a supernet job halted at step 3, between mask updates; the rerun reused the checkpointed "
+        "rankings and ended with the undisturbed job's weights"
+    )
 
 
-def test_extraction_cuts_the_subnetworks_the_supernet_last_trained(prepared: PreparedData, dense_model: Path,
-                                                                   tmp_path: Path) -> None:
+def test_extraction_cuts_the_subnetworks_the_supernet_last_trained(
+    prepared: PreparedData, dense_model: Path, tmp_path: Path
+) -> None:
     """Masks re-rank only every mask_update_every steps; the weights move after the last re-ranking.
     Extraction must cut what the last step trained, i.e. the rankings in the final checkpoint."""
     config = json.loads(json.dumps(prepared.config))
@@ -160,12 +181,18 @@ def test_extraction_cuts_the_subnetworks_the_supernet_last_trained(prepared: Pre
     assert steps > 4
     masks = job_params.masks(config)
     job = paths(prepared, tmp_path, init=dense_model)
-    run_training_job(training_setup(config, "omni", masks=masks, supernet=supernet_section),
-                     JobSpec("train_omni", "omni", None, steps), job, 1)
+    run_training_job(
+        training_setup(config, "omni", masks=masks, supernet=supernet_section),
+        JobSpec("train_omni", "omni", None, steps),
+        job,
+        1,
+    )
     supernet = load_torch(job.model_out)
     last_checkpoint = max(job.checkpoint_dir.glob("step*.pt"))
-    trained = {name: LayerRanking.from_state_dict(state)
-               for name, state in read_checkpoint(last_checkpoint)["strategy"]["rankings"].items()}
+    trained = {
+        name: LayerRanking.from_state_dict(state)
+        for name, state in read_checkpoint(last_checkpoint)["strategy"]["rankings"].items()
+    }
     model = build_model(supernet["model_config"])
     model.load_state_dict(supernet["state_dict"])
     reranked = rank_layers(model, list(trained), masks["granularity"], masks["block_shape"])

@@ -1,5 +1,6 @@
 """Waveform augmentation: identity when off, speed changes lengths, noise hits the requested SNR,
 padding stays zero, and the draws are a function of the generator's seed alone."""
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,9 @@ def test_speed_scales_lengths_and_keeps_padding_zero(factor: float) -> None:
 def test_noise_reaches_the_requested_snr_inside_each_utterance(kind: str) -> None:
     waves, lengths = batch()
     snr_db = 12.0
-    augment = WaveAugment({**OFF, "noise_prob": 1.0, "noise_snr_db": [snr_db, snr_db], "noise_kinds": [kind]},
-                          SAMPLE_RATE)
+    augment = WaveAugment(
+        {**OFF, "noise_prob": 1.0, "noise_snr_db": [snr_db, snr_db], "noise_kinds": [kind]}, SAMPLE_RATE
+    )
     out, out_lengths = augment(waves, lengths, seeded())
     assert torch.equal(out_lengths, lengths)
     noise = out - waves

@@ -3,6 +3,7 @@ next older one resumed (none intact: the job starts over), ending exactly where 
 a write killed mid-way leaves a temporary the next run sweeps; a lost train log is rebuilt; a job, or one
 rank of a data-parallel job, SIGKILLed in the middle of a step resumes from its last checkpoint. Every
 test is a fault probe (tests/faults.py)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import pytest
@@ -30,7 +31,7 @@ from tests.conftest import REPO, PreparedData, paths, smoke_config, training_set
 from tests.faults import FaultRecorder, differing
 from tests.test_study_lock import run, start, stop, wait_until
 
-STEPS, EVERY, HALT = 6, 2, 4   # checkpoints at steps 2, 4, 6; a job halted after 4 holds those of 2 and 4
+STEPS, EVERY, HALT = 6, 2, 4  # checkpoints at steps 2, 4, 6; a job halted after 4 holds those of 2 and 4
 SPEC = JobSpec("train_dense", "dense", None, STEPS)
 Finished = tuple[dict[str, torch.Tensor], pd.DataFrame]
 
@@ -57,6 +58,7 @@ def undisturbed(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory
             run_training_job(setup_for(prepared, processes), SPEC, job, processes)
             runs[processes] = finished(job)
         return runs[processes]
+
     return run
 
 
@@ -76,10 +78,15 @@ def resume(prepared: PreparedData, job: TrainPaths, capsys: pytest.CaptureFixtur
 
 def assert_same_run(job: TrainPaths, reference: Finished, fault: FaultRecorder) -> None:
     (weights, log), (reference_weights, reference_log) = finished(job), reference
-    rows = [i for i in range(max(len(log), len(reference_log)))
-            if i >= min(len(log), len(reference_log)) or not log.iloc[i].equals(reference_log.iloc[i])]
-    fault.data_lost(differing(reference_weights, weights) + [f"log row {i + 1}" for i in rows],
-                    "tensors or train-log rows unlike the undisturbed job's")
+    rows = [
+        i
+        for i in range(max(len(log), len(reference_log)))
+        if i >= min(len(log), len(reference_log)) or not log.iloc[i].equals(reference_log.iloc[i])
+    ]
+    fault.data_lost(
+        differing(reference_weights, weights) + [f"log row {i + 1}" for i in rows],
+        "tensors or train-log rows unlike the undisturbed job's",
+    )
     assert weights.keys() == reference_weights.keys()
     for name in reference_weights:
         assert torch.equal(weights[name], reference_weights[name]), name
@@ -88,6 +95,7 @@ def assert_same_run(job: TrainPaths, reference: Finished, fault: FaultRecorder) 
 
 
 # ---------------------------------------------------------------- kinds of damage to a checkpoint file
+
 
 def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -111,7 +119,7 @@ def flip_weight_bits(path: Path) -> None:
     assert start >= 0, "the tensor's bytes are stored as they are"
     data[start + weight.numel() * weight.element_size() // 2] ^= 0xFF
     path.write_bytes(data)
-    payload = io.BytesIO(bytes(data[len(HEADER) + hashlib.sha256().digest_size:]))
+    payload = io.BytesIO(bytes(data[len(HEADER) + hashlib.sha256().digest_size :]))
     assert not torch.equal(torch.load(payload, weights_only=True)["model"][name], weight)
 
 
@@ -121,16 +129,25 @@ def strip_checksum(path: Path) -> None:
 
 
 @pytest.mark.fault("corrupt checkpoints")
-@pytest.mark.parametrize(("damage", "reason"), [
-    (truncate, "fails its SHA-256 checksum"),
-    (replace_with_random_bytes, "is not a checkpoint file"),
-    (empty, "is empty"),
-    (flip_weight_bits, "fails its SHA-256 checksum"),
-    (strip_checksum, "has no checksum"),
-])
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (truncate, "fails its SHA-256 checksum"),
+        (replace_with_random_bytes, "is not a checkpoint file"),
+        (empty, "is empty"),
+        (flip_weight_bits, "fails its SHA-256 checksum"),
+        (strip_checksum, "has no checksum"),
+    ],
+)
 def test_a_damaged_newest_checkpoint_is_moved_aside_and_the_older_one_resumed(
-        prepared: PreparedData, tmp_path: Path, undisturbed: Callable[[int], Finished],
-        capsys: pytest.CaptureFixture, damage: Callable[[Path], None], reason: str, fault: FaultRecorder) -> None:
+    prepared: PreparedData,
+    tmp_path: Path,
+    undisturbed: Callable[[int], Finished],
+    capsys: pytest.CaptureFixture,
+    damage: Callable[[Path], None],
+    reason: str,
+    fault: FaultRecorder,
+) -> None:
     job = halted(prepared, tmp_path)
     newest = job.checkpoint_dir / "step00000004.pt"
     damage(newest)
@@ -148,9 +165,13 @@ def test_a_damaged_newest_checkpoint_is_moved_aside_and_the_older_one_resumed(
 
 
 @pytest.mark.fault("corrupt checkpoints")
-def test_every_rank_resumes_from_the_older_checkpoint(prepared: PreparedData, tmp_path: Path,
-                                                      undisturbed: Callable[[int], Finished],
-                                                      capsys: pytest.CaptureFixture, fault: FaultRecorder) -> None:
+def test_every_rank_resumes_from_the_older_checkpoint(
+    prepared: PreparedData,
+    tmp_path: Path,
+    undisturbed: Callable[[int], Finished],
+    capsys: pytest.CaptureFixture,
+    fault: FaultRecorder,
+) -> None:
     """Two processes: rank 0 rejects the damaged newest file, and both ranks resume the one it picked."""
     job = halted(prepared, tmp_path, processes=2)
     truncate(job.checkpoint_dir / "step00000004.pt")
@@ -163,8 +184,12 @@ def test_every_rank_resumes_from_the_older_checkpoint(prepared: PreparedData, tm
 
 @pytest.mark.fault("corrupt checkpoints")
 def test_with_every_checkpoint_damaged_the_job_starts_over_and_says_so(
-        prepared: PreparedData, tmp_path: Path, undisturbed: Callable[[int], Finished],
-        capsys: pytest.CaptureFixture, fault: FaultRecorder) -> None:
+    prepared: PreparedData,
+    tmp_path: Path,
+    undisturbed: Callable[[int], Finished],
+    capsys: pytest.CaptureFixture,
+    fault: FaultRecorder,
+) -> None:
     job = halted(prepared, tmp_path)
     flip_weight_bits(job.checkpoint_dir / "step00000004.pt")
     empty(job.checkpoint_dir / "step00000002.pt")
@@ -172,8 +197,10 @@ def test_with_every_checkpoint_damaged_the_job_starts_over_and_says_so(
     fault.named(log, str(job.checkpoint_dir / "step00000004.pt"), str(job.checkpoint_dir / "step00000002.pt"))
     assert log.index("step00000004.pt fails") < log.index("step00000002.pt is empty")
     assert "training starts over from step 0" in log and "resumed from" not in log
-    assert sorted(p.name for p in job.checkpoint_dir.glob("*.rejected")) == ["step00000002.pt.rejected",
-                                                                              "step00000004.pt.rejected"]
+    assert sorted(p.name for p in job.checkpoint_dir.glob("*.rejected")) == [
+        "step00000002.pt.rejected",
+        "step00000004.pt.rejected",
+    ]
     assert_same_run(job, undisturbed(1), fault)
     fault.survived("both named and moved aside; started over from step 0, said so, and ended as the undisturbed job")
 
@@ -190,13 +217,17 @@ class Forged:
 
 @pytest.mark.fault("malicious pickles")
 def test_a_forged_checkpoint_with_a_valid_checksum_is_refused_unread(
-        prepared: PreparedData, tmp_path: Path, undisturbed: Callable[[int], Finished],
-        capsys: pytest.CaptureFixture, fault: FaultRecorder) -> None:
+    prepared: PreparedData,
+    tmp_path: Path,
+    undisturbed: Callable[[int], Finished],
+    capsys: pytest.CaptureFixture,
+    fault: FaultRecorder,
+) -> None:
     """The checksum guards against damage, not forgery: weights_only still refuses the pickle's code."""
     job = halted(prepared, tmp_path / "job")
     newest, marker = job.checkpoint_dir / "step00000004.pt", tmp_path / "payload-ran"
     write_checkpoint(newest, {"model": Forged(marker), "step": HALT})
-    torch.load(io.BytesIO(newest.read_bytes()[len(HEADER) + hashlib.sha256().digest_size:]), weights_only=False)
+    torch.load(io.BytesIO(newest.read_bytes()[len(HEADER) + hashlib.sha256().digest_size :]), weights_only=False)
     assert marker.exists(), "unprotected, the forged file runs its payload"
     marker.rmdir()
     log = resume(prepared, job, capsys)
@@ -205,8 +236,10 @@ def test_a_forged_checkpoint_with_a_valid_checksum_is_refused_unread(
     assert f"checkpoint {newest} holds objects other than tensors" in log and "refused unread" in log
     assert "resumed from step 2\n" in log and "weights_only=False" not in log
     assert_same_run(job, undisturbed(1), fault)
-    fault.survived("the payload never ran; the file was named and refused, and the job resumed from step 2 "
-                   "to the undisturbed job's weights and log")
+    fault.survived(
+        "the payload never ran; the file was named and refused, and the job resumed from step 2 "
+        "to the undisturbed job's weights and log"
+    )
 
 
 KILLED_WRITE = """import os, signal, sys
@@ -219,11 +252,14 @@ with atomic_path(sys.argv[1]) as tmp:
 
 @pytest.mark.fault("kills")
 def test_the_temporary_of_a_write_killed_mid_way_is_swept_when_the_job_starts(
-        prepared: PreparedData, tmp_path: Path, undisturbed: Callable[[int], Finished],
-        capsys: pytest.CaptureFixture, fault: FaultRecorder) -> None:
+    prepared: PreparedData,
+    tmp_path: Path,
+    undisturbed: Callable[[int], Finished],
+    capsys: pytest.CaptureFixture,
+    fault: FaultRecorder,
+) -> None:
     job = halted(prepared, tmp_path)
-    killed = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(job.checkpoint_dir / "step00000006.pt")],
-                            cwd=REPO)
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(job.checkpoint_dir / "step00000006.pt")], cwd=REPO)
     assert killed.returncode == -9
     leftovers = [p for p in job.checkpoint_dir.iterdir() if p.name.startswith(".step00000006.pt.")]
     assert len(leftovers) == 1 and leftovers[0].name.endswith(".tmp")
@@ -236,14 +272,20 @@ def test_the_temporary_of_a_write_killed_mid_way_is_swept_when_the_job_starts(
     assert not leftovers[0].exists() and unrelated.exists()
     assert "resumed from step 4\n" in log
     assert_same_run(job, undisturbed(1), fault)
-    fault.survived("a checkpoint write SIGKILLed mid-way: its temporary named and swept (nothing else), the job "
-                   "resumed from step 4 to the undisturbed job's weights and log")
+    fault.survived(
+        "a checkpoint write SIGKILLed mid-way: its temporary named and swept (nothing else), the job "
+        "resumed from step 4 to the undisturbed job's weights and log"
+    )
 
 
 @pytest.mark.fault("corrupt checkpoints")
-def test_a_lost_train_log_is_rebuilt_from_the_checkpoint(prepared: PreparedData, tmp_path: Path,
-                                                         undisturbed: Callable[[int], Finished],
-                                                         capsys: pytest.CaptureFixture, fault: FaultRecorder) -> None:
+def test_a_lost_train_log_is_rebuilt_from_the_checkpoint(
+    prepared: PreparedData,
+    tmp_path: Path,
+    undisturbed: Callable[[int], Finished],
+    capsys: pytest.CaptureFixture,
+    fault: FaultRecorder,
+) -> None:
     """Before, the final log silently covered only the steps after the resume."""
     job = halted(prepared, tmp_path)
     live_log = job.checkpoint_dir / "train_log.csv"
@@ -281,24 +323,39 @@ def assert_killed_in_step_4(job: TrainPaths) -> None:
 
 @pytest.mark.fault("kills")
 def test_a_job_killed_in_the_middle_of_a_step_resumes_exactly_from_its_last_checkpoint(
-        prepared: PreparedData, tmp_path: Path, undisturbed: Callable[[int], Finished],
-        capsys: pytest.CaptureFixture, fault: FaultRecorder) -> None:
+    prepared: PreparedData,
+    tmp_path: Path,
+    undisturbed: Callable[[int], Finished],
+    capsys: pytest.CaptureFixture,
+    fault: FaultRecorder,
+) -> None:
     job = killable(prepared, tmp_path, processes=1)
-    killed = subprocess.run([sys.executable, "-m", "tests.killed_job", str(job.checkpoint_dir / JOB_FILE),
-                             str(KILLED_IN), "0"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.killed_job", str(job.checkpoint_dir / JOB_FILE), str(KILLED_IN), "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert_killed_in_step_4(job)
     log = resume(prepared, job, capsys)
     assert "resumed from step 2\n" in log
     assert_same_run(job, undisturbed(1), fault)
-    fault.survived("SIGKILLed between step 4's backward pass and its optimizer step; the rerun resumed from "
-                   "step 2, rewrote the log's step 3, and ended as the undisturbed job")
+    fault.survived(
+        "SIGKILLed between step 4's backward pass and its optimizer step; the rerun resumed from "
+        "step 2, rewrote the log's step 3, and ended as the undisturbed job"
+    )
 
 
 @pytest.mark.fault("kills")
 def test_a_rank_killed_in_the_middle_of_a_step_fails_the_job_promptly_and_the_rerun_resumes_exactly(
-        prepared: PreparedData, tmp_path: Path, undisturbed: Callable[[int], Finished],
-        capsys: pytest.CaptureFixture, fault: FaultRecorder) -> None:
+    prepared: PreparedData,
+    tmp_path: Path,
+    undisturbed: Callable[[int], Finished],
+    capsys: pytest.CaptureFixture,
+    fault: FaultRecorder,
+) -> None:
     """Rank 1 of 2 is SIGKILLed in step 4 while rank 0 waits for it in a collective."""
     job = killable(prepared, tmp_path, processes=2)
     started = time.monotonic()
@@ -310,27 +367,41 @@ def test_a_rank_killed_in_the_middle_of_a_step_fails_the_job_promptly_and_the_re
     log = resume(prepared, job, capsys, processes=2)
     assert log.count("resumed from step 2\n") == 1
     assert_same_run(job, undisturbed(2), fault)
-    fault.survived(f"rank 1 of 2 SIGKILLed in step 4: the job failed {failed_after:.0f} s after it started; the "
-                   "rerun resumed both ranks from step 2 and ended as the undisturbed 2-process job")
+    fault.survived(
+        f"rank 1 of 2 SIGKILLed in step 4: the job failed {failed_after:.0f} s after it started; the "
+        "rerun resumed both ranks from step 2 and ended as the undisturbed 2-process job"
+    )
 
 
 # ---------------------------------------------------------------- a whole study SIGKILLed in a training job
 
-STUDY_STEPS, STUDY_EVERY = 24, 2   # the smoke study's dense job, longer: the kill lands while it trains
+STUDY_STEPS, STUDY_EVERY = 24, 2  # the smoke study's dense job, longer: the kill lands while it trains
 
 
 @pytest.mark.fault("kills")
 def test_a_study_killed_in_a_training_job_resumes_the_job_from_its_checkpoint_when_rerun(
-        tmp_path: Path, fault: FaultRecorder) -> None:
+    tmp_path: Path, fault: FaultRecorder
+) -> None:
     """Real snakemake runs of the smoke study's dense model: the run is SIGKILLed (with its job) once a
     checkpoint past step 2 exists; Snakemake keeps the checkpoints (they are params, not outputs), so the
     rerun, after `--unlock`, resumes the job from its newest checkpoint and ends with the weights of the
     same job run straight through (the rule's own params, on the study's data files)."""
     overlay = {"train": {"dense_steps": STUDY_STEPS, "checkpoint_every": STUDY_EVERY}}
     (tmp_path / "overlay.yaml").write_text(json.dumps(overlay))
-    snakemake = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
-                 "--directory", str(tmp_path), "--configfile", str(REPO / "configs" / "smoke.yaml"),
-                 str(tmp_path / "overlay.yaml")]
+    snakemake = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--cores",
+        "2",
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(REPO / "configs" / "smoke.yaml"),
+        str(tmp_path / "overlay.yaml"),
+    ]
     config = smoke_config(Path("results/smoke"), overlay)
     study = Study.from_config(config)
     target = study.dense_model_file("individual")
@@ -356,18 +427,31 @@ def test_a_study_killed_in_a_training_job_resumes_the_job_from_its_checkpoint_wh
     assert f"resumed from step {resumed_from}\n" in job_log
 
     straight_job = tmp_path / "straight"
-    reference = TrainPaths(manifest=tmp_path / study.manifest("train"), feature_stats=tmp_path / study.feature_stats(),
-                           tokenizer=tmp_path / study.tokenizer(), model_out=straight_job / "model.pt",
-                           log_out=straight_job / "train_log.csv", cost_out=straight_job / "cost.json",
-                           checkpoint_dir=straight_job / "checkpoints")
-    run_training_job(training_setup(config, "dense"), JobSpec("train_dense", "dense", None, STUDY_STEPS), reference,
-                     config["threads"])
+    reference = TrainPaths(
+        manifest=tmp_path / study.manifest("train"),
+        feature_stats=tmp_path / study.feature_stats(),
+        tokenizer=tmp_path / study.tokenizer(),
+        model_out=straight_job / "model.pt",
+        log_out=straight_job / "train_log.csv",
+        cost_out=straight_job / "cost.json",
+        checkpoint_dir=straight_job / "checkpoints",
+    )
+    run_training_job(
+        training_setup(config, "dense"),
+        JobSpec("train_dense", "dense", None, STUDY_STEPS),
+        reference,
+        config["threads"],
+    )
     weights, straight = load_torch(tmp_path / target)["state_dict"], load_torch(reference.model_out)["state_dict"]
     steps = pd.read_csv(tmp_path / study.trained_files(*study.dense())["train_log"])["step"].tolist()
-    fault.data_lost(differing(straight, weights) + sorted(set(range(1, STUDY_STEPS + 1)) - set(steps)),
-                    "tensors unlike the job run straight through, or steps missing from its log")
+    fault.data_lost(
+        differing(straight, weights) + sorted(set(range(1, STUDY_STEPS + 1)) - set(steps)),
+        "tensors unlike the job run straight through, or steps missing from its log",
+    )
     assert steps == list(range(1, STUDY_STEPS + 1))
     assert all(torch.equal(weights[name], straight[name]) for name in straight)
-    fault.survived(f"snakemake and its dense job SIGKILLed after the checkpoint of step {resumed_from}; after "
-                   f"--unlock the rerun resumed the job from step {resumed_from} and ended with the weights of the job "
-                   "run straight through, every log step once")
+    fault.survived(
+        f"snakemake and its dense job SIGKILLed after the checkpoint of step {resumed_from}; after "
+        f"--unlock the rerun resumed the job from step {resumed_from} and ended with the weights of the job "
+        "run straight through, every log step once"
+    )

@@ -5,6 +5,7 @@ reduced frame as that segment's right context; streaming feeds the segment follo
 look-ahead. Every frame before the final segment is identical; the last <= segment frames
 differ slightly. Greedy transcripts still agree on nearly every utterance.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,15 +13,14 @@ import torch
 from omni import job_params
 from omni.asr.decode import StreamingChunks, greedy_full, greedy_streaming
 from omni.asr.model import build_model, model_config_from
-from omni.config import load_config
-from tests.conftest import REPO
+from tests.conftest import layered_config
 
 NUM_SYMBOLS = 41
 
 
 def random_model() -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(0)
-    config = load_config(REPO / "config.yaml", {"model": {"presets": {"tiny": {"num_layers": 2}}}})
+    config = layered_config({"model": {"presets": {"tiny": {"num_layers": 2}}}})
     model_config = model_config_from(job_params.model(config), NUM_SYMBOLS)
     return build_model(model_config).eval(), model_config
 
@@ -31,8 +31,9 @@ def test_streaming_encodings_equal_full_before_the_final_segment() -> None:
     stride = mc["time_reduction_stride"]
     for frames in (160, 173, 237):
         feats = torch.randn(1, frames, mc["input_dim"])
-        full, full_lengths = model.transcribe(torch.nn.functional.pad(feats, (0, 0, 0, mc["right_context_length"])),
-                                              torch.tensor([frames]))
+        full, full_lengths = model.transcribe(
+            torch.nn.functional.pad(feats, (0, 0, 0, mc["right_context_length"])), torch.tensor([frames])
+        )
         pieces, state = [], None
         for chunk, valid in chunks.split(feats, frames):
             enc, lengths, state = model.transcribe_streaming(chunk, torch.tensor([valid]), state)
@@ -72,5 +73,5 @@ def test_batched_greedy_equals_one_by_one() -> None:
         feats[row, length:] = 0
     batched = greedy_full(model, feats, lengths, blank)
     for row, length in enumerate(lengths.tolist()):
-        one = torch.nn.functional.pad(feats[row: row + 1, :length], (0, 0, 0, mc["right_context_length"]))
+        one = torch.nn.functional.pad(feats[row : row + 1, :length], (0, 0, 0, mc["right_context_length"]))
         assert batched[row] == greedy_full(model, one, torch.tensor([length]), blank)[0]

@@ -1,6 +1,7 @@
 """The on-device exports: each streaming program equals the PyTorch model over many chunks with its
 state fed back, on real LibriSpeech utterances; ONNX Runtime and ExecuTorch decode the transcript
 PyTorch decodes (fp32), int8 within its stated tolerance; `transcribe` runs without torch."""
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,7 @@ from tests.conftest import LIBRISPEECH_SAMPLE, REPO, PreparedData
 
 UTTERANCES = 3
 MIN_CHUNKS = 10
-TOLERANCE = 1e-4              # float32 sums in another order (the issue's bound for every program)
+TOLERANCE = 1e-4  # float32 sums in another order (the issue's bound for every program)
 # The runtime's front end against torch's FFT: equal but for the quietest mel bins of a frame, where
 # float32 rounding of the spectrum dominates a power near the log floor (torch's own fp32 FFT is off
 # float64 by as much there: 9e-4 at most on a LibriSpeech utterance).
@@ -57,8 +58,11 @@ def emitting_model(prepared: PreparedData, dense_model: Path) -> tuple[torch.nn.
     model_config = artefact["model_config"]
     with torch.no_grad():
         model.joiner.linear.bias[blank_id(model_config)] -= BLANK_BIAS_SHIFT
-    frontend = Frontend(job_params.logmel(prepared.config), load_feature_stats(prepared.feature_stats),
-                        model_config["right_context_length"])
+    frontend = Frontend(
+        job_params.logmel(prepared.config),
+        load_feature_stats(prepared.feature_stats),
+        model_config["right_context_length"],
+    )
     return model, model_config, frontend
 
 
@@ -78,18 +82,33 @@ def _features(frontend: Frontend, path: Path) -> torch.Tensor:
 
 def _chunks(model_config: dict, feats: torch.Tensor) -> list[tuple[torch.Tensor, int]]:
     return StreamingChunks(model_config["segment_length"], model_config["right_context_length"]).split(
-        feats, feats.size(1))
+        feats, feats.size(1)
+    )
 
 
 def test_the_encoder_program_equals_torchaudio_streaming_with_and_without_memory() -> None:
     """The full-size cache with masked rows is torchaudio's sliced cache: every chunk's encodings equal,
     the state fed back, also for an Emformer with memory vectors (which no preset uses)."""
     for memory in (0, 3):
-        model_config = {"input_dim": 20, "encoding_dim": 24, "num_symbols": 11, "segment_length": 8,
-                        "right_context_length": 4, "time_reduction_input_dim": 8, "time_reduction_stride": 2,
-                        "num_heads": 2, "ffn_dim": 32, "num_layers": 3, "dropout": 0.0, "activation": "gelu",
-                        "left_context_length": 6, "max_memory_size": memory, "symbol_embedding_dim": 16,
-                        "num_lstm_layers": 2, "lstm_dropout": 0.0}
+        model_config = {
+            "input_dim": 20,
+            "encoding_dim": 24,
+            "num_symbols": 11,
+            "segment_length": 8,
+            "right_context_length": 4,
+            "time_reduction_input_dim": 8,
+            "time_reduction_stride": 2,
+            "num_heads": 2,
+            "ffn_dim": 32,
+            "num_layers": 3,
+            "dropout": 0.0,
+            "activation": "gelu",
+            "left_context_length": 6,
+            "max_memory_size": memory,
+            "symbol_embedding_dim": 16,
+            "num_lstm_layers": 2,
+            "lstm_dropout": 0.0,
+        }
         torch.manual_seed(memory)
         model = build_model(model_config).eval()
         logmel = {"sample_rate": 16000, "n_mels": 20, "n_fft": 400, "hop_length": 160}
@@ -102,8 +121,9 @@ def test_the_encoder_program_equals_torchaudio_streaming_with_and_without_memory
         assert len(chunks) >= MIN_CHUNKS
         with torch.inference_mode():
             for chunk, valid in chunks:
-                expected, lengths, reference_state = model.transcribe_streaming(chunk, torch.tensor([valid]),
-                                                                                reference_state)
+                expected, lengths, reference_state = model.transcribe_streaming(
+                    chunk, torch.tensor([valid]), reference_state
+                )
                 encodings, *state = programs.encoder(chunk, *state)
                 frames = int(lengths[0])
                 assert frames == programs.shape.valid_encoder_frames(valid - 4)
@@ -130,7 +150,7 @@ def test_each_runtime_program_equals_pytorch_over_chunks_of_real_utterances(emit
                 with torch.inference_mode():
                     expected, *expected_state = reference.encoder(chunk, *expected_state)
                 encodings, *state = programs["encoder"](chunk.numpy(), *state)
-                if "int8" not in variant:   # fp32: every output, the state included, and fed back
+                if "int8" not in variant:  # fp32: every output, the state included, and fed back
                     for ours, theirs in zip([encodings, *state], [expected, *expected_state]):
                         np.testing.assert_allclose(ours, theirs.numpy(), rtol=0, atol=TOLERANCE)
                 worst["encoder"] = max(worst["encoder"], float(np.abs(encodings - expected.numpy()).max()))
@@ -159,7 +179,7 @@ def test_the_runtime_front_end_gives_torchs_features_from_any_block_size(emittin
         features = load_programs(bundle, variant)["features"]
         for block in (160, 1000, 4097, len(wave)):
             stream = FeatureStream(bundle, features)
-            frames = [stream.push(wave[start: start + block]) for start in range(0, len(wave), block)]
+            frames = [stream.push(wave[start : start + block]) for start in range(0, len(wave), block)]
             frames = np.concatenate([*frames, stream.finish()])
             assert frames.shape == expected.shape, (variant, block)
             error = np.abs(frames - expected)
@@ -176,7 +196,7 @@ def test_the_runtimes_decode_pytorchs_transcript(emitting_model, bundle_folder) 
     for path in _utterances(UTTERANCES):
         feats = _features(frontend, path)
         references.append((path, feats, greedy_streaming(model, feats, feats.size(1), blank_id(model_config), chunks)))
-    assert all(len(tokens) > 20 for _, _, tokens in references)   # the search emits: the comparison means something
+    assert all(len(tokens) > 20 for _, _, tokens in references)  # the search emits: the comparison means something
     for variant in VARIANTS:
         programs = load_programs(bundle, variant)
         for path, feats, expected in references:
@@ -186,7 +206,7 @@ def test_the_runtimes_decode_pytorchs_transcript(emitting_model, bundle_folder) 
                 continue
             assert tokens == expected, (variant, path.name)
             wave = read_audio(path, bundle.shape.sample_rate, resample=False).numpy()
-            blocks = (wave[start: start + 1600] for start in range(0, len(wave), 1600))
+            blocks = (wave[start : start + 1600] for start in range(0, len(wave), 1600))
             *_, (recognizer, final) = recognize_stream(bundle, programs, blocks)
             assert final and recognizer.tokens == expected, (variant, path.name)
 
@@ -217,22 +237,28 @@ def test_transcribe_streams_a_file_without_torch(emitting_model, bundle_folder, 
     assert any(line.startswith("partial\t") for line in lines[:-1])
     assert "ms p95 per chunk" in result.stderr and "real-time factor" in result.stderr
     pcm = (read_audio(path, bundle.shape.sample_rate, resample=False).numpy() * 32768).clip(-32768, 32767)
-    result = subprocess.run([*command, "-"], input=pcm.astype("<i2").tobytes(), capture_output=True, env=env,
-                            cwd=tmp_path)
+    result = subprocess.run(
+        [*command, "-"], input=pcm.astype("<i2").tobytes(), capture_output=True, env=env, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr.decode()
     final = result.stdout.decode().splitlines()[-1].split("\t")[2]
     assert final == expected or _token_error_rate(final.split(), expected.split()) <= 0.1
 
 
 def test_transcribe_names_a_folder_that_is_not_a_bundle(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "omni.deploy.transcribe", str(tmp_path), "x.wav"],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "omni.deploy.transcribe", str(tmp_path), "x.wav"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 2
     assert str(tmp_path / "deploy.json") in result.stderr and "not an exported model" in result.stderr
 
 
 def test_device_metrics_measure_every_runtime_against_the_best_dense_runtime(
-        emitting_model, bundle_folder, prepared: PreparedData, tmp_path: Path) -> None:
+    emitting_model, bundle_folder, prepared: PreparedData, tmp_path: Path
+) -> None:
     """The job with a bundle: every runtime path timed beside the eager ones, the reference the fastest
     runtime path, the fp32 runtimes transcribing the timed utterances as eager dense does, their WER on
     the whole split measured from the audio, their files' sizes and peak memory recorded."""
@@ -242,19 +268,27 @@ def test_device_metrics_measure_every_runtime_against_the_best_dense_runtime(
     out = tmp_path / "speed" / "dense.json"
     out.parent.mkdir()
     speed = {"utterances": 2, "kernel_repeats": 2, "peak_memory": True, "batch_size": 4}
-    record = run_device_metrics_job(speed, job_params.logmel(prepared.config), "dense", 1234, "dense",
-                                    DeviceMetricsPaths(export, prepared.manifests["test-other"], prepared.feature_stats,
-                                                       prepared.tokenizer, out, bundle_folder), threads=1)
+    record = run_device_metrics_job(
+        speed,
+        job_params.logmel(prepared.config),
+        "dense",
+        1234,
+        "dense",
+        DeviceMetricsPaths(
+            export, prepared.manifests["test-other"], prepared.feature_stats, prepared.tokenizer, out, bundle_folder
+        ),
+        threads=1,
+    )
     runtime_paths = ["onnx", "onnx_int8", "executorch", "executorch_int8"]
     assert record["reference_t1"] in runtime_paths and record[f"{record['reference_t1']}_speedup_t1"] == 1.0
     for path in runtime_paths:
         assert record[f"{path}_t1_chunk_ms_mean"] > 0 and record[f"{path}_peak_rss_mb"] > 0
         assert 0 < record[f"{path}_download_bytes"] < record[f"{path}_file_bytes"]
-        assert record[f"{path}_wer"] >= 0   # above 1 too: the test model inserts words
+        assert record[f"{path}_wer"] >= 0  # above 1 too: the test model inserts words
     assert record["onnx_same_hypotheses"] == record["executorch_same_hypotheses"] == 1.0
     assert record["onnx_wer"] == record["executorch_wer"], "both fp32 runtimes decode the split alike"
     assert record["wer_utterances"] == len(read_manifest(prepared.manifests["test-other"]))
-    assert record["onnx_int8_file_bytes"] < record["onnx_file_bytes"]   # the fp32 front end is shared
+    assert record["onnx_int8_file_bytes"] < record["onnx_file_bytes"]  # the fp32 front end is shared
 
 
 def test_a_bundle_writes_the_words_sentencepiece_decodes(bundle_folder, prepared: PreparedData) -> None:

@@ -1,4 +1,5 @@
 """The dev split: speaker-disjoint, seeded, complete; the search scores one part, the tables the other."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -11,8 +12,13 @@ from tests.conftest import smoke_config
 
 def dev_manifest(speakers: int = 10, per_speaker: int = 3) -> pd.DataFrame:
     ids = [f"utt{s}{u}" for s in range(speakers) for u in range(per_speaker)]
-    return pd.DataFrame({"utt_id": ids, "speaker": [f"spk{s}" for s in range(speakers) for _ in range(per_speaker)],
-                         "transcript": ["A"] * len(ids)})
+    return pd.DataFrame(
+        {
+            "utt_id": ids,
+            "speaker": [f"spk{s}" for s in range(speakers) for _ in range(per_speaker)],
+            "transcript": ["A"] * len(ids),
+        }
+    )
 
 
 def test_split_is_speaker_disjoint_complete_and_seeded() -> None:

@@ -1,4 +1,5 @@
 """Supernet diagnostics: the paired training-loss gap, mask churn and IoU, and per-voice differences."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,10 +20,16 @@ def _omni_log(levels: list[float]) -> pd.DataFrame:
     """A uniform supernet: step s trains level levels[s % K] at loss 2 + gap that closes linearly."""
     steps = np.arange(1, STEPS + 1)
     level = np.array([levels[s % len(levels)] for s in steps])
-    return pd.DataFrame({"step": steps, "loss": 0.0, "level_pass1": level,
-                         "loss_pass1": 2.0 + level + (STEPS - steps) / STEPS,
-                         "churn_0.5": np.where(steps % 10 == 0, 0.1, np.nan),
-                         "churn_0.9": np.where(steps % 10 == 0, np.where(steps > 60, 0.0, 0.2), np.nan)})
+    return pd.DataFrame(
+        {
+            "step": steps,
+            "loss": 0.0,
+            "level_pass1": level,
+            "loss_pass1": 2.0 + level + (STEPS - steps) / STEPS,
+            "churn_0.5": np.where(steps % 10 == 0, 0.1, np.nan),
+            "churn_0.9": np.where(steps % 10 == 0, np.where(steps > 60, 0.0, 0.2), np.nan),
+        }
+    )
 
 
 def _individual_log(level: float) -> pd.DataFrame:
@@ -54,12 +61,31 @@ def test_mask_iou_and_the_written_tables(tmp_path: Path) -> None:
     _individual_log(0.9).to_csv(tmp_path / "individual.csv", index=False)
     for name, errors in (("omni_eval", [1, 3, 0, 4]), ("individual_eval", [1, 1, 0, 2])):
         (tmp_path / name).mkdir()
-        pd.DataFrame({"utt_id": ["1-1-1", "1-1-2", "2-1-1", "3-1-1"], "substitutions": errors, "deletions": 0,
-                      "insertions": 0, "ref_words": 10}).to_csv(tmp_path / name / "greedy.tsv", sep="\t", index=False)
-    run = LevelRun("omni", "individual", 1, 0.9, tmp_path / "omni.csv", tmp_path / "individual.csv",
-                   tmp_path / "omni.pt", tmp_path / "individual.pt", tmp_path / "omni_eval", tmp_path / "individual_eval")
-    outputs = {key: tmp_path / name for key, name in (("csv", "d.csv"), ("voices_csv", "v.csv"), ("md", "d.md"),
-                                                       ("png", "d.png"))}
+        pd.DataFrame(
+            {
+                "utt_id": ["1-1-1", "1-1-2", "2-1-1", "3-1-1"],
+                "substitutions": errors,
+                "deletions": 0,
+                "insertions": 0,
+                "ref_words": 10,
+            }
+        ).to_csv(tmp_path / name / "greedy.tsv", sep="\t", index=False)
+    run = LevelRun(
+        "omni",
+        "individual",
+        1,
+        0.9,
+        tmp_path / "omni.csv",
+        tmp_path / "individual.csv",
+        tmp_path / "omni.pt",
+        tmp_path / "individual.pt",
+        tmp_path / "omni_eval",
+        tmp_path / "individual_eval",
+    )
+    outputs = {
+        key: tmp_path / name
+        for key, name in (("csv", "d.csv"), ("voices_csv", "v.csv"), ("md", "d.md"), ("png", "d.png"))
+    }
     utt_voices = {"1-1-1": "A", "1-1-2": "A", "2-1-1": "A", "3-1-1": "B"}
     voices = Voices({utt: utt.split("-")[0] for utt in utt_voices}, utt_voices)
     write_diagnostics([run], "greedy", "test-other", voices, outputs)

@@ -1,5 +1,6 @@
 """RNN-T distillation term: zero for a perfect student, the collapsed form is the full form's
 3-way marginal, gradients reach the student only, and padding never counts."""
+
 from __future__ import annotations
 
 import copy
@@ -19,7 +20,7 @@ from omni.sparsity.supernet import PASS_LEVEL, SupernetGradients, planned_sample
 from tests.conftest import PreparedData, paths, training_setup
 
 BLANK = 0
-VOCAB = 12        # symbols including blank
+VOCAB = 12  # symbols including blank
 
 
 def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -29,8 +30,13 @@ def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
     targets = torch.randint(1, VOCAB, (2, 4), generator=generator)
     targets[1, 2:] = BLANK  # padding of the shorter transcript
     shape = (2, 5, 5, VOCAB)
-    return {"student_logits": torch.randn(shape, generator=generator), "teacher_logits": 2 * torch.randn(shape, generator=generator),
-            "logit_lengths": logit_lengths, "targets": targets, "target_lengths": target_lengths}
+    return {
+        "student_logits": torch.randn(shape, generator=generator),
+        "teacher_logits": 2 * torch.randn(shape, generator=generator),
+        "logit_lengths": logit_lengths,
+        "targets": targets,
+        "target_lengths": target_lengths,
+    }
 
 
 @pytest.mark.parametrize("form", ["full", "collapsed"])
@@ -57,8 +63,9 @@ def test_collapsed_form_is_the_full_forms_three_way_marginal() -> None:
     teacher_3 = collapsed_log_probs(logits, targets, lengths, BLANK)
     student_3 = collapsed_log_probs(student, targets, lengths, BLANK)
     node = (teacher_3.exp() * (teacher_3 - student_3)).nan_to_num(0.0).sum(-1)
-    expected_kl = torch.stack([node[b, :batch["logit_lengths"][b], :lengths[b] + 1].sum() / batch["logit_lengths"][b]
-                               for b in range(2)]).mean()
+    expected_kl = torch.stack(
+        [node[b, : batch["logit_lengths"][b], : lengths[b] + 1].sum() / batch["logit_lengths"][b] for b in range(2)]
+    ).mean()
     assert lattice_kl(**batch, blank=BLANK, form="collapsed").item() == pytest.approx(expected_kl.item(), rel=1e-5)
 
 
@@ -78,10 +85,11 @@ def test_gradients_reach_only_the_student(form: str) -> None:
 def test_padding_never_counts(form: str) -> None:
     batch = _batch(3)
     noisy = {key: value.clone() for key, value in batch.items()}
-    noisy["student_logits"][1, 3:] += 50.0      # frames past utterance 1's end
-    noisy["teacher_logits"][1, :, 3:] -= 50.0   # label positions past its transcript
+    noisy["student_logits"][1, 3:] += 50.0  # frames past utterance 1's end
+    noisy["teacher_logits"][1, :, 3:] -= 50.0  # label positions past its transcript
     assert lattice_kl(**noisy, blank=BLANK, form=form).item() == pytest.approx(
-        lattice_kl(**batch, blank=BLANK, form=form).item(), rel=1e-6)
+        lattice_kl(**batch, blank=BLANK, form=form).item(), rel=1e-6
+    )
 
 
 def test_an_unknown_form_or_mismatched_batches_are_refused() -> None:
@@ -101,14 +109,15 @@ def _distilling(config: dict, arm: str, teacher: str) -> dict:
     return config
 
 
-def test_individual_job_learns_from_the_frozen_dense_model(prepared: PreparedData, dense_model: Path,
-                                                           tmp_path: Path) -> None:
+def test_individual_job_learns_from_the_frozen_dense_model(
+    prepared: PreparedData, dense_model: Path, tmp_path: Path
+) -> None:
     """Two pruning jobs from the same dense model on the same batches, one with the KL term in its loss and
     one with it logged but weighted 0: they start at the same KL, and only the distilling one ends closer to
     its teacher. Dropping the term from the loss makes the two runs identical, and this test fail."""
     teacher_before = load_torch(dense_model)["state_dict"]
     config = _distilling(prepared.config, "individual", "dense")
-    config["train"]["finetune_lr"] = 3e-3      # 6 steps: a learning rate at which the term shows
+    config["train"]["finetune_lr"] = 3e-3  # 6 steps: a learning rate at which the term shows
     masks = job_params.masks(config)
     individual = job_params.individual(config)
     assert individual["distill"] == {"teacher": "dense", "weight": 1.0, "form": "full"}
@@ -118,8 +127,12 @@ def test_individual_job_learns_from_the_frozen_dense_model(prepared: PreparedDat
     for weight in (1.0, 0.0):
         section = {**individual, "distill": {**individual["distill"], "weight": weight}}
         job = paths(prepared, tmp_path / f"weight{weight:g}", init=dense_model)
-        run_training_job(training_setup(config, "individual", masks=masks, individual=section),
-                         JobSpec("train_individual", "individual", 0.8, 6), job, 1)
+        run_training_job(
+            training_setup(config, "individual", masks=masks, individual=section),
+            JobSpec("train_individual", "individual", 0.8, 6),
+            job,
+            1,
+        )
         logs[weight] = pd.read_csv(job.log_out)
     distilled, undistilled = logs[1.0][KL_COLUMN], logs[0.0][KL_COLUMN]
     assert distilled.notna().all() and (distilled >= 0).all()
@@ -131,7 +144,8 @@ def test_individual_job_learns_from_the_frozen_dense_model(prepared: PreparedDat
 
 
 def test_inplace_distillation_trains_the_densest_subnetwork_first_and_needs_several(
-        prepared: PreparedData, dense_model: Path, tmp_path: Path) -> None:
+    prepared: PreparedData, dense_model: Path, tmp_path: Path
+) -> None:
     config = _distilling(prepared.config, "omni", "inplace")
     config["omni"]["sampling"] = "sandwich"
     supernet, masks = job_params.supernet(config), job_params.masks(config)
@@ -143,6 +157,11 @@ def test_inplace_distillation_trains_the_densest_subnetwork_first_and_needs_seve
     assert (log[f"{PASS_LEVEL}1"] <= log[f"{PASS_LEVEL}2"]).all(), "the densest sub-network trains first"
     assert log[KL_COLUMN].notna().all() and (log[KL_COLUMN] >= 0).all()
     with pytest.raises(ValueError, match="several sub-networks per step"):
-        SupernetGradients(build_model(load_torch(dense_model)["model_config"]), masks,
-                          sampler_from_section(dict(supernet, sampling="uniform"), steps), 1, 0,
-                          inplace_distillation=True)
+        SupernetGradients(
+            build_model(load_torch(dense_model)["model_config"]),
+            masks,
+            sampler_from_section(dict(supernet, sampling="uniform"), steps),
+            1,
+            0,
+            inplace_distillation=True,
+        )

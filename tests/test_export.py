@@ -1,5 +1,6 @@
 """Compact export: exact reload, the per-layer position encoding, and honest byte accounting; a forged or
 damaged model or export refused, naming the file, by the jobs that read them (fault probes)."""
+
 from __future__ import annotations
 
 import math
@@ -32,16 +33,17 @@ from omni.sparsity.masking import MaskedParameters
 from omni.sparsity.masks import masks_at, prunable_parameter_names, rank_layers
 from tests.faults import FaultRecorder
 
-FP16_TOLERANCE = 1e-2           # measured max |diff| 1.2e-3 on logits up to 2 (fp16 keeps ~3 digits)
-MAX_OVERHEAD = 1.3              # positions + container over the physical limit
-SAVED_FRACTION = 0.9            # share of the pruned values' bytes the export must actually save
+FP16_TOLERANCE = 1e-2  # measured max |diff| 1.2e-3 on logits up to 2 (fp16 keeps ~3 digits)
+MAX_OVERHEAD = 1.3  # positions + container over the physical limit
+SAVED_FRACTION = 0.9  # share of the pruned values' bytes the export must actually save
 FP32_BYTES = 4
 BITS = 8
-RICE_OVERHEAD = 1.05            # Rice-coded runs over the mask's entropy (measured 1.01-1.02 from 70 % on)
+RICE_OVERHEAD = 1.05  # Rice-coded runs over the mask's entropy (measured 1.01-1.02 from 70 % on)
 
 
-def masked_setup(granularity: str, block_shape: list[int], levels: Sequence[float]
-                 ) -> tuple[RNNT, dict[str, Any], dict[str, Tensor], dict[str, Tensor]]:
+def masked_setup(
+    granularity: str, block_shape: list[int], levels: Sequence[float]
+) -> tuple[RNNT, dict[str, Any], dict[str, Tensor], dict[str, Tensor]]:
     """(masked model, model config, plain masked state dict, masks); layer i gets levels[i % len]."""
     model, model_config, config = small_setup()
     names = prunable_parameter_names(model, config["sparsity"])
@@ -51,8 +53,9 @@ def masked_setup(granularity: str, block_shape: list[int], levels: Sequence[floa
     return model, model_config, plain_masked_state_dict(masked), masks
 
 
-@pytest.mark.parametrize(("granularity", "block_shape"), [("unstructured", [1, 1]), ("block", [4, 4]),
-                                                          ("block", [8, 1])])
+@pytest.mark.parametrize(
+    ("granularity", "block_shape"), [("unstructured", [1, 1]), ("block", [4, 4]), ("block", [8, 1])]
+)
 def test_fp32_export_reloads_to_identical_outputs(granularity: str, block_shape: list[int], tmp_path: Path) -> None:
     model, model_config, state, masks = masked_setup(granularity, block_shape, [0.9])
     payload = export_compact(state, masks, model_config, torch.float32, granularity, block_shape)
@@ -62,8 +65,11 @@ def test_fp32_export_reloads_to_identical_outputs(granularity: str, block_shape:
     assert stored.keys() == payload.keys() and stored["sparse"].keys() == payload["sparse"].keys()
     for name, entry in payload["sparse"].items():
         for key, value in entry.items():
-            same = torch.equal(stored["sparse"][name][key], value) if isinstance(value, Tensor) else \
-                stored["sparse"][name][key] == value
+            same = (
+                torch.equal(stored["sparse"][name][key], value)
+                if isinstance(value, Tensor)
+                else stored["sparse"][name][key] == value
+            )
             assert same, (name, key)
     reloaded = load_compact(stored)
     batch = fixed_batch(model_config)
@@ -84,9 +90,9 @@ def test_each_layer_takes_the_cheaper_position_encoding() -> None:
         kept = int(masks[name].sum())
         assert entry["values"].numel() == kept
         if entry["encoding"] == "rice":
-            assert entry["count"] == kept and entry["k"] == 3   # runs of ~9 pruned weights at 90 %
+            assert entry["count"] == kept and entry["k"] == 3  # runs of ~9 pruned weights at 90 %
             position_bits = BITS * (entry["high"].numel() + entry["low"].numel())
-            assert position_bits < RICE_OVERHEAD * log2_choose(rows * cols, kept) + 2 * BITS   # + padding
+            assert position_bits < RICE_OVERHEAD * log2_choose(rows * cols, kept) + 2 * BITS  # + padding
         else:
             assert entry["bits"].dtype == torch.uint8 and entry["bits"].numel() == -(-rows * cols // 8)
     batch = fixed_batch(model_config)
@@ -99,8 +105,9 @@ def test_fp16_export_is_close_and_half_the_bytes() -> None:
     fp16 = export_compact(state, masks, model_config, torch.float16, "block", [1, 4])
     assert all(t.dtype == torch.float16 for t in fp16["dense"].values() if t.is_floating_point())
     batch = fixed_batch(model_config)
-    torch.testing.assert_close(logits_of(load_compact(fp16), batch), logits_of(model, batch),
-                               rtol=FP16_TOLERANCE, atol=FP16_TOLERANCE)
+    torch.testing.assert_close(
+        logits_of(load_compact(fp16), batch), logits_of(model, batch), rtol=FP16_TOLERANCE, atol=FP16_TOLERANCE
+    )
     assert export_bytes(fp16) < 0.6 * export_bytes(fp32)
     for payload in (fp32, fp16):
         assert 1.0 < overhead_ratio(payload, masks, state) < MAX_OVERHEAD
@@ -121,8 +128,9 @@ def test_physical_limit_counts_kept_values_the_dense_rest_and_the_masks_entropy(
     rest = sum(t.numel() for name, t in state.items() if name not in masks)
     entropy_bits = sum(log2_choose(m.numel(), int(m.sum())) for m in masks.values())
     for bytes_per_value in (FP32_BYTES, torch.float16.itemsize):
-        assert physical_limit_bytes(masks, state, bytes_per_value) == \
-            (kept + rest) * bytes_per_value + math.ceil(entropy_bits / BITS)
+        assert physical_limit_bytes(masks, state, bytes_per_value) == (kept + rest) * bytes_per_value + math.ceil(
+            entropy_bits / BITS
+        )
     assert log2_choose(4, 2) == pytest.approx(math.log2(6)) and log2_choose(10, 0) == 0
 
 
@@ -149,14 +157,14 @@ def test_rice_positions_survive_empty_full_and_edge_masks() -> None:
     model, model_config, state, masks = masked_setup("unstructured", [1, 1], [0.9])
     names = sorted(masks)
     edge_masks = dict(masks)
-    edge_masks[names[0]] = torch.zeros_like(masks[names[0]])            # everything pruned
+    edge_masks[names[0]] = torch.zeros_like(masks[names[0]])  # everything pruned
     last_only = torch.zeros_like(masks[names[1]]).flatten()
-    last_only[-1] = True                                                 # one run over the whole layer
+    last_only[-1] = True  # one run over the whole layer
     edge_masks[names[1]] = last_only.view_as(masks[names[1]])
     first_and_last = torch.zeros_like(masks[names[2]]).flatten()
     first_and_last[[0, -1]] = True
     edge_masks[names[2]] = first_and_last.view_as(masks[names[2]])
-    edge_masks[names[3]] = torch.ones_like(masks[names[3]])             # nothing pruned
+    edge_masks[names[3]] = torch.ones_like(masks[names[3]])  # nothing pruned
     edge_state = {name: t * edge_masks[name] if name in edge_masks else t for name, t in state.items()}
     payload = export_compact(edge_state, edge_masks, model_config, torch.float32, "unstructured", [1, 1])
     assert [payload["sparse"][name]["encoding"] for name in names[:3]] == ["rice"] * 3
@@ -166,6 +174,7 @@ def test_rice_positions_survive_empty_full_and_edge_masks() -> None:
 
 
 # ---------------------------------------------------------------- forged and damaged artefacts (fault probes)
+
 
 class Forged:
     """What a forged artefact runs when unpickled without weights_only: it makes the folder `marker`."""
@@ -206,9 +215,14 @@ DAMAGE: dict[str, Callable[[Path, Path], None]] = {
 }
 ARTEFACT_READERS: dict[str, tuple[Callable[[Path], None], Callable[[Path], object]]] = {
     # the model as the export job reads it (omni.jobs.export), its outputs beside it
-    "model read by the export job": (write_model, lambda path: export_model_files(
-        path, {"granularity": "unstructured", "block_shape": [1, 1]},
-        {"fp32": path.with_name("fp32.pt"), "fp16": path.with_name("fp16.pt")})),
+    "model read by the export job": (
+        write_model,
+        lambda path: export_model_files(
+            path,
+            {"granularity": "unstructured", "block_shape": [1, 1]},
+            {"fp32": path.with_name("fp32.pt"), "fp16": path.with_name("fp16.pt")},
+        ),
+    ),
     # the model as evaluation, extraction and a pruning job's start read it (omni.asr.model.load_model)
     "model read by load_model": (write_model, load_model),
     # an export as device_metrics and peak_memory read it
@@ -217,10 +231,18 @@ ARTEFACT_READERS: dict[str, tuple[Callable[[Path], None], Callable[[Path], objec
 
 
 @pytest.mark.parametrize("reader", sorted(ARTEFACT_READERS))
-@pytest.mark.parametrize("damage", [pytest.param(name, marks=pytest.mark.fault(
-    "malicious pickles" if name == "forged" else "corrupt checkpoints"), id=name) for name in DAMAGE])
-def test_a_forged_or_damaged_artefact_is_refused_naming_the_file(tmp_path: Path, reader: str, damage: str,
-                                                                 fault: FaultRecorder) -> None:
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(
+            name, marks=pytest.mark.fault("malicious pickles" if name == "forged" else "corrupt checkpoints"), id=name
+        )
+        for name in DAMAGE
+    ],
+)
+def test_a_forged_or_damaged_artefact_is_refused_naming_the_file(
+    tmp_path: Path, reader: str, damage: str, fault: FaultRecorder
+) -> None:
     """torch.load alone names no file, and for a refused pickle says weights_only=False "will likely succeed"."""
     write, read = ARTEFACT_READERS[reader]
     path, marker = tmp_path / "artefact.pt", tmp_path / "payload-ran"
@@ -238,5 +260,6 @@ def test_a_forged_or_damaged_artefact_is_refused_naming_the_file(tmp_path: Path,
         assert "refused unread" in message and "GLOBAL posix.mkdir" in message
     fault.data_lost(int(path.read_bytes() != damaged), "refused files changed (they are kept for inspection)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artefact.pt"], "nothing written from it"
-    fault.survived(f"{damage}: refused before any use, naming the file" +
-                   (", its payload never ran" if damage == "forged" else ""))
+    fault.survived(
+        f"{damage}: refused before any use, naming the file" + (", its payload never ran" if damage == "forged" else "")
+    )

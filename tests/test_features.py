@@ -1,4 +1,5 @@
 """Log-mel frame bookkeeping, feature statistics, SpecAugment."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,12 @@ from omni.data.manifest import MANIFEST_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 RATE = 16000
-FEATURE_CFG = {"n_mels": 20, "n_fft": 400, "hop_length": 160,
-               "spec_augment": {"freq_masks": 2, "freq_mask_width": 5, "time_masks": 2,
-                                "time_mask_max_fraction": 0.2}}
+FEATURE_CFG = {
+    "n_mels": 20,
+    "n_fft": 400,
+    "hop_length": 160,
+    "spec_augment": {"freq_masks": 2, "freq_mask_width": 5, "time_masks": 2, "time_mask_max_fraction": 0.2},
+}
 LOGMEL = {"sample_rate": RATE, "n_mels": 20, "n_fft": 400, "hop_length": 160}  # omni.job_params.logmel
 N_FFT, HOP, N_MELS = FEATURE_CFG["n_fft"], FEATURE_CFG["hop_length"], FEATURE_CFG["n_mels"]
 # Edge cases of the frame count: exactly one window, one sample short of a second frame, longer ones.
@@ -172,5 +176,8 @@ def test_statistics_of_a_seeded_sample_are_close_to_the_full_sets(prepared) -> N
     assert sampled == compute_feature_stats(train, section, workers=1), "seeded, and independent of the workers"
     mean_gap = np.abs(np.array(sampled["mean"]) - np.array(full["mean"])) / np.array(full["std"])
     std_ratio = np.array(sampled["std"]) / np.array(full["std"])
-    print(f"sample of {len(train) // 2}: max mean gap {mean_gap.max():.3f} std, max std ratio error {np.abs(std_ratio - 1).max():.3f}")
+    print(
+        f"sample of {len(train) // 2}: max mean gap {mean_gap.max():.3f} std, "
+        f"max std ratio error {np.abs(std_ratio - 1).max():.3f}"
+    )
     assert mean_gap.max() < 0.1 and np.abs(std_ratio - 1).max() < 0.1, (mean_gap.max(), std_ratio)

@@ -1,6 +1,7 @@
 """The sparse inference path: a pruned model whose masked linears run on sparse kernels gives the
 masked dense model's outputs on real LibriSpeech utterances, full-utterance and streaming; each
 kernel is exact on its own; a layer keeps dense unless a sparse kernel is clearly faster."""
+
 from __future__ import annotations
 
 import copy
@@ -17,6 +18,7 @@ from omni.asr.model import blank_id, load_model
 from omni.data.audio import read_audio
 from omni.data.features import load_feature_stats
 from omni.data.manifest import read_manifest
+from omni.inference.quantize import int8_dense_remainder
 from omni.inference.sparse_linear import (
     BANDED,
     BSR,
@@ -27,7 +29,6 @@ from omni.inference.sparse_linear import (
     candidates,
     fastest_kernel,
 )
-from omni.inference.quantize import int8_dense_remainder
 from omni.inference.sparse_model import copy_sharing_kernels, sparse_inference_model, streaming_chunk_rows
 from omni.inference.speed import StreamingSpeed, Utterance, eager_decoder, time_streaming
 from omni.jobs.device_metrics import DeviceMetricsPaths, run_device_metrics_job
@@ -36,9 +37,9 @@ from omni.sparsity.masks import apply_masks_, masks_at, prunable_parameter_names
 from tests.conftest import LIBRISPEECH_SAMPLE, PreparedData
 
 UTTERANCES = 4
-SAMPLE_RATE = 16000   # LibriSpeech's
-TOLERANCE = dict(rtol=1e-4, atol=1e-4)   # float32 sums in another order
-INT8_TOLERANCE = 0.1                     # int8 rounding of weights and activations, relative to the largest output
+SAMPLE_RATE = 16000  # LibriSpeech's
+TOLERANCE = dict(rtol=1e-4, atol=1e-4)  # float32 sums in another order
+INT8_TOLERANCE = 0.1  # int8 rounding of weights and activations, relative to the largest output
 
 
 def _real_audio(count: int) -> list[torch.Tensor]:
@@ -56,13 +57,22 @@ def _pruned(dense_model: Path, prepared: PreparedData, granularity: str, block_s
     return model, artefact["model_config"], masks
 
 
-@pytest.mark.parametrize(("granularity", "block_shape", "kernel"), [
-    ("unstructured", [1, 1], CSR), ("block", [4, 4], BSR), ("block", [8, 1], BANDED)])
+@pytest.mark.parametrize(
+    ("granularity", "block_shape", "kernel"),
+    [("unstructured", [1, 1], CSR), ("block", [4, 4], BSR), ("block", [8, 1], BANDED)],
+)
 def test_the_sparse_path_equals_the_masked_model_on_real_utterances(
-        prepared: PreparedData, dense_model: Path, granularity: str, block_shape: list[int], kernel: str) -> None:
+    prepared: PreparedData, dense_model: Path, granularity: str, block_shape: list[int], kernel: str
+) -> None:
     masked, model_config, masks = _pruned(dense_model, prepared, granularity, block_shape, 0.8)
-    sparse, layers = sparse_inference_model(masked, masks, unit_shape(granularity, block_shape),
-                                            streaming_chunk_rows(model_config), repeats=1, allowed=(kernel,))
+    sparse, layers = sparse_inference_model(
+        masked,
+        masks,
+        unit_shape(granularity, block_shape),
+        streaming_chunk_rows(model_config),
+        repeats=1,
+        allowed=(kernel,),
+    )
     assert [layer.weight for layer in layers] == list(masks) and {layer.choice.kernel for layer in layers} == {kernel}
     assert all(layer.density == pytest.approx(0.2, abs=0.02) for layer in layers)
 
@@ -85,12 +95,14 @@ def test_the_sparse_path_equals_the_masked_model_on_real_utterances(
                 expected, _, masked_state = masked.transcribe_streaming(chunk, valid_length, masked_state)
                 got, _, sparse_state = sparse.transcribe_streaming(chunk, valid_length, sparse_state)
             torch.testing.assert_close(got, expected, **TOLERANCE)
-        assert greedy_streaming(sparse, feats, int(lengths[0]), blank, chunks) == \
-            greedy_streaming(masked, feats, int(lengths[0]), blank, chunks)
+        assert greedy_streaming(sparse, feats, int(lengths[0]), blank, chunks) == greedy_streaming(
+            masked, feats, int(lengths[0]), blank, chunks
+        )
 
 
-@pytest.mark.parametrize(("unit", "kernels"), [((1, 1), {DENSE, CSR}), ((4, 4), {DENSE, CSR, BSR}),
-                                               ((8, 1), {DENSE, CSR, BANDED})])
+@pytest.mark.parametrize(
+    ("unit", "kernels"), [((1, 1), {DENSE, CSR}), ((4, 4), {DENSE, CSR, BSR}), ((8, 1), {DENSE, CSR, BANDED})]
+)
 def test_every_candidate_kernel_is_exact_on_any_leading_shape(unit: tuple[int, int], kernels: set[str]) -> None:
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(32, 24, generator=generator)
@@ -135,8 +147,11 @@ class _Logged:
 def test_timed_models_take_turns_utterance_by_utterance(prepared: PreparedData, dense_model: Path) -> None:
     model, artefact = load_model(dense_model)
     model_config = artefact["model_config"]
-    frontend = Frontend(job_params.logmel(prepared.config), load_feature_stats(prepared.feature_stats),
-                        model_config["right_context_length"])
+    frontend = Frontend(
+        job_params.logmel(prepared.config),
+        load_feature_stats(prepared.feature_stats),
+        model_config["right_context_length"],
+    )
     utterances = []
     for audio in _real_audio(3):
         feats, lengths = frontend.features(audio[None], torch.tensor([audio.numel()]))
@@ -153,25 +168,34 @@ def test_timed_models_take_turns_utterance_by_utterance(prepared: PreparedData, 
 def test_a_speedup_is_the_median_of_paired_utterance_ratios() -> None:
     def speed(seconds: list[float]) -> StreamingSpeed:
         return StreamingSpeed(1.0, 1.0, 1.0, seconds, [[]] * len(seconds))
-    dense, sparse = speed([2.0, 4.0, 9.0]), speed([1.0, 2.0, 1.0])   # the third utterance: a slow moment for dense
+
+    dense, sparse = speed([2.0, 4.0, 9.0]), speed([1.0, 2.0, 1.0])  # the third utterance: a slow moment for dense
     assert sparse.speedup_over(dense) == 2.0
     assert dense.speedup_over(dense) == 1.0
 
 
-def test_device_metrics_time_every_path_and_measure_its_memory(prepared: PreparedData, dense_model: Path,
-                                                               tmp_path: Path) -> None:
+def test_device_metrics_time_every_path_and_measure_its_memory(
+    prepared: PreparedData, dense_model: Path, tmp_path: Path
+) -> None:
     """The job on a pruned model's fp16 export: the sparse path decodes the utterances to the dense
     path's hypotheses, every figure is measured (the memory of each path in a process of its own)."""
     masked, model_config, masks = _pruned(dense_model, prepared, "unstructured", [1, 1], 0.9)
     export = tmp_path / "export_fp16.pt"
-    save_compact(export, export_compact(masked.state_dict(), masks, model_config, torch.float16, "unstructured",
-                                        [1, 1]))
+    save_compact(
+        export, export_compact(masked.state_dict(), masks, model_config, torch.float16, "unstructured", [1, 1])
+    )
     out = tmp_path / "speed" / "s0.9.json"
     out.parent.mkdir()
     speed = {"utterances": 2, "kernel_repeats": 2, "peak_memory": True, "batch_size": 4}
-    record = run_device_metrics_job(speed, job_params.logmel(prepared.config), "individual", 1234, "s0.9",
-                                    DeviceMetricsPaths(export, prepared.manifests["test-other"],
-                                                       prepared.feature_stats, prepared.tokenizer, out), threads=1)
+    record = run_device_metrics_job(
+        speed,
+        job_params.logmel(prepared.config),
+        "individual",
+        1234,
+        "s0.9",
+        DeviceMetricsPaths(export, prepared.manifests["test-other"], prepared.feature_stats, prepared.tokenizer, out),
+        threads=1,
+    )
     assert json.loads(out.read_text()) == record
     assert record["sparsity"] == pytest.approx(0.9, abs=0.01) and record["export_bytes"] == export.stat().st_size
     assert record["utterances"] == 2 and record["audio_seconds"] > 0
@@ -190,10 +214,12 @@ def test_device_metrics_time_every_path_and_measure_its_memory(prepared: Prepare
 
 
 def test_int8_dense_remainder_quantises_dense_linears_and_keeps_sparse_kernels(
-        prepared: PreparedData, dense_model: Path) -> None:
+    prepared: PreparedData, dense_model: Path
+) -> None:
     masked, model_config, masks = _pruned(dense_model, prepared, "unstructured", [1, 1], 0.9)
-    sparse, layers = sparse_inference_model(masked, masks, (1, 1), streaming_chunk_rows(model_config), repeats=1,
-                                            allowed=(CSR,))
+    sparse, layers = sparse_inference_model(
+        masked, masks, (1, 1), streaming_chunk_rows(model_config), repeats=1, allowed=(CSR,)
+    )
     int8 = int8_dense_remainder(copy_sharing_kernels(sparse, layers))
     kinds = {type(module) for module in int8.modules()}
     assert CompressedLinear in kinds and torch.ao.nn.quantized.dynamic.Linear in kinds and torch.nn.Linear not in kinds

@@ -2,6 +2,7 @@
 manifest reader, and the LibriSpeech study's whole path (configs/librispeech.yaml, shrunk by
 configs/librispeech-sample.yaml) read through a user's table (configs/manifests-example.yaml) through every rule
 to its tables."""
+
 from __future__ import annotations
 
 import subprocess
@@ -88,12 +89,26 @@ def test_the_librispeech_study_runs_every_rule_on_real_audio_read_from_a_users_t
     """The sample study through `corpus: manifests` (configs/manifests-example.yaml): a user's table in, every rule
     run; the table gives the LibriSpeech reader's manifest (tests/test_sources.py), so this is that study too."""
     table = REPO / "configs" / "manifests-example" / "librispeech-sample.tsv"
-    listings = ", ".join(f"{split}: {{format: table, table: {table}}}" for split in ("train", "dev", "test-clean",
-                                                                                      "test-other"))
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-               "--cores", "2", "--configfile", str(REPO / "configs" / "librispeech.yaml"),
-               str(REPO / "configs" / "librispeech-sample.yaml"), str(REPO / "configs" / "manifests-example.yaml"),
-               "--config", f"manifests={{{listings}}}"]
+    listings = ", ".join(
+        f"{split}: {{format: table, table: {table}}}" for split in ("train", "dev", "test-clean", "test-other")
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "2",
+        "--configfile",
+        str(REPO / "configs" / "librispeech.yaml"),
+        str(REPO / "configs" / "librispeech-sample.yaml"),
+        str(REPO / "configs" / "manifests-example.yaml"),
+        "--config",
+        f"manifests={{{listings}}}",
+    ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr[-4000:]
     results = tmp_path / "results" / "manifests-example"
@@ -105,6 +120,6 @@ def test_the_librispeech_study_runs_every_rule_on_real_audio_read_from_a_users_t
     assert dense["processes"] == 2, "trained data-parallel through torchrun"
     stats = (results / "data" / "feature_stats.json").read_text()
     assert '"utterances": 10' in stats, "statistics from the configured sample"
-    [log_file] = (results / "logs" / "train_dense").glob("seed*.log")   # the one dense model's job log
+    [log_file] = (results / "logs" / "train_dense").glob("seed*.log")  # the one dense model's job log
     log = log_file.read_text()
     assert "train.bf16" in log and "dense" in log, "the ranks' output reaches the job's log"

@@ -1,39 +1,41 @@
 """Manifest validation: one small broken LibriSpeech-layout tree per bad-input case; manifests of a
 moved results folder (or a moved LibriSpeech tree) read their audio from the new place. The bad trees
 and the moves are fault probes (tests/faults.py)."""
+
 from __future__ import annotations
 
+import copy
 import json
 import runpy
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile
 import torch
+from snakemake.utils import update_config
 
 from omni import job_params
-from omni.config import deep_merge, load_config
 from omni.data.batches import UtteranceSet
 from omni.data.corpus import CorpusError
 from omni.data.manifest import (
-    audio_spans,
     MANIFEST_COLUMNS,
     REJECT_COLUMNS,
     BadCorpusError,
     ManifestError,
+    audio_spans,
     build_manifest,
     read_manifest,
 )
 from omni.data.synth_corpus import SPLITS
 from omni.data.voices import read_voices
 from omni.study import Study
-from tests.conftest import LIBRISPEECH_SAMPLE, REPO, manifest_section
+from tests.conftest import LIBRISPEECH_SAMPLE, REPO, layered_config, manifest_section
 from tests.faults import FaultRecorder
 from tests.test_synth import tiny_config
 
@@ -49,8 +51,16 @@ BROKEN_INDEX = len(GOOD_TEXTS)
 
 
 def data_cfg(**overrides: object) -> dict:
-    return manifest_section(**{"sample_rate": RATE, "resample": False, "max_duration_s": MAX_SECONDS,
-                               "alphabet": ALPHABET, "on_bad_utterance": "skip", **overrides})
+    return manifest_section(
+        **{
+            "sample_rate": RATE,
+            "resample": False,
+            "max_duration_s": MAX_SECONDS,
+            "alphabet": ALPHABET,
+            "on_bad_utterance": "skip",
+            **overrides,
+        }
+    )
 
 
 def corpus_info(root: Path, subsets: list[str]) -> dict:
@@ -240,7 +250,7 @@ def test_fail_mode_lists_every_offender_in_one_message(tmp_path: Path, fault: Fa
         build_manifest(corpus_info(tmp_path, [SUBSET]), SPLIT, data_cfg(on_bad_utterance="fail"))
     message = str(caught.value)
     assert message.startswith(f"{len(CASES)} bad utterance(s)")
-    fault.named(message, *map(str, broken_files), *lines)   # every planted file, and file:line where no audio is
+    fault.named(message, *map(str, broken_files), *lines)  # every planted file, and file:line where no audio is
     for path in broken_files:
         assert str(path) in message
     for _, expected in CASES.values():
@@ -335,10 +345,11 @@ def test_read_manifest_keeps_na_words_as_text(tmp_path: Path) -> None:
 
 
 @pytest.mark.fault("bad corpora")
-def test_wav_files_in_the_tree_are_named_not_dropped_without_a_word(tmp_path: Path, capsys,
-                                                                     fault: FaultRecorder) -> None:
+def test_wav_files_in_the_tree_are_named_not_dropped_without_a_word(
+    tmp_path: Path, capsys, fault: FaultRecorder
+) -> None:
     chapter = write_good_chapter(tmp_path)
-    copy = chapter.folder / f"{chapter.good[0]}.wav"   # a WAV copy beside its FLAC
+    copy = chapter.folder / f"{chapter.good[0]}.wav"  # a WAV copy beside its FLAC
     only_wav = chapter.folder / f"{chapter.broken}.wav"  # an utterance converted to WAV only
     strays = [chapter.folder / f"{chapter.utt(10 + index)}.wav" for index in range(5)]
     for path in [copy, only_wav, *strays]:
@@ -361,9 +372,13 @@ def test_wav_files_in_the_tree_are_named_not_dropped_without_a_word(tmp_path: Pa
 def test_a_table_without_a_corpus_line_reads_its_paths_relative_to_itself(tmp_path: Path) -> None:
     path = tmp_path / "lists" / "m.tsv"
     path.parent.mkdir()
-    pd.DataFrame([["A-1-1", "audio/x.flac", 1.0, RATE, RATE, "A", "A", 0],
-                  ["A-1-2", "/abs/y.flac", 1.0, RATE, RATE, "B", "A", 0]],
-                 columns=MANIFEST_COLUMNS).to_csv(path, sep="\t", index=False)
+    pd.DataFrame(
+        [
+            ["A-1-1", "audio/x.flac", 1.0, RATE, RATE, "A", "A", 0],
+            ["A-1-2", "/abs/y.flac", 1.0, RATE, RATE, "B", "A", 0],
+        ],
+        columns=MANIFEST_COLUMNS,
+    ).to_csv(path, sep="\t", index=False)
     assert list(read_manifest(path)["audio_path"]) == [str(tmp_path / "lists" / "audio" / "x.flac"), "/abs/y.flac"]
 
 
@@ -373,16 +388,30 @@ def build_data_stage(config: dict, splits: list[str]) -> Path:
     results = Path(config["results_dir"])
     study = Study.from_config(config)
     record = results / "corpus" / f"{config['corpus']}.json"
-    run_rule("build_corpus.py", results / "logs" / "build_corpus.log", threads=2, output={"info": record},
-             params={"corpus": job_params.corpus(config), "synth_tree": results / "corpus" / "synth"})
+    run_rule(
+        "build_corpus.py",
+        results / "logs" / "build_corpus.log",
+        threads=2,
+        output={"info": record},
+        params={"corpus": job_params.corpus(config), "synth_tree": results / "corpus" / "synth"},
+    )
     for split in splits:
-        run_rule("build_manifest.py", results / "logs" / f"manifest-{split}.log", input={"corpus": record},
-                 output={"manifest": study.manifest(split), "rejects": results / "data" / "rejects" / f"{split}.tsv"},
-                 wildcards={"split": split}, params={"data": job_params.manifest(config)})
+        run_rule(
+            "build_manifest.py",
+            results / "logs" / f"manifest-{split}.log",
+            input={"corpus": record},
+            output={"manifest": study.manifest(split), "rejects": results / "data" / "rejects" / f"{split}.tsv"},
+            wildcards={"split": split},
+            params={"data": job_params.manifest(config)},
+        )
     if "dev" in splits:
-        run_rule("split_dev.py", results / "logs" / "split_dev.log", input={"manifest": study.manifest("dev")},
-                 output={"search": study.manifest("dev-search"), "report": study.manifest("dev-report")},
-                 params={"dev_split": job_params.dev_split(config)})
+        run_rule(
+            "split_dev.py",
+            results / "logs" / "split_dev.log",
+            input={"manifest": study.manifest("dev")},
+            output={"search": study.manifest("dev-search"), "report": study.manifest("dev-report")},
+            params={"dev_split": job_params.dev_split(config)},
+        )
     return record
 
 
@@ -412,24 +441,34 @@ def test_a_moved_synthetic_study_reads_its_audio_from_the_new_place(tmp_path: Pa
     shutil.move(config["results_dir"], moved)
     for name in ("train", "dev-search", "dev-report"):
         fault.data_lost(missing_audio(moved / "data" / "manifests" / f"{name}.tsv"), f"{name} utterances unreadable")
-        assert_batches_read_from(moved / "data" / "manifests" / f"{name}.tsv", moved / "corpus" / "synth",
-                                 config["data"]["sample_rate"])
+        assert_batches_read_from(
+            moved / "data" / "manifests" / f"{name}.tsv", moved / "corpus" / "synth", config["data"]["sample_rate"]
+        )
     voices = moved / "data" / "voices.tsv"
     manifests = [str(moved / "data" / "manifests" / f"{name}.tsv") for name in ("train", "dev")]
-    run_rule("voices.py", moved / "logs" / "voices.log",
-             input={"corpus": moved / "corpus" / "synth.json", "manifests": manifests}, output={"voices": voices})
+    run_rule(
+        "voices.py",
+        moved / "logs" / "voices.log",
+        input={"corpus": moved / "corpus" / "synth.json", "manifests": manifests},
+        output={"voices": voices},
+    )
     table = read_voices(voices)
     assert len(table.speakers) == sum(len(read_manifest(path)) for path in manifests)
     assert set(table.voices.values()) <= set(config["synth"]["train_voices"] + config["synth"]["other_voices"])
-    lonely = tmp_path / "lonely" / "data" / "manifests" / "train.tsv"   # copied without its corpus record
+    lonely = tmp_path / "lonely" / "data" / "manifests" / "train.tsv"  # copied without its corpus record
     lonely.parent.mkdir(parents=True)
     shutil.copy(moved / "data" / "manifests" / "train.tsv", lonely)
-    with pytest.raises(CorpusError, match=f"corpus record {tmp_path / 'lonely' / 'corpus' / 'synth.json'} cannot"
-                                          " be read .*copy the results folder whole") as caught:
+    with pytest.raises(
+        CorpusError,
+        match=f"corpus record {tmp_path / 'lonely' / 'corpus' / 'synth.json'} cannot"
+        " be read .*copy the results folder whole",
+    ) as caught:
         read_manifest(lonely)
     fault.named(str(caught.value), str(tmp_path / "lonely" / "corpus" / "synth.json"))
-    fault.survived("a moved results folder's manifests read every utterance from the new place; a manifest "
-                   "copied without its corpus record is refused, naming the record it looked for")
+    fault.survived(
+        "a moved results folder's manifests read every utterance from the new place; a manifest "
+        "copied without its corpus record is refused, naming the record it looked for"
+    )
 
 
 @pytest.mark.fault("relocated results")
@@ -440,8 +479,13 @@ def test_a_moved_librispeech_study_follows_config_librispeech_root(tmp_path: Pat
     lab = tmp_path / "lab" / "LibriSpeech"
     shutil.copytree(LIBRISPEECH_SAMPLE, lab)
     subsets = {split: ["test-other"] for split in SPLITS}
-    config = load_config(REPO / "config.yaml", {"corpus": "librispeech", "results_dir": str(tmp_path / "results"),
-                                                "librispeech": {"root": str(lab), "subsets": subsets}})
+    config = layered_config(
+        {
+            "corpus": "librispeech",
+            "results_dir": str(tmp_path / "results"),
+            "librispeech": {"root": str(lab), "subsets": subsets},
+        },
+    )
     build_data_stage(config, ["test-other"])
     moved = tmp_path / "moved" / "results"
     shutil.move(config["results_dir"], moved)
@@ -450,21 +494,31 @@ def test_a_moved_librispeech_study_follows_config_librispeech_root(tmp_path: Pat
     assert_batches_read_from(manifest, lab, config["data"]["sample_rate"])
     mounted = tmp_path / "mounted" / "LibriSpeech"
     shutil.move(lab, mounted)
-    elsewhere = deep_merge(config, {"results_dir": str(moved), "librispeech": {"root": str(mounted)}})
-    run_rule("build_corpus.py", moved / "logs" / "build_corpus.log",
-             output={"info": moved / "corpus" / "librispeech.json"},
-             params={"corpus": job_params.corpus(elsewhere), "synth_tree": moved / "corpus" / "synth"})
+    elsewhere = copy.deepcopy(config)
+    update_config(elsewhere, {"results_dir": str(moved), "librispeech": {"root": str(mounted)}})
+    run_rule(
+        "build_corpus.py",
+        moved / "logs" / "build_corpus.log",
+        output={"info": moved / "corpus" / "librispeech.json"},
+        params={"corpus": job_params.corpus(elsewhere), "synth_tree": moved / "corpus" / "synth"},
+    )
     fault.data_lost(missing_audio(manifest), "utterances unreadable after the tree moved")
     assert_batches_read_from(manifest, mounted, config["data"]["sample_rate"])
-    fault.survived("the results folder moved, then the LibriSpeech tree: config librispeech.root and the corpus "
-                   "job alone made every utterance readable, no manifest rebuilt")
+    fault.survived(
+        "the results folder moved, then the LibriSpeech tree: config librispeech.root and the corpus "
+        "job alone made every utterance readable, no manifest rebuilt"
+    )
 
 
 def run_rule(script: str, log: Path, threads: int = 1, **sections: dict) -> None:
     """Run a rule's script as Snakemake would: a stand-in `snakemake` object with the rule's input,
     output, params and wildcards (paths as strings, like Snakemake's)."""
-    namespaces = {name: SimpleNamespace(**{key: str(value) if isinstance(value, Path) else value
-                                           for key, value in values.items()}) for name, values in sections.items()}
+    namespaces = {
+        name: SimpleNamespace(
+            **{key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
+        )
+        for name, values in sections.items()
+    }
     smk = SimpleNamespace(log=[str(log)], threads=threads, **namespaces)
     runpy.run_path(str(REPO / "workflow_scripts" / script), init_globals={"snakemake": smk})
 
@@ -475,7 +529,12 @@ def run_manifest_rule(tmp_path: Path, data: dict) -> Path:
     out.mkdir()
     corpus_json = out / "corpus.json"
     corpus_json.write_text(json.dumps(corpus_info(tmp_path / "corpus", [SUBSET])))
-    run_rule("build_manifest.py", out / "manifest.log", input={"corpus": corpus_json},
-             output={"manifest": out / "manifest.tsv", "rejects": out / "rejects.tsv"},
-             wildcards={"split": SPLIT}, params={"data": data})
+    run_rule(
+        "build_manifest.py",
+        out / "manifest.log",
+        input={"corpus": corpus_json},
+        output={"manifest": out / "manifest.tsv", "rejects": out / "rejects.tsv"},
+        wildcards={"split": SPLIT},
+        params={"data": data},
+    )
     return out

@@ -1,5 +1,6 @@
 """Supernet mechanics matched to the individual job: per-level ramps, settled rankings, distinct passes,
 loss-weighted draws per frame, the pruning jobs' own lr warm-up, and omni arms of a subset of levels."""
+
 from __future__ import annotations
 
 import copy
@@ -14,13 +15,13 @@ from omni import job_params
 from omni.asr.checkpoints import read_checkpoint
 from omni.asr.trainer import TrainSettings
 from omni.atomic import load_torch
-from omni.config import ConfigError, load_config
+from omni.config import ConfigError
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import LayerRanking, cubic_sparsity, masks_at, original_weight
 from omni.sparsity.supernet import LevelSampler, LevelWeights, SupernetGradients, planned_sampler
 from omni.study import Study, check_study
-from tests.conftest import REPO, PlainLoss, PreparedData, paths, training_setup
+from tests.conftest import PlainLoss, PreparedData, layered_config, paths, training_setup
 from tests.faults import FaultRecorder
 from tests.test_sparsity import fixed_batch, logits_of, small_setup
 
@@ -29,7 +30,7 @@ STEPS = 800
 
 
 def _matched_config(**omni: object) -> dict:
-    return load_config(REPO / "config.yaml", {"omni": {"level_ramps": "individual", **omni}})
+    return layered_config({"omni": {"level_ramps": "individual", **omni}})
 
 
 def test_individual_ramps_give_every_level_its_individual_jobs_sparsity_at_every_step() -> None:
@@ -39,13 +40,16 @@ def test_individual_ramps_give_every_level_its_individual_jobs_sparsity_at_every
     model, _, small = small_setup()
     individual = config["individual"]
     for level in LEVELS:
-        job = GradualPruning(model, job_params.masks(small), level, STEPS, individual["prune_fraction"],
-                             individual["mask_update_every"])
+        job = GradualPruning(
+            model, job_params.masks(small), level, STEPS, individual["prune_fraction"], individual["mask_update_every"]
+        )
         assert all(sampler.sparsity_at(level, step) == job.scheduled_sparsity(step) for step in range(STEPS))
     generator = torch.Generator().manual_seed(0)
     every_level = dataclasses.replace(sampler, strategy="fixed_set")
     for step in (0, 100, 479, 480, 799):
-        assert every_level.sample(step, generator) == sorted({job_sparsity(level, step) for level in LEVELS}, reverse=True)
+        assert every_level.sample(step, generator) == sorted(
+            {job_sparsity(level, step) for level in LEVELS}, reverse=True
+        )
     assert sampler.ramp_end == 480, "every level at its target from where the individual ramp ends"
 
 
@@ -54,7 +58,7 @@ def job_sparsity(level: float, step: int) -> float:
 
 
 def test_shared_ramp_caps_every_level_by_the_highest_levels_one_ramp() -> None:
-    config = load_config(REPO / "config.yaml", {"omni": {"sampling": "fixed_set"}})
+    config = layered_config({"omni": {"sampling": "fixed_set"}})
     _, sampler = planned_sampler(job_params.supernet(config))
     generator = torch.Generator().manual_seed(0)
     assert sampler.warmup_steps == round(0.4 * 237)
@@ -65,9 +69,20 @@ def test_shared_ramp_caps_every_level_by_the_highest_levels_one_ramp() -> None:
 
 def test_distinct_passes_train_a_sub_network_once_per_step() -> None:
     def sandwich(distinct: bool) -> LevelSampler:
-        return LevelSampler(strategy="sandwich", levels=LEVELS, level_space="discrete", continuous_range=(0.5, 0.9),
-                            random_levels=1, warmup_steps=320, update_every=10, level_ramps="individual",
-                            ramp_steps=480, ramp_update_every=10, distinct=distinct)
+        return LevelSampler(
+            strategy="sandwich",
+            levels=LEVELS,
+            level_space="discrete",
+            continuous_range=(0.5, 0.9),
+            random_levels=1,
+            warmup_steps=320,
+            update_every=10,
+            level_ramps="individual",
+            ramp_steps=480,
+            ramp_update_every=10,
+            distinct=distinct,
+        )
+
     generator = torch.Generator().manual_seed(0)
     assert sandwich(False).sample(0, generator) == [0.0, 0.0, 0.0], "at step 0 every level is still dense"
     assert sandwich(True).sample(0, generator) == [0.0]
@@ -79,13 +94,13 @@ def test_individual_ramps_need_discrete_levels_and_a_freeze_needs_settled_rankin
     with pytest.raises(ConfigError, match=r"omni\.level_ramps.*continuous"):
         check_study(_matched_config(level_space="continuous", level_weights=None))
     with pytest.raises(ConfigError, match=r"omni\.freeze_fraction.*settled"):
-        check_study(load_config(REPO / "config.yaml", {"omni": {"freeze_fraction": 0.5}}))
+        check_study(layered_config({"omni": {"freeze_fraction": 0.5}}))
     with pytest.raises(ConfigError, match=r"omni\.levels.*\[0\.6\]"):
-        check_study(load_config(REPO / "config.yaml", {"omni": {"levels": [0.6, 0.9]}}))
+        check_study(layered_config({"omni": {"levels": [0.6, 0.9]}}))
 
 
 def test_matched_mechanics_are_declared_only_when_on() -> None:
-    default = load_config(REPO / "config.yaml", {})
+    default = layered_config({})
     plain = job_params.supernet(default)
     assert not {"level_ramps", "individual_ramp", "settled_rankings", "distinct_passes", "level_loss"} & set(plain)
     matched = job_params.supernet(_matched_config(rankings="settled"))
@@ -98,9 +113,18 @@ def test_matched_mechanics_are_declared_only_when_on() -> None:
 
 
 def _settled(model: torch.nn.Module, config: dict, freeze_at: int) -> SupernetGradients:
-    sampler = LevelSampler(strategy="fixed_set", levels=LEVELS, level_space="discrete", continuous_range=(0.5, 0.9),
-                           random_levels=0, warmup_steps=0, update_every=2, level_ramps="individual",
-                           ramp_steps=8, ramp_update_every=2)
+    sampler = LevelSampler(
+        strategy="fixed_set",
+        levels=LEVELS,
+        level_space="discrete",
+        continuous_range=(0.5, 0.9),
+        random_levels=0,
+        warmup_steps=0,
+        update_every=2,
+        level_ramps="individual",
+        ramp_steps=8,
+        ramp_update_every=2,
+    )
     return SupernetGradients(model, job_params.masks(config), sampler, 2, 0, settled_from=freeze_at)
 
 
@@ -119,13 +143,14 @@ def test_settled_rankings_never_revive_a_pruned_unit_and_stay_fixed_after_the_fr
                     assert not (mask & ~previous[level][name]).any(), f"{name} at {level} revived a unit, step {step}"
             previous[level] = masks
         nested = [masks_at(strategy.rankings, level) for level in LEVELS]
-        assert all(not (sparser[name] & ~denser[name]).any()
-                   for denser, sparser in zip(nested, nested[1:]) for name in sparser), "one order: nested levels"
+        assert all(
+            not (sparser[name] & ~denser[name]).any() for denser, sparser in zip(nested, nested[1:]) for name in sparser
+        ), "one order: nested levels"
         if step == 10:
             frozen = {name: LayerRanking.from_state_dict(r.state_dict()) for name, r in strategy.rankings.items()}
         if step >= 10:
             assert all(torch.equal(strategy.rankings[name]._rank, frozen[name]._rank) for name in frozen)
-        with torch.no_grad():   # the weights move as training would move them
+        with torch.no_grad():  # the weights move as training would move them
             for name in strategy.names:
                 weight = original_weight(model, name)
                 weight.add_(0.5 * weight.std() * torch.randn(weight.shape, generator=generator))
@@ -150,7 +175,8 @@ def test_moving_rankings_do_revive_units() -> None:
 
 @pytest.mark.fault("kills")
 def test_settled_supernet_job_checkpoints_one_ranking_from_its_freeze_to_its_model(
-        prepared: PreparedData, dense_model: Path, tmp_path: Path, fault: FaultRecorder) -> None:
+    prepared: PreparedData, dense_model: Path, tmp_path: Path, fault: FaultRecorder
+) -> None:
     config = copy.deepcopy(prepared.config)
     config["omni"].update(level_ramps="individual", rankings="settled", freeze_fraction=0.5)
     config["train"]["checkpoint_every"] = 1
@@ -165,18 +191,29 @@ def test_settled_supernet_job_checkpoints_one_ranking_from_its_freeze_to_its_mod
         return SupernetGradients.from_section(model, masks, supernet, sampler, setup.seed)
 
     run_training_job(setup, spec, job, 1, strategy, halt_after=freeze + 1)
-    at_freeze = {step: read_checkpoint(job.checkpoint_dir / f"step{step:08d}.pt")["strategy"]["rankings"]
-                 for step in (freeze, freeze + 1)}
-    run_training_job(setup, spec, job, 1, strategy)   # resumes to the end
+    at_freeze = {
+        step: read_checkpoint(job.checkpoint_dir / f"step{step:08d}.pt")["strategy"]["rankings"]
+        for step in (freeze, freeze + 1)
+    }
+    run_training_job(setup, spec, job, 1, strategy)  # resumes to the end
     final = load_torch(job.model_out)["rankings"]
-    fault.data_lost([name for name in at_freeze[freeze]
-                     if name not in final or not torch.equal(final[name]["rank"], at_freeze[freeze][name]["rank"])],
-                    "layers whose final ranking is not the one frozen")
+    fault.data_lost(
+        [
+            name
+            for name in at_freeze[freeze]
+            if name not in final or not torch.equal(final[name]["rank"], at_freeze[freeze][name]["rank"])
+        ],
+        "layers whose final ranking is not the one frozen",
+    )
     for name, ranking in final.items():
         assert torch.equal(at_freeze[freeze + 1][name]["rank"], at_freeze[freeze][name]["rank"]), name
-        assert torch.equal(ranking["rank"], at_freeze[freeze][name]["rank"]), f"{name}: extracted = trained since freeze"
-    fault.survived("a settled-rankings supernet job halted one step after its freeze; the resumed job kept the "
-                   "frozen ranking to its model")
+        assert torch.equal(ranking["rank"], at_freeze[freeze][name]["rank"]), (
+            f"{name}: extracted = trained since freeze"
+        )
+    fault.survived(
+        "a settled-rankings supernet job halted one step after its freeze; the resumed job kept the "
+        "frozen ranking to its model"
+    )
 
 
 # ---------------------------------------------------------------- loss per frame, lr warm-up
@@ -192,10 +229,18 @@ class _FrameLoss(PlainLoss):
 def test_loss_weighted_draws_average_the_configured_loss(level_loss: str, expected: float | None) -> None:
     model, model_config, config = small_setup()
     batch = fixed_batch(model_config)
-    sampler = LevelSampler(strategy="uniform", levels=[0.5], level_space="discrete", continuous_range=(0.5, 0.9),
-                           random_levels=0, warmup_steps=0, update_every=1)
-    strategy = SupernetGradients(model, job_params.masks(config), sampler, 1, 0,
-                                 level_weights=LevelWeights("loss", [0.5]), level_loss=level_loss)
+    sampler = LevelSampler(
+        strategy="uniform",
+        levels=[0.5],
+        level_space="discrete",
+        continuous_range=(0.5, 0.9),
+        random_levels=0,
+        warmup_steps=0,
+        update_every=1,
+    )
+    strategy = SupernetGradients(
+        model, job_params.masks(config), sampler, 1, 0, level_weights=LevelWeights("loss", [0.5]), level_loss=level_loss
+    )
     strategy.prepare(0)
     loss, _ = strategy.accumulate(0, _FrameLoss(lambda: logits_of(model, batch).square().mean(), 0.25))
     observed = strategy.level_weights.average_loss[0.5]
@@ -203,11 +248,13 @@ def test_loss_weighted_draws_average_the_configured_loss(level_loss: str, expect
 
 
 def test_a_pruning_job_warms_up_over_its_own_fraction_of_steps() -> None:
-    config = load_config(REPO / "config.yaml", {"train": {"finetune_warmup_fraction": 0.1}})
+    config = layered_config({"train": {"finetune_warmup_fraction": 0.1}})
     for arm in ("control", "individual", "omni"):
         assert TrainSettings.from_section(job_params.training(config, arm, 1), steps=448).warmup_steps == 45
-    assert TrainSettings.from_section(job_params.training(config, "dense", config["seed"]), steps=3400).warmup_steps == 250
-    default = load_config(REPO / "config.yaml", {})
+    assert (
+        TrainSettings.from_section(job_params.training(config, "dense", config["seed"]), steps=3400).warmup_steps == 250
+    )
+    default = layered_config({})
     assert TrainSettings.from_section(job_params.training(default, "omni", 1), steps=448).warmup_steps == 250
 
 
@@ -215,8 +262,7 @@ def test_a_pruning_job_warms_up_over_its_own_fraction_of_steps() -> None:
 
 
 def test_an_omni_arm_of_one_level_trains_and_is_cut_at_that_level_only() -> None:
-    config = load_config(REPO / "config.yaml", {"variants": {"omni-k1": {"omni": {"levels": [0.9]}}},
-                                                 "search": {"arms": []}})
+    config = layered_config({"variants": {"omni-k1": {"omni": {"levels": [0.9]}}}, "search": {"arms": []}})
     check_study(config)
     assert job_params.supernet(config, "omni-k1")["levels"] == [0.9]
     steps, _ = planned_sampler(job_params.supernet(config, "omni-k1"))
@@ -229,8 +275,9 @@ def test_an_omni_arm_of_one_level_trains_and_is_cut_at_that_level_only() -> None
 # ---------------------------------------------------------------- the control's teacher
 
 
-def test_the_control_distils_from_the_teacher_of_the_arms_it_controls(prepared: PreparedData, dense_model: Path,
-                                                                      tmp_path: Path) -> None:
+def test_the_control_distils_from_the_teacher_of_the_arms_it_controls(
+    prepared: PreparedData, dense_model: Path, tmp_path: Path
+) -> None:
     config = copy.deepcopy(prepared.config)
     config["distill"].update(individual="dense", omni="dense", control="dense")
     section = job_params.control(config)
@@ -243,7 +290,7 @@ def test_the_control_distils_from_the_teacher_of_the_arms_it_controls(prepared: 
     run_training_job(setup, JobSpec("train_control", "control", None, section["steps"]), job, 1)
     assert (pd.read_csv(job.log_out)["kl"] > 0).all(), "every step learns the dense model's outputs"
     with pytest.raises(ConfigError, match=r"variants\.omni-x\.distill\.control"):
-        check_study(load_config(REPO / "config.yaml", {"variants": {"omni-x": {"distill": {"control": "none"}}}}))
+        check_study(layered_config({"variants": {"omni-x": {"distill": {"control": "none"}}}}))
 
 
 def test_a_reranking_logs_each_levels_churn_and_a_frozen_ranking_none() -> None:
@@ -268,6 +315,7 @@ def test_a_reranking_logs_each_levels_churn_and_a_frozen_ranking_none() -> None:
 def test_private_parameters_are_the_encoders_norms_and_prunable_biases_and_optionally_the_joiner() -> None:
     from omni.sparsity.masks import prunable_parameter_names
     from omni.sparsity.private import private_names
+
     model, _, config = small_setup()
     prunable = prunable_parameter_names(model, job_params.masks(config))
     names = private_names(model, prunable, "encoder")
@@ -283,8 +331,15 @@ def test_private_parameters_are_the_encoders_norms_and_prunable_biases_and_optio
 def test_a_step_trains_its_levels_private_copies_and_leaves_the_others_as_they_were() -> None:
     model, model_config, config = small_setup()
     batch = fixed_batch(model_config)
-    sampler = LevelSampler(strategy="uniform", levels=[0.5, 0.9], level_space="discrete", continuous_range=(0.5, 0.9),
-                           random_levels=0, warmup_steps=0, update_every=1)
+    sampler = LevelSampler(
+        strategy="uniform",
+        levels=[0.5, 0.9],
+        level_space="discrete",
+        continuous_range=(0.5, 0.9),
+        random_levels=0,
+        warmup_steps=0,
+        update_every=1,
+    )
     strategy = SupernetGradients(model, job_params.masks(config), sampler, 1, 0, private="encoder")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.01, weight_decay=0.5)
     name = "transcriber.transformer.emformer_layers.0.layer_norm_input.bias"
@@ -304,10 +359,12 @@ def test_a_step_trains_its_levels_private_copies_and_leaves_the_others_as_they_w
     assert not any(".copies." in key for key in state) and f"private/0.5/{name}" in state
 
 
-def test_a_private_supernet_job_cuts_each_level_with_its_own_copies(prepared: PreparedData, dense_model: Path,
-                                                                    tmp_path: Path) -> None:
+def test_a_private_supernet_job_cuts_each_level_with_its_own_copies(
+    prepared: PreparedData, dense_model: Path, tmp_path: Path
+) -> None:
     from omni.asr.model import build_model
     from omni.sparsity.extract import extract_subnetwork
+
     config = copy.deepcopy(prepared.config)
     config["omni"]["private_parameters"] = "encoder"
     supernet, masks = job_params.supernet(config), job_params.masks(config)
@@ -321,16 +378,16 @@ def test_a_private_supernet_job_cuts_each_level_with_its_own_copies(prepared: Pr
         return SupernetGradients.from_section(model, masks, supernet, sampler, setup.seed)
 
     run_training_job(setup, spec, job, 1, strategy, halt_after=steps // 2)
-    run_training_job(setup, spec, job, 1, strategy)   # resumes the copies from the checkpoint
+    run_training_job(setup, spec, job, 1, strategy)  # resumes the copies from the checkpoint
     artefact = load_torch(job.model_out)
     name = "transcriber.transformer.emformer_layers.0.layer_norm_input.weight"
     cut = {level: extract_subnetwork(artefact, level)[0] for level in config["sparsity"]["levels"]}
     for level, state in cut.items():
         assert torch.equal(state[name], artefact["state_dict"][f"private/{level:g}/{name}"])
-        build_model(artefact["model_config"]).load_state_dict(state)   # a plain model of that level
+        build_model(artefact["model_config"]).load_state_dict(state)  # a plain model of that level
     low, high = sorted(cut)
     assert not torch.equal(cut[low][name], cut[high][name]), "each level trained its own copy"
     with pytest.raises(ValueError, match="private per-level parameters"):
         extract_subnetwork(artefact, {key: 0.6 for key in artefact["rankings"]})
     with pytest.raises(ConfigError, match=r"search\.arms.*private"):
-        check_study(load_config(REPO / "config.yaml", {"omni": {"private_parameters": "encoder"}}))
+        check_study(layered_config({"omni": {"private_parameters": "encoder"}}))

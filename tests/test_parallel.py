@@ -1,5 +1,6 @@
 """Data-parallel training (torchrun + DDP on gloo): ranks share one batch order, train as one process on
 their global batch would, and a failing rank fails the job promptly."""
+
 from __future__ import annotations
 
 import itertools
@@ -34,8 +35,12 @@ FAILURE_SECONDS = 60.0
 
 
 def _utterances(prepared: PreparedData) -> UtteranceSet:
-    return UtteranceSet(read_manifest(prepared.manifests["train"]), Tokenizer(prepared.tokenizer),
-                        prepared.config["data"]["sample_rate"], cache_audio=False)
+    return UtteranceSet(
+        read_manifest(prepared.manifests["train"]),
+        Tokenizer(prepared.tokenizer),
+        prepared.config["data"]["sample_rate"],
+        cache_audio=False,
+    )
 
 
 def test_ranks_split_the_single_process_batch_order(prepared: PreparedData) -> None:
@@ -50,7 +55,7 @@ def test_ranks_split_the_single_process_batch_order(prepared: PreparedData) -> N
     ranks = [stream(rank, WORLD) for rank in range(WORLD)]
     per_rank = [[batch.utt_ids for batch in itertools.islice(s, steps)] for s in ranks]
     for step in range(steps):
-        assert [per_rank[rank][step] for rank in range(WORLD)] == single[WORLD * step: WORLD * (step + 1)]
+        assert [per_rank[rank][step] for rank in range(WORLD)] == single[WORLD * step : WORLD * (step + 1)]
     assert ranks[0].state_dict() == ranks[1].state_dict()
     assert ranks[0].epoch >= 1
 
@@ -84,14 +89,25 @@ def test_two_processes_equal_one_process_on_their_global_batch(prepared: Prepare
     tokenizer = Tokenizer(prepared.tokenizer)
     model_config = model_config_from(dict(setup.model), num_symbols=tokenizer.vocab_size + 1)
     model = build_model(model_config).train()
-    frontend = Frontend(setup.logmel, load_feature_stats(prepared.feature_stats), model_config["right_context_length"],
-                        setup.augmentation)
-    utterances = UtteranceSet(read_manifest(prepared.manifests["train"]), tokenizer, setup.logmel["sample_rate"],
-                              cache_audio=False)
+    frontend = Frontend(
+        setup.logmel,
+        load_feature_stats(prepared.feature_stats),
+        model_config["right_context_length"],
+        setup.augmentation,
+    )
+    utterances = UtteranceSet(
+        read_manifest(prepared.manifests["train"]), tokenizer, setup.logmel["sample_rate"], cache_audio=False
+    )
     budget = training["batch_frames"] * setup.logmel["hop_length"]
     augment = WaveAugment(setup.augmentation["wave_augment"], setup.logmel["sample_rate"])
-    streams = [iter(BatchStream(utterances, budget, setup.seed, sortagrad=training["sortagrad"], rank=rank,
-                                world=WORLD, augment=augment)) for rank in range(WORLD)]
+    streams = [
+        iter(
+            BatchStream(
+                utterances, budget, setup.seed, sortagrad=training["sortagrad"], rank=rank, world=WORLD, augment=augment
+            )
+        )
+        for rank in range(WORLD)
+    ]
     settings = TrainSettings.from_section(training, steps=STEPS)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings))
@@ -122,13 +138,16 @@ def test_a_failing_rank_fails_the_job_promptly(fault: FaultRecorder) -> None:
         launch(WORLD, "tests.failing_rank", [])
     failed_after = time.monotonic() - started
     assert failed_after < FAILURE_SECONDS
-    fault.survived(f"rank 1 of 2 failed while rank 0 waited in a collective: the job failed in {failed_after:.0f} s "
-                   f"(limit {FAILURE_SECONDS:.0f} s), not after the 30-minute collective timeout")
+    fault.survived(
+        f"rank 1 of 2 failed while rank 0 waited in a collective: the job failed in {failed_after:.0f} s "
+        f"(limit {FAILURE_SECONDS:.0f} s), not after the 30-minute collective timeout"
+    )
 
 
 @pytest.mark.fault("kills")
 def test_a_supernet_with_several_passes_per_step_trains_and_resumes_exactly_in_two_processes(
-        prepared: PreparedData, dense_model: Path, tmp_path: Path, fault: FaultRecorder) -> None:
+    prepared: PreparedData, dense_model: Path, tmp_path: Path, fault: FaultRecorder
+) -> None:
     """Sandwich + in-place distillation + loss-weighted levels + private per-level norms and biases under
     DDP: the earlier passes of a step accumulate under no_sync, the levels drawn agree on both ranks (the
     loss weights are rank means), every level's copies count as used, and a killed and resumed job ends
@@ -149,10 +168,16 @@ def test_a_supernet_with_several_passes_per_step_trains_and_resumes_exactly_in_t
     assert all(torch.equal(a[name], b[name]) for name in a)
     log = pd.read_csv(straight.log_out)
     churn = [f"churn_{level:g}" for level in sorted(config["sparsity"]["levels"])]
-    assert list(log.columns) == [*LOG_COLUMNS, KL_COLUMN, *(f"{kind}_pass{i}" for i in (1, 2, 3)
-                                                            for kind in ("level", "loss")), *churn]
+    assert list(log.columns) == [
+        *LOG_COLUMNS,
+        KL_COLUMN,
+        *(f"{kind}_pass{i}" for i in (1, 2, 3) for kind in ("level", "loss")),
+        *churn,
+    ]
     assert any(name.startswith("private/") for name in a), "the levels' own copies are in the artefact"
     assert (log["level_pass1"] <= log[["level_pass2", "level_pass3"]].min(axis=1)).all(), "the densest teaches first"
     assert json.loads(straight.cost_out.read_text())["subnet_passes"] == 4 * 3
-    fault.survived("a 2-process supernet job (sandwich, in-place distillation, private copies) halted after step "
-                   "2; the rerun ended with the undisturbed job's weights")
+    fault.survived(
+        "a 2-process supernet job (sandwich, in-place distillation, private copies) halted after step "
+        "2; the rerun ended with the undisturbed job's weights"
+    )

@@ -1,5 +1,6 @@
 """The real DAG end to end on the smoke configuration: every stage runs, tables and figures
 appear, a second run has nothing to do, and the Snakemake HTML report holds the results."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import pytest
@@ -19,13 +20,21 @@ from omni.study import Study
 from tests.conftest import REPO, smoke_config
 from tests.faults import FaultRecorder
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
-             "--configfile", str(REPO / "configs" / "smoke.yaml")]
+SNAKEMAKE = [
+    sys.executable,
+    "-m",
+    "snakemake",
+    "--snakefile",
+    str(REPO / "Snakefile"),
+    "--cores",
+    "2",
+    "--configfile",
+    str(REPO / "configs" / "smoke.yaml"),
+]
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(SNAKEMAKE + ["--directory", str(workdir), *args], capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(SNAKEMAKE + ["--directory", str(workdir), *args], capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +79,10 @@ def test_study_lists_every_job_benchmark_the_run_wrote(smoke_run: Path) -> None:
     config = smoke_config(smoke_run / "results" / "smoke")
     study = Study.from_config(config)
     written = {str(p) for p in (smoke_run / "results" / "smoke" / "benchmarks").rglob("*.tsv")}
-    report_rules = {study.benchmark(rule) for rule in ("wer_table", "accounting", "figures", "strategy_table",
-                                                       "speed_table", "diagnostics")}
+    report_rules = {
+        study.benchmark(rule)
+        for rule in ("wer_table", "accounting", "figures", "strategy_table", "speed_table", "diagnostics")
+    }
     assert set(study.benchmark_files()) == written - report_rules
 
 
@@ -106,7 +117,7 @@ def scheduled_jobs(output: str) -> dict[str, int]:
 # The smoke study: levels 0.5 and 0.8 (budgets = levels), 3 evaluation splits, 2 training seeds;
 # 15 evaluated models: dense, and per seed the dense-continued control, 2 individual, 2 omni, 2 searched.
 REPORT = {"wer_table": 1, "figures": 1, "accounting": 1, "strategy_table": 1, "speed_table": 1, "all": 1}
-DIAGNOSED = {**REPORT, "diagnostics": 1}   # the report when a supernet, an individual job or their evaluations change
+DIAGNOSED = {**REPORT, "diagnostics": 1}  # the report when a supernet, an individual job or their evaluations change
 SUPERNET_AND_DOWNSTREAM = {"train_omni": 2, "extract_omni": 4, "search": 2, "extract_searched": 4}
 
 
@@ -115,87 +126,187 @@ def exported(models: int) -> dict[str, int]:
     return {"export_model": models, "export_runtimes": models, "device_metrics": models}
 
 
-@pytest.mark.parametrize(("edit", "expected"), [
-    # the pruning arms and the control share the fine-tuning schedule
-    pytest.param(lambda c: c["train"].update(finetune_lr=0.001),
-                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(14),
-                  "evaluate": 42, **DIAGNOSED},
-                 id="train.finetune_lr"),
-    # the new level's own individual job; the supernet samples levels, so it and all it feeds rerun
-    pytest.param(lambda c: c["sparsity"].update(levels=[0.5, 0.7, 0.8]),
-                 {"train_individual": 2, "train_omni": 2, "extract_omni": 6, "search": 2, "extract_searched": 6,
-                  **exported(14), "evaluate": 42, **DIAGNOSED},
-                 id="sparsity.levels+0.7"),
-    pytest.param(lambda c: c["omni"].update(sampling="sandwich"),
-                 {**SUPERNET_AND_DOWNSTREAM, **exported(8), "evaluate": 24, **DIAGNOSED}, id="omni.sampling"),
-    # omni.budget null: the supernet trains as many sub-network passes as one individual job; the
-    # control as many steps
-    pytest.param(lambda c: c["individual"].update(steps=5),
-                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(14),
-                  "evaluate": 42, **DIAGNOSED},
-                 id="individual.steps"),
-    # a third seed: its own control, individual jobs, supernet and search; nothing of the first two
-    pytest.param(lambda c: c.update(seeds=[1234, 1235, 1236]),
-                 {"train_control": 1, "train_individual": 2, "train_omni": 1, "extract_omni": 2, "search": 1,
-                  "extract_searched": 2, **exported(7), "evaluate": 21, **DIAGNOSED},
-                 id="seeds+1236"),
-    pytest.param(lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 45, **DIAGNOSED}, id="evaluate.beam_width"),
-    # both arms and the control learn from the dense model by default: the individual arm without it reruns
-    # its jobs and what they feed; the KL weight reruns every job with a teacher (the control's too); the
-    # teacher's forward cost only the supernets (their budget counts it)
-    pytest.param(lambda c: c.setdefault("distill", {}).update(individual="none"),
-                 {"train_individual": 4, **exported(4), "evaluate": 12, **DIAGNOSED}, id="distill.individual"),
-    pytest.param(lambda c: c.setdefault("distill", {}).update(weight=0.5),
-                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(14), "evaluate": 42,
-                  **DIAGNOSED},
-                 id="distill.weight"),
-    pytest.param(lambda c: c.setdefault("distill", {}).update(teacher_forward_cost=0.5),
-                 {**SUPERNET_AND_DOWNSTREAM, **exported(8), "evaluate": 24, **DIAGNOSED},
-                 id="distill.teacher_forward_cost"),
-    pytest.param(lambda c: c.setdefault("distill", {}).update(individual="none", omni="none", weight=0.5,
-                                                              teacher_forward_cost=0.5),
-                 {"train_control": 2, "train_individual": 4, **SUPERNET_AND_DOWNSTREAM, **exported(14), "evaluate": 42,
-                  **DIAGNOSED},
-                 id="distill off: its weight and cost change nothing more"),
-    # a variant arm: its own supernets and what they feed (not searched: search.arms); nothing of the others
-    pytest.param(lambda c: c.update(variants={"omni-uniform": {"omni": {"level_weights": None}}}),
-                 {"train_omni": 2, "extract_omni": 4, **exported(4), "evaluate": 12, **DIAGNOSED},
-                 id="variants+omni-uniform"),
-    # a second dense model: it, and the study's own individual and omni arms again from it (no control, not
-    # searched); nothing of the first dense model's arms
-    pytest.param(lambda c: c.update(dense_replicates=[1240]),
-                 {"train_dense": 1, "train_individual": 4, "train_omni": 2, "extract_omni": 4, **exported(9),
-                  "evaluate": 27, **DIAGNOSED},
-                 id="dense_replicates+1240"),
-    # a budget multiple: that arm's jobs and what they feed, and the budget curve; nothing of the 1x arms
-    pytest.param(lambda c: c["omni"].update(budget_multiples=[1, 2]),
-                 {"train_omni": 2, "extract_omni": 4, **exported(4), "evaluate": 12, **REPORT, "budget": 1},
-                 id="omni.budget_multiples+2"),
-    pytest.param(lambda c: c["individual"].update(budget_multiples=[0.5, 1]),
-                 {"train_individual": 4, **exported(4), "evaluate": 12, **REPORT, "budget": 1},
-                 id="individual.budget_multiples+0.5"),
-    pytest.param(lambda c: c["report"].update(confidence=0.9),
-                 {"wer_table": 1, "figures": 1, "strategy_table": 1, "all": 1},
-                 id="report.confidence"),
-    # a variant in another pruning unit: its own individual jobs and supernets, nothing of the other arms
-    pytest.param(lambda c: c.update(variants={name: {"sparsity": {"granularity": "block", "block_shape": [16, 1]}}
-                                              for name in ("individual-b16x1", "omni-b16x1")}),
-                 {"train_individual": 4, "train_omni": 2, "extract_omni": 4, **exported(8), "evaluate": 24, **DIAGNOSED},
-                 id="variants+block 16x1"),
-    # a device_metrics setting: those jobs and their table, nothing else
-    pytest.param(lambda c: c["speed"].update(utterances=2), {"device_metrics": 15, "speed_table": 1, "all": 1},
-                 id="speed.utterances"),
-    # another runtime: every model's runtime export and device metrics, nothing of the training or evaluation
-    pytest.param(lambda c: c["speed"].update(runtimes=["onnx", "executorch"]),
-                 {"export_runtimes": 15, "device_metrics": 15, "speed_table": 1, "all": 1}, id="speed.runtimes"),
-    pytest.param(lambda c: c["search"].update(population=4),
-                 {"search": 2, "extract_searched": 4, **exported(4), "evaluate": 12, **REPORT},
-                 id="search.population"),
-    pytest.param(lambda c: c["model"].setdefault("presets", {}).update(base={"num_layers": 12}), {},
-                 id="unused base preset"),
-])
-def test_config_edit_reruns_exactly_what_depends_on_it(smoke_run: Path, edit: Callable[[dict], None],
-                                                       expected: dict[str, int]) -> None:
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        # the pruning arms and the control share the fine-tuning schedule
+        pytest.param(
+            lambda c: c["train"].update(finetune_lr=0.001),
+            {
+                "train_control": 2,
+                "train_individual": 4,
+                **SUPERNET_AND_DOWNSTREAM,
+                **exported(14),
+                "evaluate": 42,
+                **DIAGNOSED,
+            },
+            id="train.finetune_lr",
+        ),
+        # the new level's own individual job; the supernet samples levels, so it and all it feeds rerun
+        pytest.param(
+            lambda c: c["sparsity"].update(levels=[0.5, 0.7, 0.8]),
+            {
+                "train_individual": 2,
+                "train_omni": 2,
+                "extract_omni": 6,
+                "search": 2,
+                "extract_searched": 6,
+                **exported(14),
+                "evaluate": 42,
+                **DIAGNOSED,
+            },
+            id="sparsity.levels+0.7",
+        ),
+        pytest.param(
+            lambda c: c["omni"].update(sampling="sandwich"),
+            {**SUPERNET_AND_DOWNSTREAM, **exported(8), "evaluate": 24, **DIAGNOSED},
+            id="omni.sampling",
+        ),
+        # omni.budget null: the supernet trains as many sub-network passes as one individual job; the
+        # control as many steps
+        pytest.param(
+            lambda c: c["individual"].update(steps=5),
+            {
+                "train_control": 2,
+                "train_individual": 4,
+                **SUPERNET_AND_DOWNSTREAM,
+                **exported(14),
+                "evaluate": 42,
+                **DIAGNOSED,
+            },
+            id="individual.steps",
+        ),
+        # a third seed: its own control, individual jobs, supernet and search; nothing of the first two
+        pytest.param(
+            lambda c: c.update(seeds=[1234, 1235, 1236]),
+            {
+                "train_control": 1,
+                "train_individual": 2,
+                "train_omni": 1,
+                "extract_omni": 2,
+                "search": 1,
+                "extract_searched": 2,
+                **exported(7),
+                "evaluate": 21,
+                **DIAGNOSED,
+            },
+            id="seeds+1236",
+        ),
+        pytest.param(
+            lambda c: c["evaluate"].update(beam_width=3), {"evaluate": 45, **DIAGNOSED}, id="evaluate.beam_width"
+        ),
+        # both arms and the control learn from the dense model by default: the individual arm without it reruns
+        # its jobs and what they feed; the KL weight reruns every job with a teacher (the control's too); the
+        # teacher's forward cost only the supernets (their budget counts it)
+        pytest.param(
+            lambda c: c.setdefault("distill", {}).update(individual="none"),
+            {"train_individual": 4, **exported(4), "evaluate": 12, **DIAGNOSED},
+            id="distill.individual",
+        ),
+        pytest.param(
+            lambda c: c.setdefault("distill", {}).update(weight=0.5),
+            {
+                "train_control": 2,
+                "train_individual": 4,
+                **SUPERNET_AND_DOWNSTREAM,
+                **exported(14),
+                "evaluate": 42,
+                **DIAGNOSED,
+            },
+            id="distill.weight",
+        ),
+        pytest.param(
+            lambda c: c.setdefault("distill", {}).update(teacher_forward_cost=0.5),
+            {**SUPERNET_AND_DOWNSTREAM, **exported(8), "evaluate": 24, **DIAGNOSED},
+            id="distill.teacher_forward_cost",
+        ),
+        pytest.param(
+            lambda c: c.setdefault("distill", {}).update(
+                individual="none", omni="none", weight=0.5, teacher_forward_cost=0.5
+            ),
+            {
+                "train_control": 2,
+                "train_individual": 4,
+                **SUPERNET_AND_DOWNSTREAM,
+                **exported(14),
+                "evaluate": 42,
+                **DIAGNOSED,
+            },
+            id="distill off: its weight and cost change nothing more",
+        ),
+        # a variant arm: its own supernets and what they feed (not searched: search.arms); nothing of the others
+        pytest.param(
+            lambda c: c.update(variants={"omni-uniform": {"omni": {"level_weights": None}}}),
+            {"train_omni": 2, "extract_omni": 4, **exported(4), "evaluate": 12, **DIAGNOSED},
+            id="variants+omni-uniform",
+        ),
+        # a second dense model: it, and the study's own individual and omni arms again from it (no control, not
+        # searched); nothing of the first dense model's arms
+        pytest.param(
+            lambda c: c.update(dense_replicates=[1240]),
+            {
+                "train_dense": 1,
+                "train_individual": 4,
+                "train_omni": 2,
+                "extract_omni": 4,
+                **exported(9),
+                "evaluate": 27,
+                **DIAGNOSED,
+            },
+            id="dense_replicates+1240",
+        ),
+        # a budget multiple: that arm's jobs and what they feed, and the budget curve; nothing of the 1x arms
+        pytest.param(
+            lambda c: c["omni"].update(budget_multiples=[1, 2]),
+            {"train_omni": 2, "extract_omni": 4, **exported(4), "evaluate": 12, **REPORT, "budget": 1},
+            id="omni.budget_multiples+2",
+        ),
+        pytest.param(
+            lambda c: c["individual"].update(budget_multiples=[0.5, 1]),
+            {"train_individual": 4, **exported(4), "evaluate": 12, **REPORT, "budget": 1},
+            id="individual.budget_multiples+0.5",
+        ),
+        pytest.param(
+            lambda c: c["report"].update(confidence=0.9),
+            {"wer_table": 1, "figures": 1, "strategy_table": 1, "all": 1},
+            id="report.confidence",
+        ),
+        # a variant in another pruning unit: its own individual jobs and supernets, nothing of the other arms
+        pytest.param(
+            lambda c: c.update(
+                variants={
+                    name: {"sparsity": {"granularity": "block", "block_shape": [16, 1]}}
+                    for name in ("individual-b16x1", "omni-b16x1")
+                }
+            ),
+            {"train_individual": 4, "train_omni": 2, "extract_omni": 4, **exported(8), "evaluate": 24, **DIAGNOSED},
+            id="variants+block 16x1",
+        ),
+        # a device_metrics setting: those jobs and their table, nothing else
+        pytest.param(
+            lambda c: c["speed"].update(utterances=2),
+            {"device_metrics": 15, "speed_table": 1, "all": 1},
+            id="speed.utterances",
+        ),
+        # another runtime: every model's runtime export and device metrics, nothing of the training or evaluation
+        pytest.param(
+            lambda c: c["speed"].update(runtimes=["onnx", "executorch"]),
+            {"export_runtimes": 15, "device_metrics": 15, "speed_table": 1, "all": 1},
+            id="speed.runtimes",
+        ),
+        pytest.param(
+            lambda c: c["search"].update(population=4),
+            {"search": 2, "extract_searched": 4, **exported(4), "evaluate": 12, **REPORT},
+            id="search.population",
+        ),
+        pytest.param(
+            lambda c: c["model"].setdefault("presets", {}).update(base={"num_layers": 12}), {}, id="unused base preset"
+        ),
+    ],
+)
+def test_config_edit_reruns_exactly_what_depends_on_it(
+    smoke_run: Path, edit: Callable[[dict], None], expected: dict[str, int]
+) -> None:
     changed = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     edit(changed)
     changed_file = smoke_run / "changed.yaml"
@@ -210,38 +321,91 @@ def test_html_report_holds_tables_and_figures(smoke_run: Path) -> None:
     result = snakemake(smoke_run, "--report", str(report))
     assert result.returncode == 0, result.stderr[-4000:]
     html = report.read_text(errors="replace")
-    for name in ["pareto.png", "training_curves.png", "cost.png", "speed.png", "wer_vs_sparsity", "cost.md", "speed.md"]:
+    for name in [
+        "pareto.png",
+        "training_curves.png",
+        "cost.png",
+        "speed.png",
+        "wer_vs_sparsity",
+        "cost.md",
+        "speed.md",
+    ]:
         assert name in html, name
 
 
 @pytest.mark.fault("bad configs")
-@pytest.mark.parametrize(("bad_yaml", "named", "key"), [
-    ("train:\n  lr: -1\n", "lr", "train.lr"),  # the schema
-    ("model:\n  presets:\n    tiny:\n      segment_length: 17\n", "model.presets.tiny.segment_length",
-     "model.presets.tiny.segment_length"),  # across keys
-    ("dense_replicates: [1234]\n", "dense_replicates", "dense_replicates"),   # the study's own dense model again
-    ("sparsity:\n  levels: [0.5, .nan]\n", "config key 'sparsity.levels.1': nan is not a finite number", "sparsity.levels.1"),
-    ('results_dir: ""\n', "config key 'results_dir': '' should be non-empty", "results_dir"),
-    ("results_dir: /\n", "config key 'results_dir': '/' is /, which holds the repository", "results_dir"),
-    (f"results_dir: {json.dumps(str(REPO))}\n", "the repository itself", "config key 'results_dir'"),
-    (f"results_dir: {json.dumps(str(REPO.parent))}\n", "which holds the repository", "config key 'results_dir'"),
-    (f"results_dir: {json.dumps(str(REPO / 'omni'))}\n", "inside the repository but outside", "config key 'results_dir'"),
-    ("train:\n  dense_clean_steps: 3401\n", "config key 'train.dense_clean_steps'", "train.dense_clean_steps"),   # of 3400 dense steps
-    ("train:\n  warmup_steps: 3400\n", "config key 'train.warmup_steps': the dense job's lr warm-up of 3400 steps",
-     "train.warmup_steps"),
-    ("train:\n  warmup_steps: 800\n", "config key 'train.warmup_steps': the lr warm-up of 800 steps is not shorter "
-                                       "than the individual job's", "train.warmup_steps"),
-    ("train:\n  finetune_warmup_fraction: 1\n", "config key 'train.finetune_warmup_fraction'",
-     "train.finetune_warmup_fraction"),
-], ids=["train.lr", "segment_length", "dense_replicates", "nan", "results_dir empty", "results_dir /",
-        "results_dir the repository", "results_dir above it", "results_dir inside it", "dense_clean_steps",
-        "warmup_steps dense", "warmup_steps individual", "finetune_warmup_fraction"])
-def test_invalid_config_names_the_key_before_any_job(tmp_path: Path, bad_yaml: str, named: str, key: str,
-                                                     fault: FaultRecorder) -> None:
+@pytest.mark.parametrize(
+    ("bad_yaml", "named", "key"),
+    [
+        ("train:\n  lr: -1\n", "lr", "train.lr"),  # the schema
+        (
+            "model:\n  presets:\n    tiny:\n      segment_length: 17\n",
+            "model.presets.tiny.segment_length",
+            "model.presets.tiny.segment_length",
+        ),  # across keys
+        ("dense_replicates: [1234]\n", "dense_replicates", "dense_replicates"),  # the study's own dense model again
+        (
+            "sparsity:\n  levels: [0.5, .nan]\n",
+            "config key 'sparsity.levels.1': nan is not a finite number",
+            "sparsity.levels.1",
+        ),
+        ('results_dir: ""\n', "config key 'results_dir': '' should be non-empty", "results_dir"),
+        ("results_dir: /\n", "config key 'results_dir': '/' is /, which holds the repository", "results_dir"),
+        (f"results_dir: {json.dumps(str(REPO))}\n", "the repository itself", "config key 'results_dir'"),
+        (f"results_dir: {json.dumps(str(REPO.parent))}\n", "which holds the repository", "config key 'results_dir'"),
+        (
+            f"results_dir: {json.dumps(str(REPO / 'omni'))}\n",
+            "inside the repository but outside",
+            "config key 'results_dir'",
+        ),
+        (
+            "train:\n  dense_clean_steps: 3401\n",
+            "config key 'train.dense_clean_steps'",
+            "train.dense_clean_steps",
+        ),  # of 3400 dense steps
+        (
+            "train:\n  warmup_steps: 3400\n",
+            "config key 'train.warmup_steps': the dense job's lr warm-up of 3400 steps",
+            "train.warmup_steps",
+        ),
+        (
+            "train:\n  warmup_steps: 800\n",
+            "config key 'train.warmup_steps': the lr warm-up of 800 steps is not shorter than the individual job's",
+            "train.warmup_steps",
+        ),
+        (
+            "train:\n  finetune_warmup_fraction: 1\n",
+            "config key 'train.finetune_warmup_fraction'",
+            "train.finetune_warmup_fraction",
+        ),
+    ],
+    ids=[
+        "train.lr",
+        "segment_length",
+        "dense_replicates",
+        "nan",
+        "results_dir empty",
+        "results_dir /",
+        "results_dir the repository",
+        "results_dir above it",
+        "results_dir inside it",
+        "dense_clean_steps",
+        "warmup_steps dense",
+        "warmup_steps individual",
+        "finetune_warmup_fraction",
+    ],
+)
+def test_invalid_config_names_the_key_before_any_job(
+    tmp_path: Path, bad_yaml: str, named: str, key: str, fault: FaultRecorder
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(bad_yaml)
-    result = subprocess.run(SNAKEMAKE + ["--directory", str(tmp_path), "--configfile", str(bad), "-n"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        SNAKEMAKE + ["--directory", str(tmp_path), "--configfile", str(bad), "-n"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0
     assert named in result.stdout + result.stderr
     fault.named(result.stdout + result.stderr, key)
@@ -249,11 +413,16 @@ def test_invalid_config_names_the_key_before_any_job(tmp_path: Path, bad_yaml: s
 
 
 @pytest.mark.fault("bad configs")
-def test_numbers_nested_in_a_command_line_config_arrive_as_text_and_the_error_says_so(tmp_path: Path,
-                                                                                       fault: FaultRecorder) -> None:
+def test_numbers_nested_in_a_command_line_config_arrive_as_text_and_the_error_says_so(
+    tmp_path: Path, fault: FaultRecorder
+) -> None:
     """Snakemake's --config reads a value nested in {...} with YAML's BaseLoader: every number a string."""
-    result = subprocess.run(SNAKEMAKE + ["--directory", str(tmp_path), "-n", "--config",
-                                         "sparsity={levels: [0.5, 0.8]}"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        SNAKEMAKE + ["--directory", str(tmp_path), "-n", "--config", "sparsity={levels: [0.5, 0.8]}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     fault.named(output, "config key 'sparsity.levels.0'")
@@ -266,14 +435,27 @@ def test_numbers_nested_in_a_command_line_config_arrive_as_text_and_the_error_sa
 def test_a_yaml_error_in_the_default_config_names_the_file_and_line(tmp_path: Path, fault: FaultRecorder) -> None:
     """config.yaml, which the Snakefile reads itself (a --configfile Snakemake reads before the Snakefile
     runs, and says only that some config file is not valid JSON or YAML)."""
-    checkout = tmp_path / "checkout"   # what the Snakefile reads before config.yaml: itself and omni/
+    checkout = tmp_path / "checkout"  # what the Snakefile reads before config.yaml: itself and omni/
     shutil.copytree(REPO / "omni", checkout / "omni", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO / name, checkout / name)
     config = checkout / "config.yaml"
     config.write_text(config.read_text().replace("seed: 1234 ", "seed: [1234 ", 1))
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(checkout / "Snakefile"), "-n",
-                             "--directory", str(tmp_path / "work")], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(checkout / "Snakefile"),
+            "-n",
+            "--directory",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     fault.named(output, f"{config} is not valid YAML")
@@ -289,13 +471,18 @@ def test_rerun_with_the_same_seeds_gives_identical_tables_and_fronts(smoke_run: 
     fronts = ["search/omni/seed1234/pareto.csv"]
     before = {name: (results / name).read_bytes() for name in tables}
     fronts_before = {name: pd.read_csv(results / name).drop(columns=["eval_s", "elapsed_s"]) for name in fronts}
-    result = snakemake(smoke_run, "--forcerun", "results/smoke/models/control/seed1234/continued/model.pt",
-                       f"results/smoke/{fronts[0]}")
+    result = snakemake(
+        smoke_run,
+        "--forcerun",
+        "results/smoke/models/control/seed1234/continued/model.pt",
+        f"results/smoke/{fronts[0]}",
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     scheduled = scheduled_jobs(result.stdout + result.stderr)
     assert scheduled["train_control"] == 1 and scheduled["search"] == 1
     for name in tables:
         assert (results / name).read_bytes() == before[name], name
     for name in fronts:
-        pd.testing.assert_frame_equal(pd.read_csv(results / name).drop(columns=["eval_s", "elapsed_s"]),
-                                      fronts_before[name])
+        pd.testing.assert_frame_equal(
+            pd.read_csv(results / name).drop(columns=["eval_s", "elapsed_s"]), fronts_before[name]
+        )

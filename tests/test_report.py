@@ -4,6 +4,7 @@ The fixtures reproduce the upstream formats exactly: evaluation summaries and pe
 TSVs as omni.jobs.evaluation writes them, cost records as omni.costs.CostMeter.finish writes
 them, Snakemake benchmark TSVs, training logs as omni.asr.trainer writes them.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,13 +41,13 @@ TABLE_DECODE = "greedy-streaming"
 SETTINGS = BootstrapSettings(resamples=1000, confidence=0.95, seed=7, min_speakers=20)
 UTTERANCES = 80
 DENSE_SEED = 1234
-SEEDS = (1234, 1235)           # training seeds of the pruning arms and the control
-SPEAKERS = {"dev": 4, "test-clean": 4, "test-other": 20}   # test-other has enough to resample speakers
+SEEDS = (1234, 1235)  # training seeds of the pruning arms and the control
+SPEAKERS = {"dev": 4, "test-clean": 4, "test-other": 20}  # test-other has enough to resample speakers
 PARAMS_TOTAL = 4_000_000
 PRUNABLE_TOTAL = 3_000_000
 LEVELS = (0.5, 0.7, 0.9)
-PAIRS = {"omni": "individual", "omni-kd": "individual-kd"}   # omni arm -> the individual arm with its teacher
-OWN_DENSE = [{"dense_seed": DENSE_SEED, "omni": "omni", "individual": "individual"}]   # job_params.dense_comparisons
+PAIRS = {"omni": "individual", "omni-kd": "individual-kd"}  # omni arm -> the individual arm with its teacher
+OWN_DENSE = [{"dense_seed": DENSE_SEED, "omni": "omni", "individual": "individual"}]  # job_params.dense_comparisons
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_FIGURE_BYTES = 10_000  # a figure with axes, curves and text; an empty canvas is far smaller
 BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -104,18 +105,43 @@ def _write_model_eval(root: Path, arm: str, tag: str, sparsity: float, seed: int
         decodes = {}
         for offset, decode in enumerate(DECODES):
             deletions = np.minimum(errors, offset)  # decodes differ a little, all from the same counts
-            table = pd.DataFrame({
-                "utt_id": _utt_ids(split), "reference": "A B C",
-                "hypothesis": "", "substitutions": errors - deletions, "deletions": deletions,
-                "insertions": 0, "ref_words": words, "char_errors": 2 * errors, "ref_chars": 5 * words,
-            })
+            table = pd.DataFrame(
+                {
+                    "utt_id": _utt_ids(split),
+                    "reference": "A B C",
+                    "hypothesis": "",
+                    "substitutions": errors - deletions,
+                    "deletions": deletions,
+                    "insertions": 0,
+                    "ref_words": words,
+                    "char_errors": 2 * errors,
+                    "ref_chars": 5 * words,
+                }
+            )
             table.to_csv(folder / f"{decode}.tsv", sep="\t", index=False)
-            decodes[decode] = {"wer": errors.sum() / words.sum(), "cer": 0.4 * errors.sum() / words.sum(),
-                               "utterances": UTTERANCES, "words": int(words.sum()), "decode_seconds": 1.0,
-                               "audio_seconds": 100.0, "rtf": 0.01}
-        summary = {"arm": arm, "seed": seed, "tag": tag, "sparsity": sparsity, "split": split, "params_total": PARAMS_TOTAL,
-                   "params_kept": kept, "prunable_total": PRUNABLE_TOTAL, "prunable_kept": kept_prunable,
-                   "export_bytes_fp32": 8 * kept, "export_bytes_fp16": 6 * kept, "decodes": decodes}
+            decodes[decode] = {
+                "wer": errors.sum() / words.sum(),
+                "cer": 0.4 * errors.sum() / words.sum(),
+                "utterances": UTTERANCES,
+                "words": int(words.sum()),
+                "decode_seconds": 1.0,
+                "audio_seconds": 100.0,
+                "rtf": 0.01,
+            }
+        summary = {
+            "arm": arm,
+            "seed": seed,
+            "tag": tag,
+            "sparsity": sparsity,
+            "split": split,
+            "params_total": PARAMS_TOTAL,
+            "params_kept": kept,
+            "prunable_total": PRUNABLE_TOTAL,
+            "prunable_kept": kept_prunable,
+            "export_bytes_fp32": 8 * kept,
+            "export_bytes_fp16": 6 * kept,
+            "decodes": decodes,
+        }
         (folder / "summary.json").write_text(json.dumps(summary))
 
 
@@ -151,11 +177,21 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     took twice as long (the headline is a mean per seed)."""
     root = tmp_path_factory.mktemp("results")
     (root / "data").mkdir()
-    (root / "data/voices.tsv").write_text("utt_id\tspeaker\tvoice\n")   # utterances read as LibriSpeech ids
+    (root / "data/voices.tsv").write_text("utt_id\tspeaker\tvoice\n")  # utterances read as LibriSpeech ids
     _write_model_eval(root, "dense", "dense", 0.0, DENSE_SEED)
     models = root / "models"
-    _write_cost(models / f"dense/seed{DENSE_SEED}/dense/cost.json", job="train_dense", arm="dense", sparsity=None,
-                threads=2, wall_s=3600.0, steps=900, audio_hours=5.0, peak_mem_mb=2000.0, **CPU)
+    _write_cost(
+        models / f"dense/seed{DENSE_SEED}/dense/cost.json",
+        job="train_dense",
+        arm="dense",
+        sparsity=None,
+        threads=2,
+        wall_s=3600.0,
+        steps=900,
+        audio_hours=5.0,
+        peak_mem_mb=2000.0,
+        **CPU,
+    )
     _write_train_log(models / f"dense/seed{DENSE_SEED}/dense/train_log.csv", 900, 3.0)
     for run, seed in enumerate(SEEDS, start=1):
         _write_model_eval(root, "control", "continued", 0.0, seed)
@@ -165,28 +201,91 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _write_model_eval(root, "omni-searched", "b0.7", 0.69, seed)
         per_seed = models / "{arm}" / f"seed{seed}" / "{tag}" / "cost.json"
         for level in LEVELS:
-            _write_cost(Path(str(per_seed).format(arm="individual", tag=f"s{level:g}")), job="train_individual",
-                        arm="individual", sparsity=level, threads=2, wall_s=run * 1800.0, steps=300,
-                        audio_hours=1.5, peak_mem_mb=1900.0, **CPU)
-            _write_cost(Path(str(per_seed).format(arm="individual-kd", tag=f"s{level:g}")), job="train_individual",
-                        arm="individual-kd", sparsity=level, threads=2, wall_s=run * 2160.0, steps=300,
-                        audio_hours=1.5, peak_mem_mb=1900.0, **CPU)
+            _write_cost(
+                Path(str(per_seed).format(arm="individual", tag=f"s{level:g}")),
+                job="train_individual",
+                arm="individual",
+                sparsity=level,
+                threads=2,
+                wall_s=run * 1800.0,
+                steps=300,
+                audio_hours=1.5,
+                peak_mem_mb=1900.0,
+                **CPU,
+            )
+            _write_cost(
+                Path(str(per_seed).format(arm="individual-kd", tag=f"s{level:g}")),
+                job="train_individual",
+                arm="individual-kd",
+                sparsity=level,
+                threads=2,
+                wall_s=run * 2160.0,
+                steps=300,
+                audio_hours=1.5,
+                peak_mem_mb=1900.0,
+                **CPU,
+            )
             for arm in ("omni", "omni-kd"):
-                _write_cost(Path(str(per_seed).format(arm=arm, tag=f"s{level:g}")), job="extract_omni", arm=arm,
-                            sparsity=level, threads=1, wall_s=run * 36.0, peak_mem_mb=800.0, **CPU)
+                _write_cost(
+                    Path(str(per_seed).format(arm=arm, tag=f"s{level:g}")),
+                    job="extract_omni",
+                    arm=arm,
+                    sparsity=level,
+                    threads=1,
+                    wall_s=run * 36.0,
+                    peak_mem_mb=800.0,
+                    **CPU,
+                )
             _write_train_log(models / f"individual/seed{seed}/s{level:g}/train_log.csv", 300, 1.0 + level)
-        _write_cost(Path(str(per_seed).format(arm="omni", tag="supernet")), job="train_omni", arm="omni",
-                    sparsity=None, threads=2, wall_s=run * 2700.0, steps=300, subnet_passes=600, audio_hours=1.5,
-                    peak_mem_mb=2100.0, **CPU)
-        _write_cost(Path(str(per_seed).format(arm="omni-kd", tag="supernet")), job="train_omni", arm="omni-kd",
-                    sparsity=None, threads=2, wall_s=run * 2106.0, steps=300, subnet_passes=300,
-                    audio_hours=1.5, peak_mem_mb=2100.0, **CPU)
+        _write_cost(
+            Path(str(per_seed).format(arm="omni", tag="supernet")),
+            job="train_omni",
+            arm="omni",
+            sparsity=None,
+            threads=2,
+            wall_s=run * 2700.0,
+            steps=300,
+            subnet_passes=600,
+            audio_hours=1.5,
+            peak_mem_mb=2100.0,
+            **CPU,
+        )
+        _write_cost(
+            Path(str(per_seed).format(arm="omni-kd", tag="supernet")),
+            job="train_omni",
+            arm="omni-kd",
+            sparsity=None,
+            threads=2,
+            wall_s=run * 2106.0,
+            steps=300,
+            subnet_passes=300,
+            audio_hours=1.5,
+            peak_mem_mb=2100.0,
+            **CPU,
+        )
         _write_train_log(models / f"omni/seed{seed}/supernet/train_log.csv", 300, 2.0)
-    _write_cost(root / f"search/omni/seed{SEEDS[0]}/cost.json", job="search", arm="omni-searched", sparsity=None,
-                device_kind="cuda", device_name="NVIDIA Fixture GPU", device_count=1, threads=4, wall_s=7200.0,
-                peak_mem_mb=9000.0)
-    _write_cost(root / f"eval/omni/seed{SEEDS[0]}/s0.7/dev/cost.json", job="evaluate", arm="omni", sparsity=0.7,
-                threads=2, wall_s=360.0, audio_hours=0.1, **CPU)
+    _write_cost(
+        root / f"search/omni/seed{SEEDS[0]}/cost.json",
+        job="search",
+        arm="omni-searched",
+        sparsity=None,
+        device_kind="cuda",
+        device_name="NVIDIA Fixture GPU",
+        device_count=1,
+        threads=4,
+        wall_s=7200.0,
+        peak_mem_mb=9000.0,
+    )
+    _write_cost(
+        root / f"eval/omni/seed{SEEDS[0]}/s0.7/dev/cost.json",
+        job="evaluate",
+        arm="omni",
+        sparsity=0.7,
+        threads=2,
+        wall_s=360.0,
+        audio_hours=0.1,
+        **CPU,
+    )
     bench = root / "benchmarks"
     _write_benchmark(bench / "build_corpus.tsv", 100.0, 180.0)
     _write_benchmark(bench / "manifest/dev.tsv", 10.0, "NA")
@@ -202,8 +301,10 @@ def _summary_paths(root: Path) -> list[Path]:
 
 def _study_benchmarks(root: Path) -> list[Path]:
     """The benchmark files of the fixture study's jobs (omni.study lists them; one never ran)."""
-    return [root / "benchmarks" / name for name in ("build_corpus.tsv", "manifest/dev.tsv",
-                                                    f"train_dense/seed{DENSE_SEED}.tsv", "manifest/train.tsv")]
+    return [
+        root / "benchmarks" / name
+        for name in ("build_corpus.tsv", "manifest/dev.tsv", f"train_dense/seed{DENSE_SEED}.tsv", "manifest/train.tsv")
+    ]
 
 
 def _cost_paths(root: Path) -> list[Path]:
@@ -213,19 +314,48 @@ def _cost_paths(root: Path) -> list[Path]:
 # ---------------------------------------------------------------- bootstrap
 
 
-@pytest.mark.parametrize("arm, kind", [("dense", "dense"), ("control", "control"), ("individual", "individual"),
-                                       ("individual-kd", "individual"), ("omni-kd-lw", "omni"),
-                                       ("omni-searched", "searched"), ("omni-kd-layerwise-searched", "searched"),
-                                       ("seed1234", None), ("s0.7", None), ("dense-x", None)])
+@pytest.mark.parametrize(
+    "arm, kind",
+    [
+        ("dense", "dense"),
+        ("control", "control"),
+        ("individual", "individual"),
+        ("individual-kd", "individual"),
+        ("omni-kd-lw", "omni"),
+        ("omni-searched", "searched"),
+        ("omni-kd-layerwise-searched", "searched"),
+        ("seed1234", None),
+        ("s0.7", None),
+        ("dense-x", None),
+    ],
+)
 def test_an_arm_name_says_its_kind(arm: str, kind: str | None) -> None:
     assert arm_kind(arm) == kind
 
 
 def test_arms_are_ordered_by_kind_the_studys_own_arm_first() -> None:
-    arms = ["omni-kd-searched", "omni-kd", "individual-kd", "omni-searched", "omni", "control", "individual", "dense",
-            "omni-inplace"]
-    assert sorted(arms, key=arm_order) == ["dense", "control", "individual", "individual-kd", "omni", "omni-inplace",
-                                           "omni-kd", "omni-searched", "omni-kd-searched"]
+    arms = [
+        "omni-kd-searched",
+        "omni-kd",
+        "individual-kd",
+        "omni-searched",
+        "omni",
+        "control",
+        "individual",
+        "dense",
+        "omni-inplace",
+    ]
+    assert sorted(arms, key=arm_order) == [
+        "dense",
+        "control",
+        "individual",
+        "individual-kd",
+        "omni",
+        "omni-inplace",
+        "omni-kd",
+        "omni-searched",
+        "omni-kd-searched",
+    ]
 
 
 def test_identical_systems_have_zero_difference_and_a_ci_containing_zero() -> None:
@@ -267,8 +397,9 @@ def test_seeds_that_agree_give_the_utterance_bootstrap_and_seeds_that_differ_wid
     system = np.random.default_rng(7).binomial(words, 0.25)
     baseline = np.random.default_rng(8).binomial(words, 0.2)
     one_run = paired_bootstrap(system, baseline, words, SETTINGS)
-    agreeing = seeded_paired_bootstrap(np.vstack([system] * 3), np.vstack([baseline] * 3), words, SETTINGS,
-                                       paired_seeds=True)
+    agreeing = seeded_paired_bootstrap(
+        np.vstack([system] * 3), np.vstack([baseline] * 3), words, SETTINGS, paired_seeds=True
+    )
     assert agreeing.ci_abs == pytest.approx(one_run.ci_abs) and agreeing.diff_abs == pytest.approx(one_run.diff_abs)
     # the system's seeds scatter around the same mean: the point estimate stays, the interval widens
     scatter = np.vstack([system + 2, system, np.maximum(system - 2, 0)])
@@ -302,7 +433,9 @@ def test_bootstrap_rejects_inputs_without_words() -> None:
 
 
 def test_accounting_sums_core_hours_and_keeps_gpu_hours_apart(results: Path) -> None:
-    account = accounting.collect(_cost_paths(results), _study_benchmarks(results), results / "benchmarks", results, PAIRS)
+    account = accounting.collect(
+        _cost_paths(results), _study_benchmarks(results), results / "benchmarks", results, PAIRS
+    )
     jobs = account.jobs
     assert set(jobs["unit"]) == {"CPU core-hours", "GPU-hours"}
     dense = jobs[jobs["rule"] == "train_dense"].iloc[0]
@@ -321,16 +454,18 @@ def test_accounting_sums_core_hours_and_keeps_gpu_hours_apart(results: Path) -> 
     assert np.isnan(jobs.loc[jobs["rule"] == "build_corpus", "seed"].iloc[0])
 
     totals = account.totals.set_index(["stage", "unit"])
-    all_seeds = 1 + 2   # the second seed's jobs took twice as long
+    all_seeds = 1 + 2  # the second seed's jobs took twice as long
     assert totals.at[("individual", "CPU core-hours"), "device_hours"] == pytest.approx(
-        3 * all_seeds * (1800.0 + 2160.0) * 2 / 3600.0)   # every individual arm: individual and individual-kd
+        3 * all_seeds * (1800.0 + 2160.0) * 2 / 3600.0
+    )  # every individual arm: individual and individual-kd
     assert totals.at[("omni", "CPU core-hours"), "device_hours"] == pytest.approx(
-        all_seeds * (1.5 + 3 * 0.01) + all_seeds * (2106.0 * 2 + 3 * 36.0) / 3600.0)
+        all_seeds * (1.5 + 3 * 0.01) + all_seeds * (2106.0 * 2 + 3 * 36.0) / 3600.0
+    )
     assert totals.at[("search", "GPU-hours"), "device_hours"] == pytest.approx(2.0)
     assert ("search", "CPU core-hours") not in totals.index
     assert totals.at[("data", "CPU core-hours"), "jobs"] == 2
 
-    headline = account.headline.set_index("item")   # per training seed: the mean over the two seeds
+    headline = account.headline.set_index("item")  # per training seed: the mean over the two seeds
     assert headline.at["individual", "models"] == 3 and headline.at["omni", "models"] == 3
     assert headline.at["individual", "seeds"] == 2 and headline.at["dense (shared)", "seeds"] == 1
     assert headline.at["individual", "device_hours"] == pytest.approx(3.0 * all_seeds / 2)
@@ -340,12 +475,12 @@ def test_accounting_sums_core_hours_and_keeps_gpu_hours_apart(results: Path) -> 
     # one training job per arm, next to one job of its paired individual arm (omni-kd <-> individual-kd)
     arms = account.arms.set_index("arm")
     assert arms.at["individual", "jobs"] == 3 and arms.at["omni-kd", "jobs"] == 1
-    assert arms.at["individual", "job_device_hours"] == pytest.approx(1.5)   # (1 + 2) x 1800 s x 2 threads / 2 seeds
+    assert arms.at["individual", "job_device_hours"] == pytest.approx(1.5)  # (1 + 2) x 1800 s x 2 threads / 2 seeds
     assert arms.at["omni-kd", "paired_individual"] == "individual-kd"
     # supernet (2 threads) + 3 extractions (1 thread) cost one individual-kd job: 2106 x 2 + 3 x 36 = 2160 x 2
     assert arms.at["omni-kd", "vs_one_individual_job"] == pytest.approx(1.0)
     assert arms.at["omni-kd", "vs_individual_arm"] == pytest.approx(1.0 / 3)
-    assert arms.at["omni", "vs_one_individual_job"] == pytest.approx(1.53)   # 2700 x 2 + 3 x 36 over 1800 x 2
+    assert arms.at["omni", "vs_one_individual_job"] == pytest.approx(1.53)  # 2700 x 2 + 3 x 36 over 1800 x 2
 
     check = account.crosscheck.set_index("rule")
     assert check.at["train_dense", "benchmark_over_record"] == pytest.approx(3700.0 / 3600.0)
@@ -367,9 +502,16 @@ def test_accounting_refuses_a_record_whose_unit_contradicts_its_device(tmp_path:
 @pytest.fixture(scope="module")
 def written_tables(results: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("tables")
-    outputs = {key: out / name for key, name in [
-        ("wer_csv", "wer.csv"), ("wer_md", "wer.md"), ("sparsity_csv", "wer_vs_sparsity.csv"),
-        ("sparsity_md", "wer_vs_sparsity.md"), ("sparsity_tex", "wer_vs_sparsity.tex")]}
+    outputs = {
+        key: out / name
+        for key, name in [
+            ("wer_csv", "wer.csv"),
+            ("wer_md", "wer.md"),
+            ("sparsity_csv", "wer_vs_sparsity.csv"),
+            ("sparsity_md", "wer_vs_sparsity.md"),
+            ("sparsity_tex", "wer_vs_sparsity.tex"),
+        ]
+    }
     wer_tables.write_wer_tables(_summary_paths(results), SPLITS, DECODES, TABLE_DECODE, SETTINGS, outputs)
     return outputs
 
@@ -379,10 +521,22 @@ def test_wer_table_has_every_model_split_and_decode(written_tables: dict[str, Pa
     assert list(wer.columns) == wer_tables.WER_COLUMNS
     runs = 1 + len(SEEDS) * (1 + 4 * len(LEVELS) + 1)
     assert len(wer) == runs * len(SPLITS) * len(DECODES)
-    assert list(wer["arm"].drop_duplicates()) == ["dense", "control", "individual", "individual-kd", "omni",
-                                                  "omni-kd", "omni-searched"]
-    row = wer[(wer["arm"] == "omni") & (wer["tag"] == "s0.9") & (wer["split"] == "test-other")
-              & (wer["decode"] == TABLE_DECODE) & (wer["seed"] == SEEDS[1])].iloc[0]
+    assert list(wer["arm"].drop_duplicates()) == [
+        "dense",
+        "control",
+        "individual",
+        "individual-kd",
+        "omni",
+        "omni-kd",
+        "omni-searched",
+    ]
+    row = wer[
+        (wer["arm"] == "omni")
+        & (wer["tag"] == "s0.9")
+        & (wer["split"] == "test-other")
+        & (wer["decode"] == TABLE_DECODE)
+        & (wer["seed"] == SEEDS[1])
+    ].iloc[0]
     summary = json.loads((results / f"eval/omni/seed{SEEDS[1]}/s0.9/test-other/summary.json").read_text())
     assert row["wer"] == pytest.approx(summary["decodes"][TABLE_DECODE]["wer"])
     assert row["params_kept"] == summary["params_kept"]
@@ -394,8 +548,14 @@ def mean_wer(errors: np.ndarray, words: np.ndarray) -> float:
     return float((errors.sum(axis=1) / words.sum()).mean())
 
 
-def linearized_interval(system: np.ndarray, baseline: np.ndarray, words: np.ndarray, clusters: np.ndarray,
-                        paired: bool = True, confidence: float = 0.95) -> tuple[float, float]:
+def linearized_interval(
+    system: np.ndarray,
+    baseline: np.ndarray,
+    words: np.ndarray,
+    clusters: np.ndarray,
+    paired: bool = True,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
     """The two-level interval of a seed-mean WER difference worked out in closed form, not by resampling: the
     cluster bootstrap's variance of D* = sum(d*) / sum(w*) over k resampled clusters is, to first order,
     var(d_c - D w_c) / (k mean(w_c)^2) (the delta method), scaled by k / (k - 1); the seed part is the sample
@@ -410,12 +570,12 @@ def linearized_interval(system: np.ndarray, baseline: np.ndarray, words: np.ndar
     k = len(ids)
     diff = (per_cluster(system) - per_cluster(baseline)).sum() / cluster_words.sum()
     residual = per_cluster(system) - per_cluster(baseline) - diff * cluster_words
-    parts = [((residual ** 2).sum() / (k - 1) / (k * cluster_words.mean() ** 2), k - 1)]
+    parts = [((residual**2).sum() / (k - 1) / (k * cluster_words.mean() ** 2), k - 1)]
     rates = lambda runs: runs.sum(axis=1) / words.sum()  # noqa: E731
     groups = [rates(system) - rates(baseline)] if paired else [rates(system), rates(baseline)]
     parts += [(group.var(ddof=1) / len(group), len(group) - 1) for group in groups if len(group) > 1]
     variance = sum(part for part, _ in parts)
-    dof = variance ** 2 / sum(part ** 2 / df for part, df in parts if part > 0)
+    dof = variance**2 / sum(part**2 / df for part, df in parts if part > 0)
     half = student_t_quantile(0.5 + confidence / 2, dof) * math.sqrt(variance)
     return diff - half, diff + half
 
@@ -424,8 +584,10 @@ def assert_interval_close(low: float, high: float, expected: tuple[float, float]
     """Within `tolerance` of the expected half-width at both ends: 1000 resamples estimate the variance to
     about +-4.5 %, the half-width to +-2.2 %; a missing seed part or a normal quantile for t(1) misses by far more."""
     half = (expected[1] - expected[0]) / 2
-    assert abs(low - expected[0]) < tolerance * half and abs(high - expected[1]) < tolerance * half, \
-        ((low, high), expected)
+    assert abs(low - expected[0]) < tolerance * half and abs(high - expected[1]) < tolerance * half, (
+        (low, high),
+        expected,
+    )
 
 
 def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str, Path], results: Path) -> None:
@@ -447,26 +609,37 @@ def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str,
     assert row["test-other/bootstrap_unit"] == "20 speakers" and row["dev/bootstrap_unit"] == "utterances"
     relative = 100 * (mean_wer(omni, words) - mean_wer(individual, words)) / mean_wer(individual, words)
     assert row["test-other/rel_diff_pct"] == pytest.approx(relative) and row["test-other/abs_diff"] == pytest.approx(
-        mean_wer(omni, words) - mean_wer(individual, words))
-    assert_interval_close(row["test-other/abs_ci_low"], row["test-other/abs_ci_high"],
-                          linearized_interval(omni, individual, words, speakers))
+        mean_wer(omni, words) - mean_wer(individual, words)
+    )
+    assert_interval_close(
+        row["test-other/abs_ci_low"],
+        row["test-other/abs_ci_high"],
+        linearized_interval(omni, individual, words, speakers),
+    )
     assert row["test-other/omni_wer"] < row["test-other/individual_wer"] and row["test-other/excludes_zero"]
     assert by_tag.at["s0.5", "test-other/rel_diff_pct"] == 0.0 and not by_tag.at["s0.5", "test-other/excludes_zero"]
     assert np.isnan(by_tag.at["dense", "test-other/omni_wer"])
     # pruning damage against the dense-continued control; on the dense row, dense - control (convergence):
     # one dense model against two controls, so the seed part is the controls' spread alone
     control, dense = runs("control", 0.0), runs("dense", 0.0, (DENSE_SEED,))
-    assert by_tag.at["dense", "test-other/individual_damage_abs_diff"] == pytest.approx(mean_wer(dense, words) - mean_wer(control, words))
+    assert by_tag.at["dense", "test-other/individual_damage_abs_diff"] == pytest.approx(
+        mean_wer(dense, words) - mean_wer(control, words)
+    )
     assert mean_wer(dense, words) > mean_wer(control, words)
-    assert_interval_close(by_tag.at["dense", "test-other/individual_damage_abs_ci_low"],
-                          by_tag.at["dense", "test-other/individual_damage_abs_ci_high"],
-                          linearized_interval(dense, control, words, speakers, paired=False))
+    assert_interval_close(
+        by_tag.at["dense", "test-other/individual_damage_abs_ci_low"],
+        by_tag.at["dense", "test-other/individual_damage_abs_ci_high"],
+        linearized_interval(dense, control, words, speakers, paired=False),
+    )
     searched, uniform = runs("omni-searched", 0.69), runs("omni", 0.7)
     assert by_tag.at["b0.7", "test-other/vs_uniform_rel_diff_pct"] == pytest.approx(
-        100 * (mean_wer(searched, words) - mean_wer(uniform, words)) / mean_wer(uniform, words))
+        100 * (mean_wer(searched, words) - mean_wer(uniform, words)) / mean_wer(uniform, words)
+    )
     assert by_tag.at["b0.7", "test-other/uniform_omni_wer"] == by_tag.at["s0.7", "test-other/omni_wer"]
     assert np.isnan(by_tag.at["s0.7", "test-other/vs_uniform_rel_diff_pct"])
-    assert by_tag.at["s0.9", "test-other/omni_damage_abs_diff"] == pytest.approx(mean_wer(omni, words) - mean_wer(control, words))
+    assert by_tag.at["s0.9", "test-other/omni_damage_abs_diff"] == pytest.approx(
+        mean_wer(omni, words) - mean_wer(control, words)
+    )
     assert by_tag.at["s0.9", "test-other/control_wer"] == pytest.approx(mean_wer(control, words))
     # the searched model is compared with the individual model of its budget's sparsity
     assert by_tag.at["b0.7", "test-other/individual_wer"] == by_tag.at["s0.7", "test-other/individual_wer"]
@@ -487,17 +660,24 @@ def test_sparsity_table_numbers_and_significance_marks(written_tables: dict[str,
     assert body.count(r"\\") >= len(table) and r"$^{*}$" in latex
 
 
-def test_strategy_table_pairs_each_arm_with_the_individual_arm_of_its_teacher(results: Path,
-                                                                             tmp_path: Path) -> None:
-    account = accounting.collect(_cost_paths(results), _study_benchmarks(results), results / "benchmarks", results, PAIRS)
+def test_strategy_table_pairs_each_arm_with_the_individual_arm_of_its_teacher(results: Path, tmp_path: Path) -> None:
+    account = accounting.collect(
+        _cost_paths(results), _study_benchmarks(results), results / "benchmarks", results, PAIRS
+    )
     cost_csv = tmp_path / "cost.csv"
     cost_tables.write_cost_tables(account, {"csv": cost_csv, "md": tmp_path / "cost.md", "tex": tmp_path / "cost.tex"})
     outputs = {"csv": tmp_path / "strategies.csv", "md": tmp_path / "strategies.md"}
-    strategy_tables.write_strategy_tables(_summary_paths(results), cost_csv, SPLITS, TABLE_DECODE, SETTINGS, PAIRS,
-                                          outputs)
+    strategy_tables.write_strategy_tables(
+        _summary_paths(results), cost_csv, SPLITS, TABLE_DECODE, SETTINGS, PAIRS, outputs
+    )
     table = pd.read_csv(outputs["csv"])
     assert list(zip(table["level"], table["arm"]))[:5] == [
-        (0.5, "individual"), (0.5, "individual-kd"), (0.5, "omni"), (0.5, "omni-kd"), (0.7, "individual")]
+        (0.5, "individual"),
+        (0.5, "individual-kd"),
+        (0.5, "omni"),
+        (0.5, "omni-kd"),
+        (0.7, "individual"),
+    ]
     assert len(table) == 4 * len(LEVELS) + 1 and (table["arm"] == "omni-searched").sum() == 1
     rows = table.set_index(["level", "arm"])
     words = _reference_words("test-other")
@@ -511,17 +691,23 @@ def test_strategy_table_pairs_each_arm_with_the_individual_arm_of_its_teacher(re
     # omni-kd is compared with individual-kd (both have the dense teacher), omni with individual
     assert rows.at[(0.9, "omni-kd"), "paired_individual"] == "individual-kd"
     assert rows.at[(0.9, "omni-kd"), "test-other/vs_individual_rel_diff_pct"] == pytest.approx(
-        rel_diff(runs("omni-kd", 0.9), runs("individual-kd", 0.9)))
+        rel_diff(runs("omni-kd", 0.9), runs("individual-kd", 0.9))
+    )
     assert rows.at[(0.9, "omni"), "test-other/vs_individual_rel_diff_pct"] == pytest.approx(
-        rel_diff(runs("omni", 0.9), runs("individual", 0.9)))
-    assert rows.at[(0.9, "omni-kd"), "test-other/vs_individual_rel_diff_pct"] != rows.at[
-        (0.9, "omni"), "test-other/vs_individual_rel_diff_pct"], "the teacher's pair is another comparison"
+        rel_diff(runs("omni", 0.9), runs("individual", 0.9))
+    )
+    assert (
+        rows.at[(0.9, "omni-kd"), "test-other/vs_individual_rel_diff_pct"]
+        != rows.at[(0.9, "omni"), "test-other/vs_individual_rel_diff_pct"]
+    ), "the teacher's pair is another comparison"
     assert np.isnan(rows.at[(0.9, "individual-kd"), "test-other/vs_individual_abs_diff"])
     assert rows.at[(0.7, "individual-kd"), "test-other/damage_abs_diff"] == pytest.approx(
-        mean_wer(runs("individual-kd", 0.7), words) - mean_wer(runs("control", 0.0), words))
+        mean_wer(runs("individual-kd", 0.7), words) - mean_wer(runs("control", 0.0), words)
+    )
     assert rows.at[(0.7, "individual-kd"), "test-other/arm_wer_sd"] > 0
     assert rows.at[(0.7, "omni-searched"), "test-other/vs_uniform_rel_diff_pct"] == pytest.approx(
-        rel_diff(runs("omni-searched", 0.69), runs("omni", 0.7)))
+        rel_diff(runs("omni-searched", 0.69), runs("omni", 0.7))
+    )
     assert rows.at[(0.9, "omni-kd"), "job_vs_one_individual_job"] == pytest.approx(1.0)
     assert rows.at[(0.9, "omni-kd"), "job_vs_individual_arm"] == pytest.approx(1.0 / 3)
     markdown = outputs["md"].read_text()
@@ -535,7 +721,9 @@ def test_table_decode_missing_from_the_summaries_is_a_config_error(results: Path
 
 
 def test_cost_tables(results: Path, tmp_path: Path) -> None:
-    account = accounting.collect(_cost_paths(results), _study_benchmarks(results), results / "benchmarks", results, PAIRS)
+    account = accounting.collect(
+        _cost_paths(results), _study_benchmarks(results), results / "benchmarks", results, PAIRS
+    )
     outputs = {"csv": tmp_path / "cost.csv", "md": tmp_path / "cost.md", "tex": tmp_path / "cost.tex"}
     cost_tables.write_cost_tables(account, outputs)
     frame = pd.read_csv(outputs["csv"])
@@ -586,7 +774,9 @@ WRAPPER = textwrap.dedent("""\
     STUDY = FixtureStudy(**vars(STUDY))
     include: "{repo}/rules/report.smk"
     rule all:
-        input: [STUDY.table(name) for name in (*WER_TABLES, *COST_TABLES, *STRATEGY_TABLES)], [STUDY.figure(name) for name in FIGURES]
+        input:
+            [STUDY.table(name) for name in (*WER_TABLES, *COST_TABLES, *STRATEGY_TABLES)],
+            [STUDY.figure(name) for name in FIGURES]
     """)
 
 
@@ -604,14 +794,28 @@ def test_report_rules_run_build_a_report_and_rerun_on_report_config_only(results
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["evaluate"].update(splits=SPLITS, decodes=DECODES)
     config["report"]["table_decode"] = TABLE_DECODE
-    config["variants"] = {"individual-kd": {"distill": {"individual": "dense"}}, "omni-kd": {"distill": {"omni": "dense"}}}
+    config["variants"] = {
+        "individual-kd": {"distill": {"individual": "dense"}},
+        "omni-kd": {"distill": {"omni": "dense"}},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "Snakefile").write_text(WRAPPER.format(repo=REPO))
 
     _snakemake(tmp_path, "--quiet")
-    for name in ["tables/wer.csv", "tables/wer.md", "tables/wer_vs_sparsity.csv", "tables/wer_vs_sparsity.md",
-                 "tables/wer_vs_sparsity.tex", "tables/cost.csv", "tables/cost.md", "tables/cost.tex",
-                 "tables/strategies.csv", "tables/strategies.md", "tables/primary.csv", "tables/primary.md"]:
+    for name in [
+        "tables/wer.csv",
+        "tables/wer.md",
+        "tables/wer_vs_sparsity.csv",
+        "tables/wer_vs_sparsity.md",
+        "tables/wer_vs_sparsity.tex",
+        "tables/cost.csv",
+        "tables/cost.md",
+        "tables/cost.tex",
+        "tables/strategies.csv",
+        "tables/strategies.md",
+        "tables/primary.csv",
+        "tables/primary.md",
+    ]:
         assert (tmp_path / "results" / name).stat().st_size > 0, name
     for name in ["pareto.png", "training_curves.png", "cost.png"]:
         png = (tmp_path / "results/figures" / name).read_bytes()
@@ -631,15 +835,18 @@ def test_report_rules_run_build_a_report_and_rerun_on_report_config_only(results
     assert "wer_table" in job_stats and "figures" in job_stats and "accounting" not in job_stats
 
 
-@pytest.mark.parametrize(("teachers", "says"), [
-    ({"individual": "dense", "omni": "dense", "control": "dense"}, "Both arms learn from the same teacher"),
-    ({"individual": "none", "omni": "none", "control": "none"}, "No arm learns from a teacher"),
-    ({"individual": "none", "omni": "inplace", "control": "none"}, "no arm has an external teacher"),
-    ({"individual": "none", "omni": "dense", "control": "none"}, "Teachers differ"),
-    ({"individual": "dense", "omni": "dense", "control": "dense"}, "a damage column is what pruning costs"),
-    ({"individual": "none", "omni": "inplace", "control": "none"}, "a damage column is what pruning costs"),
-    ({"individual": "dense", "omni": "dense", "control": "none"}, "mixes the teacher's gain"),
-])
+@pytest.mark.parametrize(
+    ("teachers", "says"),
+    [
+        ({"individual": "dense", "omni": "dense", "control": "dense"}, "Both arms learn from the same teacher"),
+        ({"individual": "none", "omni": "none", "control": "none"}, "No arm learns from a teacher"),
+        ({"individual": "none", "omni": "inplace", "control": "none"}, "no arm has an external teacher"),
+        ({"individual": "none", "omni": "dense", "control": "none"}, "Teachers differ"),
+        ({"individual": "dense", "omni": "dense", "control": "dense"}, "a damage column is what pruning costs"),
+        ({"individual": "none", "omni": "inplace", "control": "none"}, "a damage column is what pruning costs"),
+        ({"individual": "dense", "omni": "dense", "control": "none"}, "mixes the teacher's gain"),
+    ],
+)
 def test_the_caption_says_what_each_arm_learns_from(results: Path, tmp_path: Path, teachers: dict, says: str) -> None:
     outputs = {key: tmp_path / key for key in ("wer_csv", "wer_md", "sparsity_csv", "sparsity_md", "sparsity_tex")}
     wer_tables.write_wer_tables(_summary_paths(results), SPLITS, DECODES, TABLE_DECODE, SETTINGS, outputs, teachers)
@@ -647,12 +854,21 @@ def test_the_caption_says_what_each_arm_learns_from(results: Path, tmp_path: Pat
 
 
 def test_primary_endpoint_pools_the_levels_on_test_other_and_checks_the_papers_claim(
-        written_tables: dict[str, Path], results: Path, tmp_path: Path) -> None:
+    written_tables: dict[str, Path], results: Path, tmp_path: Path
+) -> None:
     from omni.results import primary
-    primary.write_primary(_summary_paths(results), SPLITS, TABLE_DECODE, SETTINGS, tmp_path / "primary.csv",
-                          tmp_path / "primary.md", OWN_DENSE)
+
+    primary.write_primary(
+        _summary_paths(results),
+        SPLITS,
+        TABLE_DECODE,
+        SETTINGS,
+        tmp_path / "primary.csv",
+        tmp_path / "primary.md",
+        OWN_DENSE,
+    )
     table = pd.read_csv(tmp_path / "primary.csv").set_index("split")
-    assert set(table["dense_seed"].astype(str)) == {str(DENSE_SEED)}   # one dense model: no row over dense models
+    assert set(table["dense_seed"].astype(str)) == {str(DENSE_SEED)}  # one dense model: no row over dense models
     sparsity = pd.read_csv(written_tables["sparsity_csv"]).set_index("tag").loc[["s0.5", "s0.7", "s0.9"]]
     row = table.loc["test-other"]
     omni, individual = sparsity["test-other/omni_wer"].mean(), sparsity["test-other/individual_wer"].mean()
@@ -660,11 +876,18 @@ def test_primary_endpoint_pools_the_levels_on_test_other_and_checks_the_papers_c
     assert row["rel_diff_pct"] == pytest.approx(100 * (omni - individual) / individual)
     assert row["abs_diff"] == pytest.approx(omni - individual)
     assert row["rel_ci_low_pct"] < row["one_sided_lower_pct"] <= row["rel_diff_pct"] <= row["one_sided_upper_pct"]
-    claim = ("supported" if row["one_sided_upper_pct"] < -2 else
-             "rejected" if row["one_sided_lower_pct"] > -2 else "undecided")
+    claim = (
+        "supported"
+        if row["one_sided_upper_pct"] < -2
+        else "rejected"
+        if row["one_sided_lower_pct"] > -2
+        else "undecided"
+    )
     assert row["claim"] == claim
     assert len(str(row["seed_rel_diffs_pct"]).split(";")) == len(SEEDS)
-    assert row["utterances_to_resolve_2pct"] == pytest.approx(row["utterances"] * (row["test_resolves_rel_pct"] / 2) ** 2)
+    assert row["utterances_to_resolve_2pct"] == pytest.approx(
+        row["utterances"] * (row["test_resolves_rel_pct"] / 2) ** 2
+    )
     text = (tmp_path / "primary.md").read_text()
     assert text.startswith("### Primary endpoint") and "test-other (primary)" in text and "dev (secondary)" in text
     assert "the one dense model every run starts from" in text
@@ -683,7 +906,7 @@ def _replicate_evals(results: Path, tmp_path: Path, dense_seed: int, extra_omni_
             for decode in DECODES:
                 table = pd.read_csv(source.parent / f"{decode}.tsv", sep="\t")
                 if kind == "omni":
-                    table["substitutions"] += (np.arange(len(table)) % extra_omni_error_every == 0)
+                    table["substitutions"] += np.arange(len(table)) % extra_omni_error_every == 0
                 table.to_csv(target / f"{decode}.tsv", sep="\t", index=False)
                 errors = table[["substitutions", "deletions", "insertions"]].to_numpy().sum()
                 summary["decodes"][decode]["wer"] = errors / table["ref_words"].sum()
@@ -695,21 +918,26 @@ def test_primary_endpoint_over_dense_models_is_a_t_interval_on_their_estimates(r
     """Each dense model's own arms give one estimate; over them, the mean with a t(n - 1) interval on the
     spread of the estimates (which holds every variance component, the between-dense one included)."""
     from omni.results import primary
+
     replicate = 1240
-    dense_models = [*OWN_DENSE, {"dense_seed": replicate, "omni": f"omni-dense{replicate}",
-                                 "individual": f"individual-dense{replicate}"}]
+    dense_models = [
+        *OWN_DENSE,
+        {"dense_seed": replicate, "omni": f"omni-dense{replicate}", "individual": f"individual-dense{replicate}"},
+    ]
     paths = [*_summary_paths(results), *_replicate_evals(results, tmp_path, replicate, 3)]
-    primary.write_primary(paths, SPLITS, TABLE_DECODE, SETTINGS, tmp_path / "primary.csv", tmp_path / "primary.md",
-                          dense_models)
+    primary.write_primary(
+        paths, SPLITS, TABLE_DECODE, SETTINGS, tmp_path / "primary.csv", tmp_path / "primary.md", dense_models
+    )
     table = pd.read_csv(tmp_path / "primary.csv", dtype={"dense_seed": str})
     on_other = table[table["split"] == "test-other"].set_index("dense_seed")
     own, other, both = (on_other.loc[key] for key in (str(DENSE_SEED), str(replicate), primary.OVER_DENSE))
-    assert other["rel_diff_pct"] > own["rel_diff_pct"]            # the replicate's omni errs more
+    assert other["rel_diff_pct"] > own["rel_diff_pct"]  # the replicate's omni errs more
     estimates = np.array([own["rel_diff_pct"], other["rel_diff_pct"]])
-    half = 12.706204736 * estimates.std(ddof=1) / np.sqrt(2)      # t(1) at 97.5 %
+    half = 12.706204736 * estimates.std(ddof=1) / np.sqrt(2)  # t(1) at 97.5 %
     assert both["rel_diff_pct"] == pytest.approx(estimates.mean())
     assert (both["rel_ci_low_pct"], both["rel_ci_high_pct"]) == pytest.approx(
-        (estimates.mean() - half, estimates.mean() + half), rel=1e-6)
+        (estimates.mean() - half, estimates.mean() + half), rel=1e-6
+    )
     assert both["ci_dof"] == 1 and both["seeds"] == 2 * len(SEEDS)
     assert [float(v) for v in both["dense_rel_diffs_pct"].split(";")] == pytest.approx(estimates, rel=1e-5)
     text = (tmp_path / "primary.md").read_text()
@@ -721,12 +949,14 @@ def test_speakers_that_share_voices_are_resampled_by_voice(results: Path) -> Non
     """The synthetic test-other has 96 speaker folders of 6 voices: its independent units are the voices."""
     utt_ids = _utt_ids("test-other")
     speakers = sorted({utt_id.split("-")[0] for utt_id in utt_ids})
-    voice = {speaker: f"voice{index % 4}" for index, speaker in enumerate(speakers)}   # 20 speakers, 4 voices
+    voice = {speaker: f"voice{index % 4}" for index, speaker in enumerate(speakers)}  # 20 speakers, 4 voices
     voices = Voices({utt: utt.split("-")[0] for utt in utt_ids}, {utt: voice[utt.split("-")[0]] for utt in utt_ids})
-    by_speaker = wer_tables.sparsity_table(wer_tables.load_summaries(_summary_paths(results)), SPLITS, TABLE_DECODE,
-                                           SETTINGS).set_index("tag")
-    by_voice = wer_tables.sparsity_table(wer_tables.load_summaries(_summary_paths(results)), SPLITS, TABLE_DECODE,
-                                         SETTINGS, voices).set_index("tag")
+    by_speaker = wer_tables.sparsity_table(
+        wer_tables.load_summaries(_summary_paths(results)), SPLITS, TABLE_DECODE, SETTINGS
+    ).set_index("tag")
+    by_voice = wer_tables.sparsity_table(
+        wer_tables.load_summaries(_summary_paths(results)), SPLITS, TABLE_DECODE, SETTINGS, voices
+    ).set_index("tag")
     assert by_speaker.at["s0.9", "test-other/bootstrap_unit"] == "20 speakers"
     assert by_voice.at["s0.9", "test-other/bootstrap_unit"] == "4 voices"
     assert by_voice.at["s0.9", "test-other/rel_diff_pct"] == by_speaker.at["s0.9", "test-other/rel_diff_pct"]
@@ -736,22 +966,28 @@ def test_speakers_that_share_voices_are_resampled_by_voice(results: Path) -> Non
 
 def test_corpus_voices_come_from_speakers_txt_and_real_speech_has_none(tmp_path: Path) -> None:
     from omni.data.voices import corpus_voices, read_voices, utterance_voices
+
     synth = tmp_path / "synth"
     synth.mkdir()
-    (synth / "SPEAKERS.TXT").write_text(";ID  |SUBSET      |MINUTES|VOICE            |RATE_WPM|PITCH\n"
-                                        "40000|test-other  |   1.20|en-us+f5         |     120|   40\n"
-                                        "40001|test-other  |   1.10|en+steph          |     225|   55\n")
+    (synth / "SPEAKERS.TXT").write_text(
+        ";ID  |SUBSET      |MINUTES|VOICE            |RATE_WPM|PITCH\n"
+        "40000|test-other  |   1.20|en-us+f5         |     120|   40\n"
+        "40001|test-other  |   1.10|en+steph          |     225|   55\n"
+    )
     assert corpus_voices(synth).to_dict("list") == {"speaker": ["40000", "40001"], "voice": ["en-us+f5", "en+steph"]}
     librispeech = tmp_path / "librispeech"
     librispeech.mkdir()
-    (librispeech / "SPEAKERS.TXT").write_text("; LibriSpeech\n;ID  |SEX| SUBSET           |MINUTES| NAME\n"
-                                              "14   | F | train-clean-360  | 25.03 | Kristin LeMoine\n")
+    (librispeech / "SPEAKERS.TXT").write_text(
+        "; LibriSpeech\n;ID  |SEX| SUBSET           |MINUTES| NAME\n"
+        "14   | F | train-clean-360  | 25.03 | Kristin LeMoine\n"
+    )
     assert corpus_voices(librispeech).empty and corpus_voices(tmp_path / "none").empty
     (synth / "SPEAKERS.TXT").write_text(";ID|SUBSET|VOICE\n40000|test-other\n")
     with pytest.raises(ValueError, match=r"SPEAKERS.TXT:2"):
         corpus_voices(synth)
-    manifest = pd.DataFrame({"utt_id": ["40000-1-0001", "40001-1-0001", "9-1-0001", "own"],
-                             "speaker": ["40000", "40001", "9", ""]})
+    manifest = pd.DataFrame(
+        {"utt_id": ["40000-1-0001", "40001-1-0001", "9-1-0001", "own"], "speaker": ["40000", "40001", "9", ""]}
+    )
     table = tmp_path / "voices.tsv"
     utterance_voices([manifest], synth.parent / "none").to_csv(table, sep="\t", index=False)
     assert read_voices(table).voice_of("own") == "own", "no speaker named: its own unit"
@@ -763,13 +999,27 @@ def test_corpus_voices_come_from_speakers_txt_and_real_speech_has_none(tmp_path:
     assert voices.names_speakers(manifest["utt_id"][:3]) and not voices.names_speakers(manifest["utt_id"])
 
 
-@pytest.mark.parametrize("bounds, claim", [((-9.0, -3.0), "supported"), ((-1.0, 4.0), "rejected"),
-                                           ((-5.0, 1.0), "undecided")])
+@pytest.mark.parametrize(
+    "bounds, claim", [((-9.0, -3.0), "supported"), ((-1.0, 4.0), "rejected"), ((-5.0, 1.0), "undecided")]
+)
 def test_the_papers_claim_is_judged_by_the_one_sided_bounds(bounds: tuple[float, float], claim: str) -> None:
     from omni.results.primary import Endpoint
-    endpoint = Endpoint(split="test-other", levels=("0.5",), seeds=3, unit="6 voices", omni_wer=0.5,
-                        individual_wer=0.5, abs_diff=0.0, rel_diff_pct=sum(bounds) / 2, ci_rel_pct=bounds,
-                        one_sided=bounds, seed_rel_diffs_pct=(), degrees_of_freedom=2.0, test_resolves_rel_pct=6.0,
-                        utterances=200)
+
+    endpoint = Endpoint(
+        split="test-other",
+        levels=("0.5",),
+        seeds=3,
+        unit="6 voices",
+        omni_wer=0.5,
+        individual_wer=0.5,
+        abs_diff=0.0,
+        rel_diff_pct=sum(bounds) / 2,
+        ci_rel_pct=bounds,
+        one_sided=bounds,
+        seed_rel_diffs_pct=(),
+        degrees_of_freedom=2.0,
+        test_resolves_rel_pct=6.0,
+        utterances=200,
+    )
     assert endpoint.claim == claim
     assert endpoint.utterances_to_resolve_2pct == pytest.approx(200 * 9), "resolution scales as 1 / sqrt(size)"

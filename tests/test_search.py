@@ -1,5 +1,6 @@
 """Layer-wise sparsity search: budgets are never exceeded, runs are reproducible, nothing is
 decoded twice, a known optimum is found, and the fast masked copy is exactly the extraction."""
+
 from __future__ import annotations
 
 import copy
@@ -43,21 +44,36 @@ SEEDS = range(25)
 def stored_rankings(model: torch.nn.Module, masks: dict) -> dict[str, dict]:
     """What the supernet job stores with its artefact: one ranking per prunable layer."""
     names = prunable_parameter_names(model, masks)
-    return {name: ranking.state_dict()
-            for name, ranking in rank_layers(model, names, masks["granularity"], masks["block_shape"]).items()}
+    return {
+        name: ranking.state_dict()
+        for name, ranking in rank_layers(model, names, masks["granularity"], masks["block_shape"]).items()
+    }
 
 
 def synthetic_space(layer_sizes: Sequence[int] = LAYER_SIZES, levels: Sequence[float] = LEVELS) -> SearchSpace:
     """Pruned counts as masks_at makes them (round(s * n) units), without any model."""
     pruned = tuple({level: units_to_prune(level, size) for level in levels} for size in layer_sizes)
     names = tuple(f"layer{i}" for i in range(len(layer_sizes)))
-    return SearchSpace(names, tuple(levels), pruned, sum(layer_sizes) + NON_PRUNABLE, sum(layer_sizes),
-                       tuple((name,) for name in names))
+    return SearchSpace(
+        names,
+        tuple(levels),
+        pruned,
+        sum(layer_sizes) + NON_PRUNABLE,
+        sum(layer_sizes),
+        tuple((name,) for name in names),
+    )
 
 
 def settings(seed: int = 0, population: int = 6, iterations: int = 4, evaluations: int = 10_000) -> EvolutionSettings:
-    return EvolutionSettings(population=population, parents_fraction=0.34, mutation_prob=0.3, crossover_prob=0.5,
-                             iterations=iterations, evaluations=evaluations, seed=seed)
+    return EvolutionSettings(
+        population=population,
+        parents_fraction=0.34,
+        mutation_prob=0.3,
+        crossover_prob=0.5,
+        iterations=iterations,
+        evaluations=evaluations,
+        seed=seed,
+    )
 
 
 class Ticks:
@@ -74,8 +90,10 @@ class Ticks:
 
 def weighted_fitness(weights: Sequence[float]):
     """sum_l w_l * level_l: lower is better, so every layer wants its lowest level."""
+
     def fitness(allocation: Allocation) -> float:
         return sum(w * level for w, level in zip(weights, allocation.values()))
+
     return fitness
 
 
@@ -131,8 +149,9 @@ def test_finds_the_exhaustive_optimum_of_a_knapsack_fitness() -> None:
     budgets = make_budgets(space, [0.5, 0.7])
     result = run(space, budgets, settings(11, population=10, iterations=15), fitness)
     for budget in budgets:
-        fitting = [g for g in itertools.product(LEVELS, repeat=len(LAYER_SIZES))
-                   if space.params_kept(g) <= budget.max_params]
+        fitting = [
+            g for g in itertools.product(LEVELS, repeat=len(LAYER_SIZES)) if space.params_kept(g) <= budget.max_params
+        ]
         optimum = min(fitting, key=lambda g: fitness(space.allocation(g)))
         assert result.best(budget).genome == optimum, budget
         assert result.uniform(budget).genome != optimum, "a trivial optimum would test nothing"
@@ -147,12 +166,19 @@ def test_the_search_beats_random_search_at_equal_evaluations() -> None:
     sizes = tuple(int(size) for size in torch.randint(256, 4096, (12,), generator=torch.Generator().manual_seed(1)))
     space = synthetic_space(sizes, (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95))
     sensitivity = torch.rand(12, generator=torch.Generator().manual_seed(2)).tolist()
-    fitness = weighted_fitness([w * 4096 / size for w, size in zip(sensitivity, sizes)])   # large layers prune cheaply
+    fitness = weighted_fitness([w * 4096 / size for w, size in zip(sensitivity, sizes)])  # large layers prune cheaply
     budget = make_budgets(space, [0.7])[0]
     wins, searched, drawn = 0, [], []
     for seed in range(20):
-        evolution = EvolutionSettings(population=16, parents_fraction=0.25, mutation_prob=0.2, crossover_prob=0.5,
-                                      iterations=10, evaluations=10_000, seed=seed)
+        evolution = EvolutionSettings(
+            population=16,
+            parents_fraction=0.25,
+            mutation_prob=0.2,
+            crossover_prob=0.5,
+            iterations=10,
+            evaluations=10_000,
+            seed=seed,
+        )
         result = run(space, [budget], evolution, fitness)
         evaluations = len(result.history)
         best = result.best(budget).fitness
@@ -161,7 +187,7 @@ def test_the_search_beats_random_search_at_equal_evaluations() -> None:
         searched.append(best)
         drawn.append(baseline)
         wins += best < baseline
-    assert sum(searched) / 20 < 0.95 * sum(drawn) / 20, (searched, drawn)   # measured: 7.51 vs 8.54
+    assert sum(searched) / 20 < 0.95 * sum(drawn) / 20, (searched, drawn)  # measured: 7.51 vs 8.54
     assert wins >= 16, f"the search wins {wins} of 20 seeds"
 
 
@@ -169,8 +195,9 @@ def test_evaluation_budget_stops_the_search_after_the_uniform_seeds() -> None:
     space = synthetic_space()
     budgets = make_budgets(space, LEVELS)
     calls = []
-    result = EvolutionarySearch(space, budgets, settings(0, evaluations=len(LEVELS) + 3),
-                                lambda a: calls.append(a) or 0.0, clock=Ticks()).run()
+    result = EvolutionarySearch(
+        space, budgets, settings(0, evaluations=len(LEVELS) + 3), lambda a: calls.append(a) or 0.0, clock=Ticks()
+    ).run()
     assert result.stopped_early and result.iterations_completed == 0
     assert len(calls) == len(result.history) == len(LEVELS) + 3
     assert all(result.uniform(b).params_kept == b.max_params for b in budgets), "every budget keeps its seed"
@@ -183,8 +210,9 @@ def test_front_is_identical_whatever_the_machine_speed() -> None:
     fitness = weighted_fitness([4.0, 1.0, 2.0, 0.5])
     fronts = []
     for seconds_per_reading in (0.001, 1000.0):
-        result = EvolutionarySearch(space, budgets, settings(3, evaluations=30), fitness,
-                                    clock=Ticks(seconds_per_reading)).run()
+        result = EvolutionarySearch(
+            space, budgets, settings(3, evaluations=30), fitness, clock=Ticks(seconds_per_reading)
+        ).run()
         assert len(result.history) == 30
         fronts.append([(e.genome, e.fitness) for e in result.pareto()])
     assert fronts[0] == fronts[1]
@@ -196,18 +224,25 @@ def test_pareto_front_is_exactly_the_non_dominated_set() -> None:
     front = result.pareto()
 
     def dominated(entry) -> bool:
-        return any(o.params_kept <= entry.params_kept and o.fitness <= entry.fitness
-                   and (o.params_kept, o.fitness) != (entry.params_kept, entry.fitness) for o in result.history)
+        return any(
+            o.params_kept <= entry.params_kept
+            and o.fitness <= entry.fitness
+            and (o.params_kept, o.fitness) != (entry.params_kept, entry.fitness)
+            for o in result.history
+        )
 
     assert front and not any(dominated(e) for e in front)
     off_front = [e for e in result.history if e not in front]
-    assert all(dominated(e) or any((f.params_kept, f.fitness) == (e.params_kept, e.fitness) for f in front)
-               for e in off_front)
+    assert all(
+        dominated(e) or any((f.params_kept, f.fitness) == (e.params_kept, e.fitness) for f in front) for e in off_front
+    )
 
 
 def test_short_layer_names_drop_only_shared_parts() -> None:
-    names = ["transcriber.transformer.emformer_layers.0.attention.out_proj.weight",
-             "transcriber.transformer.emformer_layers.1.pos_ff.4.weight"]
+    names = [
+        "transcriber.transformer.emformer_layers.0.attention.out_proj.weight",
+        "transcriber.transformer.emformer_layers.1.pos_ff.4.weight",
+    ]
     assert short_layer_names(names) == ["0.attention.out_proj", "1.pos_ff.4"]
     assert short_layer_names(["a.weight"]) == ["a.weight"]
 
@@ -216,11 +251,15 @@ def test_short_layer_names_drop_only_shared_parts() -> None:
 # On a real (randomly initialised) supernet
 # ----------------------------------------------------------------------------------------------
 
+
 def test_masked_copy_equals_extraction_and_sizes_are_exact() -> None:
     model, model_config, config = small_setup()
     sparsity_cfg = job_params.masks(config)
-    supernet = {"model_config": model_config, "state_dict": copy.deepcopy(model.state_dict()),
-                "rankings": stored_rankings(model, sparsity_cfg)}
+    supernet = {
+        "model_config": model_config,
+        "state_dict": copy.deepcopy(model.state_dict()),
+        "rankings": stored_rankings(model, sparsity_cfg),
+    }
     scorer = SubnetworkScorer(supernet, sparsity_cfg, torch.device("cpu"))
     space = scorer.space(config["search"]["levels"])
     mixed = tuple(space.levels[i % len(space.levels)] for i in range(len(space.names)))
@@ -235,8 +274,14 @@ def test_masked_copy_equals_extraction_and_sizes_are_exact() -> None:
         assert all(torch.equal(masks[name], expected_masks[name]) for name in expected_masks)
         kept, total = count_kept(expected_masks)
         assert space.params_kept(genome) == sum(p.numel() for p in model.parameters()) - (total - kept)
-        payload = export_compact(expected_state, expected_masks, model_config, torch.float32,
-                                 sparsity_cfg["granularity"], sparsity_cfg["block_shape"])
+        payload = export_compact(
+            expected_state,
+            expected_masks,
+            model_config,
+            torch.float32,
+            sparsity_cfg["granularity"],
+            sparsity_cfg["block_shape"],
+        )
         assert scorer.export_bytes(allocation) == export_bytes(payload)
 
 
@@ -247,14 +292,27 @@ def test_search_job_writes_front_history_best_and_cost(prepared: PreparedData, t
     model_config = model_config_from(job_params.model(config), Tokenizer(prepared.tokenizer).vocab_size + 1)
     supernet_path = tmp_path / "supernet.pt"
     model = build_model(model_config)
-    save_model(supernet_path, model.state_dict(), model_config,
-               rankings=stored_rankings(model, job_params.masks(config)))
-    paths = SearchPaths(supernet=supernet_path, manifest=prepared.manifests["dev"],
-                        feature_stats=prepared.feature_stats, tokenizer=prepared.tokenizer,
-                        pareto=tmp_path / "pareto.csv", history=tmp_path / "history.csv",
-                        best=tmp_path / "best.json", cost=tmp_path / "cost.json")
-    result = run_search_job(job_params.search(config, config["seeds"][0]), job_params.masks(config), job_params.logmel(config), paths,
-                            threads=1, arm="omni-searched")
+    save_model(
+        supernet_path, model.state_dict(), model_config, rankings=stored_rankings(model, job_params.masks(config))
+    )
+    paths = SearchPaths(
+        supernet=supernet_path,
+        manifest=prepared.manifests["dev"],
+        feature_stats=prepared.feature_stats,
+        tokenizer=prepared.tokenizer,
+        pareto=tmp_path / "pareto.csv",
+        history=tmp_path / "history.csv",
+        best=tmp_path / "best.json",
+        cost=tmp_path / "cost.json",
+    )
+    result = run_search_job(
+        job_params.search(config, config["seeds"][0]),
+        job_params.masks(config),
+        job_params.logmel(config),
+        paths,
+        threads=1,
+        arm="omni-searched",
+    )
 
     history = pd.read_csv(paths.history)
     assert len(history) == len(result.history) and history["dev_wer"].ge(0).all()

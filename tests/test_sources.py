@@ -1,6 +1,7 @@
 """A user's own corpus (corpus: manifests): lhotse manifests, Kaldi data directories and tables give the
 manifest the LibriSpeech reader gives for the same utterances; other rates, stereo and segments are read
 in place; bad listings are named by file and line."""
+
 from __future__ import annotations
 
 import gzip
@@ -59,8 +60,9 @@ def write_kaldi(folder: Path, utterances: list[tuple[str, Path, str]], speakers:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "wav.scp").write_text("".join(f"{utt} {path}\n" for utt, path, _ in utterances))
     (folder / "text").write_text("".join(f"{utt} {text}\n" for utt, _, text in utterances))
-    (folder / "utt2spk").write_text("".join(f"{utt} {utt.split('-')[0] if speakers else utt}\n"
-                                            for utt, _, _ in utterances))
+    (folder / "utt2spk").write_text(
+        "".join(f"{utt} {utt.split('-')[0] if speakers else utt}\n" for utt, _, _ in utterances)
+    )
     return folder
 
 
@@ -91,8 +93,10 @@ def test_lhotse_recipe_manifests_give_the_librispeech_readers_manifest(lhotse_ma
 def test_a_lhotse_cutset_gives_the_same_manifest(lhotse_manifests: Path, tmp_path: Path) -> None:
     from lhotse import CutSet, load_manifest
 
-    cuts = CutSet.from_manifests(load_manifest(lhotse_manifests / f"librispeech_recordings_{SUBSET}.jsonl.gz"),
-                                 load_manifest(lhotse_manifests / f"librispeech_supervisions_{SUBSET}.jsonl.gz"))
+    cuts = CutSet.from_manifests(
+        load_manifest(lhotse_manifests / f"librispeech_recordings_{SUBSET}.jsonl.gz"),
+        load_manifest(lhotse_manifests / f"librispeech_supervisions_{SUBSET}.jsonl.gz"),
+    )
     cuts.to_file(tmp_path / "cuts.jsonl.gz")
     kept, rejects = read({"format": "lhotse", "cuts": str(tmp_path / "cuts.jsonl.gz")})
     assert rejects.empty
@@ -102,8 +106,11 @@ def test_a_lhotse_cutset_gives_the_same_manifest(lhotse_manifests: Path, tmp_pat
 def test_a_kaldi_directory_and_a_table_give_the_same_manifest(tmp_path: Path) -> None:
     utterances = sample_utterances()
     kaldi = write_kaldi(tmp_path / "kaldi", utterances)
-    table = write_table(tmp_path / "lists" / "sample.csv", ["utt_id", "audio_path", "transcript", "speaker"],
-                        [[utt, path, text, utt.split("-")[0]] for utt, path, text in utterances])
+    table = write_table(
+        tmp_path / "lists" / "sample.csv",
+        ["utt_id", "audio_path", "transcript", "speaker"],
+        [[utt, path, text, utt.split("-")[0]] for utt, path, text in utterances],
+    )
     expected = librispeech_manifest()
     for listing in ({"format": "kaldi", "dir": str(kaldi)}, {"format": "table", "table": str(table)}):
         kept, rejects = read(listing)
@@ -134,8 +141,9 @@ def test_wav_at_8_22_and_44_khz_stereo_flac_and_segments_are_read_in_place(tmp_p
     rows.append(["flac", str(flac), text, "s1", "", ""])
     rows.append(["first-second", str(flac), "THERE'S", "s1", 0.0, 1.0])
     rows.append(["next-two", str(flac), "IRON", "s1", 1.0, 3.0])
-    table = write_table(tmp_path / "mixed.tsv", ["utt_id", "audio_path", "transcript", "speaker", "start_s", "end_s"],
-                        rows)
+    table = write_table(
+        tmp_path / "mixed.tsv", ["utt_id", "audio_path", "transcript", "speaker", "start_s", "end_s"], rows
+    )
     kept, rejects = read({"format": "table", "table": str(table)}, resample=True)
     assert rejects.empty
     kept = kept.set_index("utt_id")
@@ -146,7 +154,7 @@ def test_wav_at_8_22_and_44_khz_stereo_flac_and_segments_are_read_in_place(tmp_p
         assert abs(audio.numel() - reference.numel()) <= 1, name
         length = min(audio.numel(), reference.numel())
         error = (audio[:length] - reference[:length]).pow(2).mean() / reference.pow(2).mean()
-        limit = 0.5 if name == "rate8000" else 0.02   # 8 kHz keeps only the band below 4 kHz
+        limit = 0.5 if name == "rate8000" else 0.02  # 8 kHz keeps only the band below 4 kHz
         assert error < limit, (name, float(error))
     assert kept.loc["rate44100", "sample_rate"] == 44100 and kept.loc["rate44100", "num_samples"] > 2 * len(wave)
     assert torch.equal(spans["flac"].read(16000, resample=False), reference)
@@ -176,12 +184,14 @@ def test_each_bad_listing_line_is_named_by_file_and_line(tmp_path: Path, fault: 
     id: rejects rows under `skip`, and one error naming each file:line under `fail`."""
     utterances = sample_utterances()[:3]
     total_s = soundfile.info(utterances[2][1]).duration
-    rows = [[utterances[0][0], utterances[0][1], utterances[0][2], 0.0, ""],
-            ["gone", tmp_path / "nowhere.flac", "WHERE IS IT", 0.0, ""],
-            ["silent", utterances[1][1], "  ", 0.0, ""],
-            ["too-far", utterances[2][1], "TOO FAR", 1.0, round(total_s + 2.0, 2)],
-            ["twice", utterances[1][1], "ONE", 0.0, 1.0],
-            ["twice", utterances[1][1], "TWO", 1.0, 2.0]]
+    rows = [
+        [utterances[0][0], utterances[0][1], utterances[0][2], 0.0, ""],
+        ["gone", tmp_path / "nowhere.flac", "WHERE IS IT", 0.0, ""],
+        ["silent", utterances[1][1], "  ", 0.0, ""],
+        ["too-far", utterances[2][1], "TOO FAR", 1.0, round(total_s + 2.0, 2)],
+        ["twice", utterances[1][1], "ONE", 0.0, 1.0],
+        ["twice", utterances[1][1], "TWO", 1.0, 2.0],
+    ]
     table = write_table(tmp_path / "bad.tsv", ["utt_id", "audio_path", "transcript", "start_s", "end_s"], rows)
     kept, rejects = read({"format": "table", "table": str(table)}, on_bad_utterance="skip")
     fault.data_lost(0 if list(kept["utt_id"]) == [utterances[0][0]] else 1, "the good utterance")
@@ -189,9 +199,13 @@ def test_each_bad_listing_line_is_named_by_file_and_line(tmp_path: Path, fault: 
     assert sorted(rejects["utt_id"]) == ["gone", "silent", "too-far", "twice", "twice"]
     assert reasons["gone"] == f"{table}:3: audio file {tmp_path / 'nowhere.flac'} does not exist"
     assert reasons["silent"].startswith(f"empty transcript at {table}:4")
-    assert f"{table}:5: segment ends at {round(total_s + 2.0, 2)} s, past the end of its recording" in reasons["too-far"]
+    assert (
+        f"{table}:5: segment ends at {round(total_s + 2.0, 2)} s, past the end of its recording" in reasons["too-far"]
+    )
     assert sorted(rejects[rejects["utt_id"] == "twice"]["reason"]) == [
-        f"duplicate utterance id (also at {table}:6)", f"duplicate utterance id (also at {table}:7)"]
+        f"duplicate utterance id (also at {table}:6)",
+        f"duplicate utterance id (also at {table}:7)",
+    ]
     with pytest.raises(BadCorpusError) as caught:
         read({"format": "table", "table": str(table)}, on_bad_utterance="fail")
     message = str(caught.value)
@@ -220,8 +234,10 @@ def test_an_unknown_column_or_a_missing_listing_is_one_error_naming_it(tmp_path:
     with pytest.raises(SourceError, match="lhotse manifest") as not_lhotse:
         read({"format": "lhotse", "cuts": str(cuts)})
     fault.named(str(not_lhotse.value), str(cuts))
-    fault.survived("an unknown column, a missing listing, a Kaldi directory without utt2spk and a file lhotse cannot "
-                   "read each stopped the corpus with one error naming the file (and line or config key)")
+    fault.survived(
+        "an unknown column, a missing listing, a Kaldi directory without utt2spk and a file lhotse cannot "
+        "read each stopped the corpus with one error naming the file (and line or config key)"
+    )
 
 
 def test_kaldi_piped_commands_and_duplicate_lines_are_rejected_by_line(tmp_path: Path) -> None:
@@ -259,19 +275,32 @@ def test_text_is_normalised_as_configured_and_the_rest_rejected_naming_character
 
 def test_digits_unmapped_are_a_rejects_row_naming_them(tmp_path: Path) -> None:
     [(utt, flac, text), *_] = sample_utterances()
-    table = write_table(tmp_path / "t.tsv", ["utt_id", "audio_path", "transcript"],
-                        [[utt, flac, "Room 101, please."], ["good", flac, text]])
+    table = write_table(
+        tmp_path / "t.tsv",
+        ["utt_id", "audio_path", "transcript"],
+        [[utt, flac, "Room 101, please."], ["good", flac, text]],
+    )
     _, rejects = read({"format": "table", "table": str(table)}, on_bad_utterance="skip")
     [reason] = rejects["reason"]
-    assert reason == (f"characters outside config data.alphabet at {table}:2 (map them with data.text.replacements):"
-                      " '0' '1'")
+    assert reason == (
+        f"characters outside config data.alphabet at {table}:2 (map them with data.text.replacements): '0' '1'"
+    )
 
 
 def test_without_speakers_the_tables_resample_utterances_and_say_why() -> None:
     utt_ids = pd.Series(["a", "b", "c"])
     listed = Voices({"a": "", "b": "", "c": ""}, {"a": "", "b": "", "c": ""})
-    runs = Runs(seeds=(1,), errors=np.zeros((1, 3)), utt_ids=utt_ids, ref_words=pd.Series([1, 1, 1]), source="x",
-                voices=utt_ids.map(listed.voice_of).to_numpy(), speakers=utt_ids.map(listed.speaker_of).to_numpy(),
-                named_speakers=listed.names_speakers(utt_ids))
-    assert resampling_unit(runs, BootstrapSettings(resamples=10, seed=0, confidence=0.9, min_speakers=2)) == \
-        "utterances (no speakers named)"
+    runs = Runs(
+        seeds=(1,),
+        errors=np.zeros((1, 3)),
+        utt_ids=utt_ids,
+        ref_words=pd.Series([1, 1, 1]),
+        source="x",
+        voices=utt_ids.map(listed.voice_of).to_numpy(),
+        speakers=utt_ids.map(listed.speaker_of).to_numpy(),
+        named_speakers=listed.names_speakers(utt_ids),
+    )
+    assert (
+        resampling_unit(runs, BootstrapSettings(resamples=10, seed=0, confidence=0.9, min_speakers=2))
+        == "utterances (no speakers named)"
+    )

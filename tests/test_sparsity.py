@@ -1,4 +1,5 @@
 """The sparsity core: prunable names, nested rankings, schedule, and hard masks in training."""
+
 from __future__ import annotations
 
 import copy
@@ -18,7 +19,7 @@ from torchaudio.models import RNNT
 
 from omni import job_params
 from omni.asr.model import blank_id, build_model, model_config_from
-from omni.config import ConfigError, load_config
+from omni.config import ConfigError
 from omni.sparsity.masking import MaskedParameters, ZeroedWeightMasks
 from omni.sparsity.masks import (
     LayerRanking,
@@ -31,16 +32,17 @@ from omni.sparsity.masks import (
     sparsity_of,
     to_units,
 )
+from tests.conftest import layered_config
 
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 SMALL_OVERRIDES = {"model": {"presets": {"tiny": {"num_layers": 2}}}}
 NUM_SYMBOLS = 129
 BATCH, FRAMES, TARGET_LENGTH = 2, 64, 5
 SEED = 1234
-LAYER_TYPES_PER_EMFORMER_LAYER = 5   # key/value, query, out_proj, two feed-forward linears
+LAYER_TYPES_PER_EMFORMER_LAYER = 5  # key/value, query, out_proj, two feed-forward linears
 SHAPES = [("unstructured", [1, 1]), ("block", [1, 4]), ("block", [4, 1]), ("block", [4, 4]), ("block", [8, 1])]
 PROPERTY_TRIALS = 60
-GRID_STEP = 8                         # every block shape above tiles multiples of 8
+GRID_STEP = 8  # every block shape above tiles multiples of 8
 MAX_GRID_MULTIPLE = 12
 RANDOM_LEVELS = 6
 
@@ -48,6 +50,7 @@ RANDOM_LEVELS = 6
 # ----------------------------------------------------------------------------------------------
 # Shared fixtures (test_export imports these)
 # ----------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(autouse=True)
 def one_thread() -> Iterator[None]:
@@ -61,13 +64,14 @@ def one_thread() -> Iterator[None]:
 def plain_masked_state_dict(masked: MaskedParameters) -> dict[str, Tensor]:
     """Plain torchaudio names, masked weights: what loads into a fresh model that never had masks."""
     masks = masked.masks()
-    return {name: value * masks[name] if name in masks else value
-            for name, value in masked.original_state_dict().items()}
+    return {
+        name: value * masks[name] if name in masks else value for name, value in masked.original_state_dict().items()
+    }
 
 
 def small_setup(seed: int = SEED) -> tuple[RNNT, dict[str, Any], dict[str, Any]]:
     """A 2-layer tiny RNN-T in eval mode (no dropout noise), its model config and study config."""
-    config = load_config(CONFIG_PATH, SMALL_OVERRIDES)
+    config = layered_config(SMALL_OVERRIDES)
     model_config = model_config_from(job_params.model(config), num_symbols=NUM_SYMBOLS)
     torch.manual_seed(seed)
     return build_model(model_config).eval(), model_config, config
@@ -96,10 +100,12 @@ def logits_of(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
 
 
 def rnnt_loss_of(model: nn.Module, batch: dict[str, Tensor], blank: int) -> Tensor:
-    logits, logit_lengths, _, _ = model(batch["features"], batch["lengths"],
-                                        batch["predictor_input"], batch["predictor_lengths"])
-    return torchaudio.functional.rnnt_loss(logits, batch["targets"].int(), logit_lengths.int(),
-                                           batch["target_lengths"].int(), blank=blank)
+    logits, logit_lengths, _, _ = model(
+        batch["features"], batch["lengths"], batch["predictor_input"], batch["predictor_lengths"]
+    )
+    return torchaudio.functional.rnnt_loss(
+        logits, batch["targets"].int(), logit_lengths.int(), batch["target_lengths"].int(), blank=blank
+    )
 
 
 def default_masks(model: nn.Module, config: dict[str, Any], sparsity: float) -> dict[str, Tensor]:
@@ -120,13 +126,17 @@ def premasked_copy(model: nn.Module, masks: dict[str, Tensor]) -> nn.Module:
 # Prunable names
 # ----------------------------------------------------------------------------------------------
 
+
 def test_default_prunable_names_are_the_emformer_matrices_in_model_order() -> None:
     model, model_config, config = small_setup()
     names = prunable_parameter_names(model, config["sparsity"])
     assert len(names) == LAYER_TYPES_PER_EMFORMER_LAYER * model_config["num_layers"]
     assert names == [n for n, p in model.named_parameters() if n in set(names)]
-    assert all(n.startswith("transcriber.transformer.emformer_layers.") and p.ndim == 2
-               for n, p in model.named_parameters() if n in names)
+    assert all(
+        n.startswith("transcriber.transformer.emformer_layers.") and p.ndim == 2
+        for n, p in model.named_parameters()
+        if n in names
+    )
     assert "transcriber.transformer.emformer_layers.0.pos_ff.0.weight" not in names  # a 1-D LayerNorm
 
 
@@ -135,9 +145,14 @@ def test_include_flags_add_predictor_joiner_and_io_linears() -> None:
     extended = {**config["sparsity"], "include_predictor": True, "include_joiner": True, "include_io_linears": True}
     base = set(prunable_parameter_names(model, config["sparsity"]))
     added = [n for n in prunable_parameter_names(model, extended) if n not in base]
-    assert added == ["transcriber.input_linear.weight", "transcriber.output_linear.weight",
-                     "predictor.lstm_layers.0.x2g.weight", "predictor.lstm_layers.0.p2g.weight",
-                     "predictor.linear.weight", "joiner.linear.weight"]
+    assert added == [
+        "transcriber.input_linear.weight",
+        "transcriber.output_linear.weight",
+        "predictor.lstm_layers.0.x2g.weight",
+        "predictor.lstm_layers.0.p2g.weight",
+        "predictor.linear.weight",
+        "joiner.linear.weight",
+    ]
 
 
 def test_no_match_names_the_config_key() -> None:
@@ -156,6 +171,7 @@ def test_prunable_names_unchanged_by_installed_masks() -> None:
 # ----------------------------------------------------------------------------------------------
 # Rankings and masks
 # ----------------------------------------------------------------------------------------------
+
 
 def _random_weight(rng: random.Random, generator: torch.Generator) -> Tensor:
     rows = GRID_STEP * rng.randint(1, MAX_GRID_MULTIPLE)
@@ -208,7 +224,7 @@ def test_block_masks_keep_the_largest_l2_blocks() -> None:
     generator = torch.Generator().manual_seed(SEED)
     weight = torch.randn(8, 12, generator=generator)
     block = (2, 3)
-    norms = [[float(weight[r:r + 2, c:c + 3].norm()) for c in range(0, 12, 3)] for r in range(0, 8, 2)]
+    norms = [[float(weight[r : r + 2, c : c + 3].norm()) for c in range(0, 12, 3)] for r in range(0, 8, 2)]
     flat = torch.tensor(norms).flatten()
     kept_blocks = set(flat.argsort(descending=True)[:4].tolist())
     mask = LayerRanking(weight, "block", list(block)).mask(0.75)
@@ -258,12 +274,21 @@ def test_restricted_ranking_never_revives_a_pruned_weight() -> None:
 # Cubic schedule
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("step", "expected_elapsed"), [
-    (0, None), (9, None),        # before t0: initial
-    (10, 0), (19, 0),            # quantised to the update interval
-    (20, 10), (55, 40), (109, 90),
-    (110, "end"), (500, "end"),  # from t0 + n dt on: final
-])
+
+@pytest.mark.parametrize(
+    ("step", "expected_elapsed"),
+    [
+        (0, None),
+        (9, None),  # before t0: initial
+        (10, 0),
+        (19, 0),  # quantised to the update interval
+        (20, 10),
+        (55, 40),
+        (109, 90),
+        (110, "end"),
+        (500, "end"),  # from t0 + n dt on: final
+    ],
+)
 def test_cubic_schedule_matches_zhu_gupta(step: int, expected_elapsed: int | str | None) -> None:
     initial, final, start, ramp, every = 0.1, 0.8, 10, 100, 10
     value = cubic_sparsity(step, final, initial, start, ramp_steps=ramp, update_every=every)
@@ -277,7 +302,7 @@ def test_cubic_schedule_matches_zhu_gupta(step: int, expected_elapsed: int | str
 
 def test_cubic_schedule_defaults_start_from_dense() -> None:
     assert cubic_sparsity(0, 0.9, ramp_steps=60, update_every=10) == 0.0
-    assert cubic_sparsity(30, 0.9, ramp_steps=60, update_every=10) == pytest.approx(0.9 * (1 - 0.5 ** 3))
+    assert cubic_sparsity(30, 0.9, ramp_steps=60, update_every=10) == pytest.approx(0.9 * (1 - 0.5**3))
     assert cubic_sparsity(60, 0.9, ramp_steps=60, update_every=10) == 0.9
     assert cubic_sparsity(5, 0.9, ramp_steps=0, update_every=10) == 0.9
 
@@ -285,6 +310,7 @@ def test_cubic_schedule_defaults_start_from_dense() -> None:
 # ----------------------------------------------------------------------------------------------
 # MaskedParameters
 # ----------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mask_dtype", [None, torch.bool])
 def test_forward_equals_premasked_model(mask_dtype: torch.dtype | None) -> None:
@@ -324,12 +350,14 @@ def test_set_masks_swaps_in_place() -> None:
     masked = MaskedParameters(model, low)
     batch = fixed_batch(model_config)
     low_logits = logits_of(model, batch)
-    buffers = {n: model.get_submodule(n.rpartition(".")[0]).parametrizations.weight[0].mask.data_ptr()
-               for n in masked.names}
+    buffers = {
+        n: model.get_submodule(n.rpartition(".")[0]).parametrizations.weight[0].mask.data_ptr() for n in masked.names
+    }
     masked.set_masks(high)
     assert torch.equal(logits_of(model, batch), logits_of(reference_high, batch))
-    assert {n: model.get_submodule(n.rpartition(".")[0]).parametrizations.weight[0].mask.data_ptr()
-            for n in masked.names} == buffers
+    assert {
+        n: model.get_submodule(n.rpartition(".")[0]).parametrizations.weight[0].mask.data_ptr() for n in masked.names
+    } == buffers
     masked.set_masks(low)
     assert torch.equal(logits_of(model, batch), low_logits)
     assert all(torch.equal(masked.masks()[n], low[n]) for n in low)
@@ -365,8 +393,9 @@ def test_original_state_dict_resumes_training_exactly() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     _train_step(model, optimizer, batch, blank)
     buffer = io.BytesIO()
-    torch.save({"model": masked.original_state_dict(), "optimizer": optimizer.state_dict(),
-                "masks": masked.masks()}, buffer)
+    torch.save(
+        {"model": masked.original_state_dict(), "optimizer": optimizer.state_dict(), "masks": masked.masks()}, buffer
+    )
     buffer.seek(0)
     checkpoint = torch.load(buffer, weights_only=True)
     assert set(checkpoint["model"]) == set(build_model(model_config).state_dict())
@@ -379,8 +408,10 @@ def test_original_state_dict_resumes_training_exactly() -> None:
     resumed_optimizer.load_state_dict(checkpoint["optimizer"])
     _train_step(model, optimizer, batch, blank)
     _train_step(resumed, resumed_optimizer, batch, blank)
-    assert all(torch.equal(a, b) for a, b in zip(masked.original_state_dict().values(),
-                                                 resumed_masked.original_state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(masked.original_state_dict().values(), resumed_masked.original_state_dict().values())
+    )
 
 
 @pytest.mark.parametrize("permanent", [True, False])
@@ -426,6 +457,7 @@ def test_masks_on_cuda() -> None:
 # ----------------------------------------------------------------------------------------------
 # ZeroedWeightMasks (the individual arm)
 # ----------------------------------------------------------------------------------------------
+
 
 def test_zeroed_weights_train_exactly_like_the_parametrization() -> None:
     """Same effective weights, step for step, under AdamW with weight decay and a mask change

@@ -1,5 +1,6 @@
 """Supernet training strategies: level sampling weights (fixed or by loss), per-layer vectors, and
 what the optimizer does to weights no sub-network of a step kept."""
+
 from __future__ import annotations
 
 import copy
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from omni import job_params
-from omni.config import ConfigError, load_config
+from omni.config import ConfigError
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.layerwise import LayerwiseSampling, allocation_at_size
 from omni.sparsity.masks import LayerRanking, count_kept, masks_at, original_weight
@@ -24,15 +25,22 @@ from omni.sparsity.supernet import (
     planned_sampler,
 )
 from omni.study import check_study
-from tests.conftest import REPO, PlainLoss, PreparedData, paths, training_setup
+from tests.conftest import PlainLoss, PreparedData, layered_config, paths, training_setup
 from tests.test_sparsity import fixed_batch, logits_of, small_setup
 
 LEVELS = [0.5, 0.7, 0.8, 0.9]
 
 
 def _uniform_sampler() -> LevelSampler:
-    return LevelSampler(strategy="uniform", levels=LEVELS, level_space="discrete", continuous_range=(0.5, 0.9),
-                        random_levels=0, warmup_steps=0, update_every=1)
+    return LevelSampler(
+        strategy="uniform",
+        levels=LEVELS,
+        level_space="discrete",
+        continuous_range=(0.5, 0.9),
+        random_levels=0,
+        warmup_steps=0,
+        update_every=1,
+    )
 
 
 def _draws(weights: LevelWeights, count: int = 4000) -> dict[float, float]:
@@ -57,20 +65,23 @@ def test_loss_weights_draw_uniformly_until_every_level_trained_then_favour_the_h
     weights.observe(0.9, 7.0)
     weights.observe(0.33, 99.0)  # a capped warm-up level is no configured level: not counted
     assert _draws(weights)[0.9] == pytest.approx(0.7, abs=0.03)
-    weights.observe(0.9, 0.0)   # an exponential average, not the last loss
+    weights.observe(0.9, 0.0)  # an exponential average, not the last loss
     assert float(weights.current()[-1]) == pytest.approx(0.9 * 7.0)
     restored = LevelWeights("loss", LEVELS)
     restored.load_state_dict(weights.state_dict())
     assert torch.equal(restored.current(), weights.current())
 
 
-@pytest.mark.parametrize(("omni", "named"), [
-    ({"level_weights": [1.0, 2.0]}, r"omni\.level_weights.*2 weights for 4 levels"),
-    ({"level_weights": "loss", "level_space": "continuous"}, r"omni\.level_weights.*continuous"),
-])
+@pytest.mark.parametrize(
+    ("omni", "named"),
+    [
+        ({"level_weights": [1.0, 2.0]}, r"omni\.level_weights.*2 weights for 4 levels"),
+        ({"level_weights": "loss", "level_space": "continuous"}, r"omni\.level_weights.*continuous"),
+    ],
+)
 def test_level_weights_that_do_not_fit_the_levels_are_named(omni: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
-        check_study(load_config(REPO / "config.yaml", {"omni": omni}))
+        check_study(layered_config({"omni": omni}))
 
 
 # ---------------------------------------------------------------- per-layer sampling
@@ -81,12 +92,15 @@ CHOICES = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 def _rankings(granularity: str = "unstructured", block_shape: tuple[int, int] = (1, 4)) -> dict[str, LayerRanking]:
     generator = torch.Generator().manual_seed(1)
     shapes = {"a": (64, 32), "b": (32, 128), "c": (96, 64), "d": (16, 16)}
-    return {name: LayerRanking(torch.randn(shape, generator=generator), granularity, block_shape, name=name)
-            for name, shape in shapes.items()}
+    return {
+        name: LayerRanking(torch.randn(shape, generator=generator), granularity, block_shape, name=name)
+        for name, shape in shapes.items()
+    }
 
 
-@pytest.mark.parametrize(("granularity", "block_shape"), [("unstructured", (1, 4)), ("block", (1, 4)),
-                                                          ("block", (4, 4))])
+@pytest.mark.parametrize(
+    ("granularity", "block_shape"), [("unstructured", (1, 4)), ("block", (1, 4)), ("block", (4, 4))]
+)
 def test_a_per_layer_vector_prunes_exactly_the_uniform_levels_units(granularity: str, block_shape: tuple) -> None:
     rankings = _rankings(granularity, block_shape)
     generator = torch.Generator().manual_seed(2)
@@ -100,10 +114,12 @@ def test_a_per_layer_vector_prunes_exactly_the_uniform_levels_units(granularity:
             assert abs(kept - uniform_kept) < unit, "within one unit of the uniform model's size"
             # a layer's share rounds to whole units: within half a unit of the choices' range and grid
             half = {name: 0.5 / ranking.n_units + 1e-9 for name, ranking in rankings.items()}
-            assert all(min(CHOICES) - half[name] <= share <= max(CHOICES) + half[name]
-                       for name, share in allocation.items())
-            on_grid += sum(any(abs(share - choice) <= half[name] for choice in CHOICES)
-                           for name, share in allocation.items())
+            assert all(
+                min(CHOICES) - half[name] <= share <= max(CHOICES) + half[name] for name, share in allocation.items()
+            )
+            on_grid += sum(
+                any(abs(share - choice) <= half[name] for choice in CHOICES) for name, share in allocation.items()
+            )
         assert on_grid >= 25 * (len(rankings) - 2), "most layers stay on the choices' grid"
     with pytest.raises(ValueError, match="outside the per-layer choices"):
         allocation_at_size(rankings, 0.2, CHOICES, generator)
@@ -124,14 +140,16 @@ def test_layerwise_passes_start_after_warmup_at_the_configured_rate() -> None:
 
 
 def test_levels_outside_the_per_layer_choices_are_named() -> None:
-    config = load_config(REPO / "config.yaml", {"omni": {"layerwise_rate": 0.5},
-                                                "search": {"levels": [0.6, 0.7, 0.8, 0.9], "budgets": [0.7, 0.9]}})
+    config = layered_config(
+        {"omni": {"layerwise_rate": 0.5}, "search": {"levels": [0.6, 0.7, 0.8, 0.9], "budgets": [0.7, 0.9]}},
+    )
     with pytest.raises(ConfigError, match=r"omni\.layerwise_rate.*\[0\.5\]"):
         check_study(config)
 
 
-def test_supernet_job_trains_per_layer_vectors_and_logs_them(prepared: PreparedData, dense_model: Path,
-                                                             tmp_path: Path) -> None:
+def test_supernet_job_trains_per_layer_vectors_and_logs_them(
+    prepared: PreparedData, dense_model: Path, tmp_path: Path
+) -> None:
     config = copy.deepcopy(prepared.config)
     config["omni"].update(layerwise_rate=1.0, warmup_fraction=0.0, level_weights="loss")
     supernet, masks = job_params.supernet(config), job_params.masks(config)
@@ -152,11 +170,18 @@ def test_supernet_job_trains_per_layer_vectors_and_logs_them(prepared: PreparedD
 def test_weights_no_subnetwork_kept_leave_the_step_untouched_only_when_frozen(frozen: bool) -> None:
     model, model_config, config = small_setup()
     batch = fixed_batch(model_config)
-    sampler = LevelSampler(strategy="uniform", levels=[0.9], level_space="discrete", continuous_range=(0.5, 0.9),
-                           random_levels=0, warmup_steps=0, update_every=1)
+    sampler = LevelSampler(
+        strategy="uniform",
+        levels=[0.9],
+        level_space="discrete",
+        continuous_range=(0.5, 0.9),
+        random_levels=0,
+        warmup_steps=0,
+        update_every=1,
+    )
     strategy = SupernetGradients(model, job_params.masks(config), sampler, 1, 0, freeze_unused=frozen)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.01, weight_decay=0.5)
-    for step in range(3):   # later steps carry momentum from earlier ones
+    for step in range(3):  # later steps carry momentum from earlier ones
         strategy.prepare(step)
         optimizer.zero_grad()
         before = {name: original_weight(model, name).detach().clone() for name in strategy.names}

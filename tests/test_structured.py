@@ -1,6 +1,7 @@
 """Structured units (feed-forward neurons, attention heads): one order per group shared by all its
 weights, so every level removes whole units from every member; nested levels; the unit's score over all
 it carries; re-rankings that never revive a unit; per-layer vectors that give a group one level."""
+
 from __future__ import annotations
 
 import copy
@@ -14,8 +15,8 @@ from omni import job_params
 from omni.asr.decode import StreamingChunks, greedy_streaming
 from omni.asr.frontend import Frontend
 from omni.asr.model import LAYER_WIDTHS, blank_id, build_model, load_model
-from omni.config import ConfigError
 from omni.atomic import load_torch
+from omni.config import ConfigError
 from omni.data.features import load_feature_stats
 from omni.data.tokenizer import Tokenizer
 from omni.deploy.bundle import read_bundle
@@ -95,9 +96,9 @@ def test_a_unit_is_scored_by_all_the_weights_it_carries() -> None:
     with torch.no_grad():
         first.mul_(10.0)
         second.mul_(10.0)
-        first[3].fill_(1e-3)          # neuron 3: tiny input weights, large output weights
-        second[:, 5].fill_(1e-3)      # neuron 5: tiny output weights...
-        first[5].fill_(1e-3)          # ...and tiny input weights
+        first[3].fill_(1e-3)  # neuron 3: tiny input weights, large output weights
+        second[:, 5].fill_(1e-3)  # neuron 5: tiny output weights...
+        first[5].fill_(1e-3)  # ...and tiny input weights
     masks = masks_at(rank_layers(model, names, "structured", [1, 1]), 1 / group.units)
     assert pruned_units(group, masks)[0] == {5}
     norms = first.square().sum(dim=1) + second.square().sum(dim=0)
@@ -135,7 +136,7 @@ def test_restricted_and_settled_rerankings_never_revive_a_unit() -> None:
     rankings = rank_layers(model, names, "structured", [1, 1])
     groups = unit_groups(model, names)
     at_half = masks_at(rankings, 0.5)
-    with torch.no_grad():   # the pruned units' weights grow large: a plain re-ranking would revive them
+    with torch.no_grad():  # the pruned units' weights grow large: a plain re-ranking would revive them
         for name, mask in at_half.items():
             original_weight(model, name)[~mask] = 100.0
     restricted = masks_at(rank_layers(model, names, "structured", [1, 1], restrict_to=at_half), 0.7)
@@ -183,19 +184,28 @@ def test_structured_needs_every_member_prunable_and_names_the_key() -> None:
 
 
 def test_both_arms_train_structured_and_the_supernet_extracts_whole_units(
-        prepared: PreparedData, dense_model: Path, tmp_path: Path) -> None:
+    prepared: PreparedData, dense_model: Path, tmp_path: Path
+) -> None:
     config = json.loads(json.dumps(prepared.config))
     config["sparsity"]["granularity"] = "structured"
     config["omni"]["mask_update_every"] = 2
     masks_cfg, supernet_section = job_params.masks(config), job_params.supernet(config)
     target = 0.5
     individual = paths(prepared, tmp_path / "individual", init=dense_model)
-    run_training_job(training_setup(config, "individual", masks=masks_cfg, individual=job_params.individual(config)),
-                     JobSpec("train_individual", "individual", target, 6), individual, 1)
+    run_training_job(
+        training_setup(config, "individual", masks=masks_cfg, individual=job_params.individual(config)),
+        JobSpec("train_individual", "individual", target, 6),
+        individual,
+        1,
+    )
     omni = paths(prepared, tmp_path / "omni", init=dense_model)
     steps, _ = planned_sampler(supernet_section)
-    run_training_job(training_setup(config, "omni", masks=masks_cfg, supernet=supernet_section),
-                     JobSpec("train_omni", "omni", None, steps), omni, 1)
+    run_training_job(
+        training_setup(config, "omni", masks=masks_cfg, supernet=supernet_section),
+        JobSpec("train_omni", "omni", None, steps),
+        omni,
+        1,
+    )
     artefact = load_torch(individual.model_out)
     supernet = load_torch(omni.model_out)
     model, _ = load_model(individual.model_out)
@@ -212,7 +222,7 @@ def test_both_arms_train_structured_and_the_supernet_extracts_whole_units(
 # ----------------------------------------------------------------------------------------------
 
 SLICE_TOLERANCE = 1e-5
-PROGRAM_TOLERANCE = 1e-4       # the deploy programs' bound (tests/test_deploy.py)
+PROGRAM_TOLERANCE = 1e-4  # the deploy programs' bound (tests/test_deploy.py)
 
 
 def _masked_copy(model: torch.nn.Module, masks) -> torch.nn.Module:
@@ -243,8 +253,11 @@ def trained_structured(prepared: PreparedData, dense_model: Path):
         model.joiner.linear.bias[blank_id(model_config)] -= BLANK_BIAS_SHIFT
     masks_cfg = {**job_params.masks(prepared.config), **STRUCTURED_MASKS}
     names = prunable_parameter_names(model, masks_cfg)
-    frontend = Frontend(job_params.logmel(prepared.config), load_feature_stats(prepared.feature_stats),
-                        model_config["right_context_length"])
+    frontend = Frontend(
+        job_params.logmel(prepared.config),
+        load_feature_stats(prepared.feature_stats),
+        model_config["right_context_length"],
+    )
     return model.eval(), model_config, rank_layers(model, names, "structured", [1, 1]), frontend
 
 
@@ -273,14 +286,20 @@ def test_the_sliced_model_streams_as_the_masked_model_on_real_utterances(trained
                     expected, lengths, states[0] = masked.transcribe_streaming(chunk, torch.tensor([valid]), states[0])
                     got, _, states[1] = rebuilt.eval().transcribe_streaming(chunk, torch.tensor([valid]), states[1])
                     frames = int(lengths[0])
-                    torch.testing.assert_close(got[:, :frames], expected[:, :frames], rtol=0, atol=SLICE_TOLERANCE,
-                                               msg=lambda m: f"{label}, {path.name}: {m}")
+                    torch.testing.assert_close(
+                        got[:, :frames],
+                        expected[:, :frames],
+                        rtol=0,
+                        atol=SLICE_TOLERANCE,
+                        msg=lambda m, where=f"{label}, {path.name}": f"{where}: {m}",
+                    )
         if label == "per-layer":
             assert len({w["heads"] for w in widths}) > 1, "the vector gives layers different head counts"
 
 
 def test_the_sliced_model_exports_to_a_runtime_that_decodes_as_the_masked_model(
-        trained_structured, prepared: PreparedData, tmp_path: Path) -> None:
+    trained_structured, prepared: PreparedData, tmp_path: Path
+) -> None:
     """Its encoder program (layers of different widths in one padded cache) equals the masked model's
     streaming, and ONNX Runtime's greedy transcript equals PyTorch's."""
     model, model_config, rankings, frontend = trained_structured
@@ -288,8 +307,10 @@ def test_the_sliced_model_exports_to_a_runtime_that_decodes_as_the_masked_model(
     masked = _masked_copy(model, masks)
     sliced, sliced_config = slice_structured(model, model_config, masks)
     programs = build_programs(sliced, sliced_config, frontend)
-    assert programs.shape.key_width < model_config["encoding_dim"] or len(set(
-        w["heads"] for w in sliced_config[LAYER_WIDTHS])) > 1
+    assert (
+        programs.shape.key_width < model_config["encoding_dim"]
+        or len(set(w["heads"] for w in sliced_config[LAYER_WIDTHS])) > 1
+    )
     bundle = export_bundle(sliced, sliced_config, frontend, Tokenizer(prepared.tokenizer), tmp_path / "b", ("onnx",))
     runtime = load_programs(bundle, "onnx")
     chunker = StreamingChunks(model_config["segment_length"], model_config["right_context_length"])
@@ -299,8 +320,9 @@ def test_the_sliced_model_exports_to_a_runtime_that_decodes_as_the_masked_model(
         reference_state = None
         with torch.inference_mode():
             for chunk, valid in chunker.split(feats, feats.size(1)):
-                expected, lengths, reference_state = masked.transcribe_streaming(chunk, torch.tensor([valid]),
-                                                                                 reference_state)
+                expected, lengths, reference_state = masked.transcribe_streaming(
+                    chunk, torch.tensor([valid]), reference_state
+                )
                 encodings, *state = programs.encoder(chunk, *state)
                 frames = int(lengths[0])
                 torch.testing.assert_close(encodings[:, :frames], expected[:, :frames], rtol=0, atol=PROGRAM_TOLERANCE)
@@ -309,8 +331,9 @@ def test_the_sliced_model_exports_to_a_runtime_that_decodes_as_the_masked_model(
         assert recognize_frames(bundle, runtime, feats[0].numpy()).tokens == expected_tokens, path.name
 
 
-def test_the_runtime_export_job_slices_a_structured_model(trained_structured, prepared: PreparedData,
-                                                          tmp_path: Path) -> None:
+def test_the_runtime_export_job_slices_a_structured_model(
+    trained_structured, prepared: PreparedData, tmp_path: Path
+) -> None:
     """From the compact export (as the pipeline's export_runtimes rule): a structured model's bundle is a
     smaller model than the dense one's, an unstructured one's is not."""
     model, model_config, rankings, _ = trained_structured
@@ -321,12 +344,18 @@ def test_the_runtime_export_job_slices_a_structured_model(trained_structured, pr
         export = tmp_path / f"{granularity}.pt"
         save_compact(export, export_compact(state, masks, model_config, torch.float32, granularity, [1, 1]))
         bundle_dir = tmp_path / granularity
-        run_runtime_export_job(["onnx"], job_params.logmel(prepared.config), RuntimeExportPaths(
-            export=export, feature_stats=prepared.feature_stats, tokenizer=prepared.tokenizer, bundle=bundle_dir))
+        run_runtime_export_job(
+            ["onnx"],
+            job_params.logmel(prepared.config),
+            RuntimeExportPaths(
+                export=export, feature_stats=prepared.feature_stats, tokenizer=prepared.tokenizer, bundle=bundle_dir
+            ),
+        )
         bundle = read_bundle(bundle_dir)
         sizes[granularity] = sum(bundle.program_file("onnx", name).stat().st_size for name in ("encoder",))
         heads = model_config["num_heads"]
         expected_width = model_config["encoding_dim"] // heads * (heads - round(0.5 * heads))
-        assert bundle.shape.cache_width == (expected_width if granularity == "structured"
-                                            else model_config["encoding_dim"])
+        assert bundle.shape.cache_width == (
+            expected_width if granularity == "structured" else model_config["encoding_dim"]
+        )
     assert sizes["structured"] < 0.7 * sizes["unstructured"], sizes

@@ -1,6 +1,7 @@
 """One run per results folder: Snakemake's own lock is lost when any other run in the working directory
 exits (reproduced here on a Snakefile of two rules), so the study locks its results folder itself
 (omni.study_lock, taken in the Snakefile's `onstart`); real snakemake processes throughout."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -20,7 +21,7 @@ from tests.faults import FaultRecorder
 from tests.test_pipeline import SNAKEMAKE
 
 TIMEOUT_S = 300
-JOB_STARTED = re.compile(r"^(local)?rule \w+:$", re.MULTILINE)   # the header Snakemake prints as a job starts
+JOB_STARTED = re.compile(r"^(local)?rule \w+:$", re.MULTILINE)  # the header Snakemake prints as a job starts
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
@@ -44,8 +45,9 @@ def stop(process: subprocess.Popen) -> None:
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """A snakemake run to its end; one that outlasts the timeout is stopped with its jobs."""
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -83,7 +85,7 @@ def test_snakemake_deletes_a_running_runs_lock_when_another_run_exits(tmp_path: 
         assert not locks.exists() and holder.poll() is None
         restart = start([*snakemake, "slow.txt"], tmp_path, tmp_path / "restart.log")
         wait_until(lambda: "rule slow:" in (tmp_path / "restart.log").read_text(), "the restarted job")
-        assert holder.poll() is None   # two runs now run the same job
+        assert holder.poll() is None  # two runs now run the same job
     finally:
         stop(holder)
         if restart is not None:
@@ -91,8 +93,9 @@ def test_snakemake_deletes_a_running_runs_lock_when_another_run_exits(tmp_path: 
 
 
 @pytest.mark.fault("concurrent runs")
-def test_a_running_study_refuses_a_second_run_of_its_folder_and_frees_it_when_killed(tmp_path: Path,
-                                                                                     fault: FaultRecorder) -> None:
+def test_a_running_study_refuses_a_second_run_of_its_folder_and_frees_it_when_killed(
+    tmp_path: Path, fault: FaultRecorder
+) -> None:
     """The smoke study runs; the working directory is unlocked (Snakemake's locks are gone, as after any
     other run) and the study started again: refused before any job, naming the folder and the running
     process. A study with another results_dir runs beside it; once the first is killed its folder is free."""
@@ -111,15 +114,26 @@ def test_a_running_study_refuses_a_second_run_of_its_folder_and_frees_it_when_ki
         assert f"results folder {folder} is in use: process {study.pid}" in output, output[-3000:]
         fault.data_lost(len(JOB_STARTED.findall(output)), "jobs the refused run started in the running study's folder")
         assert not JOB_STARTED.search(output)
-        other = run([*SNAKEMAKE, "--directory", str(tmp_path), "results/other/corpus/synth.json",
-                     "--config", "results_dir=results/other"], tmp_path)
+        other = run(
+            [
+                *SNAKEMAKE,
+                "--directory",
+                str(tmp_path),
+                "results/other/corpus/synth.json",
+                "--config",
+                "results_dir=results/other",
+            ],
+            tmp_path,
+        )
         assert other.returncode == 0, other.stderr[-3000:]
         assert (tmp_path / "results" / "other" / "corpus" / "synth.json").exists()
-        assert study.poll() is None   # the other study ran while this one held its folder
+        assert study.poll() is None  # the other study ran while this one held its folder
     finally:
         stop(study)
     take = f"from omni.study_lock import lock_study; lock_study({str(folder)!r})"
     free = subprocess.run([sys.executable, "-c", take], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert free.returncode == 0, free.stderr
-    fault.survived("a second run of a running study's folder (its Snakemake locks gone) refused before any job, "
-                   "naming the folder and the process; another results_dir ran beside it; SIGKILLed, the folder is free")
+    fault.survived(
+        "a second run of a running study's folder (its Snakemake locks gone) refused before any job, "
+        "naming the folder and the process; another results_dir ran beside it; SIGKILLed, the folder is free"
+    )

@@ -1,4 +1,5 @@
 """The embedded synthetic corpus: text, espeak binding, reproducible LibriSpeech-layout build, corpus info."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,11 +15,11 @@ import pytest
 import soundfile
 
 from omni import job_params
-from omni.config import deep_merge, load_config
+from omni.config import load_config
 from omni.data import espeak, synth_text
 from omni.data.corpus import CorpusError, prepare_corpus
 from omni.data.synth_corpus import SPLITS, build_synth_corpus, plan_corpus
-from tests.conftest import LIBRISPEECH_SAMPLE, REPO
+from tests.conftest import LIBRISPEECH_SAMPLE, REPO, layered_config
 from tests.faults import FaultRecorder
 
 CONFIG = REPO / "config.yaml"
@@ -28,7 +29,7 @@ UTT_NAME = re.compile(r"^(\d+)-(\d+)-(\d{4})\.flac$")
 
 
 def tiny_config(**overrides: Any) -> dict[str, Any]:
-    return load_config(CONFIG, deep_merge(TINY, overrides))
+    return layered_config(TINY, overrides)
 
 
 def tiny_spec(**overrides: Any) -> dict[str, Any]:
@@ -37,8 +38,11 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +173,11 @@ def test_test_other_is_mismatched(built: dict[str, Any]) -> None:
         else:
             assert utterance.voicing.voice in synth["train_voices"]
             assert low <= utterance.voicing.rate_wpm <= high and utterance.noise is None
-    rows = [[cell.strip() for cell in line.split("|")]
-            for line in (built["one"] / "SPEAKERS.TXT").read_text().splitlines() if not line.startswith(";")]
+    rows = [
+        [cell.strip() for cell in line.split("|")]
+        for line in (built["one"] / "SPEAKERS.TXT").read_text().splitlines()
+        if not line.startswith(";")
+    ]
     voices = {subset: {row[3] for row in rows if row[1] == subset} for subset in SPLITS}
     assert voices["test-other"] <= set(synth["other_voices"])
     assert not voices["test-other"] & (voices["train"] | voices["dev"] | voices["test-clean"])
@@ -198,16 +205,19 @@ def test_rebuild_replaces_tree_and_clears_stale_partial(tmp_path: Path, fault: F
     build_synth_corpus(config, out, workers=1)
     assert tree_digest(out) == first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synth"]
-    fault.survived("the partial tree a killed corpus build leaves is cleared; the rebuild gives the same tree, "
-                   "byte for byte, and replaces a stale one")
+    fault.survived(
+        "the partial tree a killed corpus build leaves is cleared; the rebuild gives the same tree, "
+        "byte for byte, and replaces a stale one"
+    )
 
 
 # ---------------------------------------------------------------- librispeech branch and the rule script
 
 
 def librispeech_config(tmp_path: Path, root: Path, subsets: dict[str, list[str]]) -> dict[str, Any]:
-    return load_config(CONFIG, {"corpus": "librispeech", "results_dir": str(tmp_path),
-                                "librispeech": {"root": str(root), "subsets": subsets}})
+    return layered_config(
+        {"corpus": "librispeech", "results_dir": str(tmp_path), "librispeech": {"root": str(root), "subsets": subsets}},
+    )
 
 
 @pytest.mark.skipif(not (SAMPLE_ROOT / "test-other").is_dir(), reason="no LibriSpeech sample")
@@ -215,8 +225,12 @@ def test_librispeech_info_and_rule_script(tmp_path: Path) -> None:
     subsets = {split: ["test-other"] for split in SPLITS}
     config = librispeech_config(tmp_path, SAMPLE_ROOT, subsets)
     info_path, log_path = tmp_path / "corpus" / "librispeech.json", tmp_path / "logs" / "build_corpus.log"
-    smk = SimpleNamespace(params=SimpleNamespace(corpus=job_params.corpus(config), synth_tree=str(tmp_path / "unused")),
-                          output=SimpleNamespace(info=str(info_path)), log=[str(log_path)], threads=2)
+    smk = SimpleNamespace(
+        params=SimpleNamespace(corpus=job_params.corpus(config), synth_tree=str(tmp_path / "unused")),
+        output=SimpleNamespace(info=str(info_path)),
+        log=[str(log_path)],
+        threads=2,
+    )
     runpy.run_path(str(REPO / "workflow_scripts" / "build_corpus.py"), init_globals={"snakemake": smk})
     info = json.loads(info_path.read_text())
     assert info == {"corpus": "librispeech", "root": str(SAMPLE_ROOT), "subsets": subsets}
@@ -229,5 +243,6 @@ def test_librispeech_missing_folders_name_the_config_key(tmp_path: Path) -> None
     with pytest.raises(CorpusError, match=r"librispeech\.subsets\.train.*train-clean-100"):
         prepare_corpus(job_params.corpus(librispeech_config(tmp_path, SAMPLE_ROOT, subsets)), tmp_path, workers=1)
     with pytest.raises(CorpusError, match=r"librispeech\.root.*nowhere"):
-        prepare_corpus(job_params.corpus(librispeech_config(tmp_path, tmp_path / "nowhere", subsets)), tmp_path,
-                       workers=1)
+        prepare_corpus(
+            job_params.corpus(librispeech_config(tmp_path, tmp_path / "nowhere", subsets)), tmp_path, workers=1
+        )

@@ -1,4 +1,5 @@
 """Sentencepiece tokenizer: id convention, round trip, byte-identical retraining, vocabulary errors."""
+
 from __future__ import annotations
 
 import runpy
@@ -14,8 +15,10 @@ from omni.data.tokenizer import UNK_ID, Tokenizer, TokenizerError, train_tokeniz
 REPO = Path(__file__).resolve().parent.parent
 VOCAB = 40
 SEED = 1234
-WORDS = ("THE QUICK BROWN FOX JUMPS OVER A LAZY DOG WHILE SIX WIZARDS VEX IT AND "
-         "PACK MY BOX WITH FIVE DOZEN LIQUOR JUGS DON'T STOP").split()
+WORDS = (
+    "THE QUICK BROWN FOX JUMPS OVER A LAZY DOG WHILE SIX WIZARDS VEX IT AND "
+    "PACK MY BOX WITH FIVE DOZEN LIQUOR JUGS DON'T STOP"
+).split()
 # Deterministic sentences covering every letter, the apostrophe and a range of lengths.
 TRANSCRIPTS = [" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(3 + i % 8)) for i in range(120)]
 

@@ -1,4 +1,5 @@
 """Training: resume after a kill is exact, non-finite losses are handled, costs are recorded."""
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,9 @@ def config_for(prepared: PreparedData) -> dict:
 
 @pytest.mark.fault("kills")
 @pytest.mark.parametrize(("processes", "loader_workers"), [(1, 0), (2, 0), (1, 2)])
-def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedData, tmp_path: Path,
-                                                            processes: int, loader_workers: int,
-                                                            fault: FaultRecorder) -> None:
+def test_killed_and_resumed_run_ends_with_identical_weights(
+    prepared: PreparedData, tmp_path: Path, processes: int, loader_workers: int, fault: FaultRecorder
+) -> None:
     config = config_for(prepared)
     config["train"].update(cpu_processes=processes, loader_workers=loader_workers)
     run_training_job(training_setup(config, "dense"), dense_spec(), paths(prepared, tmp_path / "straight"), 1)
@@ -53,8 +54,10 @@ def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedDa
     straight = load_torch(tmp_path / "straight" / "model.pt")["state_dict"]
     resumed = load_torch(killed.model_out)["state_dict"]
     log_steps = [int(line.split(",")[0]) for line in killed.log_out.read_text().splitlines()[1:]]
-    fault.data_lost(differing(straight, resumed) + sorted(set(range(1, STEPS + 1)) - set(log_steps)),
-                    "tensors unlike the undisturbed job's or steps missing from the log")
+    fault.data_lost(
+        differing(straight, resumed) + sorted(set(range(1, STEPS + 1)) - set(log_steps)),
+        "tensors unlike the undisturbed job's or steps missing from the log",
+    )
     assert straight.keys() == resumed.keys()
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
@@ -63,8 +66,10 @@ def test_killed_and_resumed_run_ends_with_identical_weights(prepared: PreparedDa
     assert cost["steps"] == STEPS and cost["wall_s"] > 0 and cost["audio_hours"] > 0
     assert cost["processes"] == processes and cost["peak_mem_mb"] > 0
     assert cost["device_kind"] == "cpu" and cost["device_hours_unit"] == "CPU core-hours"
-    fault.survived(f"halted after the checkpoint of step 2 ({processes} process(es), {loader_workers} loader "
-                   "workers); the rerun ended with the undisturbed job's weights, every log step and the cost record")
+    fault.survived(
+        f"halted after the checkpoint of step 2 ({processes} process(es), {loader_workers} loader "
+        "workers); the rerun ended with the undisturbed job's weights, every log step and the cost record"
+    )
 
 
 def test_clean_steps_train_on_unaugmented_audio(prepared: PreparedData, tmp_path: Path) -> None:
@@ -91,7 +96,7 @@ def test_checkpoints_are_checksummed_plain_state_dicts(prepared: PreparedData, t
     run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, halt_after=2)
     checkpoint = next(job.checkpoint_dir.glob("step*.pt"))
     assert checkpoint.read_bytes().startswith(HEADER)
-    state = read_checkpoint(checkpoint)   # verified, then loaded with weights_only=True
+    state = read_checkpoint(checkpoint)  # verified, then loaded with weights_only=True
     assert state["step"] == 2 and "optimizer" in state and "rng" in state and "data" in state
     assert [row[0] for row in state["log"]] == ["1", "2"]
 
@@ -120,7 +125,9 @@ def test_nonfinite_batch_is_skipped_and_counted(prepared: PreparedData, tmp_path
     assert cost["extra"]["nonfinite_skipped"] == 1
 
 
-def test_too_many_nonfinite_losses_stop_without_checkpointing_past_the_last_good_step(prepared: PreparedData, tmp_path: Path) -> None:
+def test_too_many_nonfinite_losses_stop_without_checkpointing_past_the_last_good_step(
+    prepared: PreparedData, tmp_path: Path
+) -> None:
     config = config_for(prepared)
     config["train"]["max_consecutive_nonfinite"] = 3
     job = paths(prepared, tmp_path)
@@ -148,8 +155,9 @@ def test_two_processes_train_on_twice_the_audio_per_step(prepared: PreparedData,
 @pytest.mark.fault("bad configs")
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 @pytest.mark.parametrize("setting", ["cuda", "cuda:1"])
-def test_cuda_asked_for_on_a_machine_without_it_is_named(prepared: PreparedData, tmp_path: Path, setting: str,
-                                                         fault: FaultRecorder) -> None:
+def test_cuda_asked_for_on_a_machine_without_it_is_named(
+    prepared: PreparedData, tmp_path: Path, setting: str, fault: FaultRecorder
+) -> None:
     """A GPU job placed on a node without CUDA fails naming the key, instead of training on the CPU."""
     config = config_for(prepared)
     config["device"] = setting
@@ -169,8 +177,18 @@ def _beam_wer(model: torch.nn.Module, model_config: dict, prepared: PreparedData
     logmel = job_params.logmel(prepared.config)
     frontend = Frontend(logmel, load_feature_stats(prepared.feature_stats), model_config["right_context_length"])
     utterances = UtteranceSet(read_manifest(manifest), None, logmel["sample_rate"], cache_audio=True)
-    results = evaluate_model(model, model_config, frontend, utterances, Tokenizer(prepared.tokenizer),
-                             ["beam-full"], 4, LEARN_UTTERANCES, torch.device("cpu"), "learns")
+    results = evaluate_model(
+        model,
+        model_config,
+        frontend,
+        utterances,
+        Tokenizer(prepared.tokenizer),
+        ["beam-full"],
+        4,
+        LEARN_UTTERANCES,
+        torch.device("cpu"),
+        "learns",
+    )
     return results["beam-full"][1]["wer"]
 
 

@@ -3,6 +3,7 @@ decides), and a write the filesystem refuses (full, over quota, read-only) told 
 path and the free space, with nothing half-written kept, the finished file it would have replaced (and
 the older checkpoints) intact, and a rerun after freeing space working. The refused writes are fault
 probes (tests/faults.py)."""
+
 from __future__ import annotations
 
 import errno
@@ -11,8 +12,8 @@ import os
 import re
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pytest
@@ -25,9 +26,9 @@ from omni.write_errors import DiskWriteError
 from tests.faults import FaultRecorder
 from tests.test_synth import tiny_spec
 
-SMALL_FS = "2m"               # tmpfs size: a few tiny files fit, a checkpoint does not
-FREE_FOR_AUDIO = 300_000      # bytes left free for the corpus test: far less than its ~0.9 MB of FLAC
-CHECKPOINT_FEATURES = 640     # a 640 x 640 float32 layer: a 1.6 MB checkpoint
+SMALL_FS = "2m"  # tmpfs size: a few tiny files fit, a checkpoint does not
+FREE_FOR_AUDIO = 300_000  # bytes left free for the corpus test: far less than its ~0.9 MB of FLAC
+CHECKPOINT_FEATURES = 640  # a 640 x 640 float32 layer: a 1.6 MB checkpoint
 SIZE = r"\d+(\.\d)? [kMGTP]?B"
 FREE_SPACE = re.compile(rf"\({SIZE} of {SIZE}(, \d+ inodes)? free on the filesystem holding ")
 
@@ -51,34 +52,41 @@ def test_outputs_get_the_mode_open_would_give_them(tmp_path: Path, umask: int) -
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
 
 
-REFUSALS = pytest.mark.parametrize("code, what, todo", [
-    (errno.ENOSPC, "no space left on the device", "free space there"),
-    (errno.EDQUOT, "your disk quota on that filesystem is used up", "ask for a larger quota"),
-    (errno.EROFS, "the filesystem is read-only", "point config key results_dir at a writable filesystem"),
-])
+REFUSALS = pytest.mark.parametrize(
+    "code, what, todo",
+    [
+        (errno.ENOSPC, "no space left on the device", "free space there"),
+        (errno.EDQUOT, "your disk quota on that filesystem is used up", "ask for a larger quota"),
+        (errno.EROFS, "the filesystem is read-only", "point config key results_dir at a writable filesystem"),
+    ],
+)
 
 
 @pytest.mark.fault("disk full")
 @REFUSALS
-def test_a_refused_write_names_the_path_the_free_space_and_what_to_do(tmp_path: Path, code: int, what: str,
-                                                                      todo: str, fault: FaultRecorder) -> None:
+def test_a_refused_write_names_the_path_the_free_space_and_what_to_do(
+    tmp_path: Path, code: int, what: str, todo: str, fault: FaultRecorder
+) -> None:
     target = tmp_path / "tables" / "wer.csv"
     with pytest.raises(DiskWriteError) as caught:
         with atomic_path(target) as tmp:
             tmp.write_text("half a table")
-            raise OSError(code, os.strerror(code))   # what the writer's write() or close() got
+            raise OSError(code, os.strerror(code))  # what the writer's write() or close() got
     message = str(caught.value)
     fault.named(message, str(target))
     assert message.startswith(f"cannot write {target}: {what} ")
     assert FREE_SPACE.search(message) and todo in message and os.strerror(code) in message
     assert list(target.parent.iterdir()) == [], "nothing half-written is kept"
-    fault.survived(f"{errno.errorcode[code]} told as such with the free space and what to do; nothing half-written kept")
+    fault.survived(
+        f"{errno.errorcode[code]} told as such with the free space and what to do; nothing half-written kept"
+    )
 
 
 @pytest.mark.fault("disk full")
 @REFUSALS
-def test_a_refused_write_keeps_the_finished_file_it_would_have_replaced(tmp_path: Path, code: int, what: str,
-                                                                        todo: str, fault: FaultRecorder) -> None:
+def test_a_refused_write_keeps_the_finished_file_it_would_have_replaced(
+    tmp_path: Path, code: int, what: str, todo: str, fault: FaultRecorder
+) -> None:
     """A rerun's write that fails leaves the previous run's finished file as it was, not half of the new one."""
     target = tmp_path / "tables" / "wer.csv"
     write_text(target, "| the finished table |\n")
@@ -111,14 +119,15 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("mounting a small tmpfs needs root (the errno and opaque-error cases above run unprivileged)")
     mount = tmp_path / "small"
     mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL_FS}", "tmpfs", str(mount)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_FS}", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
         yield mount
     finally:
-        gc.collect()   # a failed torch.save's writer, held by its traceback, still has the partial file open
+        gc.collect()  # a failed torch.save's writer, held by its traceback, still has the partial file open
         subprocess.run(["umount", str(mount)], check=True)
 
 
@@ -130,13 +139,17 @@ def fill(folder: Path, leave_free: int) -> Path:
 
 
 @pytest.mark.fault("disk full")
-@pytest.mark.parametrize(("writer", "wrapped"), [
-    ("checkpoint", "[OSError: [Errno 28]"),   # checkpoints are serialised in memory, then written as bytes
-    ("model", "[RuntimeError: "),             # torch.save straight to the file: its opaque iostream error
-])
+@pytest.mark.parametrize(
+    ("writer", "wrapped"),
+    [
+        ("checkpoint", "[OSError: [Errno 28]"),  # checkpoints are serialised in memory, then written as bytes
+        ("model", "[RuntimeError: "),  # torch.save straight to the file: its opaque iostream error
+    ],
+)
 def test_a_model_or_checkpoint_that_does_not_fit_says_so_and_a_rerun_after_freeing_space_works(
-        small_fs: Path, writer: str, wrapped: str, fault: FaultRecorder) -> None:
-    filler = fill(small_fs, leave_free=CHECKPOINT_FEATURES ** 2)   # a quarter of the file fits
+    small_fs: Path, writer: str, wrapped: str, fault: FaultRecorder
+) -> None:
+    filler = fill(small_fs, leave_free=CHECKPOINT_FEATURES**2)  # a quarter of the file fits
     state = torch.nn.Linear(CHECKPOINT_FEATURES, CHECKPOINT_FEATURES).state_dict()
     folder = CheckpointFolder(small_fs / "checkpoints", "job")
     path = small_fs / "checkpoints" / "step00000100.pt"
@@ -158,19 +171,20 @@ def test_a_model_or_checkpoint_that_does_not_fit_says_so_and_a_rerun_after_freei
     write()
     saved = folder.resume(print) if writer == "checkpoint" else load_torch(path)
     assert torch.equal(saved["model"]["weight"], state["weight"])
-    fault.survived(f"a real full tmpfs: the {writer} write told as disk full, no partial file; after freeing "
-                   "space the rerun wrote it whole")
+    fault.survived(
+        f"a real full tmpfs: the {writer} write told as disk full, no partial file; after freeing "
+        "space the rerun wrote it whole"
+    )
 
 
 @pytest.mark.fault("disk full")
-def test_a_checkpoint_that_does_not_fit_leaves_the_older_ones_resumable(small_fs: Path,
-                                                                         fault: FaultRecorder) -> None:
+def test_a_checkpoint_that_does_not_fit_leaves_the_older_ones_resumable(small_fs: Path, fault: FaultRecorder) -> None:
     """The newest checkpoint is written before the oldest is deleted: a full disk costs the new one only."""
     folder = CheckpointFolder(small_fs / "checkpoints", "job")
     older = {step: {"model": torch.nn.Linear(32, 32).state_dict()} for step in (100, 200)}
     for step, state in older.items():
         folder.save(step, state)
-    fill(small_fs, leave_free=CHECKPOINT_FEATURES ** 2)
+    fill(small_fs, leave_free=CHECKPOINT_FEATURES**2)
     with pytest.raises(DiskWriteError) as caught:
         folder.save(300, {"model": torch.nn.Linear(CHECKPOINT_FEATURES, CHECKPOINT_FEATURES).state_dict()})
     fault.named(str(caught.value), str(folder.folder / "step00000300.pt"))
@@ -180,8 +194,10 @@ def test_a_checkpoint_that_does_not_fit_leaves_the_older_ones_resumable(small_fs
     assert kept == ["step00000100.pt", "step00000200.pt"]
     resumed = folder.resume(print)
     assert resumed["step"] == 200 and torch.equal(resumed["model"]["weight"], older[200]["model"]["weight"])
-    fault.survived("a real full tmpfs: the new checkpoint refused and named; both older ones kept, the newest "
-                   "of them resumed intact")
+    fault.survived(
+        "a real full tmpfs: the new checkpoint refused and named; both older ones kept, the newest "
+        "of them resumed intact"
+    )
 
 
 @pytest.mark.fault("disk full")
@@ -199,5 +215,7 @@ def test_a_corpus_that_does_not_fit_says_so_and_leaves_no_partial_tree(small_fs:
     stats = build_synth_corpus(spec, small_fs / "synth", workers=2)
     assert stats["utterances"] == {split: 6 for split in SPLITS}
     assert len(list((small_fs / "synth").rglob("*.flac"))) == 6 * len(SPLITS)
-    fault.survived("a real full tmpfs: the corpus build told as disk full, its partial tree removed; after "
-                   "freeing space the rebuild wrote every utterance")
+    fault.survived(
+        "a real full tmpfs: the corpus build told as disk full, its partial tree removed; after "
+        "freeing space the rebuild wrote every utterance"
+    )

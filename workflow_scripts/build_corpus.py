@@ -1,5 +1,6 @@
 """Rule `build_corpus`: synthesise the embedded corpus or index a local LibriSpeech tree, then
 write the info record (root + subset folders per split) that the manifest stage reads."""
+
 import json
 import sys
 from pathlib import Path

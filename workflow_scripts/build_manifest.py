@@ -2,6 +2,7 @@
 
 With `data.on_bad_utterance: fail`, build_manifest raises listing every offender and nothing is written.
 """
+
 import sys
 
 from omni.atomic import write_dataframe
@@ -16,5 +17,8 @@ with tee_stderr(smk.log[0]):
     kept, rejects = build_manifest(corpus_info, split, smk.params.data, workers=smk.threads)
     write_dataframe(smk.output.rejects, rejects)
     write_manifest(smk.output.manifest, kept, smk.input.corpus)
-    print(f"split {split}: kept {len(kept)} utterances ({kept['duration_s'].sum() / 3600:.2f} h),"
-          f" rejected {len(rejects)}", file=sys.stderr)
+    print(
+        f"split {split}: kept {len(kept)} utterances ({kept['duration_s'].sum() / 3600:.2f} h),"
+        f" rejected {len(rejects)}",
+        file=sys.stderr,
+    )

@@ -1,4 +1,5 @@
 """Rule `feature_stats`: global log-mel mean/std over the training manifest."""
+
 from omni.atomic import write_json
 from omni.data.features import compute_feature_stats
 from omni.data.manifest import read_manifest

@@ -1,4 +1,5 @@
 """Rule figures: WER vs size (Pareto), training curves, and cost per arm (png)."""
+
 from omni.data.voices import read_voices
 from omni.logs import tee_stderr
 from omni.results.bootstrap import BootstrapSettings
@@ -10,7 +11,15 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 with tee_stderr(smk.log[0]):
     comparison = smk.params.comparison
     settings = BootstrapSettings.from_section(comparison)
-    save(pareto_figure(load_summaries(smk.input.summaries), comparison["splits"], comparison["table_decode"],
-                       settings, read_voices(smk.input.voices)), smk.output.pareto)
+    save(
+        pareto_figure(
+            load_summaries(smk.input.summaries),
+            comparison["splits"],
+            comparison["table_decode"],
+            settings,
+            read_voices(smk.input.voices),
+        ),
+        smk.output.pareto,
+    )
     save(training_curves_figure(smk.input.train_logs), smk.output.training_curves)
     save(cost_figure(read_cost_jobs(smk.input.cost)), smk.output.cost)

@@ -1,4 +1,5 @@
 """Rule split_dev: the dev manifest split by speaker into the search's part and the reported part."""
+
 import sys
 
 from omni.data.dev_split import split_by_speaker, split_units
@@ -15,5 +16,6 @@ with tee_stderr(smk.log[0]):
     write_manifest(smk.output.report, report, corpus_record)
     unit = split_units(dev)[1]
     named = "" if unit == "speaker" else " (the manifest names no speaker for some: the parts may share a talker)"
-    print(f"dev split by {unit}{named}: {len(search)} utterances for the search, {len(report)} reported",
-          file=sys.stderr)
+    print(
+        f"dev split by {unit}{named}: {len(search)} utterances for the search, {len(report)} reported", file=sys.stderr
+    )

@@ -1,4 +1,5 @@
 """Rule train_dense: the dense model both arms start from."""
+
 from omni.jobs.training import JobSpec, run_training_job
 from omni.logs import tee_stderr
 from workflow_scripts.rule_io import train_paths, training_setup

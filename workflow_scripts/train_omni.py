@@ -1,4 +1,5 @@
 """Rule train_omni: the one supernet job of an omni arm."""
+
 from omni.jobs.training import JobSpec, run_training_job
 from omni.logs import tee_stderr
 from omni.sparsity.supernet import planned_sampler

@@ -1,4 +1,5 @@
 """Rule `voices`: utterance -> speaker and voice, from the split manifests and the corpus's SPEAKERS.TXT."""
+
 from omni.atomic import write_dataframe
 from omni.data.corpus import read_corpus_record
 from omni.data.manifest import read_manifest

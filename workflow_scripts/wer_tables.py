@@ -1,5 +1,6 @@
 """Rule wer_table: the WER of every model, omni vs individual per sparsity (csv, md, tex), and the
 primary endpoint (omni vs individual pooled over levels, test-other first)."""
+
 from omni.data.voices import read_voices
 from omni.logs import tee_stderr
 from omni.results.bootstrap import BootstrapSettings
@@ -12,7 +13,23 @@ with tee_stderr(smk.log[0]):
     settings = BootstrapSettings.from_section(comparison)
     outputs = dict(smk.output.items())
     voices = read_voices(smk.input.voices)
-    write_wer_tables(smk.input.summaries, comparison["splits"], comparison["decodes"], comparison["table_decode"],
-                     settings, outputs, smk.params.teachers, voices)
-    write_primary(smk.input.summaries, comparison["splits"], comparison["table_decode"], settings,
-                  outputs["primary_csv"], outputs["primary_md"], smk.params.dense_models, voices)
+    write_wer_tables(
+        smk.input.summaries,
+        comparison["splits"],
+        comparison["decodes"],
+        comparison["table_decode"],
+        settings,
+        outputs,
+        smk.params.teachers,
+        voices,
+    )
+    write_primary(
+        smk.input.summaries,
+        comparison["splits"],
+        comparison["table_decode"],
+        settings,
+        outputs["primary_csv"],
+        outputs["primary_md"],
+        smk.params.dense_models,
+        voices,
+    )

@@ -8,23 +8,25 @@ change after the write into one named rejection, and the folder resumes the next
 SHA-256 rather than a CRC: hashlib has it, it costs milliseconds beside the save itself, and no
 accidental damage passes it. It is no defence against a forged file; weights_only is.
 """
+
 from __future__ import annotations
 
 import hashlib
 import io
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omni.atomic import atomic_path, load_torch
 
 KEEP_LAST = 2
 HEADER = b"omni checkpoint, sha256 of the rest follows\n"
 _DIGEST_BYTES = hashlib.sha256().digest_size
-_ZIP_START = b"PK\x03\x04"   # what torch.save's files begin with: a checkpoint from before the header
+_ZIP_START = b"PK\x03\x04"  # what torch.save's files begin with: a checkpoint from before the header
 _NAME = re.compile(r"^step(\d{8})\.pt$")
-REJECTED = ".rejected"        # suffix of a checkpoint moved aside (kept for inspection, never resumed)
+REJECTED = ".rejected"  # suffix of a checkpoint moved aside (kept for inspection, never resumed)
 
 
 class CheckpointError(ValueError):
@@ -54,19 +56,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not data:
         raise CheckpointError(path, "is empty (0 bytes)")
     if data.startswith(_ZIP_START):
-        raise CheckpointError(path, "has no checksum (written before checkpoints carried one), so its "
-                                    "integrity cannot be checked")
+        raise CheckpointError(
+            path, "has no checksum (written before checkpoints carried one), so its integrity cannot be checked"
+        )
     if not data.startswith(HEADER) or len(data) < len(HEADER) + _DIGEST_BYTES:
         raise CheckpointError(path, "is not a checkpoint file (no checksum header: overwritten or cut short)")
-    digest, payload = data[len(HEADER):len(HEADER) + _DIGEST_BYTES], memoryview(data)[len(HEADER) + _DIGEST_BYTES:]
+    digest, payload = data[len(HEADER) : len(HEADER) + _DIGEST_BYTES], memoryview(data)[len(HEADER) + _DIGEST_BYTES :]
     if hashlib.sha256(payload).digest() != digest:
-        raise CheckpointError(path, "fails its SHA-256 checksum (its bytes changed after it was written: "
-                                    "truncated or damaged)")
+        raise CheckpointError(
+            path, "fails its SHA-256 checksum (its bytes changed after it was written: truncated or damaged)"
+        )
     try:
         return load_torch(io.BytesIO(payload))
     except pickle.UnpicklingError:
-        raise CheckpointError(path, "holds objects other than tensors and plain containers; refused unread "
-                                    "(checkpoints are loaded as weights only)") from None
+        raise CheckpointError(
+            path,
+            "holds objects other than tensors and plain containers; refused unread "
+            "(checkpoints are loaded as weights only)",
+        ) from None
 
 
 class CheckpointFolder:

@@ -9,6 +9,7 @@ Streaming uses features of the whole utterance cut into chunks: the log-mel fron
 frame-local (each 10 ms frame depends only on its own 25 ms window), so this equals computing
 features chunk by chunk on the device.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torchaudio.models import RNNT, RNNTBeamSearch
 
-from omni.deploy.bundle import MAX_SYMBOLS_PER_FRAME   # one bound for the search in PyTorch and in the runtimes
+from omni.deploy.bundle import MAX_SYMBOLS_PER_FRAME  # one bound for the search in PyTorch and in the runtimes
 
 PredictorState = list[list[torch.Tensor]]
 
@@ -25,6 +26,7 @@ PredictorState = list[list[torch.Tensor]]
 @dataclass
 class StreamingChunks:
     """Input frames per chunk: a segment plus its right-context look-ahead."""
+
     segment_length: int
     right_context_length: int
 
@@ -35,7 +37,7 @@ class StreamingChunks:
         for start in range(0, length, seg):
             valid = min(seg, length - start)
             look_ahead = min(rc, max(0, length - start - valid))
-            chunk = feats[:, start: start + valid + look_ahead]
+            chunk = feats[:, start : start + valid + look_ahead]
             chunk = torch.nn.functional.pad(chunk, (0, 0, 0, seg + rc - chunk.size(1)))
             chunks.append((chunk, valid + rc))
         return chunks
@@ -44,6 +46,7 @@ class StreamingChunks:
 @dataclass
 class GreedyState:
     """Per-utterance search state carried across encoder frames (and streaming chunks)."""
+
     tokens: list[list[int]]
     predictor_out: torch.Tensor
     predictor_state: PredictorState = field(default_factory=list)
@@ -62,14 +65,15 @@ def greedy_start(model: RNNT, batch_size: int, blank: int, device: torch.device)
 
 
 @torch.inference_mode()
-def greedy_consume(model: RNNT, state: GreedyState, encodings: torch.Tensor,
-                   encoding_lengths: torch.Tensor, blank: int) -> GreedyState:
+def greedy_consume(
+    model: RNNT, state: GreedyState, encodings: torch.Tensor, encoding_lengths: torch.Tensor, blank: int
+) -> GreedyState:
     """Advance greedy search over encoder frames [B, T, D]; frames past a length are ignored."""
     batch = encodings.size(0)
     ones = torch.ones(batch, dtype=torch.long, device=encodings.device)
     for t in range(encodings.size(1)):
         may_emit = t < encoding_lengths
-        frame = encodings[:, t: t + 1]
+        frame = encodings[:, t : t + 1]
         for _ in range(MAX_SYMBOLS_PER_FRAME):
             logits, _, _ = model.join(frame, ones, state.predictor_out, ones)
             best = logits[:, 0, 0].argmax(-1)
@@ -78,8 +82,10 @@ def greedy_consume(model: RNNT, state: GreedyState, encodings: torch.Tensor,
                 break
             out, _, new_state = model.predict(best.unsqueeze(1), ones, state.predictor_state)
             state.predictor_out = _select(emit, out, state.predictor_out)
-            state.predictor_state = [[_select(emit, n, o) for n, o in zip(new_layer, old_layer)]
-                                     for new_layer, old_layer in zip(new_state, state.predictor_state)]
+            state.predictor_state = [
+                [_select(emit, n, o) for n, o in zip(new_layer, old_layer)]
+                for new_layer, old_layer in zip(new_state, state.predictor_state)
+            ]
             for row in emit.nonzero().flatten().tolist():
                 state.tokens[row].append(int(best[row]))
             may_emit = emit
@@ -95,8 +101,14 @@ def greedy_full(model: RNNT, inputs: torch.Tensor, lengths: torch.Tensor, blank:
 
 
 @torch.inference_mode()
-def greedy_streaming(model: RNNT, feats: torch.Tensor, length: int, blank: int,
-                     chunks: StreamingChunks, chunk_seconds: list[float] | None = None) -> list[int]:
+def greedy_streaming(
+    model: RNNT,
+    feats: torch.Tensor,
+    length: int,
+    blank: int,
+    chunks: StreamingChunks,
+    chunk_seconds: list[float] | None = None,
+) -> list[int]:
     """One utterance [1, T, D] (no look-ahead pad), chunk by chunk, state carried. `chunk_seconds`,
     when given, receives the wall time of each chunk (encoder + search): a device's latency per chunk."""
     state = greedy_start(model, 1, blank, feats.device)
@@ -104,7 +116,8 @@ def greedy_streaming(model: RNNT, feats: torch.Tensor, length: int, blank: int,
     for chunk, valid in chunks.split(feats, length):
         start = time.perf_counter()
         encodings, encoding_lengths, encoder_state = model.transcribe_streaming(
-            chunk, torch.tensor([valid], device=feats.device), encoder_state)
+            chunk, torch.tensor([valid], device=feats.device), encoder_state
+        )
         state = greedy_consume(model, state, encodings, encoding_lengths, blank)
         if chunk_seconds is not None:
             chunk_seconds.append(time.perf_counter() - start)
@@ -117,16 +130,22 @@ def _best_tokens(search: RNNTBeamSearch, hypotheses: list, blank: int) -> list[i
 
 
 @torch.inference_mode()
-def beam_full(search: RNNTBeamSearch, inputs: torch.Tensor, length: int, beam_width: int,
-              blank: int) -> list[int]:
+def beam_full(search: RNNTBeamSearch, inputs: torch.Tensor, length: int, beam_width: int, blank: int) -> list[int]:
     """One utterance [1, T + rc, D] padded by the right context."""
     hypotheses = search(inputs, torch.tensor([length], device=inputs.device), beam_width)
     return _best_tokens(search, hypotheses, blank)
 
 
 @torch.inference_mode()
-def beam_streaming(search: RNNTBeamSearch, model: RNNT, feats: torch.Tensor, length: int,
-                   beam_width: int, blank: int, chunks: StreamingChunks) -> list[int]:
+def beam_streaming(
+    search: RNNTBeamSearch,
+    model: RNNT,
+    feats: torch.Tensor,
+    length: int,
+    beam_width: int,
+    blank: int,
+    chunks: StreamingChunks,
+) -> list[int]:
     """Chunked beam search with carried encoder state and hypotheses.
 
     `RNNTBeamSearch.infer` searches every frame of a chunk, including the zero-padded tail of
@@ -136,6 +155,7 @@ def beam_streaming(search: RNNTBeamSearch, model: RNNT, feats: torch.Tensor, len
     encoder_state, hypotheses = None, None
     for chunk, valid in chunks.split(feats, length):
         encodings, encoding_lengths, encoder_state = model.transcribe_streaming(
-            chunk, torch.tensor([valid], device=feats.device), encoder_state)
+            chunk, torch.tensor([valid], device=feats.device), encoder_state
+        )
         hypotheses = search._search(encodings[:, : int(encoding_lengths[0])], hypotheses, beam_width)
     return _best_tokens(search, hypotheses, blank)

@@ -17,6 +17,7 @@ Two forms:
 The teacher's logits are detached here, whatever the caller passes: gradients reach the student
 only.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,16 +27,16 @@ FORMS = ("full", "collapsed")
 _TINY = 1e-30
 
 
-def lattice_mask(logit_lengths: torch.Tensor, target_lengths: torch.Tensor, frames: int,
-                 labels: int) -> torch.Tensor:
+def lattice_mask(logit_lengths: torch.Tensor, target_lengths: torch.Tensor, frames: int, labels: int) -> torch.Tensor:
     """(B, T, U + 1) booleans: node (t, u) lies on utterance b's lattice."""
     t = torch.arange(frames, device=logit_lengths.device)
     u = torch.arange(labels, device=logit_lengths.device)
     return (t[None, :, None] < logit_lengths[:, None, None]) & (u[None, None, :] <= target_lengths[:, None, None])
 
 
-def collapsed_log_probs(logits: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
-                        blank: int) -> torch.Tensor:
+def collapsed_log_probs(
+    logits: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor, blank: int
+) -> torch.Tensor:
     """(B, T, U + 1, 3) log-probabilities of blank, the correct next label, and every other symbol.
 
     `targets` are (B, U) label ids; at u >= U_b the next-label outcome has probability zero."""
@@ -57,23 +58,35 @@ def _node_kl(teacher_log_probs: torch.Tensor, student_log_probs: torch.Tensor) -
     return torch.where(teacher_probs > 0, terms, torch.zeros_like(terms)).sum(dim=-1)
 
 
-def lattice_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, logit_lengths: torch.Tensor,
-               targets: torch.Tensor, target_lengths: torch.Tensor, blank: int, form: str) -> torch.Tensor:
+def lattice_kl(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    logit_lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank: int,
+    form: str,
+) -> torch.Tensor:
     """Mean over utterances of sum over lattice nodes of KL(teacher || student), per encoder frame.
 
     Logits are (B, T, U + 1, V + 1) as torchaudio's RNN-T joiner returns them."""
     if form not in FORMS:
         raise ValueError(f"distillation form {form!r}: expected one of {FORMS}")
     if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"teacher logits {tuple(teacher_logits.shape)} and student logits "
-                         f"{tuple(student_logits.shape)} differ: they must score the same batch")
+        raise ValueError(
+            f"teacher logits {tuple(teacher_logits.shape)} and student logits "
+            f"{tuple(student_logits.shape)} differ: they must score the same batch"
+        )
     teacher_logits = teacher_logits.detach()
     if form == "full":
-        node_kl = _node_kl(torch.log_softmax(teacher_logits.float(), dim=-1),
-                           torch.log_softmax(student_logits.float(), dim=-1))
+        node_kl = _node_kl(
+            torch.log_softmax(teacher_logits.float(), dim=-1), torch.log_softmax(student_logits.float(), dim=-1)
+        )
     else:
-        node_kl = _node_kl(collapsed_log_probs(teacher_logits, targets, target_lengths, blank),
-                           collapsed_log_probs(student_logits, targets, target_lengths, blank))
+        node_kl = _node_kl(
+            collapsed_log_probs(teacher_logits, targets, target_lengths, blank),
+            collapsed_log_probs(student_logits, targets, target_lengths, blank),
+        )
     _, frames, labels = node_kl.shape
     on_lattice = lattice_mask(logit_lengths, target_lengths, frames, labels)
     per_utterance = torch.where(on_lattice, node_kl, torch.zeros_like(node_kl)).sum(dim=(1, 2))

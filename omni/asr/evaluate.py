@@ -1,5 +1,6 @@
 """Evaluate one model on one split in every configured decode mode; keep per-utterance error
 counts (significance tests resample them) and a summary (WER, CER, speed)."""
+
 from __future__ import annotations
 
 import time
@@ -18,8 +19,17 @@ from omni.asr.model import blank_id
 from omni.data.batches import UtteranceSet, eval_batches
 from omni.data.tokenizer import Tokenizer
 
-UTTERANCE_COLUMNS = ["utt_id", "reference", "hypothesis", "substitutions", "deletions", "insertions",
-                     "ref_words", "char_errors", "ref_chars"]
+UTTERANCE_COLUMNS = [
+    "utt_id",
+    "reference",
+    "hypothesis",
+    "substitutions",
+    "deletions",
+    "insertions",
+    "ref_words",
+    "char_errors",
+    "ref_chars",
+]
 
 
 @dataclass
@@ -36,7 +46,9 @@ def count_errors(reference: str, hypothesis: str) -> ErrorCounts:
     words = jiwer.process_words(reference, hypothesis)
     chars = jiwer.process_characters(reference, hypothesis)
     return ErrorCounts(
-        substitutions=words.substitutions, deletions=words.deletions, insertions=words.insertions,
+        substitutions=words.substitutions,
+        deletions=words.deletions,
+        insertions=words.insertions,
         ref_words=words.hits + words.substitutions + words.deletions,
         char_errors=chars.substitutions + chars.deletions + chars.insertions,
         ref_chars=chars.hits + chars.substitutions + chars.deletions,
@@ -47,8 +59,19 @@ def score_hypotheses(utt_ids: list[str], references: list[str], hypotheses: list
     rows = []
     for utt_id, ref, hyp in zip(utt_ids, references, hypotheses):
         counts = count_errors(ref, hyp)
-        rows.append([utt_id, ref, hyp, counts.substitutions, counts.deletions, counts.insertions,
-                     counts.ref_words, counts.char_errors, counts.ref_chars])
+        rows.append(
+            [
+                utt_id,
+                ref,
+                hyp,
+                counts.substitutions,
+                counts.deletions,
+                counts.insertions,
+                counts.ref_words,
+                counts.char_errors,
+                counts.ref_chars,
+            ]
+        )
     return pd.DataFrame(rows, columns=UTTERANCE_COLUMNS).sort_values("utt_id", ignore_index=True)
 
 
@@ -62,9 +85,18 @@ def summarize(table: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def decode_split(model: torch.nn.Module, model_config: dict[str, Any], frontend: Frontend,
-                 utterances: UtteranceSet, tokenizer: Tokenizer, decode: str, beam_width: int | None,
-                 batch_size: int, device: torch.device, description: str) -> tuple[pd.DataFrame, dict[str, float]]:
+def decode_split(
+    model: torch.nn.Module,
+    model_config: dict[str, Any],
+    frontend: Frontend,
+    utterances: UtteranceSet,
+    tokenizer: Tokenizer,
+    decode: str,
+    beam_width: int | None,
+    batch_size: int,
+    device: torch.device,
+    description: str,
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Decode every utterance in one mode ('greedy-full', 'beam-streaming', ...); a beam decode
     needs `beam_width`, a greedy one ignores it."""
     search_kind = decode.split("-")[0]
@@ -86,7 +118,7 @@ def decode_split(model: torch.nn.Module, model_config: dict[str, Any], frontend:
             token_lists = []
             for row in range(feats.size(0)):
                 length = int(lengths[row])
-                one = feats[row: row + 1, :length]
+                one = feats[row : row + 1, :length]
                 if decode == "greedy-streaming":
                     token_lists.append(greedy_streaming(model, one, length, blank, chunks))
                 elif decode == "beam-full":
@@ -106,14 +138,25 @@ def decode_split(model: torch.nn.Module, model_config: dict[str, Any], frontend:
     return table, summary
 
 
-def evaluate_model(model: torch.nn.Module, model_config: dict[str, Any], frontend: Frontend,
-                   utterances: UtteranceSet, tokenizer: Tokenizer, decodes: list[str], beam_width: int | None,
-                   batch_size: int, device: torch.device,
-                   description: str) -> dict[str, tuple[pd.DataFrame, dict[str, float]]]:
+def evaluate_model(
+    model: torch.nn.Module,
+    model_config: dict[str, Any],
+    frontend: Frontend,
+    utterances: UtteranceSet,
+    tokenizer: Tokenizer,
+    decodes: list[str],
+    beam_width: int | None,
+    batch_size: int,
+    device: torch.device,
+    description: str,
+) -> dict[str, tuple[pd.DataFrame, dict[str, float]]]:
     model.eval()
-    return {decode: decode_split(model, model_config, frontend, utterances, tokenizer, decode, beam_width,
-                                 batch_size, device, description)
-            for decode in decodes}
+    return {
+        decode: decode_split(
+            model, model_config, frontend, utterances, tokenizer, decode, beam_width, batch_size, device, description
+        )
+        for decode in decodes
+    }
 
 
 def model_size_fields(model: torch.nn.Module, masks: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -121,5 +164,9 @@ def model_size_fields(model: torch.nn.Module, masks: dict[str, torch.Tensor]) ->
     total = sum(p.numel() for p in model.parameters())
     prunable_total = sum(m.numel() for m in masks.values())
     prunable_kept = sum(int(m.sum()) for m in masks.values())
-    return {"params_total": total, "params_kept": total - (prunable_total - prunable_kept),
-            "prunable_total": prunable_total, "prunable_kept": prunable_kept}
+    return {
+        "params_total": total,
+        "params_kept": total - (prunable_total - prunable_kept),
+        "prunable_total": prunable_total,
+        "prunable_kept": prunable_kept,
+    }

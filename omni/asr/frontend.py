@@ -6,9 +6,11 @@ frames beyond the last real frame. Padding by exactly that many frames and passi
 UNPADDED lengths makes the transcriber's output lengths equal the logits' time axis, so the
 lengths handed to rnnt_loss are right by construction (no clamping).
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,16 +22,22 @@ class Frontend(torch.nn.Module):
     """`logmel` and `augmentation` are the rule sections omni.job_params.logmel / .augmentation;
     a frontend without augmentation settings (evaluation, search) cannot be asked to augment."""
 
-    def __init__(self, logmel: Mapping[str, Any], stats: dict[str, Any], right_context_length: int,
-                 augmentation: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        logmel: Mapping[str, Any],
+        stats: dict[str, Any],
+        right_context_length: int,
+        augmentation: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.logmel = LogMel.from_section(logmel)
         self.normalize = FeatureNormalizer(torch.tensor(stats["mean"]), torch.tensor(stats["std"]))
         self.spec_augment = None if augmentation is None else SpecAugment(augmentation["spec_augment"])
         self.right_context_length = right_context_length
 
-    def features(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor,
-                 augment_seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(
+        self, waveforms: torch.Tensor, wave_lengths: torch.Tensor, augment_seed: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised log-mel [B, T, n_mels] and exact frame lengths, without the look-ahead pad;
         SpecAugment'ed from a generator seeded with `augment_seed` (a training batch's), if given."""
         if augment_seed is not None and self.spec_augment is None:
@@ -43,7 +51,8 @@ class Frontend(torch.nn.Module):
     def pad_right_context(self, feats: torch.Tensor) -> torch.Tensor:
         return F.pad(feats, (0, 0, 0, self.right_context_length))
 
-    def forward(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor,
-                augment_seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, waveforms: torch.Tensor, wave_lengths: torch.Tensor, augment_seed: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         feats, lengths = self.features(waveforms, wave_lengths, augment_seed)
         return self.pad_right_context(feats), lengths

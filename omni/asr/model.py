@@ -6,6 +6,7 @@ A model artefact is a plain dict (loadable with weights_only=True):
 A supernet's artefact adds "rankings": {param name: LayerRanking.state_dict()}, the rankings of its
 last training step, which extraction cuts.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from torchaudio.models.emformer import _EmformerLayer
 
 from omni.atomic import load_torch, save_torch
 
-LAYER_WIDTHS = "layer_widths"   # model_config: per Emformer layer {"heads", "ffn"} of a sliced structured model
+LAYER_WIDTHS = "layer_widths"  # model_config: per Emformer layer {"heads", "ffn"} of a sliced structured model
 
 
 def model_config_from(model: dict[str, Any], num_symbols: int) -> dict[str, Any]:
@@ -95,9 +96,14 @@ def blank_id(model_config: dict[str, Any]) -> int:
     return model_config["num_symbols"] - 1
 
 
-def save_model(path: str | Path, state_dict: dict[str, torch.Tensor], model_config: dict[str, Any],
-               masks: dict[str, torch.Tensor] | None = None, meta: dict[str, Any] | None = None,
-               rankings: dict[str, dict[str, Any]] | None = None) -> None:
+def save_model(
+    path: str | Path,
+    state_dict: dict[str, torch.Tensor],
+    model_config: dict[str, Any],
+    masks: dict[str, torch.Tensor] | None = None,
+    meta: dict[str, Any] | None = None,
+    rankings: dict[str, dict[str, Any]] | None = None,
+) -> None:
     """Write an artefact from a plain state dict (no network needs building just to save it).
     `rankings` (a supernet's last per-layer rankings, LayerRanking.state_dict) are what extraction cuts."""
     state = {k: v.detach().cpu().clone() for k, v in state_dict.items()}

@@ -11,23 +11,25 @@ The job's own process (a Snakemake `script:`) launches torchrun on the rank entr
 the job fails with the rank's error on stderr. Rank 0 is the only writer (checkpoints, logs,
 outputs). A one-process job runs in the job's own process, without a launcher.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 COLLECTIVE_TIMEOUT = timedelta(minutes=30)
 """How long a rank waits for the others in a collective before giving up."""
-REPOSITORY = Path(__file__).resolve().parents[2]   # on every rank's import path
-OUTPUT_CHUNK = 4096   # bytes of the ranks' output relayed at a time (progress bars redraw with \r)
+REPOSITORY = Path(__file__).resolve().parents[2]  # on every rank's import path
+OUTPUT_CHUNK = 4096  # bytes of the ranks' output relayed at a time (progress bars redraw with \r)
 
 
 class RankFailedError(RuntimeError):
@@ -105,15 +107,32 @@ def leave(finished: bool) -> None:
 def launch(world: int, module: str, arguments: list[str]) -> None:
     """Run `python -m <module> <arguments>` in `world` processes through torchrun, on this machine,
     and wait; a rank that fails stops the others and raises here."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-               "--nproc-per-node", str(world), "--max-restarts", "0", "-m", module, *arguments]
-    environment = {**os.environ,
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        str(world),
+        "--max-restarts",
+        "0",
+        "-m",
+        module,
+        *arguments,
+    ]
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])),
+    }
     # The ranks' output goes through this process's sys.stderr: the job's log (omni.logs.tee_stderr) holds it.
     with subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as ranks:
         for chunk in iter(lambda: ranks.stdout.read1(OUTPUT_CHUNK), b""):
             sys.stderr.write(chunk.decode(errors="replace"))
         returncode = ranks.wait()
     if returncode != 0:
-        raise RankFailedError(f"{world}-process job `{' '.join(command[2:])}` failed with exit code "
-                              f"{returncode}; the failing rank's traceback is above")
+        raise RankFailedError(
+            f"{world}-process job `{' '.join(command[2:])}` failed with exit code "
+            f"{returncode}; the failing rank's traceback is above"
+        )

@@ -15,6 +15,7 @@ match; such a step is then skipped everywhere. Rank 0 alone writes the log, the 
 the checkpoints, which hold every rank's RNG state; it also picks the checkpoint to resume (moving
 damaged ones aside), and every rank loads the one it picked.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,9 +23,10 @@ import csv
 import math
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -40,7 +42,7 @@ from omni.data.batches import Batch, BatchStream
 from omni.job_params import lr_warmup_steps
 
 LOG_COLUMNS = ["step", "loss", "lr", "audio_seconds", "wall_s"]
-KL_COLUMN = "kl"   # a distilling job's mean distillation term over the step's passes (the loss column includes it)
+KL_COLUMN = "kl"  # a distilling job's mean distillation term over the step's passes (the loss column includes it)
 # Cosine decay ends at this fraction of the peak learning rate.
 FINAL_LR_FRACTION = 0.05
 
@@ -59,17 +61,23 @@ class TrainSettings:
     checkpoint_every: int
     log_every: int
     max_consecutive_nonfinite: int
-    bf16: bool = False   # forward passes under bfloat16 autocast (CUDA; config train.bf16)
+    bf16: bool = False  # forward passes under bfloat16 autocast (CUDA; config train.bf16)
 
     @classmethod
-    def from_section(cls, training: Mapping[str, Any], steps: int) -> "TrainSettings":
+    def from_section(cls, training: Mapping[str, Any], steps: int) -> TrainSettings:
         """From the rule section omni.job_params.training; `steps` is the job's (arms differ), and so may
         be its lr warm-up (omni.job_params.lr_warmup_steps)."""
-        return cls(steps=steps, lr=training["lr"], weight_decay=training["weight_decay"],
-                   warmup_steps=lr_warmup_steps(training, steps),
-                   grad_clip=training["grad_clip"], checkpoint_every=training["checkpoint_every"],
-                   log_every=training["log_every"], max_consecutive_nonfinite=training["max_consecutive_nonfinite"],
-                   bf16=bool(training.get("bf16", False)))
+        return cls(
+            steps=steps,
+            lr=training["lr"],
+            weight_decay=training["weight_decay"],
+            warmup_steps=lr_warmup_steps(training, steps),
+            grad_clip=training["grad_clip"],
+            checkpoint_every=training["checkpoint_every"],
+            log_every=training["log_every"],
+            max_consecutive_nonfinite=training["max_consecutive_nonfinite"],
+            bf16=bool(training.get("bf16", False)),
+        )
 
 
 class LossFn(Protocol):
@@ -77,8 +85,8 @@ class LossFn(Protocol):
     teacher's output on the same batch (another sub-network of the step), distilled from. `last`:
     whether this is the step's last pass (data-parallel ranks exchange gradients in its backward)."""
 
-    last_logits: torch.Tensor | None   # the latest call's output, detached: an in-place teacher
-    last_frame_loss: float             # the latest call's loss per encoder frame (utterance lengths cancel)
+    last_logits: torch.Tensor | None  # the latest call's output, detached: an in-place teacher
+    last_frame_loss: float  # the latest call's loss per encoder frame (utterance lengths cancel)
 
     def __call__(self, teacher_logits: torch.Tensor | None = None, last: bool = True) -> torch.Tensor: ...
 
@@ -107,8 +115,16 @@ class StepLoss:
     of the step and the teacher see the same input; calling it runs one forward pass of the model as
     currently masked."""
 
-    def __init__(self, model: torch.nn.Module, frontend: Frontend, batch: Batch, blank: int,
-                 distillation: Distillation | None = None, ranks: Ranks = Ranks(), bf16: bool = False) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        frontend: Frontend,
+        batch: Batch,
+        blank: int,
+        distillation: Distillation | None = None,
+        ranks: Ranks = Ranks(),
+        bf16: bool = False,
+    ) -> None:
         """`model` is what runs the forward pass: the DistributedDataParallel wrapper with several ranks.
         `bf16`: the model's forward passes (student and teacher) under bfloat16 autocast on CUDA; the
         losses are computed from fp32 logits."""
@@ -118,9 +134,9 @@ class StepLoss:
         self.bf16 = bf16
         self._features: tuple[torch.Tensor, torch.Tensor] | None = None
         self._teacher_logits: torch.Tensor | None = None
-        self.last_logits: torch.Tensor | None = None   # the latest pass's output, detached (an in-place teacher)
-        self._frame_loss: tuple[torch.Tensor, ...] = ()   # (loss, utterances / frames[, weighted KL]), detached
-        self.kls: list[float] = []                     # the distillation term of each pass
+        self.last_logits: torch.Tensor | None = None  # the latest pass's output, detached (an in-place teacher)
+        self._frame_loss: tuple[torch.Tensor, ...] = ()  # (loss, utterances / frames[, weighted KL]), detached
+        self.kls: list[float] = []  # the distillation term of each pass
 
     def features(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._features is None:
@@ -171,19 +187,19 @@ class StepLoss:
     def _loss(self, teacher_logits: torch.Tensor | None) -> torch.Tensor:
         logits, logit_lengths = self._logits(self.model)
         targets, target_lengths = self.batch.targets, self.batch.target_lengths
-        loss = rnnt_loss(logits, targets.int(), logit_lengths.int(), target_lengths.int(), blank=self.blank,
-                         reduction="mean")
+        loss = rnnt_loss(
+            logits, targets.int(), logit_lengths.int(), target_lengths.int(), blank=self.blank, reduction="mean"
+        )
         self.last_logits = logits.detach()
         self._frame_loss = (loss.detach(), len(logit_lengths) / logit_lengths.sum().clamp_min(1))
         teacher = teacher_logits if teacher_logits is not None else self._frozen_teacher_logits()
         if teacher is not None:
             if self.distillation is None:
                 raise ValueError("a teacher's logits were passed to a job that does not distill")
-            kl = lattice_kl(logits, teacher, logit_lengths, targets, target_lengths, self.blank,
-                            self.distillation.form)
+            kl = lattice_kl(logits, teacher, logit_lengths, targets, target_lengths, self.blank, self.distillation.form)
             self.kls.append(float(kl.detach()))
             loss = loss + self.distillation.weight * kl
-            self._frame_loss += (self.distillation.weight * kl.detach(),)   # already per frame
+            self._frame_loss += (self.distillation.weight * kl.detach(),)  # already per frame
         return loss
 
 
@@ -268,6 +284,7 @@ def warmup_cosine(settings: TrainSettings) -> Callable[[int], float]:
         span = max(1, settings.steps - settings.warmup_steps)
         progress = min(1.0, (step - settings.warmup_steps) / span)
         return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
+
     return factor
 
 
@@ -281,11 +298,22 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, model: torch.nn.Module, frontend: Frontend, strategy: GradientStrategy,
-                 stream: BatchStream, settings: TrainSettings, blank: int, device: torch.device,
-                 checkpoints: CheckpointFolder, log_path: Path, description: str,
-                 halt_after: int | None = None, ranks: Ranks = Ranks(),
-                 distillation: Distillation | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        frontend: Frontend,
+        strategy: GradientStrategy,
+        stream: BatchStream,
+        settings: TrainSettings,
+        blank: int,
+        device: torch.device,
+        checkpoints: CheckpointFolder,
+        log_path: Path,
+        description: str,
+        halt_after: int | None = None,
+        ranks: Ranks = Ranks(),
+        distillation: Distillation | None = None,
+    ) -> None:
         """`halt_after` stops (like a kill) after that step's checkpoint; tests use it."""
         self.model, self.frontend, self.strategy = model, frontend, strategy
         self.distillation = distillation
@@ -297,9 +325,12 @@ class Trainer:
         # parametrizations are on `model` already (the strategy was built first); masks are computed
         # alike on every rank from identical weights, so buffers are not broadcast.
         self.forward_model: torch.nn.Module = (
-            DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                    forward_sync_buffers=False)
-            if ranks.parallel else model)
+            DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False
+            )
+            if ranks.parallel
+            else model
+        )
         self.params = params = [p for p in model.parameters() if p.requires_grad]
         # fused AdamW: one kernel per step on CPU and CUDA, and no slow-down from the exact zeros
         # that masked weights leave in the second-moment estimate (benchmarks/masking.py).
@@ -310,7 +341,7 @@ class Trainer:
         self.audio_seconds = 0.0
         self.nonfinite_skipped = 0
         self.subnet_passes = 0
-        self.log_rows: list[list[str]] = []   # the log's rows so far (rank 0), checkpointed with the rest
+        self.log_rows: list[list[str]] = []  # the log's rows so far (rank 0), checkpointed with the rest
 
     # -- checkpoint state ---------------------------------------------------------------
     def _rng_state(self) -> dict[str, torch.Tensor]:
@@ -391,16 +422,29 @@ class Trainer:
         consecutive_nonfinite = 0
         self.forward_model.train()
         batches = iter(self.stream)
-        progress = tqdm(total=self.settings.steps, initial=self.step, desc=self.description,
-                        dynamic_ncols=True, mininterval=2.0, disable=not writer)
+        progress = tqdm(
+            total=self.settings.steps,
+            initial=self.step,
+            desc=self.description,
+            dynamic_ncols=True,
+            mininterval=2.0,
+            disable=not writer,
+        )
         with open(self.log_path, "a", newline="") if writer else contextlib.nullcontext() as log_handle:
             log = csv.writer(log_handle) if writer else None
             while self.step < self.settings.steps:
                 batch = next(batches).to(self.device)
                 self.strategy.prepare(self.step)
                 self.optimizer.zero_grad(set_to_none=True)
-                step_loss = StepLoss(self.forward_model, self.frontend, batch, self.blank, self.distillation,
-                                     self.ranks, bf16=self.settings.bf16 and self.device.type == "cuda")
+                step_loss = StepLoss(
+                    self.forward_model,
+                    self.frontend,
+                    batch,
+                    self.blank,
+                    self.distillation,
+                    self.ranks,
+                    bf16=self.settings.bf16 and self.device.type == "cuda",
+                )
                 local_loss, extra = self.strategy.accumulate(self.step, step_loss)
                 if step_loss.kls:
                     extra[KL_COLUMN] = sum(step_loss.kls) / len(step_loss.kls)
@@ -413,13 +457,16 @@ class Trainer:
                     consecutive_nonfinite += 1
                     self.nonfinite_skipped += 1
                     self.optimizer.zero_grad(set_to_none=True)
-                    self._say(f"step {self.step}: non-finite loss/gradient, batch skipped "
-                              f"({consecutive_nonfinite} in a row, {self.nonfinite_skipped} in total)")
+                    self._say(
+                        f"step {self.step}: non-finite loss/gradient, batch skipped "
+                        f"({consecutive_nonfinite} in a row, {self.nonfinite_skipped} in total)"
+                    )
                     if consecutive_nonfinite >= self.settings.max_consecutive_nonfinite:
                         raise NonFiniteLossError(
                             f"{self.description}: {consecutive_nonfinite} consecutive non-finite losses at step "
                             f"{self.step} (limit config key 'train.max_consecutive_nonfinite'); no step past "
-                            f"{self.step} was checkpointed in {self.checkpoints.folder}")
+                            f"{self.step} was checkpointed in {self.checkpoints.folder}"
+                        )
                     continue
                 consecutive_nonfinite = 0
                 self.optimizer.step()
@@ -431,14 +478,23 @@ class Trainer:
                 wall = self.prior_wall_s + time.perf_counter() - start
                 lr = self.scheduler.get_last_lr()[0]
                 if writer and (self.step % self.settings.log_every == 0 or self.step == self.settings.steps):
-                    row = [str(self.step), f"{loss_value:.5f}", f"{lr:.3e}", f"{self.audio_seconds:.2f}",
-                           f"{wall:.2f}"] + [f"{extra.get(c, float('nan')):.5f}" for c in self._extra_columns()]
+                    row = [
+                        str(self.step),
+                        f"{loss_value:.5f}",
+                        f"{lr:.3e}",
+                        f"{self.audio_seconds:.2f}",
+                        f"{wall:.2f}",
+                    ] + [f"{extra.get(c, float('nan')):.5f}" for c in self._extra_columns()]
                     log.writerow(row)
                     log_handle.flush()
                     self.log_rows.append(row)
                 progress.update(1)
-                progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}",
-                                     audio_x=f"{self.audio_seconds / max(wall, 1e-9):.1f}", refresh=False)
+                progress.set_postfix(
+                    loss=f"{loss_value:.3f}",
+                    lr=f"{lr:.2e}",
+                    audio_x=f"{self.audio_seconds / max(wall, 1e-9):.1f}",
+                    refresh=False,
+                )
                 if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
                     rng_by_rank = self.ranks.gather(self._rng_state())
                     if writer:

@@ -1,4 +1,5 @@
 """Audio input through soundfile: torchaudio.load needs torchcodec/FFmpeg, which these machines lack."""
+
 from __future__ import annotations
 
 import os
@@ -42,11 +43,12 @@ def probe_audio(path: str | os.PathLike) -> AudioProbe:
     try:
         with soundfile.SoundFile(path) as handle:
             declared = handle.frames
-            if declared == _UNKNOWN_FRAMES:   # no length in the header: count by decoding
+            if declared == _UNKNOWN_FRAMES:  # no length in the header: count by decoding
                 declared = len(handle.read(dtype=_PROBE_DTYPE, always_2d=True))
             elif declared > 0 and not _last_sample_reads(handle, declared):
-                raise AudioError(path, f"truncated or corrupt audio: the header declares {declared} samples, "
-                                       "the last cannot be read")
+                raise AudioError(
+                    path, f"truncated or corrupt audio: the header declares {declared} samples, the last cannot be read"
+                )
             probe = AudioProbe(num_samples=declared, sample_rate=handle.samplerate, channels=handle.channels)
     except (soundfile.SoundFileError, OSError, RuntimeError) as error:
         raise AudioError(path, f"unreadable, truncated or corrupt audio ({error})") from error
@@ -74,8 +76,9 @@ def _last_sample_reads(handle: soundfile.SoundFile, declared: int) -> bool:
         return False
 
 
-def read_audio(path: str | os.PathLike, target_rate: int, resample: bool, offset: int = 0,
-               frames: int = -1) -> torch.Tensor:
+def read_audio(
+    path: str | os.PathLike, target_rate: int, resample: bool, offset: int = 0, frames: int = -1
+) -> torch.Tensor:
     """Mono float32 waveform at `target_rate` of `frames` samples from `offset` (the file's rate; -1: to
     the end); anything the model cannot take raises AudioError. Several channels are downmixed to
     their mean (equal weights: a stereo recording of one talker keeps its level; a channel that is

@@ -13,9 +13,11 @@ draw comes from a generator the caller seeds per batch, so a batch's perturbatio
 the batch alone: the same with or without workers, in a resumed run and on any data-parallel rank.
 Padding stays exactly zero.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torchaudio.functional as AF
@@ -37,8 +39,9 @@ class WaveAugment:
     def active(self) -> bool:
         return self.speed_factors != [1.0] or self.noise_prob > 0
 
-    def __call__(self, waveforms: torch.Tensor, lengths: torch.Tensor,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, S] zero-padded waveforms (CPU), [B] lengths -> perturbed copies and their new lengths."""
         if not self.active:
             return waveforms, lengths
@@ -47,8 +50,9 @@ class WaveAugment:
             waveforms = self._add_noise(waveforms, lengths, generator)
         return waveforms, lengths
 
-    def _speed(self, waveforms: torch.Tensor, lengths: torch.Tensor,
-               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _speed(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One factor per batch (one resampling kernel): a factor f plays the audio f times faster."""
         index = int(torch.randint(len(self.speed_factors), (), generator=generator))
         factor = self.speed_factors[index]

@@ -1,12 +1,13 @@
 """Training and evaluation batches: length-bucketed, frame-budgeted, reproducible per epoch; training
 batches decoded and waveform-augmented where they are built (DataLoader workers when configured)."""
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import random
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 import torch
@@ -23,9 +24,9 @@ LENGTH_JITTER = 0.1
 @dataclass
 class Batch:
     utt_ids: list[str]
-    waveforms: torch.Tensor       # [B, S] float32, zero padded
-    wave_lengths: torch.Tensor    # [B] samples
-    targets: torch.Tensor         # [B, U] int32, padded with 0
+    waveforms: torch.Tensor  # [B, S] float32, zero padded
+    wave_lengths: torch.Tensor  # [B] samples
+    targets: torch.Tensor  # [B, U] int32, padded with 0
     target_lengths: torch.Tensor  # [B] int32
     transcripts: list[str]
     sample_rate: int
@@ -33,16 +34,21 @@ class Batch:
     # are SpecAugment'ed from this seed (omni.asr.frontend). None: unaugmented.
     augment_seed: int | None = None
 
-    def _tensors(self, move: Callable[[torch.Tensor], torch.Tensor]) -> "Batch":
-        return dataclasses.replace(self, waveforms=move(self.waveforms), wave_lengths=move(self.wave_lengths),
-                                   targets=move(self.targets), target_lengths=move(self.target_lengths))
+    def _tensors(self, move: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+        return dataclasses.replace(
+            self,
+            waveforms=move(self.waveforms),
+            wave_lengths=move(self.wave_lengths),
+            targets=move(self.targets),
+            target_lengths=move(self.target_lengths),
+        )
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         """Asynchronous from pinned memory (a DataLoader's), like any copy from there."""
         pinned = self.waveforms.is_pinned()
         return self._tensors(lambda tensor: tensor.to(device, non_blocking=pinned))
 
-    def pin_memory(self) -> "Batch":
+    def pin_memory(self) -> Batch:
         """Page-locked copies (what DataLoader(pin_memory=True) calls), for fast copies to a GPU."""
         return self._tensors(torch.Tensor.pin_memory)
 
@@ -54,8 +60,9 @@ class Batch:
 class UtteranceSet:
     """A manifest's utterances with their token ids; audio read on demand, optionally cached."""
 
-    def __init__(self, manifest: pd.DataFrame, tokenizer: Tokenizer | None, sample_rate: int,
-                 cache_audio: bool) -> None:
+    def __init__(
+        self, manifest: pd.DataFrame, tokenizer: Tokenizer | None, sample_rate: int, cache_audio: bool
+    ) -> None:
         self.utt_ids = manifest["utt_id"].tolist()
         self.spans = audio_spans(manifest)
         self.transcripts = manifest["transcript"].tolist()
@@ -91,8 +98,15 @@ class UtteranceSet:
         else:
             target_lengths = torch.zeros(len(indices), dtype=torch.int32)
             targets = torch.zeros(len(indices), 1, dtype=torch.int32)
-        return Batch([self.utt_ids[i] for i in indices], padded, lengths, targets, target_lengths,
-                     [self.transcripts[i] for i in indices], self.sample_rate)
+        return Batch(
+            [self.utt_ids[i] for i in indices],
+            padded,
+            lengths,
+            targets,
+            target_lengths,
+            [self.transcripts[i] for i in indices],
+            self.sample_rate,
+        )
 
 
 @dataclass(frozen=True)
@@ -102,11 +116,11 @@ class LogitsBound:
     AND long transcripts runs out of memory where a frame budget alone would let it through."""
 
     max_elements: int
-    symbols: int           # V: vocabulary + blank
-    hop_length: int        # samples per input frame
-    stride: int            # input frames per encoder frame (time_reduction_stride)
-    right_context: int     # input frames of look-ahead padded to every utterance
-    slowest_speed: float   # the smallest speed-perturbation factor: the longest a waveform can become
+    symbols: int  # V: vocabulary + blank
+    hop_length: int  # samples per input frame
+    stride: int  # input frames per encoder frame (time_reduction_stride)
+    right_context: int  # input frames of look-ahead padded to every utterance
+    slowest_speed: float  # the smallest speed-perturbation factor: the longest a waveform can become
 
     def lattice(self, samples: int, tokens: int) -> tuple[int, int]:
         """(encoder frames T', labels U + 1) of one utterance at its slowest speed."""
@@ -119,9 +133,15 @@ class LogitsBound:
         return self.max_elements // self.symbols
 
 
-def bucket_batches(num_samples: Sequence[int], samples_budget: int, seed: int, epoch: int,
-                   sortagrad: bool = False, lattices: Sequence[tuple[int, int]] | None = None,
-                   max_lattice: int | None = None) -> list[list[int]]:
+def bucket_batches(
+    num_samples: Sequence[int],
+    samples_budget: int,
+    seed: int,
+    epoch: int,
+    sortagrad: bool = False,
+    lattices: Sequence[tuple[int, int]] | None = None,
+    max_lattice: int | None = None,
+) -> list[list[int]]:
     """Group similar lengths so padding is small; a batch's padded size stays within the budget,
     and with `lattices` ((T', U + 1) per utterance) its padded lattice, B x max T' x max (U + 1),
     within `max_lattice`.
@@ -132,8 +152,9 @@ def bucket_batches(num_samples: Sequence[int], samples_budget: int, seed: int, e
     finds its alignments sooner on short utterances.
     """
     rng = random.Random(seed * 1_000_003 + epoch)
-    keyed = sorted(range(len(num_samples)),
-                   key=lambda i: (num_samples[i] * (1 + LENGTH_JITTER * (2 * rng.random() - 1)), i))
+    keyed = sorted(
+        range(len(num_samples)), key=lambda i: (num_samples[i] * (1 + LENGTH_JITTER * (2 * rng.random() - 1)), i)
+    )
     batches: list[list[int]] = []
     current: list[int] = []
     longest, frames, labels = 0, 0, 0
@@ -171,9 +192,20 @@ class BatchStream:
     """Endless, resumable stream of training batches: position = (epoch, index within epoch), and the
     steps of data handed out so far."""
 
-    def __init__(self, utterances: UtteranceSet, samples_budget: int, seed: int, sortagrad: bool,
-                 rank: int = 0, world: int = 1, logits_bound: LogitsBound | None = None, workers: int = 0,
-                 pin_memory: bool = False, augment: WaveAugment | None = None, clean_steps: int = 0) -> None:
+    def __init__(
+        self,
+        utterances: UtteranceSet,
+        samples_budget: int,
+        seed: int,
+        sortagrad: bool,
+        rank: int = 0,
+        world: int = 1,
+        logits_bound: LogitsBound | None = None,
+        workers: int = 0,
+        pin_memory: bool = False,
+        augment: WaveAugment | None = None,
+        clean_steps: int = 0,
+    ) -> None:
         """`logits_bound`: batches also bounded by the joiner's output size (an utterance alone over it
         is an error naming the config key). `workers`: batches decoded, padded and augmented in that
         many DataLoader worker processes ahead of the training step (0: in this process), into pinned
@@ -197,20 +229,30 @@ class BatchStream:
     def _lattices(self, bound: LogitsBound) -> list[tuple[int, int]]:
         if self.utterances.tokens is None:
             raise ValueError("a logits bound needs the utterances' tokens (a tokenizer)")
-        lattices = [bound.lattice(samples, len(tokens))
-                    for samples, tokens in zip(self.utterances.num_samples, self.utterances.tokens)]
+        lattices = [
+            bound.lattice(samples, len(tokens))
+            for samples, tokens in zip(self.utterances.num_samples, self.utterances.tokens)
+        ]
         largest = max(range(len(lattices)), key=lambda i: lattices[i][0] * lattices[i][1])
         frames, labels = lattices[largest]
         if frames * labels * bound.symbols > bound.max_elements:
-            raise ValueError(f"config key 'train.max_logits': utterance {self.utterances.utt_ids[largest]} alone "
-                             f"needs {frames} x {labels} x {bound.symbols} = {frames * labels * bound.symbols:,} "
-                             f"logits, over the bound of {bound.max_elements:,}")
+            raise ValueError(
+                f"config key 'train.max_logits': utterance {self.utterances.utt_ids[largest]} alone "
+                f"needs {frames} x {labels} x {bound.symbols} = {frames * labels * bound.symbols:,} "
+                f"logits, over the bound of {bound.max_elements:,}"
+            )
         return lattices
 
     def _epoch_batches(self, epoch: int | None = None) -> list[list[int]]:
-        return bucket_batches(self.utterances.num_samples, self.samples_budget, self.seed,
-                              self.epoch if epoch is None else epoch, self.sortagrad, self.lattices,
-                              None if self.logits_bound is None else self.logits_bound.max_lattice)
+        return bucket_batches(
+            self.utterances.num_samples,
+            self.samples_budget,
+            self.seed,
+            self.epoch if epoch is None else epoch,
+            self.sortagrad,
+            self.lattices,
+            None if self.logits_bound is None else self.logits_bound.max_lattice,
+        )
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position, "steps": self.steps}
@@ -235,8 +277,9 @@ class BatchStream:
                     batches = self._epoch_batches(epoch)
                 if offset == self.rank:
                     augmented = self.augment is not None and steps >= self.clean_steps
-                    planned = _PlannedStep({}, batches[position],
-                                           augment_seeds(self.seed, epoch, position) if augmented else None)
+                    planned = _PlannedStep(
+                        {}, batches[position], augment_seeds(self.seed, epoch, position) if augmented else None
+                    )
                 position += 1
             steps += 1
             planned.state.update(epoch=epoch, position=position, steps=steps)
@@ -257,9 +300,15 @@ class BatchStream:
                 yield batch
             return
         # A generator of its own, not drawn from the global RNG (which the training loop checkpoints).
-        loader = torch.utils.data.DataLoader(built, batch_size=None, sampler=self._plan(),
-                                             num_workers=self.workers, pin_memory=self.pin_memory,
-                                             collate_fn=_keep, generator=torch.Generator().manual_seed(self.seed))
+        loader = torch.utils.data.DataLoader(
+            built,
+            batch_size=None,
+            sampler=self._plan(),
+            num_workers=self.workers,
+            pin_memory=self.pin_memory,
+            collate_fn=_keep,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
         for state, batch in loader:
             self._advance(state)
             yield batch
@@ -286,8 +335,9 @@ class _BuiltSteps(torch.utils.data.Dataset):
             return step.state, batch
         wave_seed, features_seed = step.seeds
         waveforms, lengths = self.augment(batch.waveforms, batch.wave_lengths, torch.Generator().manual_seed(wave_seed))
-        return step.state, dataclasses.replace(batch, waveforms=waveforms, wave_lengths=lengths,
-                                               augment_seed=features_seed)
+        return step.state, dataclasses.replace(
+            batch, waveforms=waveforms, wave_lengths=lengths, augment_seed=features_seed
+        )
 
 
 def _keep(item: object) -> object:
@@ -299,4 +349,4 @@ def eval_batches(utterances: UtteranceSet, batch_size: int) -> Iterator[Batch]:
     """Fixed order (sorted by length) so decoding cost and results never depend on a seed."""
     order = sorted(range(len(utterances)), key=lambda i: (utterances.num_samples[i], i))
     for start in range(0, len(order), batch_size):
-        yield utterances.collate(order[start: start + batch_size])
+        yield utterances.collate(order[start : start + batch_size])

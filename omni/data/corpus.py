@@ -10,12 +10,14 @@ corpus is an output of the study, inside the results folder, and its root is rec
 the record; a LibriSpeech tree is an input that stays where config `librispeech.root` says, and is
 recorded absolute.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from omni.atomic import write_json
 from omni.data.sources import source_files
@@ -83,9 +85,10 @@ def read_corpus_record(path: str | os.PathLike) -> dict[str, Any]:
     try:
         info = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
-        raise CorpusError(f"corpus record {path} cannot be read ({error}): a results folder's manifests find"
-                          " their audio through it; copy the results folder whole, or rebuild it (rule build_corpus)"
-                          ) from error
+        raise CorpusError(
+            f"corpus record {path} cannot be read ({error}): a results folder's manifests find"
+            " their audio through it; copy the results folder whole, or rebuild it (rule build_corpus)"
+        ) from error
     return {**info, "root": str(resolve_from_file(info["root"], path))}
 
 

@@ -6,6 +6,7 @@ utterances of one speaker are not independent, and seeded, so every run of a con
 out the same speakers. A corpus whose manifest names no speaker for some utterance is split by
 utterance, and says so: its two parts may then share a talker.
 """
+
 from __future__ import annotations
 
 import math

@@ -12,6 +12,7 @@ unloads it afterwards (about 10 ms), so its output depends on its arguments alon
 needed because the dynamic loader shares one instance per file, and the catalogue engine used
 for listing voices may hold the wheel's file open.
 """
+
 from __future__ import annotations
 
 import _ctypes
@@ -20,9 +21,9 @@ import ctypes
 import functools
 import hashlib
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import espeakng_loader
 import numpy as np
@@ -127,8 +128,16 @@ class Espeak:
         lib.espeak_SetVoiceByName.restype = ctypes.c_int
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
-        lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.argtypes = []
         lib.espeak_Synchronize.restype = ctypes.c_int

@@ -5,6 +5,7 @@ The cost that decides on-the-fly extraction vs a cache: LogMel (80 mels, 25/10 m
 utterances alike), i.e. 0.15-0.2 s per 4 minutes of audio. Padding costs the same as audio, so batches
 should be bucketed by length.
 """
+
 from __future__ import annotations
 
 import functools
@@ -12,8 +13,9 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,7 +58,7 @@ class LogMel(torch.nn.Module):
         )
 
     @classmethod
-    def from_section(cls, logmel: Mapping[str, Any]) -> "LogMel":
+    def from_section(cls, logmel: Mapping[str, Any]) -> LogMel:
         """From the rule section omni.job_params.logmel (sample rate, n_mels, n_fft, hop length)."""
         return cls(logmel["n_mels"], logmel["n_fft"], logmel["hop_length"], logmel["sample_rate"])
 
@@ -122,8 +124,9 @@ class SpecAugment:
         return features.masked_fill(mask, MASK_VALUE)
 
 
-def _random_bands(count: int, max_widths: torch.Tensor, extents: torch.Tensor, size: int,
-                  generator: torch.Generator) -> torch.Tensor:
+def _random_bands(
+    count: int, max_widths: torch.Tensor, extents: torch.Tensor, size: int, generator: torch.Generator
+) -> torch.Tensor:
     """[B, size] union of `count` bands per row, widths uniform in 0..max_width, inside 0..extent."""
     draws = torch.rand(len(extents), count, 2, generator=generator).to(extents.device)
     widths = torch.floor(draws[..., 0] * (max_widths[:, None] + 1)).long()
@@ -152,8 +155,9 @@ def compute_feature_stats(manifest: pd.DataFrame, logmel: Mapping[str, Any], wor
     total = np.zeros(n_mels, dtype=np.float64)
     total_sq = np.zeros(n_mels, dtype=np.float64)
     frames = 0
-    with tqdm(total=len(spans), desc="feature stats", unit="utt", file=sys.stderr,
-              mininterval=_PROGRESS_INTERVAL_S) as progress:
+    with tqdm(
+        total=len(spans), desc="feature stats", unit="utt", file=sys.stderr, mininterval=_PROGRESS_INTERVAL_S
+    ) as progress:
         for sums, sums_sq, count in _utterance_sums_all(spans, logmel, workers):
             total += sums
             total_sq += sums_sq

@@ -18,15 +18,17 @@ manifest. In memory (build_manifest, read_manifest) audio paths are absolute. A 
 line (written by hand, or before manifests named their record) has its paths read as written,
 relative to its own folder.
 """
+
 from __future__ import annotations
 
 import os
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
@@ -38,19 +40,27 @@ from omni.data.sources import Listed, Reject, read_source
 from omni.data.text import TextNormaliser
 from omni.data.voices import id_speaker
 
-MANIFEST_COLUMNS = ["utt_id", "audio_path", "duration_s", "num_samples", "sample_rate", "transcript", "speaker",
-                    "offset_samples"]
-REJECT_COLUMNS = ["utt_id", "location", "reason"]   # location: the audio file, or the listing's <file>:<line>
+MANIFEST_COLUMNS = [
+    "utt_id",
+    "audio_path",
+    "duration_s",
+    "num_samples",
+    "sample_rate",
+    "transcript",
+    "speaker",
+    "offset_samples",
+]
+REJECT_COLUMNS = ["utt_id", "location", "reason"]  # location: the audio file, or the listing's <file>:<line>
 AUDIO_SUFFIX = ".flac"
-IGNORED_AUDIO_SUFFIX = ".wav"   # LibriSpeech audio is FLAC; WAV copies beside it are not read
-IGNORED_LISTED = 5              # ignored files named in the log; the rest counted
-CORPUS_LINE = "# corpus: "      # the first line of a manifest file, then the path of its corpus record
+IGNORED_AUDIO_SUFFIX = ".wav"  # LibriSpeech audio is FLAC; WAV copies beside it are not read
+IGNORED_LISTED = 5  # ignored files named in the log; the rest counted
+CORPUS_LINE = "# corpus: "  # the first line of a manifest file, then the path of its corpus record
 TRANSCRIPT_SUFFIX = ".trans.txt"
 ON_BAD_FAIL = "fail"
 ON_BAD_SKIP = "skip"
-SEGMENT_END_SLACK_S = 0.01   # a segment may end this far past its recording (listings round times to 10 ms)
+SEGMENT_END_SLACK_S = 0.01  # a segment may end this far past its recording (listings round times to 10 ms)
 _WHITESPACE = re.compile(r"\s+")
-PROGRESS_INTERVAL_S = 10.0   # seconds between progress lines in a job's log
+PROGRESS_INTERVAL_S = 10.0  # seconds between progress lines in a job's log
 
 
 class BadCorpusError(ValueError):
@@ -80,10 +90,21 @@ def build_manifest(
         _report_ignored_audio(split, folders)
         origin = ", ".join(map(str, folders))
     _mark_duplicates(utterances)
-    paths = sorted({utt.audio_path for utt in utterances if utt.has_audio})   # segments share a recording
+    paths = sorted({utt.audio_path for utt in utterances if utt.has_audio})  # segments share a recording
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        probes = dict(zip(paths, tqdm(pool.map(_probe, paths), total=len(paths), desc=f"manifest {split}",
-                                      unit="file", file=sys.stderr, mininterval=PROGRESS_INTERVAL_S)))
+        probes = dict(
+            zip(
+                paths,
+                tqdm(
+                    pool.map(_probe, paths),
+                    total=len(paths),
+                    desc=f"manifest {split}",
+                    unit="file",
+                    file=sys.stderr,
+                    mininterval=PROGRESS_INTERVAL_S,
+                ),
+            )
+        )
     normalise = TextNormaliser.from_section(data_cfg)
     rows = []
     for utt in utterances:
@@ -97,9 +118,9 @@ def build_manifest(
     if not rows:
         raise BadCorpusError(f"split '{split}' has no usable utterances in {origin} ({len(rejects)} rejected)")
     kept = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("utt_id", kind="stable")
-    rejected = pd.DataFrame(
-        [(r.utt_id, r.location, r.reason) for r in rejects], columns=REJECT_COLUMNS
-    ).sort_values(["utt_id", "location"], kind="stable")
+    rejected = pd.DataFrame([(r.utt_id, r.location, r.reason) for r in rejects], columns=REJECT_COLUMNS).sort_values(
+        ["utt_id", "location"], kind="stable"
+    )
     return kept.reset_index(drop=True), rejected.reset_index(drop=True)
 
 
@@ -120,8 +141,13 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     record = manifest_corpus_record(path)
     root = _audio_root(path, record)
     try:
-        frame = pd.read_csv(path, sep="\t", dtype={"utt_id": str, "audio_path": str, "transcript": str, "speaker": str},
-                            keep_default_na=False, skiprows=1 if record else 0)
+        frame = pd.read_csv(
+            path,
+            sep="\t",
+            dtype={"utt_id": str, "audio_path": str, "transcript": str, "speaker": str},
+            keep_default_na=False,
+            skiprows=1 if record else 0,
+        )
     except pd.errors.ParserError as error:
         raise ManifestError(f"manifest {path} is not a readable TSV table: {error}") from error
     if list(frame.columns) != MANIFEST_COLUMNS:
@@ -136,15 +162,17 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
 
 def audio_spans(manifest: pd.DataFrame) -> list[AudioSpan]:
     """Where each utterance's samples are (manifest order)."""
-    return [AudioSpan(path, int(offset), int(frames)) for path, offset, frames
-            in zip(manifest["audio_path"], manifest["offset_samples"], manifest["num_samples"])]
+    return [
+        AudioSpan(path, int(offset), int(frames))
+        for path, offset, frames in zip(manifest["audio_path"], manifest["offset_samples"], manifest["num_samples"])
+    ]
 
 
 def manifest_corpus_record(path: str | os.PathLike) -> Path | None:
     """The corpus record a manifest file names; None for a table without the line."""
     with open(path) as handle:
         first = handle.readline().rstrip("\n")
-    return resolve_from_file(first[len(CORPUS_LINE):], path) if first.startswith(CORPUS_LINE) else None
+    return resolve_from_file(first[len(CORPUS_LINE) :], path) if first.startswith(CORPUS_LINE) else None
 
 
 def _audio_root(manifest: str | os.PathLike, corpus_record: str | os.PathLike | None) -> str:
@@ -177,8 +205,9 @@ def _scan_subset(folder: Path, rejects: list[Reject]) -> list[Listed]:
     for audio in sorted(folder.rglob(f"*{AUDIO_SUFFIX}")):
         key = (audio.parent, audio.name[: -len(AUDIO_SUFFIX)])
         if key not in by_key:
-            by_key[key].append(Listed(key[1], audio, str(audio), speaker=id_speaker(key[1]),
-                                      has_audio=False, listed_audio=False))
+            by_key[key].append(
+                Listed(key[1], audio, str(audio), speaker=id_speaker(key[1]), has_audio=False, listed_audio=False)
+            )
         for utt in by_key[key]:
             utt.has_audio = True
     return [utt for group in by_key.values() for utt in group]
@@ -191,8 +220,11 @@ def _report_ignored_audio(split: str, folders: list[Path]) -> None:
         return
     named = ", ".join(map(str, ignored[:IGNORED_LISTED]))
     more = f" and {len(ignored) - IGNORED_LISTED} more" if len(ignored) > IGNORED_LISTED else ""
-    print(f"split '{split}': {len(ignored)} {IGNORED_AUDIO_SUFFIX} file(s) ignored (the manifest reads"
-          f" {AUDIO_SUFFIX} audio only; convert them to FLAC to use them): {named}{more}", file=sys.stderr)
+    print(
+        f"split '{split}': {len(ignored)} {IGNORED_AUDIO_SUFFIX} file(s) ignored (the manifest reads"
+        f" {AUDIO_SUFFIX} audio only; convert them to FLAC to use them): {named}{more}",
+        file=sys.stderr,
+    )
 
 
 def _read_transcripts(trans_file: Path, rejects: list[Reject]) -> list[Listed]:
@@ -210,19 +242,28 @@ def _read_transcripts(trans_file: Path, rejects: list[Reject]) -> list[Listed]:
         parts = _WHITESPACE.split(line.strip(), maxsplit=1)
         utt_id = parts[0]
         if not utt_id.startswith(prefix) or len(utt_id) == len(prefix):
-            rejects.append(Reject("", str(trans_file), (
-                f"malformed transcript line {number} of {trans_file}: no utterance id"
-                f" '{prefix}<utt>' at its start: {line.strip()[:60]!r}")))
+            rejects.append(
+                Reject(
+                    "",
+                    str(trans_file),
+                    (
+                        f"malformed transcript line {number} of {trans_file}: no utterance id"
+                        f" '{prefix}<utt>' at its start: {line.strip()[:60]!r}"
+                    ),
+                )
+            )
             continue
-        utterances.append(Listed(
-            utt_id=utt_id,
-            audio_path=trans_file.parent / f"{utt_id}{AUDIO_SUFFIX}",
-            location=f"{trans_file}:{number}",
-            transcript=parts[1] if len(parts) > 1 else "",
-            speaker=id_speaker(utt_id),
-            has_audio=False,
-            listed_audio=False,
-        ))
+        utterances.append(
+            Listed(
+                utt_id=utt_id,
+                audio_path=trans_file.parent / f"{utt_id}{AUDIO_SUFFIX}",
+                location=f"{trans_file}:{number}",
+                transcript=parts[1] if len(parts) > 1 else "",
+                speaker=id_speaker(utt_id),
+                has_audio=False,
+                listed_audio=False,
+            )
+        )
     return utterances
 
 
@@ -247,8 +288,9 @@ def _probe(path: Path) -> AudioProbe | AudioError:
         return error
 
 
-def _check_utterance(utt: Listed, probe: AudioProbe | AudioError | None, data_cfg: Mapping[str, Any],
-                     normalise: TextNormaliser) -> list[Any] | None:
+def _check_utterance(
+    utt: Listed, probe: AudioProbe | AudioError | None, data_cfg: Mapping[str, Any], normalise: TextNormaliser
+) -> list[Any] | None:
     """Append every reason the utterance is unusable to `utt.reasons`; return its manifest row."""
     transcript = _check_transcript(utt, normalise)
     if probe is None:
@@ -261,13 +303,14 @@ def _check_utterance(utt: Listed, probe: AudioProbe | AudioError | None, data_cf
         utt.reasons.append("zero-length audio (0 samples)")
     if probe.sample_rate != data_cfg["sample_rate"] and not data_cfg["resample"]:
         utt.reasons.append(
-            f"sample rate {probe.sample_rate} Hz, expected {data_cfg['sample_rate']} Hz"
-            " (config data.resample is false)"
+            f"sample rate {probe.sample_rate} Hz, expected {data_cfg['sample_rate']} Hz (config data.resample is false)"
         )
     offset, samples = _segment(utt, probe)
     duration = samples / probe.sample_rate
     if duration > data_cfg["max_duration_s"]:
-        utt.reasons.append(f"duration {duration:.2f} s exceeds config data.max_duration_s = {data_cfg['max_duration_s']}")
+        utt.reasons.append(
+            f"duration {duration:.2f} s exceeds config data.max_duration_s = {data_cfg['max_duration_s']}"
+        )
     return [utt.utt_id, str(utt.audio_path), duration, samples, probe.sample_rate, transcript, utt.speaker, offset]
 
 
@@ -290,8 +333,10 @@ def _segment(utt: Listed, probe: AudioProbe) -> tuple[int, int]:
     if utt.start_s < 0 or end <= offset:
         utt.reasons.append(f"{utt.location}: segment {utt.start_s}-{utt.end_s} s is empty or starts before 0")
     elif end > total + round(SEGMENT_END_SLACK_S * probe.sample_rate):
-        utt.reasons.append(f"{utt.location}: segment ends at {utt.end_s} s, past the end of its recording"
-                           f" {utt.audio_path} ({recording_s:.3f} s)")
+        utt.reasons.append(
+            f"{utt.location}: segment ends at {utt.end_s} s, past the end of its recording"
+            f" {utt.audio_path} ({recording_s:.3f} s)"
+        )
     end = min(end, total)
     return offset, max(0, end - offset)
 

@@ -11,6 +11,7 @@ Noise of test-other (one kind per utterance, drawn with the plan): white; pink (
 shaped in the frequency domain); babble (BABBLE_TALKERS other espeak sentences with
 test-other voices, overlapped at random offsets).
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,9 +21,10 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import soundfile
@@ -119,7 +121,9 @@ class Utterance:
 
 Range = tuple[int, int]
 RANGE_LIMITS: dict[str, Range] = {
-    "rate_wpm": RATE_RANGE_WPM, "other_rate_wpm": RATE_RANGE_WPM, "pitch": PITCH_RANGE,
+    "rate_wpm": RATE_RANGE_WPM,
+    "other_rate_wpm": RATE_RANGE_WPM,
+    "pitch": PITCH_RANGE,
 }
 
 
@@ -160,8 +164,13 @@ def _jitter(rng: random.Random, value: int, spread: int, bounds: Range) -> int:
     return min(max(value + rng.randint(-spread, spread), bounds[0]), bounds[1])
 
 
-def _speakers(spec: Mapping[str, Any], ranges: dict[str, Range], split: str, count: int, rng: random.Random,
-              ) -> list[Speaker]:
+def _speakers(
+    spec: Mapping[str, Any],
+    ranges: dict[str, Range],
+    split: str,
+    count: int,
+    rng: random.Random,
+) -> list[Speaker]:
     synth = spec["synth"]
     other = split == OTHER_SPLIT
     voices = list(synth["other_voices"] if other else synth["train_voices"])
@@ -170,25 +179,35 @@ def _speakers(spec: Mapping[str, Any], ranges: dict[str, Range], split: str, cou
     speakers = []
     for i in range(min(synth["speakers_per_split"], count)):
         speaker_id = (SPLITS.index(split) + 1) * id_block + i
-        speakers.append(Speaker(
-            split=split, speaker_id=speaker_id, chapter_id=speaker_id * CHAPTER_ID_FACTOR,
-            voice=voices[i % len(voices)],
-            rate_wpm=_outside_range(rng, ranges["other_rate_wpm"], ranges["rate_wpm"]) if other
-            else rng.randint(*ranges["rate_wpm"]),
-            pitch=rng.randint(*ranges["pitch"]),
-        ))
+        speakers.append(
+            Speaker(
+                split=split,
+                speaker_id=speaker_id,
+                chapter_id=speaker_id * CHAPTER_ID_FACTOR,
+                voice=voices[i % len(voices)],
+                rate_wpm=_outside_range(rng, ranges["other_rate_wpm"], ranges["rate_wpm"])
+                if other
+                else rng.randint(*ranges["rate_wpm"]),
+                pitch=rng.randint(*ranges["pitch"]),
+            )
+        )
     return speakers
 
 
-def _noise(spec: Mapping[str, Any], ranges: dict[str, Range], rng: random.Random, utt_number: int,
-           babble_texts: Sequence[str]) -> Noise:
+def _noise(
+    spec: Mapping[str, Any], ranges: dict[str, Range], rng: random.Random, utt_number: int, babble_texts: Sequence[str]
+) -> Noise:
     synth = spec["synth"]
     kind = rng.choice(NOISE_KINDS)
     babble = ()
     if kind == "babble":
         babble = tuple(
-            Voicing(synth_text.spoken_form(rng.choice(babble_texts)), rng.choice(synth["other_voices"]),
-                    rng.randint(*ranges["rate_wpm"]), rng.randint(*ranges["pitch"]))
+            Voicing(
+                synth_text.spoken_form(rng.choice(babble_texts)),
+                rng.choice(synth["other_voices"]),
+                rng.randint(*ranges["rate_wpm"]),
+                rng.randint(*ranges["pitch"]),
+            )
             for _ in range(BABBLE_TALKERS)
         )
     snr_db = float(synth["other_noise_snr_db"])
@@ -200,8 +219,11 @@ def plan_corpus(spec: Mapping[str, Any]) -> list[Utterance]:
     synth = spec["synth"]
     ranges = _ranges(spec)
     texts = synth_text.generate_splits(
-        spec["seed"], {split: synth["splits"][split] for split in TEXT_ORDER},
-        synth["min_words"], synth["max_words"], spec["alphabet"],
+        spec["seed"],
+        {split: synth["splits"][split] for split in TEXT_ORDER},
+        synth["min_words"],
+        synth["max_words"],
+        spec["alphabet"],
     )
     utterances = []
     for split in SPLITS:
@@ -211,7 +233,8 @@ def plan_corpus(spec: Mapping[str, Any]) -> list[Utterance]:
         for number, transcript in enumerate(texts[split]):
             speaker = speakers[number % len(speakers)]
             voicing = Voicing(
-                text=synth_text.spoken_form(transcript), voice=speaker.voice,
+                text=synth_text.spoken_form(transcript),
+                voice=speaker.voice,
                 rate_wpm=_jitter(rng, speaker.rate_wpm, RATE_JITTER_WPM, _rate_bounds(speaker, ranges)),
                 pitch=_jitter(rng, speaker.pitch, PITCH_JITTER, ranges["pitch"]),
             )
@@ -233,7 +256,7 @@ def _trim(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     margin = np.zeros(round(KEEP_SILENCE_S * sample_rate), dtype=np.float32)
     if loud.size == 0:
         return margin
-    return np.concatenate([margin, audio[loud[0]:loud[-1] + 1], margin])
+    return np.concatenate([margin, audio[loud[0] : loud[-1] + 1], margin])
 
 
 @functools.cache
@@ -262,7 +285,7 @@ def _babble(noise: Noise, generator: np.random.Generator, length: int, target_ra
         talker = _speak(voicing, target_rate)
         talker = np.tile(talker, length // max(talker.size, 1) + 2)  # loop short sentences under long ones
         start = generator.integers(0, talker.size - length + 1)
-        mix += talker[start:start + length]
+        mix += talker[start : start + length]
     return mix
 
 
@@ -276,9 +299,11 @@ def _add_noise(speech: np.ndarray, noise: Noise, target_rate: int) -> np.ndarray
         signal = _babble(noise, generator, speech.size, target_rate)
     if not np.any(signal):
         return speech.astype(np.float32)  # no noise energy, no SNR to set
-    mixed = torchaudio.functional.add_noise(torch.from_numpy(speech.astype(np.float64))[None],
-                                            torch.from_numpy(signal)[None],
-                                            torch.tensor([float(noise.snr_db)], dtype=torch.float64))[0].numpy()
+    mixed = torchaudio.functional.add_noise(
+        torch.from_numpy(speech.astype(np.float64))[None],
+        torch.from_numpy(signal)[None],
+        torch.tensor([float(noise.snr_db)], dtype=torch.float64),
+    )[0].numpy()
     peak = np.abs(mixed).max(initial=0.0)
     return (mixed * (PEAK_LIMIT / peak) if peak > PEAK_LIMIT else mixed).astype(np.float32)
 
@@ -321,8 +346,10 @@ def _write_texts(root: Path, utterances: Sequence[Utterance], seconds: Sequence[
         (root / folder / f"{speaker_id}-{chapter_id}.trans.txt").write_text("".join(sorted(lines)))
     rows = [";ID  |SUBSET      |MINUTES|VOICE            |RATE_WPM|PITCH\n"]
     for speaker, total in minutes.items():
-        rows.append(f"{speaker.speaker_id:<5}|{speaker.split:<12}|{total:7.2f}|{speaker.voice:<17}|"
-                    f"{speaker.rate_wpm:8d}|{speaker.pitch:5d}\n")
+        rows.append(
+            f"{speaker.speaker_id:<5}|{speaker.split:<12}|{total:7.2f}|{speaker.voice:<17}|"
+            f"{speaker.rate_wpm:8d}|{speaker.pitch:5d}\n"
+        )
     (root / SPEAKERS_FILE).write_text("".join(rows))
 
 
@@ -336,8 +363,16 @@ def _render_all(utterances: Sequence[Utterance], root: Path, target_rate: int, w
     jobs = [(utterance, root, target_rate) for utterance in utterances]
     with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
         results = pool.imap(_render_to_file, jobs, chunksize=POOL_CHUNKSIZE)
-        return list(tqdm(results, total=len(jobs), desc="synthesising", unit="utt", file=sys.stderr,
-                         mininterval=PROGRESS_MIN_INTERVAL_S))
+        return list(
+            tqdm(
+                results,
+                total=len(jobs),
+                desc="synthesising",
+                unit="utt",
+                file=sys.stderr,
+                mininterval=PROGRESS_MIN_INTERVAL_S,
+            )
+        )
 
 
 def _replace_dir(built: Path, final: Path) -> None:
@@ -379,8 +414,13 @@ def _stats(utterances: Sequence[Utterance], seconds: Sequence[float], build_seco
     train_words = synth_text.vocabulary(transcripts["train"])
     all_words = synth_text.vocabulary([t for split in SPLITS for t in transcripts[split]])
     return {
-        "hours": {split: round(sum(s for u, s in zip(utterances, seconds) if u.speaker.split == split)
-                               / SECONDS_PER_HOUR, HOURS_DECIMALS) for split in SPLITS},
+        "hours": {
+            split: round(
+                sum(s for u, s in zip(utterances, seconds) if u.speaker.split == split) / SECONDS_PER_HOUR,
+                HOURS_DECIMALS,
+            )
+            for split in SPLITS
+        },
         "utterances": {split: len(transcripts[split]) for split in SPLITS},
         "speakers": {split: len({u.speaker for u in utterances if u.speaker.split == split}) for split in SPLITS},
         "voices": len({u.speaker.voice for u in utterances}),

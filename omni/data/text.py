@@ -8,6 +8,7 @@ alphabet keeps (the apostrophe of "DON'T"), whitespace collapsed. What is then o
 (digits and symbols nobody mapped) is not guessed at: the utterance is rejected naming the characters.
 LibriSpeech's and the synthetic corpus's transcripts (upper-case words and apostrophes) pass unchanged.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,9 +16,10 @@ import functools
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 CASES = ("upper", "lower", "keep")
 _WHITESPACE = re.compile(r"\s+")
@@ -40,12 +42,11 @@ class TextNormaliser:
     alphabet: str | None
 
     @classmethod
-    def from_section(cls, data: Mapping[str, Any]) -> "TextNormaliser":
+    def from_section(cls, data: Mapping[str, Any]) -> TextNormaliser:
         """From the manifest rule's section (omni.job_params.manifest): its `text` entry holds the
         replacement pairs themselves, so an edited table reruns the manifests."""
         text = data["text"]
-        return cls(text["case"], text["strip_punctuation"], tuple(map(tuple, text["replacements"])),
-                   data["alphabet"])
+        return cls(text["case"], text["strip_punctuation"], tuple(map(tuple, text["replacements"])), data["alphabet"])
 
     def __call__(self, transcript: str) -> str:
         for source, target in self.replacements:
@@ -71,7 +72,7 @@ class TextNormaliser:
         return char in _OPEN_EXTRA or _category(char).startswith(_OPEN_CATEGORIES)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _category(char: str) -> str:
     """Unicode's category of a character, remembered: a corpus has few distinct ones and many of each."""
     return unicodedata.category(char)
@@ -90,7 +91,9 @@ def read_replacements(path: str | os.PathLike) -> tuple[tuple[str, str], ...]:
         if not fields:
             continue
         if len(fields) != 2 or not fields[0]:
-            raise TextConfigError(f"{path}:{number}: a replacement line is `<from><TAB><to>`, got {lines[number - 1]!r}")
+            raise TextConfigError(
+                f"{path}:{number}: a replacement line is `<from><TAB><to>`, got {lines[number - 1]!r}"
+            )
         if fields[0] in pairs:
             raise TextConfigError(f"{path}:{number}: {fields[0]!r} is replaced twice")
         pairs[fields[0]] = fields[1]

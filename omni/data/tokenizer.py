@@ -10,19 +10,20 @@ Pieces are ids 0..V-1 with unk = 0 and no bos/eos (an RNN-T needs neither); the 
 id V, so the joiner has V + 1 outputs. Text is used as the manifest holds it (upper-case words for
 LibriSpeech and the synthetic corpus) and the identity normaliser keeps decode(encode(x)) == x.
 """
+
 from __future__ import annotations
 
 import io
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import sentencepiece
 
 from omni.atomic import atomic_path
 
 UNK_ID = 0
-UNK_SURFACE = "\u2581\u2047\u2581"   # how sentencepiece decodes unk: ' ⁇ ' between word boundaries
+UNK_SURFACE = "\u2581\u2047\u2581"  # how sentencepiece decodes unk: ' ⁇ ' between word boundaries
 _DISABLED = -1
 # Sentencepiece log level: warnings and errors only (its info lines are one per training stage).
 _SPM_LOG_LEVEL = 1

@@ -8,12 +8,13 @@ the voice. The corpus says which voice in its SPEAKERS.TXT (the synthetic corpus
 column); real speech has one voice per speaker. An utterance whose manifest names no speaker is its
 own unit, and the tables say they resample utterances because the corpus names no speakers.
 """
+
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from pathlib import Path
 
 import pandas as pd
 
@@ -50,8 +51,9 @@ def utterance_voices(manifests: Iterable[pd.DataFrame], root: str | os.PathLike)
     corpus = dict(corpus_voices(root).itertuples(index=False))
     rows = pd.concat([manifest[["utt_id", "speaker"]] for manifest in manifests]).drop_duplicates("utt_id")
     voices = [corpus.get(speaker, speaker) for speaker in rows["speaker"]]
-    return pd.DataFrame({"utt_id": rows["utt_id"], "speaker": rows["speaker"], "voice": voices},
-                        columns=UTTERANCE_COLUMNS).sort_values("utt_id", ignore_index=True)
+    return pd.DataFrame(
+        {"utt_id": rows["utt_id"], "speaker": rows["speaker"], "voice": voices}, columns=UTTERANCE_COLUMNS
+    ).sort_values("utt_id", ignore_index=True)
 
 
 def id_speaker(utt_id: str) -> str:

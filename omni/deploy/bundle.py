@@ -5,6 +5,7 @@ A bundle is a folder with `deploy.json` and one subfolder per runtime and precis
 omni.deploy.programs. This module imports neither torch nor a runtime: `transcribe` reads a bundle on a
 machine that has only numpy and ONNX Runtime.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ PRECISIONS = ("fp32", "int8")
 # Upper bound on symbols emitted at one encoder frame (guards against a degenerate model): the greedy search's
 # in PyTorch (omni.asr.decode) and in the runtimes (omni.deploy.recognizer); here, where neither needs torch.
 MAX_SYMBOLS_PER_FRAME = 5
-WORD_BOUNDARY = "\u2581"   # sentencepiece's word-start mark
+WORD_BOUNDARY = "\u2581"  # sentencepiece's word-start mark
 
 
 def samples_for_frames(frames: int, n_fft: int, hop: int) -> int:
@@ -30,24 +31,25 @@ def samples_for_frames(frames: int, n_fft: int, hop: int) -> int:
 @dataclass(frozen=True)
 class StreamingShape:
     """What fixes every program's shapes: the chunk, the caches, the state widths."""
-    chunk_frames: int          # input frames per chunk: segment + right-context look-ahead
-    segment_frames: int        # input frames a chunk advances by
-    stride: int                # input frames per encoder frame
-    layers: int                # Emformer layers
-    width: int                 # Emformer width (keys, values, memory)
-    left_context: int          # cached key/value rows per layer (encoder frames)
-    memory: int                # memory vectors per layer (0 = none)
-    segment: int               # encoder frames per chunk
+
+    chunk_frames: int  # input frames per chunk: segment + right-context look-ahead
+    segment_frames: int  # input frames a chunk advances by
+    stride: int  # input frames per encoder frame
+    layers: int  # Emformer layers
+    width: int  # Emformer width (keys, values, memory)
+    left_context: int  # cached key/value rows per layer (encoder frames)
+    memory: int  # memory vectors per layer (0 = none)
+    segment: int  # encoder frames per chunk
     predictor_layers: int
     predictor_width: int
     encoding_dim: int
     num_symbols: int
     n_mels: int
-    n_fft: int                 # samples per feature frame
-    hop_length: int            # samples between feature frames
+    n_fft: int  # samples per feature frame
+    hop_length: int  # samples between feature frames
     sample_rate: int
-    key_width: int | None = None   # cached key/value width: the widest layer's heads x head width, where a
-                                   # structured model's layers keep fewer heads (None: `width`, every head)
+    key_width: int | None = None  # cached key/value width: the widest layer's heads x head width, where a
+    # structured model's layers keep fewer heads (None: `width`, every head)
 
     @property
     def cache_width(self) -> int:
@@ -60,8 +62,10 @@ class StreamingShape:
 
     def encoder_state(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the encoder's state tensors (all float32 but `processed`, int64), in program order."""
-        shapes = {"left_keys": (self.layers, self.left_context, 1, self.cache_width),
-                  "left_values": (self.layers, self.left_context, 1, self.cache_width)}
+        shapes = {
+            "left_keys": (self.layers, self.left_context, 1, self.cache_width),
+            "left_values": (self.layers, self.left_context, 1, self.cache_width),
+        }
         if self.memory:
             shapes["memory"] = (self.layers, self.memory, 1, self.width)
         shapes["processed"] = (1,)
@@ -81,10 +85,12 @@ class StreamingShape:
 def program_names(shape: StreamingShape) -> dict[str, tuple[list[str], list[str]]]:
     """Each program's input and output names, in call order (the state's `next_*` outputs feed back)."""
     state = list(shape.encoder_state())
-    return {"features": (["samples"], ["features"]),
-            "encoder": (["chunk", *state], ["encodings", *(f"next_{name}" for name in state)]),
-            "predictor": (["token", "hidden", "cell"], ["prediction", "next_hidden", "next_cell"]),
-            "joiner": (["encoding", "prediction"], ["logits"])}
+    return {
+        "features": (["samples"], ["features"]),
+        "encoder": (["chunk", *state], ["encodings", *(f"next_{name}" for name in state)]),
+        "predictor": (["token", "hidden", "cell"], ["prediction", "next_hidden", "next_cell"]),
+        "joiner": (["encoding", "prediction"], ["logits"]),
+    }
 
 
 def variant_folder(runtime: str, precision: str) -> str:
@@ -97,8 +103,8 @@ class Bundle:
     folder: Path
     shape: StreamingShape
     blank: int
-    pieces: list[str]            # the tokenizer's pieces by id: text without sentencepiece
-    variants: dict[str, dict[str, str]]   # variant folder -> program -> file, relative to `folder`
+    pieces: list[str]  # the tokenizer's pieces by id: text without sentencepiece
+    variants: dict[str, dict[str, str]]  # variant folder -> program -> file, relative to `folder`
 
     def program_file(self, variant: str, program: str) -> Path:
         if variant not in self.variants:
@@ -109,8 +115,13 @@ class Bundle:
         return "".join(self.pieces[token] for token in tokens).replace(WORD_BOUNDARY, " ").strip()
 
     def write(self) -> None:
-        manifest = {"format": BUNDLE_FORMAT, "shape": asdict(self.shape), "blank": self.blank,
-                    "pieces": self.pieces, "variants": self.variants}
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "shape": asdict(self.shape),
+            "blank": self.blank,
+            "pieces": self.pieces,
+            "variants": self.variants,
+        }
         path = self.folder / MANIFEST
         partial = path.with_name(path.name + ".tmp")
         partial.write_text(json.dumps(manifest, indent=1))
@@ -124,10 +135,13 @@ def read_bundle(folder: str | Path) -> Bundle:
     try:
         manifest: dict[str, Any] = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"{path}: not an exported model (no {MANIFEST}; export one with the export_runtimes rule)")
+        raise ValueError(
+            f"{path}: not an exported model (no {MANIFEST}; export one with the export_runtimes rule)"
+        ) from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
     if manifest.get("format") != BUNDLE_FORMAT:
         raise ValueError(f"{path}: bundle format {manifest.get('format')!r}, this code reads {BUNDLE_FORMAT}")
-    return Bundle(path.parent, StreamingShape(**manifest["shape"]), manifest["blank"], manifest["pieces"],
-                  manifest["variants"])
+    return Bundle(
+        path.parent, StreamingShape(**manifest["shape"]), manifest["blank"], manifest["pieces"], manifest["variants"]
+    )

@@ -7,13 +7,15 @@ ExecuTorch: `torch.export` lowered to XNNPACK; int8 is the PT2E flow with XNNPAC
 per-channel symmetric config. The features program stays fp32 in both int8 variants: quantising the
 front end buys nothing (two small matrix products per chunk) and costs accuracy at the log.
 """
+
 from __future__ import annotations
 
 import logging
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -41,8 +43,9 @@ def export_onnx(programs: Programs, folder: Path) -> dict[str, dict[str, str]]:
         path = folder / fp32 / f"{name}.onnx"
         inputs, outputs = names[name]
         with _quiet_exporter():
-            torch.onnx.export(module, examples[name], path, dynamo=True, input_names=inputs,
-                              output_names=outputs, external_data=False)
+            torch.onnx.export(
+                module, examples[name], path, dynamo=True, input_names=inputs, output_names=outputs, external_data=False
+            )
         variants[fp32][name] = f"{fp32}/{path.name}"
         if name not in QUANTIZED:
             variants[int8][name] = variants[fp32][name]
@@ -76,8 +79,9 @@ def export_executorch(programs: Programs, folder: Path) -> dict[str, dict[str, s
 
     def lower(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path) -> None:
         with _quiet_exporter():
-            program = to_edge_transform_and_lower(torch.export.export(module, args),
-                                                  partitioner=[XnnpackPartitioner()]).to_executorch()
+            program = to_edge_transform_and_lower(
+                torch.export.export(module, args), partitioner=[XnnpackPartitioner()]
+            ).to_executorch()
         path.write_bytes(program.buffer)
 
     for name, module in programs.modules().items():
@@ -86,8 +90,9 @@ def export_executorch(programs: Programs, folder: Path) -> dict[str, dict[str, s
         if name not in QUANTIZED:
             variants[int8][name] = variants[fp32][name]
             continue
-        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
-                                                                                    is_dynamic=True))
+        quantizer = XNNPACKQuantizer().set_global(
+            get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
+        )
         with _quiet_exporter():
             prepared = prepare_pt2e(torch.export.export(module, examples[name]).module(), quantizer)
         prepared(*examples[name])
@@ -99,8 +104,14 @@ def export_executorch(programs: Programs, folder: Path) -> dict[str, dict[str, s
 EXPORTERS = {"onnx": export_onnx, "executorch": export_executorch}
 
 
-def export_bundle(model: torch.nn.Module, model_config: Mapping[str, Any], frontend: Frontend,
-                  tokenizer: Tokenizer, folder: Path, runtimes: tuple[str, ...] = tuple(RUNTIMES)) -> Bundle:
+def export_bundle(
+    model: torch.nn.Module,
+    model_config: Mapping[str, Any],
+    frontend: Frontend,
+    tokenizer: Tokenizer,
+    folder: Path,
+    runtimes: tuple[str, ...] = tuple(RUNTIMES),
+) -> Bundle:
     """Every runtime's programs of one eval-mode model, and the bundle's manifest, in `folder`."""
     programs = build_programs(model, model_config, frontend)
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,12 @@ the order of its keys, that is the same computation. Everything else (layer norm
 feed-forward, memory, the attention's probabilities) is the layers' own code: only the cache
 handling is written here.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torchaudio.models import RNNT
@@ -66,29 +68,34 @@ class EncoderProgram(torch.nn.Module):
         # A tensor, not a Python int: ExecuTorch's int8 flow turns `processed + int` into a float output.
         self.register_buffer("segment_step", torch.tensor([shape.segment]), persistent=False)
 
-    def forward(self, chunk: torch.Tensor, left_keys: torch.Tensor, left_values: torch.Tensor,
-                *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, chunk: torch.Tensor, left_keys: torch.Tensor, left_values: torch.Tensor, *state: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         """`state` is (memory, processed) with memory, else (processed,); returns the encoder frames
         [1, segment, encoding_dim] and the next state in the same order as the inputs after `chunk`."""
         memory, processed = (state[0], state[1]) if self.shape.memory else (None, state[0])
         transcriber, emformer, s = self.transcriber, self.transcriber.transformer, self.shape
         reduced, _ = transcriber.time_reduction(transcriber.input_linear(chunk), torch.ones(1, dtype=torch.long))
         frames = reduced.permute(1, 0, 2)
-        utterance, right_context = frames[: s.segment], frames[s.segment:]
-        mems = (emformer.memory_op(utterance.permute(1, 2, 0)).permute(2, 0, 1) if s.memory
-                else utterance.new_zeros(0, 1, s.width))
+        utterance, right_context = frames[: s.segment], frames[s.segment :]
+        mems = (
+            emformer.memory_op(utterance.permute(1, 2, 0)).permute(2, 0, 1)
+            if s.memory
+            else utterance.new_zeros(0, 1, s.width)
+        )
         masked = self._masked_columns(processed, right_context.size(0))
         next_keys, next_values, next_memory = [], [], []
         for index, layer in enumerate(emformer.emformer_layers):
             layer_memory = memory[index] if memory is not None else utterance.new_zeros(0, 1, s.width)
             norm_utterance, norm_right = layer._apply_pre_attention_layer_norm(utterance, right_context)
             layer_keys, layer_values = self._layer_cache(layer, left_keys[index], left_values[index])
-            attended, mems_out, keys, values = self._attend(layer, norm_utterance, norm_right, layer_memory,
-                                                            layer_keys, layer_values, masked)
+            attended, mems_out, keys, values = self._attend(
+                layer, norm_utterance, norm_right, layer_memory, layer_keys, layer_values, masked
+            )
             if s.memory:
-                next_memory.append(torch.cat([layer_memory, mems])[-s.memory:])
-            next_keys.append(self._padded(torch.cat([layer_keys, keys])[-s.left_context:]))
-            next_values.append(self._padded(torch.cat([layer_values, values])[-s.left_context:]))
+                next_memory.append(torch.cat([layer_memory, mems])[-s.memory :])
+            next_keys.append(self._padded(torch.cat([layer_keys, keys])[-s.left_context :]))
+            next_values.append(self._padded(torch.cat([layer_values, values])[-s.left_context :]))
             utterance, right_context = layer._apply_post_attention_ffn(attended, utterance, right_context)
             mems = mems_out
         encodings = transcriber.layer_norm(transcriber.output_linear(utterance.permute(1, 0, 2)))
@@ -97,8 +104,9 @@ class EncoderProgram(torch.nn.Module):
             state_out.append(torch.stack(next_memory))
         return (encodings, *state_out, processed + self.segment_step)
 
-    def _layer_cache(self, layer: torch.nn.Module, keys: torch.Tensor,
-                     values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _layer_cache(
+        self, layer: torch.nn.Module, keys: torch.Tensor, values: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """A structured model's layer may keep fewer heads than the widest: its cache is the first
         (heads x head width) columns of the shared state tensors, the rest zero. (No op is traced for a
         layer as wide as the cache: every layer of an unsliced model.)"""
@@ -113,13 +121,20 @@ class EncoderProgram(torch.nn.Module):
         """[queries, keys] True where a key is a cache row not yet filled (or memory, for the summary
         query, as torchaudio masks it). Keys: memory, right context, left-context cache, segment."""
         s = self.shape
-        filled_memory = torch.clamp(torch.div(processed + s.segment - 1, s.segment, rounding_mode="floor"),
-                                    max=s.memory)
+        filled_memory = torch.clamp(
+            torch.div(processed + s.segment - 1, s.segment, rounding_mode="floor"), max=s.memory
+        )
         filled_left = torch.clamp(processed, max=s.left_context)
         memory_columns = torch.arange(s.memory) < (s.memory - filled_memory)
         left_columns = torch.arange(s.left_context) < (s.left_context - filled_left)
-        columns = torch.cat([memory_columns, torch.zeros(right_frames, dtype=torch.bool), left_columns,
-                             torch.zeros(s.segment, dtype=torch.bool)])
+        columns = torch.cat(
+            [
+                memory_columns,
+                torch.zeros(right_frames, dtype=torch.bool),
+                left_columns,
+                torch.zeros(s.segment, dtype=torch.bool),
+            ]
+        )
         queries = right_frames + s.segment + (1 if s.memory else 0)
         masked = columns.unsqueeze(0).expand(queries, -1)
         if s.memory:
@@ -127,14 +142,24 @@ class EncoderProgram(torch.nn.Module):
             masked = torch.cat([masked[:-1], summary_row.unsqueeze(0)])
         return masked
 
-    def _attend(self, layer: torch.nn.Module, utterance: torch.Tensor, right_context: torch.Tensor,
-                memory: torch.Tensor, left_keys: torch.Tensor, left_values: torch.Tensor,
-                masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _attend(
+        self,
+        layer: torch.nn.Module,
+        utterance: torch.Tensor,
+        right_context: torch.Tensor,
+        memory: torch.Tensor,
+        left_keys: torch.Tensor,
+        left_values: torch.Tensor,
+        masked: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """torchaudio's `_EmformerAttention._forward_impl` for batch 1 over the full-size cache; returns
         the attended right context and segment, the next memory, and the segment's keys and values."""
         attention, s = layer.attention, self.shape
-        summary = (layer.memory_op(utterance.permute(1, 2, 0)).permute(2, 0, 1)[:1] if s.memory
-                   else utterance.new_zeros(0, 1, s.width))
+        summary = (
+            layer.memory_op(utterance.permute(1, 2, 0)).permute(2, 0, 1)[:1]
+            if s.memory
+            else utterance.new_zeros(0, 1, s.width)
+        )
         query = attention.emb_to_query(torch.cat([right_context, utterance, summary]))
         key, value = attention.emb_to_key_value(torch.cat([memory, right_context, utterance])).chunk(2, dim=2)
         before_cache = memory.size(0) + right_context.size(0)
@@ -159,8 +184,9 @@ class PredictorProgram(torch.nn.Module):
         super().__init__()
         self.predictor = model.predictor
 
-    def forward(self, token: torch.Tensor, hidden: torch.Tensor,
-                cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, token: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         state = [[hidden[index], cell[index]] for index in range(hidden.size(0))]
         out, _, state_out = self.predictor(token, torch.ones(1, dtype=torch.long), state)
         return out, torch.stack([h for h, _ in state_out]), torch.stack([c for _, c in state_out])
@@ -182,6 +208,7 @@ class JoinerProgram(torch.nn.Module):
 @dataclass(frozen=True)
 class Programs:
     """The modules and one example input each (what an exporter traces)."""
+
     features: FeaturesProgram
     encoder: EncoderProgram
     predictor: PredictorProgram
@@ -190,37 +217,54 @@ class Programs:
 
     def examples(self) -> dict[str, tuple[torch.Tensor, ...]]:
         s = self.shape
-        state = tuple(torch.zeros(shape, dtype=torch.long if name == "processed" else torch.float32)
-                      for name, shape in s.encoder_state().items())
+        state = tuple(
+            torch.zeros(shape, dtype=torch.long if name == "processed" else torch.float32)
+            for name, shape in s.encoder_state().items()
+        )
         predictor_state = tuple(torch.zeros(shape) for shape in s.predictor_state().values())
-        return {"features": (torch.zeros(1, s.block_samples),),
-                "encoder": (torch.zeros(1, s.chunk_frames, s.n_mels), *state),
-                "predictor": (torch.zeros(1, 1, dtype=torch.long), *predictor_state),
-                "joiner": (torch.zeros(1, 1, s.encoding_dim), torch.zeros(1, 1, s.encoding_dim))}
+        return {
+            "features": (torch.zeros(1, s.block_samples),),
+            "encoder": (torch.zeros(1, s.chunk_frames, s.n_mels), *state),
+            "predictor": (torch.zeros(1, 1, dtype=torch.long), *predictor_state),
+            "joiner": (torch.zeros(1, 1, s.encoding_dim), torch.zeros(1, 1, s.encoding_dim)),
+        }
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"features": self.features, "encoder": self.encoder, "predictor": self.predictor,
-                "joiner": self.joiner}
+        return {"features": self.features, "encoder": self.encoder, "predictor": self.predictor, "joiner": self.joiner}
 
 
 def streaming_shape(model: RNNT, model_config: Mapping[str, Any], frontend: Frontend) -> StreamingShape:
     mel = frontend.logmel.mel
     emformer = model.transcriber.transformer
     lstm = model.predictor.lstm_layers
-    return StreamingShape(chunk_frames=model_config["segment_length"] + model_config["right_context_length"],
-                          segment_frames=model_config["segment_length"],
-                          stride=model_config["time_reduction_stride"], layers=len(emformer.emformer_layers),
-                          width=emformer.emformer_layers[0].layer_norm_input.normalized_shape[0],
-                          key_width=max(layer.attention.input_dim for layer in emformer.emformer_layers),
-                          left_context=emformer.left_context_length, memory=emformer.max_memory_size,
-                          segment=emformer.segment_length, predictor_layers=len(lstm),
-                          predictor_width=lstm[0].hidden_dim, encoding_dim=model_config["encoding_dim"],
-                          num_symbols=model_config["num_symbols"], n_mels=mel.n_mels, n_fft=mel.n_fft,
-                          hop_length=mel.hop_length, sample_rate=mel.sample_rate)
+    return StreamingShape(
+        chunk_frames=model_config["segment_length"] + model_config["right_context_length"],
+        segment_frames=model_config["segment_length"],
+        stride=model_config["time_reduction_stride"],
+        layers=len(emformer.emformer_layers),
+        width=emformer.emformer_layers[0].layer_norm_input.normalized_shape[0],
+        key_width=max(layer.attention.input_dim for layer in emformer.emformer_layers),
+        left_context=emformer.left_context_length,
+        memory=emformer.max_memory_size,
+        segment=emformer.segment_length,
+        predictor_layers=len(lstm),
+        predictor_width=lstm[0].hidden_dim,
+        encoding_dim=model_config["encoding_dim"],
+        num_symbols=model_config["num_symbols"],
+        n_mels=mel.n_mels,
+        n_fft=mel.n_fft,
+        hop_length=mel.hop_length,
+        sample_rate=mel.sample_rate,
+    )
 
 
 def build_programs(model: RNNT, model_config: Mapping[str, Any], frontend: Frontend) -> Programs:
     """The programs of one (eval-mode) model; they share its weights."""
     shape = streaming_shape(model, model_config, frontend)
-    return Programs(FeaturesProgram(frontend, shape.segment_frames).eval(), EncoderProgram(model, shape).eval(),
-                    PredictorProgram(model).eval(), JoinerProgram(model).eval(), shape)
+    return Programs(
+        FeaturesProgram(frontend, shape.segment_frames).eval(),
+        EncoderProgram(model, shape).eval(),
+        PredictorProgram(model).eval(),
+        JoinerProgram(model).eval(),
+        shape,
+    )

@@ -9,11 +9,13 @@ them (the last chunk zero-padded), so the runtime and PyTorch decode the same fr
 The ONNX path imports neither torch nor sentencepiece: a device (or a user's laptop) needs numpy and
 onnxruntime. ExecuTorch's Python runtime takes torch tensors, so its path imports torch.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -46,10 +48,12 @@ class ExecutorchProgram:
             from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
             from executorch.runtime import Runtime
         except ImportError as error:
-            raise ValueError(f"{path}: the ExecuTorch variants need torch and executorch ({error}); install them"
-                             " (pip install '.[executorch]') or choose an ONNX variant") from error
+            raise ValueError(
+                f"{path}: the ExecuTorch variants need torch and executorch ({error}); install them"
+                " (pip install '.[executorch]') or choose an ONNX variant"
+            ) from error
 
-        _unsafe_reset_threadpool(threads)   # XNNPACK's pool: torch's thread setting does not reach it
+        _unsafe_reset_threadpool(threads)  # XNNPACK's pool: torch's thread setting does not reach it
         self._torch = torch
         self._method = Runtime.get().load_program(str(path)).load_method("forward")
 
@@ -74,8 +78,8 @@ class FeatureStream:
     def __init__(self, bundle: Bundle, features: Program) -> None:
         self._shape, self._features = bundle.shape, features
         self._samples = np.zeros(0, dtype=np.float32)
-        self._frames_out = 0     # frames emitted so far
-        self._offset = 0         # the sample index _samples[0] stands for
+        self._frames_out = 0  # frames emitted so far
+        self._offset = 0  # the sample index _samples[0] stands for
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Frames [n, n_mels] that the new samples complete."""
@@ -98,7 +102,7 @@ class FeatureStream:
 
     def _block(self, frames: int) -> np.ndarray:
         start = self._block_start() - self._offset
-        window = self._samples[start: start + self._shape.block_samples]
+        window = self._samples[start : start + self._shape.block_samples]
         window = np.pad(window, (0, self._shape.block_samples - len(window)))
         computed = self._features(window[None])[0][0, :frames]
         self._frames_out += frames
@@ -117,9 +121,11 @@ class Recognizer:
     def __init__(self, bundle: Bundle, programs: dict[str, Program]) -> None:
         self.bundle, self._programs = bundle, programs
         shape = bundle.shape
-        self._state = [np.zeros(dims, dtype=np.int64 if name == "processed" else np.float32)
-                       for name, dims in shape.encoder_state().items()]
-        self._frames = np.zeros((0, shape.n_mels), np.float32)   # from the next chunk's first frame on
+        self._state = [
+            np.zeros(dims, dtype=np.int64 if name == "processed" else np.float32)
+            for name, dims in shape.encoder_state().items()
+        ]
+        self._frames = np.zeros((0, shape.n_mels), np.float32)  # from the next chunk's first frame on
         self.tokens: list[int] = []
         self.chunk_seconds: list[float] = []
         hidden, cell = (np.zeros(dims, np.float32) for dims in shape.predictor_state().values())
@@ -131,7 +137,7 @@ class Recognizer:
         self._frames = np.concatenate([self._frames, frames])
         while shape.chunk_frames <= len(self._frames):
             self._chunk(self._frames[: shape.chunk_frames], shape.segment_frames)
-            self._frames = self._frames[shape.segment_frames:]
+            self._frames = self._frames[shape.segment_frames :]
         return self.tokens[before:]
 
     def finish(self) -> list[int]:
@@ -144,7 +150,7 @@ class Recognizer:
             chunk = np.zeros((shape.chunk_frames, shape.n_mels), np.float32)
             chunk[:available] = self._frames[:available]
             self._chunk(chunk, valid)
-            self._frames = self._frames[shape.segment_frames:]
+            self._frames = self._frames[shape.segment_frames :]
         return self.tokens[before:]
 
     def _chunk(self, chunk: np.ndarray, valid: int) -> None:
@@ -152,7 +158,7 @@ class Recognizer:
         encodings, *self._state = self._programs["encoder"](chunk[None], *self._state)
         blank = self.bundle.blank
         for frame in range(self.bundle.shape.valid_encoder_frames(valid)):
-            encoding = encodings[:, frame: frame + 1]
+            encoding = encodings[:, frame : frame + 1]
             for _ in range(MAX_SYMBOLS_PER_FRAME):
                 logits = self._programs["joiner"](encoding, self._predicted[0])[0]
                 best = int(logits[0].argmax())
@@ -174,8 +180,9 @@ def recognize_frames(bundle: Bundle, programs: dict[str, Program], frames: np.nd
     return recognizer
 
 
-def recognize_stream(bundle: Bundle, programs: dict[str, Program],
-                     blocks: Iterator[np.ndarray]) -> Iterator[tuple[Recognizer, bool]]:
+def recognize_stream(
+    bundle: Bundle, programs: dict[str, Program], blocks: Iterator[np.ndarray]
+) -> Iterator[tuple[Recognizer, bool]]:
     """Audio blocks (float32 samples at the bundle's rate) in; the recognizer (its tokens so far, its
     chunk timings) out after every block that added tokens, and once, final, at the end."""
     features = FeatureStream(bundle, programs["features"])

@@ -9,21 +9,22 @@ Prints each file's final transcript (and, with --partials, the hypothesis each t
 it) on stdout, and the per-chunk latency and real-time factor on stderr. The ONNX variants need only
 numpy, onnxruntime and soundfile: no torch.
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from omni.deploy.bundle import Bundle, read_bundle
 from omni.deploy.recognizer import load_programs, recognize_stream
 
-PCM_SCALE = 32768.0   # int16 full scale
-P95 = 95   # the percentile of the per-chunk latency reported beside its mean (as the speed table's)
+PCM_SCALE = 32768.0  # int16 full scale
+P95 = 95  # the percentile of the per-chunk latency reported beside its mean (as the speed table's)
 
 
 def file_blocks(path: Path, bundle: Bundle, block: int) -> Iterator[np.ndarray]:
@@ -33,10 +34,12 @@ def file_blocks(path: Path, bundle: Bundle, block: int) -> Iterator[np.ndarray]:
     try:
         info = soundfile.info(str(path))
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise SystemExit(f"transcribe: {path}: not a sound file soundfile can read ({error})")
+        raise SystemExit(f"transcribe: {path}: not a sound file soundfile can read ({error})") from error
     if info.samplerate != bundle.shape.sample_rate:
-        raise SystemExit(f"transcribe: {path}: {info.samplerate} Hz, the model takes {bundle.shape.sample_rate} Hz"
-                         f" (convert it first, e.g. sox {path} -r {bundle.shape.sample_rate} out.wav)")
+        raise SystemExit(
+            f"transcribe: {path}: {info.samplerate} Hz, the model takes {bundle.shape.sample_rate} Hz"
+            f" (convert it first, e.g. sox {path} -r {bundle.shape.sample_rate} out.wav)"
+        )
     for samples in soundfile.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
         yield samples.mean(axis=1)
 
@@ -70,9 +73,12 @@ def transcribe(bundle: Bundle, variant: str, source: str, threads: int, partials
     if chunk_seconds:
         seconds = audio / bundle.shape.sample_rate
         p95 = float(np.percentile(chunk_seconds, P95))
-        print(f"{source}: {len(chunk_seconds)} chunks, {1e3 * statistics.fmean(chunk_seconds):.2f} ms mean,"
-              f" {1e3 * p95:.2f} ms p95 per chunk ({variant}, {threads} thread(s)); real-time factor"
-              f" {sum(chunk_seconds) / max(seconds, 1e-9):.4f}", file=sys.stderr)
+        print(
+            f"{source}: {len(chunk_seconds)} chunks, {1e3 * statistics.fmean(chunk_seconds):.2f} ms mean,"
+            f" {1e3 * p95:.2f} ms p95 per chunk ({variant}, {threads} thread(s)); real-time factor"
+            f" {sum(chunk_seconds) / max(seconds, 1e-9):.4f}",
+            file=sys.stderr,
+        )
     return text
 
 
@@ -80,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="transcribe", description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", help="an exported model's folder (the one holding deploy.json)")
     parser.add_argument("audio", nargs="+", help="sound files, or - for raw s16le mono PCM on stdin")
-    parser.add_argument("--runtime", default="onnx-int8",
-                        help="onnx, onnx-int8, executorch or executorch-int8 (default onnx-int8)")
+    parser.add_argument(
+        "--runtime", default="onnx-int8", help="onnx, onnx-int8, executorch or executorch-int8 (default onnx-int8)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of the runtime (default 1)")
     parser.add_argument("--partials", action="store_true", help="print the hypothesis as each chunk extends it")
     args = parser.parse_args(argv)

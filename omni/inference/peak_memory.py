@@ -2,14 +2,15 @@
 
     python -m omni.inference.peak_memory request.json
 
-The request names the utterances' features (a torch file of {"feats": [...], "lengths": [...]}), the
-threads, and either an export (what a device loads) with the kernel of each masked linear (null: the
-dense path) and whether the remaining dense linears run in int8 (the eager paths), or an exported
-bundle and its variant (a runtime path: ONNX Runtime or ExecuTorch). The process loads the features, notes its resident set and restarts its peak from
-there, then loads the model, builds the path and decodes every utterance streaming; it prints one
-JSON line: the process's peak resident set and how far the model took it above where it stood
-(loading included: a device pays for it too).
+The request names the utterances' features (a torch file of {"feats": [...], "lengths": [...]}), the threads,
+and either an export (what a device loads) with the kernel of each masked linear (null: the dense path) and
+whether the remaining dense linears run in int8 (the eager paths), or an exported bundle and its variant (a
+runtime path: ONNX Runtime or ExecuTorch). The process loads the features, notes its resident set and restarts
+its peak from there, then loads the model, builds the path and decodes every utterance streaming; it prints
+one JSON line: the process's peak resident set and how far the model took it above where it stood (loading
+included: a device pays for it too).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ from omni.sparsity.export import compact_masks, load_compact, read_compact
 KIB_PER_MB = 1024
 PROC_STATUS = Path("/proc/self/status")
 PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
-RESET_PEAK = "5"   # Linux: resets the process's peak resident set (VmHWM) to its current size
+RESET_PEAK = "5"  # Linux: resets the process's peak resident set (VmHWM) to its current size
 
 
 def resident_mb(field: str) -> float:
@@ -79,8 +80,15 @@ def eager_path(request: dict, features: dict) -> None:
     model_config = dict(payload["model_config"])
     if request["kernels"] is not None:
         unit = (payload["unit"][0], payload["unit"][1])
-        model, _ = sparse_inference_model(model, compact_masks(payload), unit, streaming_chunk_rows(model_config),
-                                          repeats=0, chosen=request["kernels"], copy_model=False)
+        model, _ = sparse_inference_model(
+            model,
+            compact_masks(payload),
+            unit,
+            streaming_chunk_rows(model_config),
+            repeats=0,
+            chosen=request["kernels"],
+            copy_model=False,
+        )
     del payload
     if request["int8"]:
         model = int8_dense_remainder(model)

@@ -10,6 +10,7 @@ thread, a 5-row streaming chunk; docs/decisions.md): on the encoder's linear sha
 SLOWER than fp32 and its Int8WeightOnlyConfig 0.4-0.8x (no eager CPU kernel: torchao targets GPUs
 and torch.compile). When quantize_dynamic goes, torchao's CPU path is where to look again.
 """
+
 from __future__ import annotations
 
 import warnings

@@ -10,13 +10,14 @@ this kind and 2-4x faster at 80-90 % on another. So the candidates are timed whe
 on the rows it will see, and each layer takes the fastest; a sparse kernel must beat dense by
 SPARSE_MARGIN, so no layer ships slower than dense within timing noise.
 """
+
 from __future__ import annotations
 
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -73,14 +74,19 @@ class CompressedLinear(SparseKernelLinear):
         weight = weight.detach()
         # Not a buffer: state dicts of sparse compressed tensors are not what a device loads (the
         # export format is); the module is built from the masked weight where it runs.
-        with warnings.catch_warnings():   # "sparse CSR support is in beta": measured here, not assumed
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": measured here, not assumed
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             compressed = weight.to_sparse_csr() if block is None else weight.to_sparse_bsr(block)
             # int32 indices (MKL's own): at 90 % sparsity on 5 rows, 2.7-3.1x dense instead of 1.8-2.4x
             # with torch's default int64 (512x512 ... 2048x512, 1 thread; docs/decisions.md).
             build = torch.sparse_csr_tensor if block is None else torch.sparse_bsr_tensor
-            self.sparse_weight = build(compressed.crow_indices().int(), compressed.col_indices().int(),
-                                       compressed.values(), compressed.shape, check_invariants=True)
+            self.sparse_weight = build(
+                compressed.crow_indices().int(),
+                compressed.col_indices().int(),
+                compressed.values(),
+                compressed.shape,
+                check_invariants=True,
+            )
 
     def matmul(self, rows: Tensor) -> Tensor:
         return torch.mm(self.sparse_weight, rows.T.contiguous()).T
@@ -100,23 +106,25 @@ class BandedLinear(SparseKernelLinear):
         if out_features % band_rows:
             raise ValueError(f"{out_features} output rows do not split into bands of {band_rows}")
         bands = weight.detach().reshape(out_features // band_rows, band_rows, in_features)
-        kept = bands.ne(0).any(dim=1)                                   # [bands, in]
+        kept = bands.ne(0).any(dim=1)  # [bands, in]
         width = max(1, int(kept.sum(dim=1).max()))
         # Kept columns first (stable), then padding columns whose packed weights are zero.
         order = torch.sort(kept.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :width]
-        packed = torch.gather(bands, 2, order[:, None, :].expand(-1, band_rows, -1))   # [bands, rows, width]
+        packed = torch.gather(bands, 2, order[:, None, :].expand(-1, band_rows, -1))  # [bands, rows, width]
         self.bands, self.width = bands.size(0), width
         # int32: index_select gathers twice as fast as with int64 indices (5 rows, 1 thread).
         self.register_buffer("columns", order.reshape(-1).to(torch.int32))
-        self.register_buffer("packed", packed.transpose(1, 2).contiguous())           # [bands, width, rows]
+        self.register_buffer("packed", packed.transpose(1, 2).contiguous())  # [bands, width, rows]
 
     def matmul(self, rows: Tensor) -> Tensor:
         gathered = rows.index_select(1, self.columns).view(rows.size(0), self.bands, self.width)
-        product = torch.bmm(gathered.transpose(0, 1), self.packed)     # [bands, N, band rows]
+        product = torch.bmm(gathered.transpose(0, 1), self.packed)  # [bands, N, band rows]
         return product.transpose(0, 1).reshape(rows.size(0), self.out_features)
 
 
-def candidates(weight: Tensor, bias: Tensor | None, unit: tuple[int, int]) -> dict[str, Callable[[], SparseKernelLinear]]:
+def candidates(
+    weight: Tensor, bias: Tensor | None, unit: tuple[int, int]
+) -> dict[str, Callable[[], SparseKernelLinear]]:
     """Kernels that can run a weight pruned in units of `unit` (rows x columns): dense and CSR always,
     BSR at a square block unit, the banded kernel at a tall (r x 1) unit."""
     options: dict[str, Callable[[], SparseKernelLinear]] = {
@@ -146,7 +154,7 @@ def median_seconds(module: nn.Module, example: Tensor, repeats: int) -> float:
 @dataclass(frozen=True)
 class KernelChoice:
     kernel: str
-    seconds: dict[str, float]   # median time of each candidate on the example rows
+    seconds: dict[str, float]  # median time of each candidate on the example rows
 
     @property
     def speedup(self) -> float:
@@ -166,8 +174,14 @@ def fastest_kernel(seconds: dict[str, float]) -> str:
     return best
 
 
-def choose_kernel(weight: Tensor, bias: Tensor | None, unit: tuple[int, int], rows: int, repeats: int,
-                  allowed: tuple[str, ...] = KERNELS) -> tuple[SparseKernelLinear, KernelChoice]:
+def choose_kernel(
+    weight: Tensor,
+    bias: Tensor | None,
+    unit: tuple[int, int],
+    rows: int,
+    repeats: int,
+    allowed: tuple[str, ...] = KERNELS,
+) -> tuple[SparseKernelLinear, KernelChoice]:
     """The fastest of the `allowed` candidates (fastest_kernel) on `rows` random input rows, with
     torch's current threads. `allowed` naming one sparse kernel forces it (tests)."""
     built = {name: make() for name, make in candidates(weight, bias, unit).items() if name in allowed}

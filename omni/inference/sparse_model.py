@@ -1,11 +1,13 @@
 """A pruned model for inference: every masked linear on the kernel that runs it fastest here
 (omni.inference.sparse_linear), timed on the rows of one streaming chunk."""
+
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -16,9 +18,9 @@ from omni.inference.sparse_linear import DENSE, KERNELS, KernelChoice, candidate
 
 @dataclass(frozen=True)
 class LayerKernel:
-    weight: str                  # the masked weight's name
+    weight: str  # the masked weight's name
     shape: tuple[int, int]
-    density: float               # kept fraction of the weight
+    density: float  # kept fraction of the weight
     choice: KernelChoice
 
 
@@ -29,10 +31,16 @@ def streaming_chunk_rows(model_config: Mapping[str, Any]) -> int:
     return math.ceil(frames / model_config["time_reduction_stride"])
 
 
-def sparse_inference_model(model: RNNT, masks: Mapping[str, Tensor], unit: tuple[int, int], rows: int,
-                           repeats: int, allowed: tuple[str, ...] = KERNELS,
-                           chosen: Mapping[str, str] | None = None, copy_model: bool = True
-                           ) -> tuple[RNNT, list[LayerKernel]]:
+def sparse_inference_model(
+    model: RNNT,
+    masks: Mapping[str, Tensor],
+    unit: tuple[int, int],
+    rows: int,
+    repeats: int,
+    allowed: tuple[str, ...] = KERNELS,
+    chosen: Mapping[str, str] | None = None,
+    copy_model: bool = True,
+) -> tuple[RNNT, list[LayerKernel]]:
     """A copy of `model` (eval mode) whose masked linears run on their fastest kernel for `rows`
     input rows, with what each layer chose and why (its candidates' times). `chosen` (weight name ->
     kernel, from an earlier build's layers) rebuilds those kernels without timing any. `copy_model`
@@ -53,7 +61,7 @@ def sparse_inference_model(model: RNNT, masks: Mapping[str, Tensor], unit: tuple
         else:
             kernel = candidates(weight, linear.bias, unit)[chosen[weight_name]]()
             choice = KernelChoice(chosen[weight_name], {})
-        if choice.kernel != DENSE:   # a dense choice keeps the model's own (masked) nn.Linear
+        if choice.kernel != DENSE:  # a dense choice keeps the model's own (masked) nn.Linear
             parent, _, child = module_name.rpartition(".")
             setattr(modules[parent] if parent else sparse, child, kernel)
         layers.append(LayerKernel(weight_name, tuple(weight.shape), float(mask.float().mean()), choice))

@@ -17,6 +17,7 @@ its own on 1 thread. WER on the whole split: the fp16 export and the int8 path i
 full-utterance decode (beside the fp32 model's WER of the same decode from its evaluation), and each
 runtime path streaming from the audio through its own front end, as the device would decode it.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -24,9 +25,10 @@ import math
 import statistics
 import tempfile
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -37,30 +39,30 @@ from omni.data.batches import UtteranceSet
 from omni.data.features import load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
+from omni.deploy.bundle import Bundle, read_bundle
+from omni.deploy.recognizer import load_programs, recognize_frames, recognize_stream
 from omni.inference.quantize import int8_dense_remainder
 from omni.inference.sparse_linear import DENSE
 from omni.inference.sparse_model import copy_sharing_kernels, sparse_inference_model, streaming_chunk_rows
-from omni.deploy.bundle import Bundle, read_bundle
-from omni.deploy.recognizer import load_programs, recognize_frames, recognize_stream
 from omni.inference.speed import StreamingDecoder, Utterance, eager_decoder, peak_memory_mb, time_streaming
 from omni.runtime import set_threads
 from omni.sparsity.export import compact_masks, load_compact, read_compact
 from omni.write_errors import explained_write_errors
 
 EAGER_PATHS = ("dense", "sparse", "int8")
-WER_DECODE = "greedy-full"   # batched: the whole split in seconds (the evaluation's streaming decode is per utterance)
-MEMORY_KEYS = ("peak_rss_mb", "model_rss_mb")   # omni.inference.peak_memory's reply
+WER_DECODE = "greedy-full"  # batched: the whole split in seconds (the evaluation's streaming decode is per utterance)
+MEMORY_KEYS = ("peak_rss_mb", "model_rss_mb")  # omni.inference.peak_memory's reply
 ON_DEVICE_THREADS = 1
 
 
 @dataclass
 class DeviceMetricsPaths:
-    export: Path           # the fp16 compact export
-    manifest: Path         # the split whose first utterances are decoded
+    export: Path  # the fp16 compact export
+    manifest: Path  # the split whose first utterances are decoded
     feature_stats: Path
     tokenizer: Path
-    out: Path              # the job's JSON record
-    bundle: Path | None = None   # the runtime exports (omni.deploy), if the study makes them
+    out: Path  # the job's JSON record
+    bundle: Path | None = None  # the runtime exports (omni.deploy), if the study makes them
 
 
 def speed_utterances(manifest: Path, frontend: Frontend, sample_rate: int, count: int) -> list[Utterance]:
@@ -75,8 +77,15 @@ def speed_utterances(manifest: Path, frontend: Frontend, sample_rate: int, count
     return chosen
 
 
-def run_device_metrics_job(speed: Mapping[str, Any], logmel: Mapping[str, Any], arm: str, seed: int, tag: str,
-                           paths: DeviceMetricsPaths, threads: int) -> dict[str, Any]:
+def run_device_metrics_job(
+    speed: Mapping[str, Any],
+    logmel: Mapping[str, Any],
+    arm: str,
+    seed: int,
+    tag: str,
+    paths: DeviceMetricsPaths,
+    threads: int,
+) -> dict[str, Any]:
     """`speed` is omni.job_params.speed: utterances timed, timed calls per candidate kernel, whether
     to measure peak memory, the batch size of the WER decode."""
     set_threads(threads)
@@ -89,46 +98,71 @@ def run_device_metrics_job(speed: Mapping[str, Any], logmel: Mapping[str, Any], 
     runtime_paths = {runtime_path(variant): variant for variant in bundle.variants} if bundle else {}
     frontend = Frontend(logmel, load_feature_stats(paths.feature_stats), model_config["right_context_length"])
     utterances = speed_utterances(paths.manifest, frontend, logmel["sample_rate"], speed["utterances"])
-    torch.set_num_threads(ON_DEVICE_THREADS)   # kernels chosen for the on-device case
-    sparse, layers = sparse_inference_model(dense, masks, unit, streaming_chunk_rows(model_config),
-                                            speed["kernel_repeats"])
+    torch.set_num_threads(ON_DEVICE_THREADS)  # kernels chosen for the on-device case
+    sparse, layers = sparse_inference_model(
+        dense, masks, unit, streaming_chunk_rows(model_config), speed["kernel_repeats"]
+    )
     chosen = {layer.weight: layer.choice.kernel for layer in layers}
     models = dict(zip(EAGER_PATHS, (dense, sparse, int8_dense_remainder(copy_sharing_kernels(sparse, layers)))))
     kept = sum(int(mask.count_nonzero()) for mask in masks.values())
     total = sum(mask.numel() for mask in masks.values())
     record: dict[str, Any] = {
-        "arm": arm, "seed": seed, "tag": tag, "sparsity": 1.0 - kept / total if total else 0.0,
-        "export_bytes": paths.export.stat().st_size, "utterances": len(utterances),
-        "audio_seconds": sum(u.audio_seconds for u in utterances), "job_threads": threads,
+        "arm": arm,
+        "seed": seed,
+        "tag": tag,
+        "sparsity": 1.0 - kept / total if total else 0.0,
+        "export_bytes": paths.export.stat().st_size,
+        "utterances": len(utterances),
+        "audio_seconds": sum(u.audio_seconds for u in utterances),
+        "job_threads": threads,
         "kernels": dict(Counter(layer.choice.kernel for layer in layers)),
-        "sparse_linears": sum(layer.choice.kernel != DENSE for layer in layers), "masked_linears": len(layers),
+        "sparse_linears": sum(layer.choice.kernel != DENSE for layer in layers),
+        "masked_linears": len(layers),
     }
     for name, variant in runtime_paths.items():
         record.update(file_sizes(bundle, variant, name))
     for label, count in (("t1", ON_DEVICE_THREADS), ("tjob", threads)):
-        decoders: dict[str, StreamingDecoder] = {name: eager_decoder(model, model_config)
-                                                 for name, model in models.items()}
-        decoders.update({name: runtime_decoder(bundle, load_programs(bundle, variant, count))
-                         for name, variant in runtime_paths.items()})
+        decoders: dict[str, StreamingDecoder] = {
+            name: eager_decoder(model, model_config) for name, model in models.items()
+        }
+        decoders.update(
+            {
+                name: runtime_decoder(bundle, load_programs(bundle, variant, count))
+                for name, variant in runtime_paths.items()
+            }
+        )
         measured = time_streaming(decoders, utterances, count)
         for name in decoders:
             record.update(measured[name].fields(f"{name}_{label}"))
-        reference = (min(runtime_paths, key=lambda name: sum(measured[name].utterance_seconds)) if runtime_paths
-                     else "dense")
+        reference = (
+            min(runtime_paths, key=lambda name: sum(measured[name].utterance_seconds)) if runtime_paths else "dense"
+        )
         record[f"reference_{label}"] = reference
         for name in decoders:
             record[f"{name}_speedup_{label}"] = measured[name].speedup_over(measured[reference])
-    for name in [path for path in decoders if path != "dense"]:   # utterances transcribed as the dense path does
+    for name in [path for path in decoders if path != "dense"]:  # utterances transcribed as the dense path does
         record[f"{name}_same_hypotheses"] = statistics.fmean(
-            ours == theirs for ours, theirs in zip(measured[name].hypotheses, measured["dense"].hypotheses))
+            ours == theirs for ours, theirs in zip(measured[name].hypotheses, measured["dense"].hypotheses)
+        )
     set_threads(threads)
-    record.update(split_wers({"fp16": dense, "int8": models["int8"]}, model_config, frontend, logmel["sample_rate"],
-                             paths, speed["batch_size"]))
+    record.update(
+        split_wers(
+            {"fp16": dense, "int8": models["int8"]},
+            model_config,
+            frontend,
+            logmel["sample_rate"],
+            paths,
+            speed["batch_size"],
+        )
+    )
     if bundle is not None:
         record.update(runtime_wers(bundle, runtime_paths, paths, logmel["sample_rate"], threads))
     names = [*EAGER_PATHS, *runtime_paths]
-    record.update(peak_memory(paths, utterances, chosen, runtime_paths)
-                  if speed["peak_memory"] else {f"{name}_{key}": math.nan for name in names for key in MEMORY_KEYS})
+    record.update(
+        peak_memory(paths, utterances, chosen, runtime_paths)
+        if speed["peak_memory"]
+        else {f"{name}_{key}": math.nan for name in names for key in MEMORY_KEYS}
+    )
     write_json(paths.out, record)
     return record
 
@@ -140,22 +174,27 @@ def runtime_path(variant: str) -> str:
 
 def runtime_decoder(bundle: Bundle, programs: Mapping[str, Any]) -> StreamingDecoder:
     """A bundle's programs as a StreamingDecoder of the same features as the eager paths decode."""
+
     def decode(utterance: Utterance, chunk_seconds: list[float]) -> list[int]:
         recognizer = recognize_frames(bundle, dict(programs), utterance.feats[0, : utterance.length].numpy())
         chunk_seconds.extend(recognizer.chunk_seconds)
         return recognizer.tokens
+
     return decode
 
 
 def file_sizes(bundle: Bundle, variant: str, name: str) -> dict[str, float]:
     """What a device installs (the programs' files) and downloads (gzip -9 of them), in bytes."""
     files = [bundle.program_file(variant, program) for program in bundle.variants[variant]]
-    return {f"{name}_file_bytes": sum(path.stat().st_size for path in files),
-            f"{name}_download_bytes": sum(len(gzip.compress(path.read_bytes(), compresslevel=9)) for path in files)}
+    return {
+        f"{name}_file_bytes": sum(path.stat().st_size for path in files),
+        f"{name}_download_bytes": sum(len(gzip.compress(path.read_bytes(), compresslevel=9)) for path in files),
+    }
 
 
-def runtime_wers(bundle: Bundle, runtime_paths: Mapping[str, str], paths: DeviceMetricsPaths, sample_rate: int,
-                 threads: int) -> dict[str, float]:
+def runtime_wers(
+    bundle: Bundle, runtime_paths: Mapping[str, str], paths: DeviceMetricsPaths, sample_rate: int, threads: int
+) -> dict[str, float]:
     """`<path>_wer` of each runtime path on the whole split: streamed from the audio through the bundle's own
     front end, a segment's samples at a time, as `transcribe` does."""
     manifest = read_manifest(paths.manifest)
@@ -168,7 +207,7 @@ def runtime_wers(bundle: Bundle, runtime_paths: Mapping[str, str], paths: Device
         for index in range(len(utterances)):
             utterance = utterances.collate([index])
             wave = utterance.waveforms[0, : int(utterance.wave_lengths[0])].numpy()
-            blocks = (wave[start: start + block] for start in range(0, len(wave), block))
+            blocks = (wave[start : start + block] for start in range(0, len(wave), block))
             *_, (recognizer, _) = recognize_stream(bundle, programs, blocks)
             ids += utterance.utt_ids
             references += utterance.transcripts
@@ -177,34 +216,53 @@ def runtime_wers(bundle: Bundle, runtime_paths: Mapping[str, str], paths: Device
     return wers
 
 
-def split_wers(models: Mapping[str, torch.nn.Module], model_config: Mapping[str, Any], frontend: Frontend,
-               sample_rate: int, paths: DeviceMetricsPaths, batch_size: int) -> dict[str, Any]:
+def split_wers(
+    models: Mapping[str, torch.nn.Module],
+    model_config: Mapping[str, Any],
+    frontend: Frontend,
+    sample_rate: int,
+    paths: DeviceMetricsPaths,
+    batch_size: int,
+) -> dict[str, Any]:
     """`<name>_wer` of each model on the whole split (WER_DECODE), and the decode's name."""
     manifest = read_manifest(paths.manifest)
     utterances = UtteranceSet(manifest, None, sample_rate, cache_audio=True)
     tokenizer = Tokenizer(paths.tokenizer)
     wers: dict[str, Any] = {"wer_decode": WER_DECODE, "wer_utterances": len(manifest)}
     for name, model in models.items():
-        _, summary = decode_split(model, dict(model_config), frontend, utterances, tokenizer, WER_DECODE, None,
-                                  batch_size, torch.device("cpu"), f"{name} export")
+        _, summary = decode_split(
+            model,
+            dict(model_config),
+            frontend,
+            utterances,
+            tokenizer,
+            WER_DECODE,
+            None,
+            batch_size,
+            torch.device("cpu"),
+            f"{name} export",
+        )
         wers[f"{name}_wer"] = summary["wer"]
     return wers
 
 
-def peak_memory(paths: DeviceMetricsPaths, utterances: list[Utterance], chosen: dict[str, str],
-                runtime_paths: Mapping[str, str]) -> dict[str, float]:
+def peak_memory(
+    paths: DeviceMetricsPaths, utterances: list[Utterance], chosen: dict[str, str], runtime_paths: Mapping[str, str]
+) -> dict[str, float]:
     """Each path's peak memory, decoding the same utterances on 1 thread in a process of its own."""
     record = {}
     with tempfile.TemporaryDirectory(dir=paths.out.parent) as workdir:
         features = Path(workdir) / "features.pt"
         with explained_write_errors(features):
             torch.save({"feats": [u.feats for u in utterances], "lengths": [u.length for u in utterances]}, features)
-        requests = {name: {"export": str(paths.export), "kernels": kernels, "int8": int8}
-                    for name, kernels, int8 in zip(EAGER_PATHS, (None, chosen, chosen), (False, False, True))}
-        requests.update({name: {"bundle": str(paths.bundle), "variant": variant}
-                         for name, variant in runtime_paths.items()})
+        requests = {
+            name: {"export": str(paths.export), "kernels": kernels, "int8": int8}
+            for name, kernels, int8 in zip(EAGER_PATHS, (None, chosen, chosen), (False, False, True))
+        }
+        requests.update(
+            {name: {"bundle": str(paths.bundle), "variant": variant} for name, variant in runtime_paths.items()}
+        )
         for name, request in requests.items():
-            memory = peak_memory_mb({**request, "features": str(features), "threads": ON_DEVICE_THREADS},
-                                    Path(workdir))
+            memory = peak_memory_mb({**request, "features": str(features), "threads": ON_DEVICE_THREADS}, Path(workdir))
             record.update({f"{name}_{key}": memory[key] for key in MEMORY_KEYS})
     return record

@@ -6,13 +6,15 @@ structured model's pruned neurons and heads are sliced away instead (omni.sparsi
 The bundle is built in a scratch folder beside its place and moved there whole, so a killed job
 leaves no folder that looks like an export.
 """
+
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from omni.asr.frontend import Frontend
 from omni.data.features import load_feature_stats
@@ -25,17 +27,17 @@ from omni.sparsity.slicing import slice_structured
 
 @dataclass
 class RuntimeExportPaths:
-    export: Path          # the compact fp32 export (omni.jobs.export)
+    export: Path  # the compact fp32 export (omni.jobs.export)
     feature_stats: Path
     tokenizer: Path
-    bundle: Path          # the folder to create
+    bundle: Path  # the folder to create
 
 
 def run_runtime_export_job(runtimes: Sequence[str], logmel: Mapping[str, Any], paths: RuntimeExportPaths) -> None:
     payload = read_compact(paths.export)
     model_config = dict(payload["model_config"])
     model = load_compact(payload).eval()
-    if payload.get("granularity") == STRUCTURED:   # whole neurons and heads pruned: a smaller dense model
+    if payload.get("granularity") == STRUCTURED:  # whole neurons and heads pruned: a smaller dense model
         model, model_config = slice_structured(model, model_config, compact_masks(payload))
     frontend = Frontend(logmel, load_feature_stats(paths.feature_stats), model_config["right_context_length"])
     paths.bundle.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ allocation per budget.
 Scoring masks one model copy in place from stored dense weights (w * mask, the very product
 `extract_subnetwork` computes), so a candidate costs a decode, not a re-extraction.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,7 @@ DEV_WER = "dev_wer"
 # Scoring sub-networks of a real supernet
 # ----------------------------------------------------------------------------------------------
 
+
 @dataclass
 class DevSubset:
     """What decoding the search's dev part in the fitness decode needs (built once)."""
@@ -65,13 +67,26 @@ class DevSubset:
         return sum(self.utterances.num_samples) / self.utterances.sample_rate
 
 
-def load_dev_subset(search: Mapping[str, Any], logmel: Mapping[str, Any], manifest: Path, feature_stats: Path,
-                    tokenizer: Path, right_context_length: int, device: torch.device) -> DevSubset:
+def load_dev_subset(
+    search: Mapping[str, Any],
+    logmel: Mapping[str, Any],
+    manifest: Path,
+    feature_stats: Path,
+    tokenizer: Path,
+    right_context_length: int,
+    device: torch.device,
+) -> DevSubset:
     """The search's part of dev (omni.data.dev_split), in utt_id order whatever the manifest order."""
     table = read_manifest(manifest).sort_values("utt_id", kind="stable")
     frontend = Frontend(logmel, load_feature_stats(feature_stats), right_context_length).to(device)
-    return DevSubset(UtteranceSet(table, None, logmel["sample_rate"], cache_audio=True), frontend,
-                     Tokenizer(tokenizer), search["batch_size"], search["decode"], search.get("beam_width"))
+    return DevSubset(
+        UtteranceSet(table, None, logmel["sample_rate"], cache_audio=True),
+        frontend,
+        Tokenizer(tokenizer),
+        search["batch_size"],
+        search["decode"],
+        search.get("beam_width"),
+    )
 
 
 class SubnetworkScorer:
@@ -108,21 +123,38 @@ class SubnetworkScorer:
 
     def dev_wer(self, allocation: Mapping[str, float], dev: DevSubset) -> float:
         self.apply(allocation)
-        _, summary = decode_split(self.model, self.model_config, dev.frontend, dev.utterances, dev.tokenizer,
-                                  dev.decode, dev.beam_width, dev.batch_size, self.device, "search")
+        _, summary = decode_split(
+            self.model,
+            self.model_config,
+            dev.frontend,
+            dev.utterances,
+            dev.tokenizer,
+            dev.decode,
+            dev.beam_width,
+            dev.batch_size,
+            self.device,
+            "search",
+        )
         return summary["wer"]
 
     def export_bytes(self, allocation: Mapping[str, float]) -> int:
         """Bytes of the fp32 compact export, serialised exactly as the export rule writes it."""
         state, masks = self.state_dict(allocation)
-        payload = export_compact(state, masks, self.model_config, EXPORT_DTYPE,
-                                 self.sparsity_cfg["granularity"], self.sparsity_cfg["block_shape"])
+        payload = export_compact(
+            state,
+            masks,
+            self.model_config,
+            EXPORT_DTYPE,
+            self.sparsity_cfg["granularity"],
+            self.sparsity_cfg["block_shape"],
+        )
         return export_bytes(payload)
 
 
 # ----------------------------------------------------------------------------------------------
 # Outputs
 # ----------------------------------------------------------------------------------------------
+
 
 def short_layer_names(names: Sequence[str]) -> list[str]:
     """Drop the dotted prefix and suffix all names share (`transcriber...emformer_layers.` and
@@ -138,7 +170,7 @@ def short_layer_names(names: Sequence[str]) -> list[str]:
     tail = 0
     while tail < shortest - head - 1 and len({p[-1 - tail] for p in parts}) == 1:
         tail += 1
-    return [".".join(p[head: len(p) - tail]) for p in parts]
+    return [".".join(p[head : len(p) - tail]) for p in parts]
 
 
 def layer_columns(space: SearchSpace) -> list[str]:
@@ -146,12 +178,34 @@ def layer_columns(space: SearchSpace) -> list[str]:
 
 
 def candidates_frame(entries: Sequence[Evaluated], space: SearchSpace) -> pd.DataFrame:
-    rows = [{"iteration": e.iteration, "budget": e.budget, "params_kept": e.params_kept,
-             "export_bytes": e.export_bytes, "sparsity": e.sparsity, DEV_WER: e.fitness,
-             "eval_s": e.eval_s, "elapsed_s": e.elapsed_s, **dict(zip(layer_columns(space), e.genome))}
-            for e in entries]
-    return pd.DataFrame(rows, columns=["iteration", "budget", "params_kept", "export_bytes", "sparsity", DEV_WER,
-                                       "eval_s", "elapsed_s", *layer_columns(space)])
+    rows = [
+        {
+            "iteration": e.iteration,
+            "budget": e.budget,
+            "params_kept": e.params_kept,
+            "export_bytes": e.export_bytes,
+            "sparsity": e.sparsity,
+            DEV_WER: e.fitness,
+            "eval_s": e.eval_s,
+            "elapsed_s": e.elapsed_s,
+            **dict(zip(layer_columns(space), e.genome)),
+        }
+        for e in entries
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "iteration",
+            "budget",
+            "params_kept",
+            "export_bytes",
+            "sparsity",
+            DEV_WER,
+            "eval_s",
+            "elapsed_s",
+            *layer_columns(space),
+        ],
+    )
 
 
 def best_summary(result: SearchResult) -> dict[str, Any]:
@@ -161,7 +215,8 @@ def best_summary(result: SearchResult) -> dict[str, Any]:
     for budget in result.budgets:
         best, uniform = result.best(budget), result.uniform(budget)
         summary[budget.tag] = {
-            "level": budget.level, "max_params": budget.max_params,
+            "level": budget.level,
+            "max_params": budget.max_params,
             "allocation": result.space.allocation(best.genome),
             **_entry_fields(best),
             "uniform": _entry_fields(uniform),
@@ -170,8 +225,12 @@ def best_summary(result: SearchResult) -> dict[str, Any]:
 
 
 def _entry_fields(entry: Evaluated) -> dict[str, Any]:
-    return {"params_kept": entry.params_kept, "export_bytes": entry.export_bytes, "sparsity": entry.sparsity,
-            DEV_WER: entry.fitness}
+    return {
+        "params_kept": entry.params_kept,
+        "export_bytes": entry.export_bytes,
+        "sparsity": entry.sparsity,
+        DEV_WER: entry.fitness,
+    }
 
 
 @dataclass
@@ -192,8 +251,14 @@ def write_search_outputs(result: SearchResult, paths: SearchPaths) -> None:
     write_json(paths.best, best_summary(result))
 
 
-def run_search_job(search: Mapping[str, Any], masks: Mapping[str, Any], logmel: Mapping[str, Any],
-                   paths: SearchPaths, threads: int, arm: str) -> SearchResult:
+def run_search_job(
+    search: Mapping[str, Any],
+    masks: Mapping[str, Any],
+    logmel: Mapping[str, Any],
+    paths: SearchPaths,
+    threads: int,
+    arm: str,
+) -> SearchResult:
     """The search stage: score sub-networks of the supernet on the dev subset, write its outputs.
     The sections are the rule's params (omni.job_params.search / .masks / .logmel); `arm` is the
     searched arm its cost counts towards."""
@@ -202,18 +267,37 @@ def run_search_job(search: Mapping[str, Any], masks: Mapping[str, Any], logmel: 
     device = resolve_device(search["device"])
     meter = CostMeter(JOB, arm, None, device, threads)
     scorer = SubnetworkScorer(load_torch(paths.supernet), masks, device)
-    dev = load_dev_subset(search, logmel, paths.manifest, paths.feature_stats, paths.tokenizer,
-                          scorer.model_config["right_context_length"], device)
+    dev = load_dev_subset(
+        search,
+        logmel,
+        paths.manifest,
+        paths.feature_stats,
+        paths.tokenizer,
+        scorer.model_config["right_context_length"],
+        device,
+    )
     space = scorer.space(search["levels"])
-    evolution = EvolutionarySearch(space, make_budgets(space, search["budgets"]), EvolutionSettings.from_section(search),
-                                   fitness=lambda allocation: scorer.dev_wer(allocation, dev),
-                                   export_size=scorer.export_bytes)
+    evolution = EvolutionarySearch(
+        space,
+        make_budgets(space, search["budgets"]),
+        EvolutionSettings.from_section(search),
+        fitness=lambda allocation: scorer.dev_wer(allocation, dev),
+        export_size=scorer.export_bytes,
+    )
     result = evolution.run()
     write_search_outputs(result, paths)
     evaluations = len(result.history)
-    meter.finish(paths.cost, steps=0, audio_hours=evaluations * dev.audio_seconds / SECONDS_PER_HOUR,
-                 extra={"evaluations": evaluations, "cache_hits": result.cache_hits,
-                        "iterations_completed": result.iterations_completed,
-                        "stopped_early": result.stopped_early, "max_evaluations": search["evaluations"],
-                        "dev_utterances": len(dev.utterances)})
+    meter.finish(
+        paths.cost,
+        steps=0,
+        audio_hours=evaluations * dev.audio_seconds / SECONDS_PER_HOUR,
+        extra={
+            "evaluations": evaluations,
+            "cache_hits": result.cache_hits,
+            "iterations_completed": result.iterations_completed,
+            "stopped_early": result.stopped_early,
+            "max_evaluations": search["evaluations"],
+            "dev_utterances": len(dev.utterances),
+        },
+    )
     return result

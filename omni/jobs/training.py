@@ -5,6 +5,7 @@ Several processes (train.cpu_processes on a CPU, one per GPU on CUDA) train data
 and DistributedDataParallel (omni.asr.parallel): every rank builds the same model from the same seed, then
 draws its own augmentation; rank 0 writes every output, the job's own process the cost record.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,9 +13,10 @@ import hashlib
 import json
 import shutil
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -49,7 +51,7 @@ class TrainPaths:
 
 @dataclass
 class JobSpec:
-    job: str              # rule name, for the cost record
+    job: str  # rule name, for the cost record
     arm: str
     sparsity: float | None
     steps: int
@@ -60,10 +62,10 @@ class TrainingSetup:
     """Everything a training job reads from the configuration: its rule's params sections
     (omni.job_params), and nothing else."""
 
-    training: Mapping[str, Any]                 # job_params.training: seed, device, loop settings, lr
-    logmel: Mapping[str, Any]                   # job_params.logmel
-    augmentation: Mapping[str, Any]             # job_params.augmentation
-    model: Mapping[str, Any] | None = None      # job_params.model; None = take the starting model's
+    training: Mapping[str, Any]  # job_params.training: seed, device, loop settings, lr
+    logmel: Mapping[str, Any]  # job_params.logmel
+    augmentation: Mapping[str, Any]  # job_params.augmentation
+    model: Mapping[str, Any] | None = None  # job_params.model; None = take the starting model's
     strategy: Mapping[str, Any] = field(default_factory=dict)  # the arm's own sections (masks, individual, ...)
 
     @property
@@ -74,8 +76,11 @@ class TrainingSetup:
         """From the arm section's `distill` entry (omni.job_params: present only when the arm has a
         teacher): a frozen copy of the starting (dense) model as teacher, or in place (the gradient
         strategy passes the step's densest sub-network)."""
-        entries = [section["distill"] for section in self.strategy.values()
-                   if isinstance(section, Mapping) and "distill" in section]
+        entries = [
+            section["distill"]
+            for section in self.strategy.values()
+            if isinstance(section, Mapping) and "distill" in section
+        ]
         if not entries:
             return None
         section = entries[0]
@@ -101,8 +106,11 @@ CHECKPOINT_FORMAT = 3
 
 def fingerprint(setup: TrainingSetup, spec: JobSpec) -> str:
     """Identifies what a checkpoint belongs to: exactly the values the job was given, and the format."""
-    blob = json.dumps({"format": CHECKPOINT_FORMAT, "setup": dataclasses.asdict(setup),
-                       "spec": dataclasses.asdict(spec)}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {"format": CHECKPOINT_FORMAT, "setup": dataclasses.asdict(setup), "spec": dataclasses.asdict(spec)},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -121,12 +129,19 @@ def strategy_for(setup: TrainingSetup, spec: JobSpec) -> StrategyFactory:
         return DenseGradients
     if spec.job == "train_individual":
         individual = sections["individual"]
-        return lambda model: GradualPruning(model, sections["masks"], spec.sparsity, spec.steps,
-                                            individual["prune_fraction"], individual["mask_update_every"])
+        return lambda model: GradualPruning(
+            model,
+            sections["masks"],
+            spec.sparsity,
+            spec.steps,
+            individual["prune_fraction"],
+            individual["mask_update_every"],
+        )
     if spec.job == "train_omni":
         _, sampler = planned_sampler(sections["supernet"])
-        return lambda model: SupernetGradients.from_section(model, sections["masks"], sections["supernet"], sampler,
-                                                            setup.seed)
+        return lambda model: SupernetGradients.from_section(
+            model, sections["masks"], sections["supernet"], sampler, setup.seed
+        )
     raise ValueError(f"no gradient strategy for job {spec.job!r}")
 
 
@@ -137,7 +152,7 @@ class RankJob:
     setup: TrainingSetup
     spec: JobSpec
     paths: TrainPaths
-    threads: int                 # per rank
+    threads: int  # per rank
     halt_after: int | None = None
 
     def write(self, path: Path) -> None:
@@ -148,8 +163,13 @@ class RankJob:
     def read(cls, path: Path) -> RankJob:
         values = json.loads(Path(path).read_text())
         paths = {key: None if value is None else Path(value) for key, value in values["paths"].items()}
-        return cls(setup=TrainingSetup(**values["setup"]), spec=JobSpec(**values["spec"]), paths=TrainPaths(**paths),
-                   threads=values["threads"], halt_after=values["halt_after"])
+        return cls(
+            setup=TrainingSetup(**values["setup"]),
+            spec=JobSpec(**values["spec"]),
+            paths=TrainPaths(**paths),
+            threads=values["threads"],
+            halt_after=values["halt_after"],
+        )
 
 
 @dataclass(frozen=True)
@@ -161,16 +181,22 @@ class RankOutcome:
     subnet_passes: int
     audio_seconds: float
     nonfinite_skipped: int
-    resumed_wall_s: float      # wall time of earlier segments of a resumed job
-    peak_mem_mb: float         # summed over ranks
+    resumed_wall_s: float  # wall time of earlier segments of a resumed job
+    peak_mem_mb: float  # summed over ranks
 
 
-JOB_FILE, OUTCOME_FILE = "rank_job.json", "rank_outcome.json"   # in the job's checkpoint folder
+JOB_FILE, OUTCOME_FILE = "rank_job.json", "rank_outcome.json"  # in the job's checkpoint folder
 RANK_MODULE = "omni.jobs.training_rank"
 
 
-def run_training_job(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, threads: int,
-                     make_strategy: StrategyFactory | None = None, halt_after: int | None = None) -> None:
+def run_training_job(
+    setup: TrainingSetup,
+    spec: JobSpec,
+    paths: TrainPaths,
+    threads: int,
+    make_strategy: StrategyFactory | None = None,
+    halt_after: int | None = None,
+) -> None:
     """`threads` is the job's whole CPU budget, shared by its processes. One process trains here; several
     are started by torchrun (omni.asr.parallel.launch), each building the job's strategy from its
     sections (`make_strategy` overrides it, in one process only: tests)."""
@@ -180,10 +206,20 @@ def run_training_job(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, thr
     for leftover in sweep_temporaries(paths.checkpoint_dir):
         print(f"removed {leftover}: the temporary of a write killed before it finished", file=sys.stderr)
     if processes > threads and device.type == "cpu":
-        print(f"warning: config key 'train.cpu_processes' ({processes}) exceeds this job's {threads} thread(s); "
-              f"the processes will share cores", file=sys.stderr)
-    meter = CostMeter(spec.job, spec.arm, spec.sparsity, device, threads, processes=processes,
-                      devices=processes if device.type == "cuda" else 1)
+        print(
+            f"warning: config key 'train.cpu_processes' ({processes}) exceeds this job's {threads} thread(s); "
+            f"the processes will share cores",
+            file=sys.stderr,
+        )
+    meter = CostMeter(
+        spec.job,
+        spec.arm,
+        spec.sparsity,
+        device,
+        threads,
+        processes=processes,
+        devices=processes if device.type == "cuda" else 1,
+    )
     job = RankJob(setup, spec, paths, max(1, threads // processes), halt_after)
     if processes == 1:
         outcome = train_rank(job, make_strategy or strategy_for(setup, spec), Ranks(), device)
@@ -198,9 +234,14 @@ def run_training_job(setup: TrainingSetup, spec: JobSpec, paths: TrainPaths, thr
     if not outcome.finished:
         return  # halted on purpose (tests); outputs are written only by a finished job
     meter.prior_wall_s = outcome.resumed_wall_s  # earlier segments of a resumed job count too
-    meter.finish(paths.cost_out, steps=outcome.steps, subnet_passes=outcome.subnet_passes,
-                 audio_hours=outcome.audio_seconds / 3600.0, peak_mem_mb=max(outcome.peak_mem_mb, meter.peak_mem_mb()),
-                 extra={"nonfinite_skipped": outcome.nonfinite_skipped, "resumed_wall_s": outcome.resumed_wall_s})
+    meter.finish(
+        paths.cost_out,
+        steps=outcome.steps,
+        subnet_passes=outcome.subnet_passes,
+        audio_hours=outcome.audio_seconds / 3600.0,
+        peak_mem_mb=max(outcome.peak_mem_mb, meter.peak_mem_mb()),
+        extra={"nonfinite_skipped": outcome.nonfinite_skipped, "resumed_wall_s": outcome.resumed_wall_s},
+    )
 
 
 def logits_bound(setup: TrainingSetup, model_config: Mapping[str, Any]) -> LogitsBound | None:
@@ -208,24 +249,38 @@ def logits_bound(setup: TrainingSetup, model_config: Mapping[str, Any]) -> Logit
     if setup.training.get("max_logits") is None:
         return None
     speeds = setup.augmentation["wave_augment"]["speed_factors"]
-    return LogitsBound(max_elements=setup.training["max_logits"], symbols=model_config["num_symbols"],
-                       hop_length=setup.logmel["hop_length"], stride=model_config["time_reduction_stride"],
-                       right_context=model_config["right_context_length"], slowest_speed=min(min(speeds), 1.0))
+    return LogitsBound(
+        max_elements=setup.training["max_logits"],
+        symbols=model_config["num_symbols"],
+        hop_length=setup.logmel["hop_length"],
+        stride=model_config["time_reduction_stride"],
+        right_context=model_config["right_context_length"],
+        slowest_speed=min(min(speeds), 1.0),
+    )
 
 
-def batch_stream(setup: TrainingSetup, utterances: UtteranceSet, model_config: Mapping[str, Any], ranks: Ranks,
-                 pin_memory: bool) -> BatchStream:
+def batch_stream(
+    setup: TrainingSetup, utterances: UtteranceSet, model_config: Mapping[str, Any], ranks: Ranks, pin_memory: bool
+) -> BatchStream:
     """A job's training batches from its sections (one place: benchmarks/data_scale.py times this very
     stream at LibriSpeech scale). The curriculum is the dense job's (job_params.training turns it off for
     jobs that start trained): from scratch, the mapping is learnt much faster from clean speech;
     augmentation afterwards adds the robustness (train.dense_clean_steps; 0 for jobs that start trained)."""
     training = setup.training
     samples_budget = training["batch_frames"] * setup.logmel["hop_length"]
-    return BatchStream(utterances, samples_budget, setup.seed, sortagrad=training["sortagrad"],
-                       rank=ranks.rank, world=ranks.world, logits_bound=logits_bound(setup, model_config),
-                       workers=training.get("loader_workers", 0), pin_memory=pin_memory,
-                       augment=WaveAugment(setup.augmentation["wave_augment"], setup.logmel["sample_rate"]),
-                       clean_steps=training["clean_steps"])
+    return BatchStream(
+        utterances,
+        samples_budget,
+        setup.seed,
+        sortagrad=training["sortagrad"],
+        rank=ranks.rank,
+        world=ranks.world,
+        logits_bound=logits_bound(setup, model_config),
+        workers=training.get("loader_workers", 0),
+        pin_memory=pin_memory,
+        augment=WaveAugment(setup.augmentation["wave_augment"], setup.logmel["sample_rate"]),
+        clean_steps=training["clean_steps"],
+    )
 
 
 def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, device: torch.device) -> RankOutcome:
@@ -249,26 +304,54 @@ def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, devic
     stats = load_feature_stats(paths.feature_stats)
     sample_rate = setup.logmel["sample_rate"]
     frontend = Frontend(setup.logmel, stats, model_config["right_context_length"], setup.augmentation).to(device)
-    utterances = UtteranceSet(read_manifest(paths.manifest), tokenizer, sample_rate,
-                              cache_audio=training["cache_audio"])
+    utterances = UtteranceSet(
+        read_manifest(paths.manifest), tokenizer, sample_rate, cache_audio=training["cache_audio"]
+    )
     stream = batch_stream(setup, utterances, model_config, ranks, pin_memory=device.type == "cuda")
     strategy = make_strategy(model)
     if ranks.rank > 0:
         torch.manual_seed(setup.seed + ranks.rank * RANK_SEED_STRIDE)
     settings = TrainSettings.from_section(training, steps=spec.steps)
-    trainer = Trainer(model, frontend, strategy, stream, settings, blank, device,
-                      CheckpointFolder(paths.checkpoint_dir, fingerprint(setup, spec)),
-                      paths.checkpoint_dir / "train_log.csv", description=spec.arm if spec.sparsity is None else f"{spec.arm}:{spec.sparsity:g}",
-                      halt_after=job.halt_after, ranks=ranks, distillation=setup.distillation(paths.init_model, device))
+    trainer = Trainer(
+        model,
+        frontend,
+        strategy,
+        stream,
+        settings,
+        blank,
+        device,
+        CheckpointFolder(paths.checkpoint_dir, fingerprint(setup, spec)),
+        paths.checkpoint_dir / "train_log.csv",
+        description=spec.arm if spec.sparsity is None else f"{spec.arm}:{spec.sparsity:g}",
+        halt_after=job.halt_after,
+        ranks=ranks,
+        distillation=setup.distillation(paths.init_model, device),
+    )
     result = trainer.run()
-    outcome = RankOutcome(finished=result.steps >= spec.steps, steps=result.steps, subnet_passes=result.subnet_passes,
-                          audio_seconds=result.audio_seconds, nonfinite_skipped=result.nonfinite_skipped,
-                          resumed_wall_s=trainer.prior_wall_s, peak_mem_mb=sum(ranks.gather(peak_mem_mb(device))))
+    outcome = RankOutcome(
+        finished=result.steps >= spec.steps,
+        steps=result.steps,
+        subnet_passes=result.subnet_passes,
+        audio_seconds=result.audio_seconds,
+        nonfinite_skipped=result.nonfinite_skipped,
+        resumed_wall_s=trainer.prior_wall_s,
+        peak_mem_mb=sum(ranks.gather(peak_mem_mb(device))),
+    )
     if outcome.finished and ranks.is_writer:
         state, masks = strategy.final_model()
-        save_model(paths.model_out, state, model_config, masks,
-                   meta={"arm": spec.arm, "sparsity": spec.sparsity if spec.sparsity is not None else 0.0,
-                         "steps": result.steps, "seed": setup.seed}, rankings=strategy.final_rankings())
+        save_model(
+            paths.model_out,
+            state,
+            model_config,
+            masks,
+            meta={
+                "arm": spec.arm,
+                "sparsity": spec.sparsity if spec.sparsity is not None else 0.0,
+                "steps": result.steps,
+                "seed": setup.seed,
+            },
+            rankings=strategy.final_rankings(),
+        )
         with atomic_path(paths.log_out) as tmp:
             shutil.copyfile(paths.checkpoint_dir / "train_log.csv", tmp)
     return outcome

@@ -4,6 +4,7 @@
 It joins the job's process group, trains its share (omni.jobs.training.train_rank) and, on rank 0,
 reports the outcome next to the job file for the launching process's cost record.
 """
+
 from __future__ import annotations
 
 import dataclasses

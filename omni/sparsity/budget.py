@@ -3,9 +3,11 @@
 Plain Python, no torch: the workflow checks the equal-budget rule and the warm-up at parse time,
 and `snakemake -n` should not pay for importing torch.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def passes_per_step(sampling: str, levels: int, random_levels: int) -> int:

@@ -26,6 +26,7 @@ dtype, each tensor replaced by {"dtype", "offset", "shape"} into its buffer: tor
 ~290 bytes of zip record on every tensor, 3 % of the tiny model at 90 %; packed, a few records.
 The file stays loadable with weights_only=True.
 """
+
 from __future__ import annotations
 
 import io
@@ -45,16 +46,22 @@ from omni.atomic import atomic_path, load_torch
 from omni.sparsity.masks import ELEMENT_UNIT, STRUCTURED, expand_units, to_units, unit_grid, unit_shape, units_alive
 
 FORMAT = "omni-compact"
-VERSION = 2   # 2: Rice-coded runs replaced CSR positions (a v1 file is re-exported, not read)
+VERSION = 2  # 2: Rice-coded runs replaced CSR positions (a v1 file is re-exported, not read)
 BITS_PER_BYTE = 8
 BITMASK = "bitmask"
 RICE = "rice"
-MAX_RICE_PARAMETER = 24   # runs of up to 2^24 pruned units in their low bits: more than any layer here has
+MAX_RICE_PARAMETER = 24  # runs of up to 2^24 pruned units in their low bits: more than any layer here has
 Payload = dict[str, Any]
 
 
-def export_compact(state_dict: Mapping[str, Tensor], masks: Mapping[str, Tensor], model_config: Mapping[str, Any],
-                   dtype: torch.dtype, granularity: str, block_shape: Sequence[int]) -> Payload:
+def export_compact(
+    state_dict: Mapping[str, Tensor],
+    masks: Mapping[str, Tensor],
+    model_config: Mapping[str, Any],
+    dtype: torch.dtype,
+    granularity: str,
+    block_shape: Sequence[int],
+) -> Payload:
     """Kept values + positions for every masked weight, everything else dense in `dtype`."""
     if not dtype.is_floating_point:
         raise ValueError(f"export dtype must be floating point, got {dtype}")
@@ -64,11 +71,20 @@ def export_compact(state_dict: Mapping[str, Tensor], masks: Mapping[str, Tensor]
     # Structured masks (whole rows of one weight, columns of another) are stored element by element.
     unit = ELEMENT_UNIT if granularity == STRUCTURED else unit_shape(granularity, block_shape)
     dense = {name: _dense(t, dtype) for name, t in state_dict.items() if name not in masks}
-    sparse = {name: _encode_sparse(name, t, masks[name], unit, dtype) for name, t in state_dict.items() if name in masks}
-    payload = {"format": FORMAT, "version": VERSION, "model_config": dict(model_config),
-               "dtype": _dtype_name(dtype), "unit": list(unit), "dense": dense, "sparse": sparse}
+    sparse = {
+        name: _encode_sparse(name, t, masks[name], unit, dtype) for name, t in state_dict.items() if name in masks
+    }
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": dict(model_config),
+        "dtype": _dtype_name(dtype),
+        "unit": list(unit),
+        "dense": dense,
+        "sparse": sparse,
+    }
     if granularity == STRUCTURED:
-        payload["granularity"] = STRUCTURED   # the runtime export slices it (omni.sparsity.slicing)
+        payload["granularity"] = STRUCTURED  # the runtime export slices it (omni.sparsity.slicing)
     return payload
 
 
@@ -94,8 +110,10 @@ def _unit_keep(name: str, mask: Tensor, unit: tuple[int, int]) -> Tensor:
     unit_grid(mask.shape, unit, name)
     keep = units_alive(mask, unit)
     if not torch.equal(expand_units(keep, unit), mask):
-        raise ValueError(f"{name}: mask is not constant over {list(unit)} blocks; export with the granularity "
-                         "the masks were made with")
+        raise ValueError(
+            f"{name}: mask is not constant over {list(unit)} blocks; export with the granularity "
+            "the masks were made with"
+        )
     return keep
 
 
@@ -113,10 +131,15 @@ def _rice_positions(flags: np.ndarray) -> Payload:
     k = min(range(MAX_RICE_PARAMETER + 1), key=lambda k: int((runs >> k).sum()) + runs.size * (1 + k))
     high_parts = runs >> k
     high = np.ones(int(high_parts.sum()) + runs.size, dtype=np.uint8)
-    high[np.cumsum(high_parts + 1) - 1] = 0          # each unary part closes with a zero
+    high[np.cumsum(high_parts + 1) - 1] = 0  # each unary part closes with a zero
     low = ((runs[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(np.uint8)
-    return {"encoding": RICE, "k": k, "count": int(runs.size),
-            "high": torch.from_numpy(np.packbits(high)), "low": torch.from_numpy(np.packbits(low))}
+    return {
+        "encoding": RICE,
+        "k": k,
+        "count": int(runs.size),
+        "high": torch.from_numpy(np.packbits(high)),
+        "low": torch.from_numpy(np.packbits(low)),
+    }
 
 
 def _rice_flags(entry: Payload, n_units: int) -> np.ndarray:
@@ -139,8 +162,9 @@ def _position_bytes(positions: Payload) -> int:
 def load_compact(payload: Payload) -> RNNT:
     """Rebuild the network (eval mode). Values are upcast into the float32 model build_model makes."""
     if payload.get("format") != FORMAT or payload.get("version") != VERSION:
-        raise ValueError(f"not an {FORMAT} v{VERSION} payload: format={payload.get('format')!r}, "
-                         f"version={payload.get('version')!r}")
+        raise ValueError(
+            f"not an {FORMAT} v{VERSION} payload: format={payload.get('format')!r}, version={payload.get('version')!r}"
+        )
     unit = (payload["unit"][0], payload["unit"][1])
     state = dict(payload["dense"])
     for name, entry in payload["sparse"].items():
@@ -153,8 +177,10 @@ def load_compact(payload: Payload) -> RNNT:
 def compact_masks(payload: Payload) -> dict[str, Tensor]:
     """The masks of the payload's sparse weights (element-level, bool), decoded from their positions."""
     unit = (payload["unit"][0], payload["unit"][1])
-    return {name: expand_units(_decode_positions(entry, *unit_grid(entry["shape"], unit)), unit)
-            for name, entry in payload["sparse"].items()}
+    return {
+        name: expand_units(_decode_positions(entry, *unit_grid(entry["shape"], unit)), unit)
+        for name, entry in payload["sparse"].items()
+    }
 
 
 def _decode_sparse(entry: Payload, unit: tuple[int, int]) -> Tensor:
@@ -205,10 +231,13 @@ def _unpacked(stored: Payload) -> Payload:
 
     def tensor_of(ref: Payload) -> Tensor:
         count = math.prod(ref["shape"])
-        return buffers[ref["dtype"]][ref["offset"]:ref["offset"] + count].view(ref["shape"])
+        return buffers[ref["dtype"]][ref["offset"] : ref["offset"] + count].view(ref["shape"])
 
-    return _map_tensors({key: value for key, value in stored.items() if key != "buffers"}, tensor_of,
-                        is_leaf=lambda value: isinstance(value, Mapping) and set(value) == {"dtype", "offset", "shape"})
+    return _map_tensors(
+        {key: value for key, value in stored.items() if key != "buffers"},
+        tensor_of,
+        is_leaf=lambda value: isinstance(value, Mapping) and set(value) == {"dtype", "offset", "shape"},
+    )
 
 
 def _map_tensors(tree: Any, function: Any, is_leaf: Any = lambda value: isinstance(value, Tensor)) -> Any:
@@ -239,8 +268,9 @@ def export_bytes(path_or_payload: str | os.PathLike | Payload) -> int:
     return Path(path_or_payload).stat().st_size
 
 
-def physical_limit_bytes(masks: Mapping[str, Tensor], state_dict: Mapping[str, Tensor], bytes_per_value: int,
-                         unit: Sequence[int] = (1, 1)) -> int:
+def physical_limit_bytes(
+    masks: Mapping[str, Tensor], state_dict: Mapping[str, Tensor], bytes_per_value: int, unit: Sequence[int] = (1, 1)
+) -> int:
     """The floor no format beats without compressing the values: kept values, the dense remainder,
     and for each masked weight the fewest bits that name which of its units are kept (log2 of the
     number of ways to keep that many: the entropy of the mask), no container. int/bool buffers

@@ -9,9 +9,11 @@ not from a new ranking of the final weights: the supernet re-ranks only every
 `omni.mask_update_every` steps, and the weights move after the last re-ranking, so a fresh
 ranking would cut sub-networks that were never trained as such.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -27,8 +29,9 @@ def trained_rankings(supernet: Mapping[str, Any]) -> dict[str, LayerRanking]:
     return {name: LayerRanking.from_state_dict(state) for name, state in stored.items()}
 
 
-def extract_subnetwork(supernet: Mapping[str, Any], allocation: float | Mapping[str, float]
-                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def extract_subnetwork(
+    supernet: Mapping[str, Any], allocation: float | Mapping[str, float]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(state dict with masks applied, masks) of one sub-network of a supernet artefact; a uniform level
     of a supernet with private per-level parameters takes that level's copies."""
     masks = masks_at(trained_rankings(supernet), allocation)

@@ -4,6 +4,7 @@ Masks follow Zhu & Gupta's cubic schedule and are re-ranked on the surviving wei
 update, so the sparsity only grows and a pruned weight never comes back: which is why this arm
 can store pruned weights as zeros (`ZeroedWeightMasks`, no multiply in the forward pass).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,8 +24,15 @@ from omni.sparsity.masks import (
 
 
 class GradualPruning:
-    def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], target: float, steps: int,
-                 prune_fraction: float, update_every: int) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        sparsity_cfg: dict[str, Any],
+        target: float,
+        steps: int,
+        prune_fraction: float,
+        update_every: int,
+    ) -> None:
         self.model = model
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
@@ -41,8 +49,9 @@ class GradualPruning:
     def prepare(self, step: int) -> None:
         sparsity = self.scheduled_sparsity(step)
         if sparsity != self.current:
-            rankings = rank_layers(self.model, self.names, self.granularity, self.block_shape,
-                                   restrict_to=self.masked.masks())
+            rankings = rank_layers(
+                self.model, self.names, self.granularity, self.block_shape, restrict_to=self.masked.masks()
+            )
             self.masked.set_masks(masks_at(rankings, sparsity))
             self.current = sparsity
 
@@ -71,8 +80,10 @@ class GradualPruning:
         self.model.load_state_dict(state)
 
     def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        return ({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                {k: v.cpu() for k, v in self.masked.masks().items()})
+        return (
+            {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            {k: v.cpu() for k, v in self.masked.masks().items()},
+        )
 
     def final_rankings(self) -> dict[str, dict[str, Any]]:
         return {}  # one model at one sparsity: its masks are the artefact's

@@ -7,25 +7,27 @@ total pruned units equal the uniform model's exactly. Most layers stay on the ch
 last one or two moved land between grid points, which the search's grid neighbours share weights
 with anyway (masks are nested).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import torch
 
 from omni.sparsity.masks import LayerRanking, allocation_units, units_to_prune
 
 
-def allocation_at_size(rankings: Mapping[str, LayerRanking], level: float, choices: Sequence[float],
-                       generator: torch.Generator) -> dict[str, float]:
+def allocation_at_size(
+    rankings: Mapping[str, LayerRanking], level: float, choices: Sequence[float], generator: torch.Generator
+) -> dict[str, float]:
     """A per-layer sparsity vector pruning exactly as many units as uniform `level` does.
 
     `level` must lie within [min(choices), max(choices)] (else no vector of the choices fits)."""
     low, high = min(choices), max(choices)
     if not low <= level <= high:
         raise ValueError(f"level {level} lies outside the per-layer choices' range [{low}, {high}]")
-    members = allocation_units(rankings)   # a structured group's weights take one level together
+    members = allocation_units(rankings)  # a structured group's weights take one level together
     names = list(members)
     units = [rankings[group[0]].n_units for group in members.values()]
     goal = sum(units_to_prune(level, count) for count in units)
@@ -49,10 +51,11 @@ class LayerwiseSampling:
 
     rate: float
     choices: tuple[float, ...]
-    after_step: int      # the warm-up's end: before it, levels are capped below the choices' range
+    after_step: int  # the warm-up's end: before it, levels are capped below the choices' range
 
-    def draw(self, step: int, level: float, rankings: Mapping[str, LayerRanking],
-             generator: torch.Generator) -> dict[str, float] | None:
+    def draw(
+        self, step: int, level: float, rankings: Mapping[str, LayerRanking], generator: torch.Generator
+    ) -> dict[str, float] | None:
         """The pass's per-layer vector, or None for the uniform level. Draws nothing when the rate is 0,
         so a study without per-layer passes keeps its random stream."""
         if self.rate <= 0 or step < self.after_step:

@@ -22,6 +22,7 @@ so a saved optimizer state always lines up with the model it is loaded into. On 
 CPU sqrt is ~5x slower on the exact zeros pruned weights leave in `exp_avg_sq` (1M params:
 18 ms dense vs 24 ms 80 %-masked per step; fused: 2.3 ms for both).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -54,8 +55,7 @@ class MaskedParameters:
     quarter of the bytes (fp32) at some speed cost; benchmarks/masking.py measures both.
     """
 
-    def __init__(self, model: nn.Module, masks: Mapping[str, Tensor],
-                 mask_dtype: torch.dtype | None = None) -> None:
+    def __init__(self, model: nn.Module, masks: Mapping[str, Tensor], mask_dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.names = list(masks)
         for name in self.names:
@@ -160,8 +160,10 @@ def _check_names(masks: Mapping[str, Tensor], masked: Iterable[str]) -> None:
     """set_masks replaces every mask at once: a missing or extra name is a caller's bug."""
     expected, given = set(masked), set(masks)
     if given != expected:
-        raise KeyError(f"set_masks: masks must name exactly the masked weights; "
-                       f"missing {sorted(expected - given)}, unknown {sorted(given - expected)}")
+        raise KeyError(
+            f"set_masks: masks must name exactly the masked weights; "
+            f"missing {sorted(expected - given)}, unknown {sorted(given - expected)}"
+        )
 
 
 def _check_shape(name: str, mask: Tensor, weight: Tensor) -> None:

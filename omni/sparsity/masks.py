@@ -6,6 +6,7 @@ weights). A `LayerRanking` therefore sorts a layer once and answers any level in
 comparing a stored rank tensor with a threshold; nothing is re-sorted per level.
 How masks are applied while training is omni.sparsity.masking.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,7 +21,7 @@ from omni.config import ConfigError
 
 UNSTRUCTURED = "unstructured"
 BLOCK = "block"
-STRUCTURED = "structured"   # feed-forward neurons and attention heads (omni.sparsity.structured)
+STRUCTURED = "structured"  # feed-forward neurons and attention heads (omni.sparsity.structured)
 GRANULARITIES = (UNSTRUCTURED, BLOCK, STRUCTURED)
 ELEMENT_UNIT = (1, 1)
 
@@ -45,6 +46,7 @@ PRUNED_SCORE = -1.0
 # Which weights are prunable
 # ----------------------------------------------------------------------------------------------
 
+
 def plain_name(name: str) -> str:
     """Map `a.parametrizations.weight.original` to `a.weight`, so names are the same whether
     or not masks are installed (configs and artefacts speak plain torchaudio names)."""
@@ -60,9 +62,7 @@ def prunable_parameter_names(model: nn.Module, sparsity_cfg: Mapping[str, Any]) 
         if param.ndim == MATRIX_NDIM and _is_prunable(name, patterns, sparsity_cfg):
             names.append(name)
     if not names:
-        raise ConfigError(
-            f"config key 'sparsity.prunable': no 2-D parameter matches any of {sparsity_cfg['prunable']}"
-        )
+        raise ConfigError(f"config key 'sparsity.prunable': no 2-D parameter matches any of {sparsity_cfg['prunable']}")
     return names
 
 
@@ -94,6 +94,7 @@ def original_weight(model: nn.Module, name: str) -> Tensor:
 # One ranking per layer, any level
 # ----------------------------------------------------------------------------------------------
 
+
 def unit_shape(granularity: str, block_shape: Sequence[int]) -> tuple[int, int]:
     """The pruning unit: one element for unstructured sparsity, `block_shape` for blocks."""
     if granularity == UNSTRUCTURED:
@@ -102,8 +103,10 @@ def unit_shape(granularity: str, block_shape: Sequence[int]) -> tuple[int, int]:
         rows, cols = (int(b) for b in block_shape)
         return rows, cols
     if granularity == STRUCTURED:
-        raise ValueError("structured units differ per weight (rows of one, columns of another): "
-                         "omni.sparsity.structured gives each member's")
+        raise ValueError(
+            "structured units differ per weight (rows of one, columns of another): "
+            "omni.sparsity.structured gives each member's"
+        )
     raise ConfigError(f"config key 'sparsity.granularity': '{granularity}' is not one of {list(GRANULARITIES)}")
 
 
@@ -162,8 +165,14 @@ class LayerRanking:
     position (lower index pruned first) and the same weights always give the same masks.
     """
 
-    def __init__(self, weight: Tensor, granularity: str, block_shape: Sequence[int],
-                 name: str = "<weight>", keep_within: Tensor | None = None) -> None:
+    def __init__(
+        self,
+        weight: Tensor,
+        granularity: str,
+        block_shape: Sequence[int],
+        name: str = "<weight>",
+        keep_within: Tensor | None = None,
+    ) -> None:
         self.name = name
         self.shape = tuple(weight.shape)
         self.unit = unit_shape(granularity, block_shape)
@@ -176,7 +185,7 @@ class LayerRanking:
         self._rank = ranks_of(scores.flatten()).view(scores.shape)
 
     @classmethod
-    def within_levels(cls, weight: Tensor, previous: "LayerRanking", sparsities: Sequence[float]) -> "LayerRanking":
+    def within_levels(cls, weight: Tensor, previous: LayerRanking, sparsities: Sequence[float]) -> LayerRanking:
         """A re-ranking on the current weights under which no level revives a unit it had pruned.
 
         Each unit's bucket is how many of `sparsities` (the levels' sparsities under the `previous`
@@ -186,12 +195,20 @@ class LayerRanking:
         its own mask does, for all levels at once."""
         scores = unit_scores(weight, previous.unit, previous.name).flatten()
         rank = ranks_of(scores, levels_kept(previous._rank.flatten().to(scores.device), sparsities, previous.n_units))
-        return cls.of_ranks(previous.name, previous.shape, previous.unit, rank.view(previous._rank.shape),
-                            previous.n_units)
+        return cls.of_ranks(
+            previous.name, previous.shape, previous.unit, rank.view(previous._rank.shape), previous.n_units
+        )
 
     @classmethod
-    def of_ranks(cls, name: str, shape: Sequence[int], unit: tuple[int, int], rank: Tensor, n_units: int,
-                 group: str | None = None) -> "LayerRanking":
+    def of_ranks(
+        cls,
+        name: str,
+        shape: Sequence[int],
+        unit: tuple[int, int],
+        rank: Tensor,
+        n_units: int,
+        group: str | None = None,
+    ) -> LayerRanking:
         """A ranking from given ranks per unit of the weight's grid, cut against `n_units`: a structured
         member's grid blocks carry its group's unit ranks (the key and value blocks of a head share one),
         and a level prunes that fraction of the group's units."""
@@ -222,10 +239,16 @@ class LayerRanking:
         return state
 
     @classmethod
-    def from_state_dict(cls, state: Mapping[str, Any]) -> "LayerRanking":
+    def from_state_dict(cls, state: Mapping[str, Any]) -> LayerRanking:
         rank = state["rank"]
-        return cls.of_ranks(state["name"], state["shape"], tuple(state["unit"]), rank,
-                            int(state.get("units", rank.numel())), state.get("group"))
+        return cls.of_ranks(
+            state["name"],
+            state["shape"],
+            tuple(state["unit"]),
+            rank,
+            int(state.get("units", rank.numel())),
+            state.get("group"),
+        )
 
     def mask(self, sparsity: float) -> Tensor:
         """Boolean keep-mask of the weight's shape with round(sparsity * units) units pruned."""
@@ -255,33 +278,44 @@ def levels_kept(rank: Tensor, sparsities: Sequence[float], n_units: int) -> Tens
     return buckets
 
 
-def rank_layers(model: nn.Module, names: Iterable[str], granularity: str, block_shape: Sequence[int],
-                restrict_to: Mapping[str, Tensor] | None = None) -> dict[str, LayerRanking]:
+def rank_layers(
+    model: nn.Module,
+    names: Iterable[str],
+    granularity: str,
+    block_shape: Sequence[int],
+    restrict_to: Mapping[str, Tensor] | None = None,
+) -> dict[str, LayerRanking]:
     """Rank every named layer on its current (unmasked) weights, or on w * mask when
     `restrict_to` holds the current masks (gradual pruning: a growing sparsity stays nested)."""
     names = list(names)
     if restrict_to is not None and (missing := [name for name in names if name not in restrict_to]):
         raise KeyError(f"rank_layers: restrict_to has no mask for {missing}")
     if granularity == STRUCTURED:
-        from omni.sparsity.structured import rank_groups   # here: structured.py builds on this module
+        from omni.sparsity.structured import rank_groups  # here: structured.py builds on this module
+
         return rank_groups(model, names, restrict_to=restrict_to)
     rankings = {}
     for name in names:
         keep_within = None if restrict_to is None else restrict_to[name]
-        rankings[name] = LayerRanking(original_weight(model, name), granularity, block_shape,
-                                      name=name, keep_within=keep_within)
+        rankings[name] = LayerRanking(
+            original_weight(model, name), granularity, block_shape, name=name, keep_within=keep_within
+        )
     return rankings
 
 
-def rerank_within_levels(model: nn.Module, previous: Mapping[str, LayerRanking],
-                         sparsities: Sequence[float]) -> dict[str, LayerRanking]:
+def rerank_within_levels(
+    model: nn.Module, previous: Mapping[str, LayerRanking], sparsities: Sequence[float]
+) -> dict[str, LayerRanking]:
     """Every layer of `previous` re-ranked on its current weights without reviving a unit that any
     of `sparsities` pruned under the previous ranking (LayerRanking.within_levels)."""
     if any(ranking.group is not None for ranking in previous.values()):
-        from omni.sparsity.structured import rank_groups   # here: structured.py builds on this module
+        from omni.sparsity.structured import rank_groups  # here: structured.py builds on this module
+
         return rank_groups(model, list(previous), previous=previous, sparsities=sparsities)
-    return {name: LayerRanking.within_levels(original_weight(model, name), ranking, sparsities)
-            for name, ranking in previous.items()}
+    return {
+        name: LayerRanking.within_levels(original_weight(model, name), ranking, sparsities)
+        for name, ranking in previous.items()
+    }
 
 
 def allocation_units(rankings: Mapping[str, LayerRanking]) -> dict[str, list[str]]:
@@ -330,16 +364,19 @@ def sparsity_of(masks: Mapping[str, Tensor]) -> float:
 # Gradual pruning schedule
 # ----------------------------------------------------------------------------------------------
 
-def cubic_sparsity(step: int, final: float, initial: float = 0.0, start_step: int = 0, *,
-                   ramp_steps: int, update_every: int) -> float:
+
+def cubic_sparsity(
+    step: int, final: float, initial: float = 0.0, start_step: int = 0, *, ramp_steps: int, update_every: int
+) -> float:
     """Zhu & Gupta (2017): s_t = s_f + (s_i - s_f)(1 - (t - t0)/(n dt))^3.
 
     t is quantised down to a multiple of the mask update interval dt (masks only change then),
     `ramp_steps` = n dt; s_i before t0 and s_f from t0 + n dt on.
     """
     if update_every < 1 or ramp_steps < 0:
-        raise ValueError(f"cubic_sparsity: need update_every >= 1 and ramp_steps >= 0, "
-                         f"got {update_every}, {ramp_steps}")
+        raise ValueError(
+            f"cubic_sparsity: need update_every >= 1 and ramp_steps >= 0, got {update_every}, {ramp_steps}"
+        )
     elapsed = step - start_step
     if elapsed < 0:
         return initial

@@ -8,9 +8,11 @@ copy. Every copy enters the forward pass (the others times zero), so data-parall
 parameter used; the copies of the levels a step did not train are put back after the optimizer step,
 so momentum and weight decay do not move them (their moment estimates still decay).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
@@ -18,13 +20,13 @@ from torch.nn.utils import parametrize
 from omni.config import ConfigError
 from omni.sparsity.masks import owner
 
-ENCODER = "encoder"                      # omni.private_parameters: the encoder's norms and prunable biases
-ENCODER_AND_JOINER = "encoder_and_joiner"   # ... and the joiner's linear
+ENCODER = "encoder"  # omni.private_parameters: the encoder's norms and prunable biases
+ENCODER_AND_JOINER = "encoder_and_joiner"  # ... and the joiner's linear
 NONE = "none"
 ENCODER_PREFIX = "transcriber."
 JOINER = ("joiner.linear.weight", "joiner.linear.bias")
-COPIES = "copies"   # state-dict level of the copies: <module>.parametrizations.<attr>.0.copies.<i>
-PRIVATE_PREFIX = "private/"   # a supernet artefact's per-level copies: private/<level>/<tensor name>
+COPIES = "copies"  # state-dict level of the copies: <module>.parametrizations.<attr>.0.copies.<i>
+PRIVATE_PREFIX = "private/"  # a supernet artefact's per-level copies: private/<level>/<tensor name>
 
 
 class _LevelCopies(nn.Module):
@@ -53,8 +55,10 @@ def private_names(model: nn.Module, prunable: Sequence[str], setting: str) -> li
     if setting == ENCODER_AND_JOINER:
         clash = sorted(set(JOINER) & set(prunable))
         if clash:
-            raise ConfigError(f"config key 'omni.private_parameters': {clash} are prunable (sparsity.include_joiner) "
-                              "and cannot also be private per level")
+            raise ConfigError(
+                f"config key 'omni.private_parameters': {clash} are prunable (sparsity.include_joiner) "
+                "and cannot also be private per level"
+            )
         names += [name for name in JOINER if name in parameters]
     return sorted(set(names), key=list(parameters).index)
 
@@ -85,8 +89,10 @@ class PrivateParameters:
     def hold_untrained(self, trained: Sequence[float]) -> None:
         """Remember the copies of the levels no pass of this step trained, to restore after the update."""
         untrained = [index for index, level in enumerate(self.levels) if level not in trained]
-        self.held = {name: [(index, self._copies(name).copies[index].detach().clone()) for index in untrained]
-                     for name in self.names}
+        self.held = {
+            name: [(index, self._copies(name).copies[index].detach().clone()) for index in untrained]
+            for name in self.names
+        }
 
     def restore_untrained(self) -> None:
         with torch.no_grad():
@@ -97,8 +103,11 @@ class PrivateParameters:
 
     def per_level(self) -> dict[str, Tensor]:
         """Every level's copies under `private/<level>/<tensor name>`: how a supernet's artefact stores them."""
-        return {f"{PRIVATE_PREFIX}{level:g}/{name}": self._copies(name).copies[index].detach().cpu().clone()
-                for index, level in enumerate(self.levels) for name in self.names}
+        return {
+            f"{PRIVATE_PREFIX}{level:g}/{name}": self._copies(name).copies[index].detach().cpu().clone()
+            for index, level in enumerate(self.levels)
+            for name in self.names
+        }
 
 
 def is_copy(state_key: str) -> bool:
@@ -110,13 +119,15 @@ def level_state(state: Mapping[str, Tensor], level: float | None) -> dict[str, T
     """A supernet artefact's state dict as one level's model: that level's private copies in place of
     the shared tensors, the other levels' dropped; unchanged without private parameters."""
     plain = {key: value.clone() for key, value in state.items() if not key.startswith(PRIVATE_PREFIX)}
-    levels = sorted({key[len(PRIVATE_PREFIX):].split("/", 1)[0] for key in state if key.startswith(PRIVATE_PREFIX)})
+    levels = sorted({key[len(PRIVATE_PREFIX) :].split("/", 1)[0] for key in state if key.startswith(PRIVATE_PREFIX)})
     if not levels:
         return plain
     tag = None if level is None else f"{level:g}"
     if tag not in levels:
-        raise ValueError(f"a supernet with private per-level parameters is cut at one of its levels {levels}, "
-                         f"not at {level if level is not None else 'a per-layer allocation'}")
+        raise ValueError(
+            f"a supernet with private per-level parameters is cut at one of its levels {levels}, "
+            f"not at {level if level is not None else 'a per-layer allocation'}"
+        )
     prefix = f"{PRIVATE_PREFIX}{tag}/"
-    plain.update({key[len(prefix):]: value.clone() for key, value in state.items() if key.startswith(prefix)})
+    plain.update({key[len(prefix) :]: value.clone() for key, value in state.items() if key.startswith(prefix)})
     return plain

@@ -25,6 +25,7 @@ Design choices, and why:
 - Scoring masks one model copy in place from stored dense weights (w * mask, the very product
   `extract_subnetwork` computes), so a candidate costs a decode, not a re-extraction.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,10 +40,10 @@ from tqdm import tqdm
 
 from omni.sparsity.masks import LayerRanking, allocation_units
 
-Genome = tuple[float, ...]                 # one sparsity level per layer, in SearchSpace.names order
-Allocation = dict[str, float]              # layer name -> sparsity level (what extraction takes)
-Fitness = Callable[[Allocation], float]    # lower is better (dev WER)
-ExportSize = Callable[[Allocation], int]   # bytes of the candidate's compact export
+Genome = tuple[float, ...]  # one sparsity level per layer, in SearchSpace.names order
+Allocation = dict[str, float]  # layer name -> sparsity level (what extraction takes)
+Fitness = Callable[[Allocation], float]  # lower is better (dev WER)
+ExportSize = Callable[[Allocation], int]  # bytes of the candidate's compact export
 
 BUDGET_PREFIX = "b"
 # A child identical to a population member adds nothing; redraw it, but give up after this many
@@ -56,6 +57,7 @@ CROSSOVER_TAKE_FIRST = 0.5
 # Search space, sizes and budgets
 # ----------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SearchSpace:
     """Layers, levels (ascending) and the exact number of parameters each level prunes per layer. A
@@ -63,14 +65,15 @@ class SearchSpace:
 
     names: tuple[str, ...]
     levels: tuple[float, ...]
-    pruned: tuple[Mapping[float, int], ...]   # per layer: level -> parameters pruned
-    total_params: int                         # whole model, prunable or not
+    pruned: tuple[Mapping[float, int], ...]  # per layer: level -> parameters pruned
+    total_params: int  # whole model, prunable or not
     prunable_params: int
-    members: tuple[tuple[str, ...], ...]      # per layer: the weights it sets
+    members: tuple[tuple[str, ...], ...]  # per layer: the weights it sets
 
     @classmethod
-    def from_rankings(cls, rankings: Mapping[str, LayerRanking], levels: Sequence[float],
-                      total_params: int) -> SearchSpace:
+    def from_rankings(
+        cls, rankings: Mapping[str, LayerRanking], levels: Sequence[float], total_params: int
+    ) -> SearchSpace:
         """Counts taken from the very masks extraction would make (one mask per weight and level)."""
         ordered = tuple(sorted(float(level) for level in levels))
         units = allocation_units(rankings)
@@ -78,11 +81,21 @@ class SearchSpace:
         prunable = 0
         for weights in units.values():
             numel = sum(math.prod(rankings[name].shape) for name in weights)
-            pruned.append({level: numel - sum(int(rankings[name].mask(level).count_nonzero()) for name in weights)
-                           for level in ordered})
+            pruned.append(
+                {
+                    level: numel - sum(int(rankings[name].mask(level).count_nonzero()) for name in weights)
+                    for level in ordered
+                }
+            )
             prunable += numel
-        return cls(tuple(units), ordered, tuple(pruned), total_params, prunable,
-                   tuple(tuple(weights) for weights in units.values()))
+        return cls(
+            tuple(units),
+            ordered,
+            tuple(pruned),
+            total_params,
+            prunable,
+            tuple(tuple(weights) for weights in units.values()),
+        )
 
     def params_kept(self, genome: Genome) -> int:
         return self.total_params - self.params_pruned(genome)
@@ -124,21 +137,29 @@ def make_budgets(space: SearchSpace, levels: Sequence[float]) -> list[Budget]:
 # Evolution
 # ----------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class EvolutionSettings:
     population: int
     parents_fraction: float
-    mutation_prob: float      # per layer: chance its level is redrawn in a child
-    crossover_prob: float     # per child: chance it mixes two parents before mutation
-    iterations: int           # generations after the initial population
-    evaluations: int          # candidates decoded at most (the uniform seeds always are)
+    mutation_prob: float  # per layer: chance its level is redrawn in a child
+    crossover_prob: float  # per child: chance it mixes two parents before mutation
+    iterations: int  # generations after the initial population
+    evaluations: int  # candidates decoded at most (the uniform seeds always are)
     seed: int
 
     @classmethod
     def from_section(cls, search: Mapping[str, Any]) -> EvolutionSettings:
         """From the rule section omni.job_params.search."""
-        return cls(search["population"], search["parents_fraction"], search["mutation_prob"],
-                   search["crossover_prob"], search["iterations"], search["evaluations"], search["seed"])
+        return cls(
+            search["population"],
+            search["parents_fraction"],
+            search["mutation_prob"],
+            search["crossover_prob"],
+            search["iterations"],
+            search["evaluations"],
+            search["seed"],
+        )
 
     @property
     def parents(self) -> int:
@@ -217,9 +238,15 @@ class _EvaluationsSpent(Exception):
 class EvolutionarySearch:
     """Per-budget populations evolved in lockstep, with a shared fitness cache (see module doc)."""
 
-    def __init__(self, space: SearchSpace, budgets: Sequence[Budget], settings: EvolutionSettings,
-                 fitness: Fitness, export_size: ExportSize | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        budgets: Sequence[Budget],
+        settings: EvolutionSettings,
+        fitness: Fitness,
+        export_size: ExportSize | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.space = space
         self.budgets = list(budgets)
         self.settings = settings
@@ -250,19 +277,25 @@ class EvolutionarySearch:
                 self._log_generation(iteration)
         except _EvaluationsSpent:
             stopped = True
-            tqdm.write(f"[search] {self.settings.evaluations} evaluations spent after generation {completed}: "
-                       f"stopping", file=sys.stderr)
-        return SearchResult(self.space, self.budgets, list(self.history), self.cache_hits, completed, stopped,
-                            self.clock() - self.start)
+            tqdm.write(
+                f"[search] {self.settings.evaluations} evaluations spent after generation {completed}: stopping",
+                file=sys.stderr,
+            )
+        return SearchResult(
+            self.space, self.budgets, list(self.history), self.cache_hits, completed, stopped, self.clock() - self.start
+        )
 
     def _log_generation(self, iteration: int) -> None:
         """One line per budget and generation in the job log: best so far against uniform."""
         for budget in self.budgets:
             best = best_within(self.history, budget)
             uniform = self.cache[self.space.uniform(budget.level)]
-            tqdm.write(f"[search] generation {iteration} {budget.tag}: best {best.fitness:.4f} "
-                       f"(uniform {uniform.fitness:.4f}), {len(self.history)} evaluated, {self.cache_hits} cache hits, "
-                       f"{self.clock() - self.start:.0f} s", file=sys.stderr)
+            tqdm.write(
+                f"[search] generation {iteration} {budget.tag}: best {best.fitness:.4f} "
+                f"(uniform {uniform.fitness:.4f}), {len(self.history)} evaluated, {self.cache_hits} cache hits, "
+                f"{self.clock() - self.start:.0f} s",
+                file=sys.stderr,
+            )
 
     # -- populations
 
@@ -349,8 +382,17 @@ class EvolutionarySearch:
         fitness = float(self.fitness(allocation))
         size = None if self.export_size is None else int(self.export_size(allocation))
         finished = self.clock()
-        entry = Evaluated(genome, self.space.params_kept(genome), self.space.sparsity(genome), fitness, size,
-                          iteration, budget, finished - began, finished - self.start)
+        entry = Evaluated(
+            genome,
+            self.space.params_kept(genome),
+            self.space.sparsity(genome),
+            fitness,
+            size,
+            iteration,
+            budget,
+            finished - began,
+            finished - self.start,
+        )
         self.cache[genome] = entry
         self.history.append(entry)
         return entry

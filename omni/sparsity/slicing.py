@@ -10,6 +10,7 @@ model's, which is what the study reports.
 The sliced model's model_config carries `layer_widths` (omni.asr.model.narrow_layers), so it saves,
 exports and loads like any model.
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,12 +27,15 @@ from omni.sparsity import structured
 
 def kept_units(model: RNNT, masks: Mapping[str, Tensor]) -> dict[str, list[int]]:
     """Per structured group of the masked weights, the units any member keeps (ascending)."""
-    return {group.name: torch.nonzero(structured.units_alive(group, masks)).flatten().tolist()
-            for group in structured.unit_groups(model, masks)}
+    return {
+        group.name: torch.nonzero(structured.units_alive(group, masks)).flatten().tolist()
+        for group in structured.unit_groups(model, masks)
+    }
 
 
-def slice_structured(model: RNNT, model_config: Mapping[str, Any],
-                     masks: Mapping[str, Tensor]) -> tuple[RNNT, dict[str, Any]]:
+def slice_structured(
+    model: RNNT, model_config: Mapping[str, Any], masks: Mapping[str, Tensor]
+) -> tuple[RNNT, dict[str, Any]]:
     """(the smaller dense model, its model_config) from `model` with structured `masks` applied to its
     weights (an extracted sub-network, or an individual job's model)."""
     kept = kept_units(model, masks)
@@ -56,8 +60,9 @@ def _masked(name: str, value: Tensor, masks: Mapping[str, Tensor]) -> Tensor:
     return value * masks[name].to(value.dtype) if name in masks else value
 
 
-def _layer_slices(prefix: str, layer: torch.nn.Module, heads: list[int], neurons: list[int],
-                  masks: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def _layer_slices(
+    prefix: str, layer: torch.nn.Module, heads: list[int], neurons: list[int], masks: Mapping[str, Tensor]
+) -> dict[str, Tensor]:
     """The narrowed layer's attention and feed-forward tensors: kept rows of the input projections and
     of their biases, kept columns of the output projections (masked, so a unit kept only to keep its
     layer whole contributes zero)."""

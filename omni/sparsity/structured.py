@@ -21,6 +21,7 @@ rankings built from them (omni.sparsity.masks.rank_layers calls `rank_groups` fo
 masks module's own LayerRanking, one per member, all of a group's members sharing the group's order, so
 every level's masks agree across the members and stay nested.
 """
+
 from __future__ import annotations
 
 import re
@@ -62,8 +63,8 @@ class Member:
 
 @dataclass(frozen=True)
 class UnitGroup:
-    name: str                     # the layer's prefix and the kind: `<layer>.heads` / `<layer>.neurons`
-    kind: str                     # HEADS | NEURONS
+    name: str  # the layer's prefix and the kind: `<layer>.heads` / `<layer>.neurons`
+    kind: str  # HEADS | NEURONS
     units: int
     members: tuple[Member, ...]
 
@@ -76,8 +77,10 @@ def unit_groups(model: nn.Module, names: Iterable[str]) -> list[UnitGroup]:
     for name in names:
         match = MEMBER_NAME.match(name)
         if match is None:
-            raise ConfigError(f"config key 'sparsity.prunable': {name} is not a feed-forward or attention weight of "
-                              "an Emformer layer; sparsity.granularity 'structured' prunes neurons and heads only")
+            raise ConfigError(
+                f"config key 'sparsity.prunable': {name} is not a feed-forward or attention weight of "
+                "an Emformer layer; sparsity.granularity 'structured' prunes neurons and heads only"
+            )
         found.setdefault(match["layer"], {})[match["member"]] = name
     groups = []
     for layer, members in found.items():
@@ -85,8 +88,10 @@ def unit_groups(model: nn.Module, names: Iterable[str]) -> list[UnitGroup]:
             present = [m for m in wanted if m in members]
             if present and len(present) < len(wanted):
                 missing = [f"{layer}.{m}" for m in wanted if m not in members]
-                raise ConfigError(f"config key 'sparsity.prunable': structured {kind} of {layer} need all of their "
-                                  f"weights prunable; missing {missing}")
+                raise ConfigError(
+                    f"config key 'sparsity.prunable': structured {kind} of {layer} need all of their "
+                    f"weights prunable; missing {missing}"
+                )
             if present:
                 groups.append(_heads(model, layer) if kind == HEADS else _neurons(model, layer))
     return groups
@@ -97,21 +102,31 @@ def _heads(model: nn.Module, layer: str) -> UnitGroup:
     heads, width = int(attention.num_heads), int(attention.input_dim)
     head_dim = width // heads
     by_row_block = tuple(range(heads))
-    return UnitGroup(f"{layer}.heads", HEADS, heads, (
-        Member(f"{layer}.attention.emb_to_query.weight", (head_dim, width), by_row_block),
-        Member(f"{layer}.attention.emb_to_key_value.weight", (head_dim, width), by_row_block + by_row_block),
-        Member(f"{layer}.attention.out_proj.weight", (width, head_dim), by_row_block),
-    ))
+    return UnitGroup(
+        f"{layer}.heads",
+        HEADS,
+        heads,
+        (
+            Member(f"{layer}.attention.emb_to_query.weight", (head_dim, width), by_row_block),
+            Member(f"{layer}.attention.emb_to_key_value.weight", (head_dim, width), by_row_block + by_row_block),
+            Member(f"{layer}.attention.out_proj.weight", (width, head_dim), by_row_block),
+        ),
+    )
 
 
 def _neurons(model: nn.Module, layer: str) -> UnitGroup:
     first = model.get_submodule(f"{layer}.pos_ff.1")
     neurons, width = int(first.out_features), int(first.in_features)
     by_block = tuple(range(neurons))
-    return UnitGroup(f"{layer}.neurons", NEURONS, neurons, (
-        Member(f"{layer}.pos_ff.1.weight", (1, width), by_block),
-        Member(f"{layer}.pos_ff.4.weight", (width, 1), by_block),
-    ))
+    return UnitGroup(
+        f"{layer}.neurons",
+        NEURONS,
+        neurons,
+        (
+            Member(f"{layer}.pos_ff.1.weight", (1, width), by_block),
+            Member(f"{layer}.pos_ff.4.weight", (width, 1), by_block),
+        ),
+    )
 
 
 def block_view(weight: Tensor, unit: tuple[int, int]) -> Tensor:
@@ -142,11 +157,16 @@ def member_blocks(member: Member, per_unit: Tensor) -> Tensor:
     return per_unit[torch.tensor(member.unit_of_block)]
 
 
-def rank_groups(model: nn.Module, names: list[str], restrict_to: Mapping[str, Tensor] | None = None,
-                previous: Mapping[str, LayerRanking] | None = None,
-                sparsities: Sequence[float] = ()) -> dict[str, LayerRanking]:
-    """Structured rankings: one order per group of `names`, on the units' current scores; pruned units (`restrict_to`) below every live one; or, given the `previous`
-    rankings, sorted first by how many of `sparsities` kept each unit (within_levels, per group)."""
+def rank_groups(
+    model: nn.Module,
+    names: list[str],
+    restrict_to: Mapping[str, Tensor] | None = None,
+    previous: Mapping[str, LayerRanking] | None = None,
+    sparsities: Sequence[float] = (),
+) -> dict[str, LayerRanking]:
+    """Structured rankings: one order per group of `names`, on the units' current scores; pruned units
+    (`restrict_to`) below every live one; or, given the `previous` rankings, sorted first by how many of
+    `sparsities` kept each unit (within_levels, per group)."""
     rankings: dict[str, LayerRanking] = {}
     for group in unit_groups(model, names):
         scores = group_scores(group, {m.name: original_weight(model, m.name) for m in group.members})
@@ -162,7 +182,7 @@ def rank_groups(model: nn.Module, names: list[str], restrict_to: Mapping[str, Te
         for member in group.members:
             shape = tuple(original_weight(model, member.name).shape)
             grid = unit_grid(shape, member.unit, member.name)
-            rankings[member.name] = LayerRanking.of_ranks(member.name, shape, member.unit,
-                                                          member_blocks(member, rank).view(grid), group.units,
-                                                          group.name)
+            rankings[member.name] = LayerRanking.of_ranks(
+                member.name, shape, member.unit, member_blocks(member, rank).view(grid), group.units, group.name
+            )
     return {name: rankings[name] for name in names}

@@ -5,11 +5,13 @@ weights (one ranking per layer serves every level, so sub-networks are nested), 
 backward for each, accumulates the gradients and takes one optimizer step. Rankings are
 refreshed every `mask_update_every` steps, which amortises the sort over many steps.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -17,8 +19,6 @@ from omni.asr.trainer import LossFn
 from omni.sparsity.budget import freeze_step, passes_per_step, planned_steps, ramp_steps, warmup_steps
 from omni.sparsity.layerwise import LayerwiseSampling
 from omni.sparsity.masking import MaskedParameters
-from omni.sparsity.private import NONE as NO_PRIVATE
-from omni.sparsity.private import PrivateParameters, is_copy, private_names
 from omni.sparsity.masks import (
     LayerRanking,
     all_kept_masks,
@@ -29,14 +29,16 @@ from omni.sparsity.masks import (
     rank_layers,
     rerank_within_levels,
 )
+from omni.sparsity.private import NONE as NO_PRIVATE
+from omni.sparsity.private import PrivateParameters, is_copy, private_names
 
-PASS_LEVEL, PASS_LOSS = "level_pass", "loss_pass"   # train_log.csv columns, numbered per pass of a step
-PASS_LAYERWISE = "layerwise_pass"   # 1 when the pass trained a per-layer vector at its level's size
-CHURN = "churn_"   # + level: share of the level's final mask that a re-ranking changed (NaN on other steps)
-LOSS_WEIGHT_DECAY = 0.9   # level_weights "loss": each level's weight is this exponential average of its losses
-SHARED_RAMP, INDIVIDUAL_RAMPS = "shared", "individual"   # omni.level_ramps
-MOVING_RANKINGS, SETTLED_RANKINGS = "moving", "settled"   # omni.rankings
-UTTERANCE_LOSS, FRAME_LOSS = "utterance", "frame"        # omni.level_loss: what the loss-weighted EMA averages
+PASS_LEVEL, PASS_LOSS = "level_pass", "loss_pass"  # train_log.csv columns, numbered per pass of a step
+PASS_LAYERWISE = "layerwise_pass"  # 1 when the pass trained a per-layer vector at its level's size
+CHURN = "churn_"  # + level: share of the level's final mask that a re-ranking changed (NaN on other steps)
+LOSS_WEIGHT_DECAY = 0.9  # level_weights "loss": each level's weight is this exponential average of its losses
+SHARED_RAMP, INDIVIDUAL_RAMPS = "shared", "individual"  # omni.level_ramps
+MOVING_RANKINGS, SETTLED_RANKINGS = "moving", "settled"  # omni.rankings
+UTTERANCE_LOSS, FRAME_LOSS = "utterance", "frame"  # omni.level_loss: what the loss-weighted EMA averages
 
 
 class LevelWeights:
@@ -68,8 +70,9 @@ class LevelWeights:
         if not self.adaptive or level not in self.levels:
             return
         previous = self.average_loss.get(level)
-        self.average_loss[level] = loss if previous is None else (
-            LOSS_WEIGHT_DECAY * previous + (1 - LOSS_WEIGHT_DECAY) * loss)
+        self.average_loss[level] = (
+            loss if previous is None else (LOSS_WEIGHT_DECAY * previous + (1 - LOSS_WEIGHT_DECAY) * loss)
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"average_loss": dict(self.average_loss)}
@@ -94,6 +97,7 @@ class LevelSampler:
     one step at the same sparsity train one sub-network once (the sandwich's two passes while the
     levels are still ramped to the same value).
     """
+
     strategy: str
     levels: list[float]
     level_space: str
@@ -146,8 +150,9 @@ class LevelSampler:
             index = int(torch.multinomial(weights, 1, generator=generator))
         return self.levels[index], self.sparsity_at(self.levels[index], step)
 
-    def sample_targets(self, step: int, generator: torch.Generator,
-                       weights: torch.Tensor | None = None) -> list[tuple[float | None, float]]:
+    def sample_targets(
+        self, step: int, generator: torch.Generator, weights: torch.Tensor | None = None
+    ) -> list[tuple[float | None, float]]:
         """The step's passes as (target level, sparsity trained now); `weights` (one per level of `levels`,
         discrete space) bias the random ones. Passes at one sparsity are one pass for fixed_set (and for
         the sandwich with `distinct`); the first level with that sparsity names it."""
@@ -157,7 +162,10 @@ class LevelSampler:
             return [self._draw(generator, step, weights)]
         if self.strategy == "fixed_set":
             return _distinct([(level, self.sparsity_at(level, step)) for level in sorted(self.levels, reverse=True)])
-        passes = [(self.highest, self.sparsity_at(self.highest, step)), (self.lowest, self.sparsity_at(self.lowest, step))]
+        passes = [
+            (self.highest, self.sparsity_at(self.highest, step)),
+            (self.lowest, self.sparsity_at(self.lowest, step)),
+        ]
         passes += [self._draw(generator, step, weights) for _ in range(self.random_levels)]
         return _distinct(passes) if self.distinct else passes
 
@@ -182,15 +190,19 @@ def sampler_from_section(supernet: Mapping[str, Any], steps: int) -> LevelSample
     """From the rule section omni.job_params.supernet (the omni settings and sparsity levels; with
     individual ramps, the individual job's schedule in its `individual_ramp` entry)."""
     ramp = supernet.get("individual_ramp")
-    return LevelSampler(strategy=supernet["sampling"], levels=sorted(supernet["levels"]),
-                        level_space=supernet["level_space"], continuous_range=tuple(supernet["continuous_range"]),
-                        random_levels=supernet["random_levels"],
-                        warmup_steps=warmup_steps(supernet["warmup_fraction"], steps),
-                        update_every=supernet["mask_update_every"],
-                        level_ramps=supernet.get("level_ramps", SHARED_RAMP),
-                        ramp_steps=0 if ramp is None else ramp_steps(ramp["prune_fraction"], steps),
-                        ramp_update_every=1 if ramp is None else ramp["mask_update_every"],
-                        distinct=supernet.get("distinct_passes", False))
+    return LevelSampler(
+        strategy=supernet["sampling"],
+        levels=sorted(supernet["levels"]),
+        level_space=supernet["level_space"],
+        continuous_range=tuple(supernet["continuous_range"]),
+        random_levels=supernet["random_levels"],
+        warmup_steps=warmup_steps(supernet["warmup_fraction"], steps),
+        update_every=supernet["mask_update_every"],
+        level_ramps=supernet.get("level_ramps", SHARED_RAMP),
+        ramp_steps=0 if ramp is None else ramp_steps(ramp["prune_fraction"], steps),
+        ramp_update_every=1 if ramp is None else ramp["mask_update_every"],
+        distinct=supernet.get("distinct_passes", False),
+    )
 
 
 def planned_sampler(supernet: Mapping[str, Any]) -> tuple[int, LevelSampler]:
@@ -204,11 +216,21 @@ class SupernetGradients:
     """Masks through a parametrization: every sub-network's pruned weights stay alive in the
     shared weights, and checkpoints hold them unmasked under plain names (exact resume)."""
 
-    def __init__(self, model: torch.nn.Module, sparsity_cfg: dict[str, Any], sampler: LevelSampler,
-                 update_every: int, seed: int, inplace_distillation: bool = False,
-                 level_weights: LevelWeights | None = None, layerwise: LayerwiseSampling | None = None,
-                 freeze_unused: bool = False, settled_from: int | None = None,
-                 level_loss: str = UTTERANCE_LOSS, private: str = NO_PRIVATE) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        sparsity_cfg: dict[str, Any],
+        sampler: LevelSampler,
+        update_every: int,
+        seed: int,
+        inplace_distillation: bool = False,
+        level_weights: LevelWeights | None = None,
+        layerwise: LayerwiseSampling | None = None,
+        freeze_unused: bool = False,
+        settled_from: int | None = None,
+        level_loss: str = UTTERANCE_LOSS,
+        private: str = NO_PRIVATE,
+    ) -> None:
         """`inplace_distillation`: the step's densest sub-network trains first, on the labels, and every
         other sub-network of the step also learns its output distribution (in-place distillation).
         `freeze_unused`: a weight that none of the step's sub-networks keeps leaves the optimizer step
@@ -222,8 +244,9 @@ class SupernetGradients:
         `private` (omni.private_parameters): each level its own copy of the encoder's LayerNorm
         parameters and prunable biases (and of the joiner), omni.sparsity.private."""
         if inplace_distillation and sampler.passes_per_step() < 2:
-            raise ValueError(f"in-place distillation needs several sub-networks per step; sampling "
-                             f"{sampler.strategy!r} trains one")
+            raise ValueError(
+                f"in-place distillation needs several sub-networks per step; sampling {sampler.strategy!r} trains one"
+            )
         self.model = model
         self.inplace_distillation = inplace_distillation
         self.level_weights = level_weights or LevelWeights(None, sampler.levels)
@@ -233,7 +256,7 @@ class SupernetGradients:
         if level_loss not in (UTTERANCE_LOSS, FRAME_LOSS):
             raise ValueError(f"omni.level_loss: {level_loss!r} is not one of {[UTTERANCE_LOSS, FRAME_LOSS]}")
         self.level_loss = level_loss
-        self.held: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}   # name -> (unused positions, their values)
+        self.held: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name -> (unused positions, their values)
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
         self.block_shape = sparsity_cfg["block_shape"]
@@ -245,25 +268,39 @@ class SupernetGradients:
         self.generator = torch.Generator().manual_seed(seed)
         self.rankings: dict[str, LayerRanking] = {}
         self.step_levels: list[float] = []
-        self.step_targets: list[float | None] = []   # the level each pass trains towards (its private copies)
+        self.step_targets: list[float | None] = []  # the level each pass trains towards (its private copies)
         self.step_allocations: list[dict[str, float] | None] = []
-        self.churn: dict[str, float] = {}   # this step's re-ranking, per level (omni.results.diagnostics)
+        self.churn: dict[str, float] = {}  # this step's re-ranking, per level (omni.results.diagnostics)
 
     @classmethod
-    def from_section(cls, model: torch.nn.Module, masks: dict[str, Any], supernet: Mapping[str, Any],
-                     sampler: LevelSampler, seed: int) -> SupernetGradients:
+    def from_section(
+        cls,
+        model: torch.nn.Module,
+        masks: dict[str, Any],
+        supernet: Mapping[str, Any],
+        sampler: LevelSampler,
+        seed: int,
+    ) -> SupernetGradients:
         """From the rule sections omni.job_params.masks and .supernet (with its optional distill entry, and
         the per-layer choices when it trains per-layer vectors)."""
         steps, _ = planned_steps(supernet)
-        layerwise = LayerwiseSampling(supernet["layerwise_rate"], tuple(supernet.get("layer_levels", ())),
-                                      sampler.ramp_end)
-        return cls(model, masks, sampler, supernet["mask_update_every"], seed,
-                   inplace_distillation=supernet.get("distill", {}).get("teacher") == "inplace",
-                   level_weights=LevelWeights(supernet["level_weights"], list(supernet["levels"])),
-                   layerwise=layerwise, freeze_unused=supernet["unused_weights"] == "frozen",
-                   settled_from=freeze_step(supernet, steps),
-                   level_loss=supernet.get("level_loss", UTTERANCE_LOSS),
-                   private=supernet.get("private_parameters", NO_PRIVATE))
+        layerwise = LayerwiseSampling(
+            supernet["layerwise_rate"], tuple(supernet.get("layer_levels", ())), sampler.ramp_end
+        )
+        return cls(
+            model,
+            masks,
+            sampler,
+            supernet["mask_update_every"],
+            seed,
+            inplace_distillation=supernet.get("distill", {}).get("teacher") == "inplace",
+            level_weights=LevelWeights(supernet["level_weights"], list(supernet["levels"])),
+            layerwise=layerwise,
+            freeze_unused=supernet["unused_weights"] == "frozen",
+            settled_from=freeze_step(supernet, steps),
+            level_loss=supernet.get("level_loss", UTTERANCE_LOSS),
+            private=supernet.get("private_parameters", NO_PRIVATE),
+        )
 
     def prepare(self, step: int) -> None:
         self.churn = {}
@@ -273,7 +310,7 @@ class SupernetGradients:
             previous = self.rankings
             if self.settled_from is None:
                 self.rankings = rank_layers(self.model, self.names, self.granularity, self.block_shape)
-            else:   # the masks trained since the last re-ranking: every level at the previous step
+            else:  # the masks trained since the last re-ranking: every level at the previous step
                 trained = [self.sampler.sparsity_at(level, step - 1) for level in self.sampler.levels]
                 self.rankings = rerank_within_levels(self.model, self.rankings, trained)
             self.churn = self._churn(previous) if self.sampler.level_space == "discrete" else {}
@@ -282,8 +319,9 @@ class SupernetGradients:
             passes = sorted(passes, key=lambda target_and_sparsity: target_and_sparsity[1])
         self.step_targets = [target for target, _ in passes]
         self.step_levels = [sparsity for _, sparsity in passes]
-        self.step_allocations = [self.layerwise.draw(step, level, self.rankings, self.generator)
-                                 for level in self.step_levels]
+        self.step_allocations = [
+            self.layerwise.draw(step, level, self.rankings, self.generator) for level in self.step_levels
+        ]
 
     def _churn(self, previous: Mapping[str, LayerRanking]) -> dict[str, float]:
         """Per level, the share of its final mask's kept weights that the new ranking drops (and as many
@@ -320,12 +358,13 @@ class SupernetGradients:
             if self.inplace_distillation and teacher is None:
                 teacher = loss_fn.last_logits  # the densest sub-network's output, detached
             loss_fn.backward(loss, passes)
-            value = loss_fn.mean_over_ranks(float(loss.detach()))   # alike on every rank: levels drawn alike
+            value = loss_fn.mean_over_ranks(float(loss.detach()))  # alike on every rank: levels drawn alike
             if not math.isfinite(value):
                 total = math.nan
                 continue
-            self.level_weights.observe(level, value if self.level_loss == UTTERANCE_LOSS
-                                       else loss_fn.mean_over_ranks(loss_fn.last_frame_loss))
+            self.level_weights.observe(
+                level, value if self.level_loss == UTTERANCE_LOSS else loss_fn.mean_over_ranks(loss_fn.last_frame_loss)
+            )
             total += value
             extra[f"{PASS_LEVEL}{position + 1}"], extra[f"{PASS_LOSS}{position + 1}"] = level, value
             extra[f"{PASS_LAYERWISE}{position + 1}"] = float(allocation is not None)
@@ -366,8 +405,11 @@ class SupernetGradients:
         return [f"{kind}{i}" for i in passes for kind in kinds] + churn
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "level_weights": self.level_weights.state_dict(),
-                "rankings": {name: ranking.state_dict() for name, ranking in self.rankings.items()}}
+        return {
+            "generator": self.generator.get_state(),
+            "level_weights": self.level_weights.state_dict(),
+            "rankings": {name: ranking.state_dict() for name, ranking in self.rankings.items()},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
