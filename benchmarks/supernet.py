@@ -4,7 +4,7 @@ A supernet step runs one forward/backward per sampled sub-network plus the mask 
 ranking (sort) per layer every `omni.mask_update_every` steps and, per sub-network, masks at
 its level copied into the parametrization buffers. With the ranking amortised, a step per
 sub-network should cost about one dense step (target <= 1.10). Both variants use the real
-strategies of omni/asr/trainer.py (DenseGradients, SupernetGradients) on the same fixed batches,
+strategies of omni/asr/trainer.py (GradientStrategy, SupernetGradients) on the same fixed batches,
 interleaved round by round; ratios are medians of per-round ratios.
 
     .venv/bin/python benchmarks/supernet.py [--config config.yaml] [--steps N]
@@ -28,7 +28,7 @@ from masking import Batch, make_batch, study_setup  # noqa: E402  (benchmarks/ i
 
 from omni import job_params  # noqa: E402
 from omni.asr.model import build_model  # noqa: E402
-from omni.asr.trainer import DenseGradients  # noqa: E402
+from omni.asr.trainer import GradientStrategy, PlainLoss  # noqa: E402
 from omni.sparsity.masks import masks_at, rank_layers  # noqa: E402
 from omni.sparsity.supernet import SupernetGradients, sampler_from_section  # noqa: E402
 
@@ -64,7 +64,7 @@ def timed_step(strategy, model, optimizer, step: int, batch: Batch, blank: int) 
     start = time.perf_counter()
     strategy.prepare(step)
     optimizer.zero_grad(set_to_none=True)
-    strategy.accumulate(step, lambda: loss_on(model, batch, blank))
+    strategy.accumulate(step, PlainLoss(lambda: loss_on(model, batch, blank)))
     torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
     optimizer.step()
     return time.perf_counter() - start
@@ -95,7 +95,7 @@ def main() -> None:
     sampler = sampler_from_section({**job_params.supernet(config), "warmup_fraction": 0.0}, args.steps)
 
     dense_model, omni_model = copy.deepcopy(base), copy.deepcopy(base)
-    dense = DenseGradients(dense_model)
+    dense = GradientStrategy(dense_model)
     supernet = SupernetGradients(omni_model, config["sparsity"], sampler, omni_cfg["mask_update_every"], args.seed)
     lr, decay = config["train"]["finetune_lr"], config["train"]["weight_decay"]
     variants = {

@@ -121,23 +121,3 @@ def dense_model(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory
         training_setup(prepared.config, "dense"), JobSpec("train_dense", "dense", None, 3), paths(prepared, folder), 1
     )
     return folder / "model.pt"
-
-
-class PlainLoss:
-    """A loss function for a gradient strategy without a training loop (omni.asr.trainer.LossFn):
-    `compute()` gives the loss of the model as currently masked; one process, no teacher."""
-
-    last_logits = None
-    last_frame_loss = float("nan")
-
-    def __init__(self, compute: Any) -> None:
-        self.compute = compute
-
-    def __call__(self, teacher_logits: Any = None, last: bool = True) -> Any:
-        return self.compute()
-
-    def backward(self, loss: Any, passes: int = 1) -> None:
-        (loss / passes).backward()
-
-    def mean_over_ranks(self, value: float) -> float:
-        return value

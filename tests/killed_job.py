@@ -14,21 +14,21 @@ import signal
 import sys
 from pathlib import Path
 
-from omni.asr.trainer import DenseGradients
+from omni.asr.trainer import GradientStrategy
 from omni.jobs import training_rank
 from omni.jobs.training import RankJob, run_training_job
 
 
 def kill_in_step(step: int, rank: int) -> None:
-    accumulate = DenseGradients.accumulate
+    accumulate = GradientStrategy.accumulate
 
-    def accumulate_then_die(self, at: int, loss_fn):  # noqa: ANN001 (DenseGradients.accumulate's own)
+    def accumulate_then_die(self, at: int, loss_fn):  # noqa: ANN001 (GradientStrategy.accumulate's own)
         result = accumulate(self, at, loss_fn)
         if at == step and int(os.environ.get("RANK", "0")) == rank:
             os.kill(os.getpid(), signal.SIGKILL)
         return result
 
-    DenseGradients.accumulate = accumulate_then_die
+    GradientStrategy.accumulate = accumulate_then_die
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ import torch
 from omni import job_params
 from omni.asr.checkpoints import read_checkpoint
 from omni.asr.model import build_model
+from omni.asr.trainer import PlainLoss
 from omni.atomic import load_torch
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.budget import supernet_steps
 from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.masks import LayerRanking, masks_at, rank_layers, units_to_prune
 from omni.sparsity.supernet import LevelSampler, SupernetGradients, planned_sampler
-from tests.conftest import PlainLoss, PreparedData, paths, training_setup
+from tests.conftest import PreparedData, paths, training_setup
 from tests.faults import FaultRecorder, differing
 from tests.test_sparsity import small_setup
 
@@ -94,8 +95,16 @@ def test_supernet_log_names_a_level_and_loss_column_per_pass(strategy: str, pass
         == [f"{kind}_pass{i}" for i in range(1, passes + 1) for kind in ("level", "loss")] + levels
     )
     gradients.prepare(0)
-    _, extra = gradients.accumulate(0, PlainLoss(lambda: sum(p.sum() for p in model.parameters()) * 0.0 + 1.0))
-    assert [extra[f"level_pass{i}"] for i in range(1, passes + 1)] == gradients.step_levels
+    result = gradients.accumulate(0, PlainLoss(lambda: sum(p.sum() for p in model.parameters()) * 0.0 + 1.0))
+    trained = [result.fields[f"level_pass{i}"] for i in range(1, passes + 1)]
+    assert result.passes == passes and result.loss == 1.0
+    assert [result.fields[f"loss_pass{i}"] for i in range(1, passes + 1)] == [1.0] * passes
+    promised = {
+        "uniform": lambda: len(trained) == 1 and trained[0] in {0.5, 0.7, 0.8, 0.9},
+        "sandwich": lambda: trained[:2] == [0.9, 0.5] and set(trained[2:]) <= {0.5, 0.7, 0.8, 0.9},
+        "fixed_set": lambda: trained == [0.9, 0.8, 0.7, 0.5],
+    }
+    assert promised[strategy](), f"{strategy} trained {trained}"
 
 
 def test_budget_rule_trades_steps_for_sampled_subnetworks() -> None:

@@ -13,7 +13,7 @@ import torch
 
 from omni import job_params
 from omni.asr.checkpoints import read_checkpoint
-from omni.asr.trainer import TrainSettings
+from omni.asr.trainer import PlainLoss, TrainSettings
 from omni.atomic import load_torch
 from omni.config import ConfigError
 from omni.jobs.training import JobSpec, run_training_job
@@ -21,7 +21,7 @@ from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import LayerRanking, cubic_sparsity, masks_at, original_weight
 from omni.sparsity.supernet import LevelSampler, LevelWeights, SupernetGradients, planned_sampler
 from omni.study import Study, check_study
-from tests.conftest import PlainLoss, PreparedData, layered_config, paths, training_setup
+from tests.conftest import PreparedData, layered_config, paths, training_setup
 from tests.faults import FaultRecorder
 from tests.test_sparsity import fixed_batch, logits_of, small_setup
 
@@ -242,7 +242,7 @@ def test_loss_weighted_draws_average_the_configured_loss(level_loss: str, expect
         model, job_params.masks(config), sampler, 1, 0, level_weights=LevelWeights("loss", [0.5]), level_loss=level_loss
     )
     strategy.prepare(0)
-    loss, _ = strategy.accumulate(0, _FrameLoss(lambda: logits_of(model, batch).square().mean(), 0.25))
+    loss = strategy.accumulate(0, _FrameLoss(lambda: logits_of(model, batch).square().mean(), 0.25)).loss
     observed = strategy.level_weights.average_loss[0.5]
     assert observed == pytest.approx(loss if expected is None else expected)
 
@@ -303,7 +303,7 @@ def test_a_reranking_logs_each_levels_churn_and_a_frozen_ranking_none() -> None:
         for name in strategy.names:
             original_weight(model, name).mul_(torch.rand(original_weight(model, name).shape))
     strategy.prepare(2)
-    _, extra = strategy.accumulate(2, PlainLoss(lambda: logits_of(model, batch).square().mean()))
+    extra = strategy.accumulate(2, PlainLoss(lambda: logits_of(model, batch).square().mean())).fields
     assert set(extra) >= {"churn_0.5", "churn_0.9"} and 0 < extra["churn_0.9"] <= 1
     strategy.prepare(4)
     assert strategy.churn == {}, "frozen from step 4: nothing moves"

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from omni import job_params
+from omni.asr.trainer import PlainLoss
 from omni.config import ConfigError
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.layerwise import LayerwiseSampling, allocation_at_size
@@ -25,7 +26,7 @@ from omni.sparsity.supernet import (
     planned_sampler,
 )
 from omni.study import check_study
-from tests.conftest import PlainLoss, PreparedData, layered_config, paths, training_setup
+from tests.conftest import PreparedData, layered_config, paths, training_setup
 from tests.test_sparsity import fixed_batch, logits_of, small_setup
 
 LEVELS = [0.5, 0.7, 0.8, 0.9]

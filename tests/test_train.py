@@ -16,7 +16,7 @@ from omni.asr.checkpoints import HEADER, read_checkpoint
 from omni.asr.evaluate import evaluate_model
 from omni.asr.frontend import Frontend
 from omni.asr.model import build_model, load_model
-from omni.asr.trainer import DenseGradients, NonFiniteLossError
+from omni.asr.trainer import GradientStrategy, NonFiniteLossError, StepResult
 from omni.atomic import load_torch
 from omni.data.batches import UtteranceSet
 from omni.data.features import load_feature_stats
@@ -101,7 +101,7 @@ def test_checkpoints_are_checksummed_plain_state_dicts(prepared: PreparedData, t
     assert [row[0] for row in state["log"]] == ["1", "2"]
 
 
-class FlakyGradients(DenseGradients):
+class FlakyGradients(GradientStrategy):
     """Non-finite loss at the listed steps (a stand-in for a corrupt batch or an overflow)."""
 
     def __init__(self, model: torch.nn.Module, bad_calls: set[int]) -> None:
@@ -112,7 +112,7 @@ class FlakyGradients(DenseGradients):
     def accumulate(self, step, loss_fn):
         self.calls += 1
         if self.calls in self.bad_calls:
-            return math.nan, {}
+            return StepResult(math.nan)
         return super().accumulate(step, loss_fn)
 
 

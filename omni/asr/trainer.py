@@ -24,7 +24,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -97,6 +97,26 @@ class LossFn(Protocol):
     def mean_over_ranks(self, value: float) -> float:
         """A per-pass value averaged over the data-parallel ranks (so decisions taken on it agree)."""
         ...
+
+
+class PlainLoss:
+    """A LossFn over a closure, for a gradient strategy outside the training loop (benchmarks, tests):
+    `compute()` gives the loss of the model as currently masked; one process, no teacher."""
+
+    last_logits = None
+    last_frame_loss = math.nan
+
+    def __init__(self, compute: Callable[[], torch.Tensor]) -> None:
+        self.compute = compute
+
+    def __call__(self, teacher_logits: torch.Tensor | None = None, last: bool = True) -> torch.Tensor:
+        return self.compute()
+
+    def backward(self, loss: torch.Tensor, passes: int = 1) -> None:
+        (loss / passes).backward()
+
+    def mean_over_ranks(self, value: float) -> float:
+        return value
 
 
 @dataclass(frozen=True)
@@ -184,6 +204,10 @@ class StepLoss:
     def mean_over_ranks(self, value: float) -> float:
         return self.ranks.mean(value, self.batch.targets.device)
 
+    def log_fields(self) -> dict[str, float]:
+        """The step's log fields of its own: the distillation term averaged over the passes that had one."""
+        return {KL_COLUMN: sum(self.kls) / len(self.kls)} if self.kls else {}
+
     def _loss(self, teacher_logits: torch.Tensor | None) -> torch.Tensor:
         logits, logit_lengths = self._logits(self.model)
         targets, target_lengths = self.batch.targets, self.batch.target_lengths
@@ -203,60 +227,35 @@ class StepLoss:
         return loss
 
 
-class GradientStrategy(Protocol):
-    """Forms one step's gradients in the shared weights; owns any masks."""
+@dataclass
+class StepResult:
+    """What one step's passes give the loop: the loss to log (non-finite if any pass was), how many
+    sub-network passes ran (the cost record counts them) and the strategy's own log fields."""
 
-    def prepare(self, step: int) -> None: ...
-
-    def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
-        """Run forward/backward (possibly several sub-networks); return the loss to log
-        (NaN/inf if any pass was non-finite) and extra per-step log fields."""
-        ...
-
-    def after_step(self) -> None:
-        """Runs after each optimizer step (e.g. to keep pruned weights at zero)."""
-        ...
-
-    def log_columns(self) -> list[str]: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-    def model_state_dict(self) -> dict[str, torch.Tensor]:
-        """Weights to checkpoint, in plain parameter names, unmasked (exact resume)."""
-        ...
-
-    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
-
-    def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """The trained network as (plain state dict with masks applied, masks by name)."""
-        ...
-
-    def final_rankings(self) -> dict[str, dict[str, Any]]:
-        """Per-layer rankings the last step trained with, saved for extraction (supernet); else {}."""
-        ...
+    loss: float
+    passes: int = 1
+    fields: dict[str, float] = field(default_factory=dict)
 
 
-class DenseGradients:
-    """Plain training: one forward/backward of the whole network."""
+class GradientStrategy:
+    """How one step's gradients are formed in the shared weights, and which masks apply. This base is plain
+    dense training (one forward and backward of the whole network, no state of its own); an arm's strategy
+    overrides what it changes: its masks before a step (`prepare`), its passes (`accumulate`), what it
+    restores after the optimizer step, its log columns, its checkpointed state and the final network."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
 
-    def final_rankings(self) -> dict[str, dict[str, Any]]:
-        return {}
-
     def prepare(self, step: int) -> None:
-        return None
+        """Before the step's passes (e.g. re-rank and set masks)."""
 
-    def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
+    def accumulate(self, step: int, loss_fn: LossFn) -> StepResult:
         loss = loss_fn()
         loss_fn.backward(loss)
-        return float(loss.detach()), {}
+        return StepResult(float(loss.detach()))
 
     def after_step(self) -> None:
-        return None
+        """After each optimizer step (e.g. keep pruned weights at zero)."""
 
     def log_columns(self) -> list[str]:
         return []
@@ -265,16 +264,22 @@ class DenseGradients:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        return None
+        """Restores what state_dict gave (nothing here)."""
 
     def model_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights to checkpoint, in plain parameter names, unmasked (exact resume)."""
         return self.model.state_dict()
 
     def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
 
     def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The trained network as (plain state dict with masks applied, masks by name)."""
         return self.model.state_dict(), {}
+
+    def final_rankings(self) -> dict[str, dict[str, Any]]:
+        """Per-layer rankings the last step trained with, saved for extraction (supernet); else {}."""
+        return {}
 
 
 def warmup_cosine(settings: TrainSettings) -> Callable[[int], float]:
@@ -340,6 +345,7 @@ class Trainer:
         self.prior_wall_s = 0.0
         self.audio_seconds = 0.0
         self.nonfinite_skipped = 0
+        self.nonfinite_in_a_row = 0
         self.subnet_passes = 0
         self.log_rows: list[list[str]] = []  # the log's rows so far (rank 0), checkpointed with the rest
 
@@ -412,95 +418,115 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> TrainResult:
+        """Forward and backward (the strategy's passes), clip, step; a non-finite step is skipped.
+        Logs every `log_every` steps and checkpoints every `checkpoint_every` (and at the end)."""
+        self._begin()
+        start = time.perf_counter()
+        batches = iter(self.stream)
+        self.forward_model.train()
+        with self._log_file() as log, self._progress() as progress:
+            while self.step < self.settings.steps:
+                batch = next(batches).to(self.device)
+                self.strategy.prepare(self.step)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss_fn = self._step_loss(batch)
+                result = self.strategy.accumulate(self.step, loss_fn)
+                loss, audio_seconds = self._mean_over_ranks(result.loss, batch.audio_seconds)
+                if not (math.isfinite(loss) and self._clip_gradients()):
+                    self._skip_step()
+                    continue
+                self.optimizer.step()
+                self.strategy.after_step()
+                self.scheduler.step()
+                self.step += 1
+                self.nonfinite_in_a_row = 0
+                self.subnet_passes += result.passes
+                self.audio_seconds += audio_seconds
+                wall = self.prior_wall_s + time.perf_counter() - start
+                lr = self.scheduler.get_last_lr()[0]
+                self._log_step(log, loss, lr, wall, {**result.fields, **loss_fn.log_fields()})
+                progress.update(1)
+                progress.set_postfix(
+                    loss=f"{loss:.3f}",
+                    lr=f"{lr:.2e}",
+                    audio_x=f"{self.audio_seconds / max(wall, 1e-9):.1f}",
+                    refresh=False,
+                )
+                self._checkpoint_if_due(wall)
+                if self.halt_after is not None and self.step >= self.halt_after:
+                    break
+        wall = self.prior_wall_s + time.perf_counter() - start
+        return TrainResult(self.step, wall, self.audio_seconds, self.nonfinite_skipped, self.subnet_passes)
+
+    def _begin(self) -> None:
         if self.settings.bf16 and self.device.type != "cuda":
             self._say(f"config key 'train.bf16' applies on CUDA; this job runs on {self.device.type} in fp32")
         self._resume()
-        writer = self.ranks.is_writer
-        if writer:
+        if self.ranks.is_writer:
             self._rewrite_log()
-        start = time.perf_counter()
-        consecutive_nonfinite = 0
-        self.forward_model.train()
-        batches = iter(self.stream)
-        progress = tqdm(
+
+    def _log_file(self) -> contextlib.AbstractContextManager[Any]:
+        """The log, opened for appending (rank 0; the other ranks write nothing)."""
+        return open(self.log_path, "a", newline="") if self.ranks.is_writer else contextlib.nullcontext()
+
+    def _progress(self) -> tqdm:
+        return tqdm(
             total=self.settings.steps,
             initial=self.step,
             desc=self.description,
             dynamic_ncols=True,
             mininterval=2.0,
-            disable=not writer,
+            disable=not self.ranks.is_writer,
         )
-        with open(self.log_path, "a", newline="") if writer else contextlib.nullcontext() as log_handle:
-            log = csv.writer(log_handle) if writer else None
-            while self.step < self.settings.steps:
-                batch = next(batches).to(self.device)
-                self.strategy.prepare(self.step)
-                self.optimizer.zero_grad(set_to_none=True)
-                step_loss = StepLoss(
-                    self.forward_model,
-                    self.frontend,
-                    batch,
-                    self.blank,
-                    self.distillation,
-                    self.ranks,
-                    bf16=self.settings.bf16 and self.device.type == "cuda",
-                )
-                local_loss, extra = self.strategy.accumulate(self.step, step_loss)
-                if step_loss.kls:
-                    extra[KL_COLUMN] = sum(step_loss.kls) / len(step_loss.kls)
-                loss_sum, audio_seconds = self.ranks.sum([local_loss, batch.audio_seconds], self.device)
-                loss_value = loss_sum / self.ranks.world
-                grad_norm = None
-                if math.isfinite(loss_value):
-                    grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.settings.grad_clip)
-                if not math.isfinite(loss_value) or not torch.isfinite(grad_norm):
-                    consecutive_nonfinite += 1
-                    self.nonfinite_skipped += 1
-                    self.optimizer.zero_grad(set_to_none=True)
-                    self._say(
-                        f"step {self.step}: non-finite loss/gradient, batch skipped "
-                        f"({consecutive_nonfinite} in a row, {self.nonfinite_skipped} in total)"
-                    )
-                    if consecutive_nonfinite >= self.settings.max_consecutive_nonfinite:
-                        raise NonFiniteLossError(
-                            f"{self.description}: {consecutive_nonfinite} consecutive non-finite losses at step "
-                            f"{self.step} (limit config key 'train.max_consecutive_nonfinite'); no step past "
-                            f"{self.step} was checkpointed in {self.checkpoints.folder}"
-                        )
-                    continue
-                consecutive_nonfinite = 0
-                self.optimizer.step()
-                self.strategy.after_step()
-                self.scheduler.step()
-                self.step += 1
-                self.subnet_passes += int(extra.pop("subnets", 1))
-                self.audio_seconds += audio_seconds
-                wall = self.prior_wall_s + time.perf_counter() - start
-                lr = self.scheduler.get_last_lr()[0]
-                if writer and (self.step % self.settings.log_every == 0 or self.step == self.settings.steps):
-                    row = [
-                        str(self.step),
-                        f"{loss_value:.5f}",
-                        f"{lr:.3e}",
-                        f"{self.audio_seconds:.2f}",
-                        f"{wall:.2f}",
-                    ] + [f"{extra.get(c, float('nan')):.5f}" for c in self._extra_columns()]
-                    log.writerow(row)
-                    log_handle.flush()
-                    self.log_rows.append(row)
-                progress.update(1)
-                progress.set_postfix(
-                    loss=f"{loss_value:.3f}",
-                    lr=f"{lr:.2e}",
-                    audio_x=f"{self.audio_seconds / max(wall, 1e-9):.1f}",
-                    refresh=False,
-                )
-                if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
-                    rng_by_rank = self.ranks.gather(self._rng_state())
-                    if writer:
-                        self.checkpoints.save(self.step, self._state(wall, rng_by_rank))
-                if self.halt_after is not None and self.step >= self.halt_after:
-                    break
-        progress.close()
-        wall = self.prior_wall_s + time.perf_counter() - start
-        return TrainResult(self.step, wall, self.audio_seconds, self.nonfinite_skipped, self.subnet_passes)
+
+    def _step_loss(self, batch: Batch) -> StepLoss:
+        return StepLoss(
+            self.forward_model,
+            self.frontend,
+            batch,
+            self.blank,
+            self.distillation,
+            self.ranks,
+            bf16=self.settings.bf16 and self.device.type == "cuda",
+        )
+
+    def _mean_over_ranks(self, loss: float, audio_seconds: float) -> tuple[float, float]:
+        """The step's loss averaged and its audio summed over the data-parallel ranks."""
+        loss_sum, audio_sum = self.ranks.sum([loss, audio_seconds], self.device)
+        return loss_sum / self.ranks.world, audio_sum
+
+    def _clip_gradients(self) -> bool:
+        """Clips to train.grad_clip; False when the gradient norm is not finite."""
+        return bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(self.params, self.settings.grad_clip)))
+
+    def _skip_step(self) -> None:
+        """A non-finite loss or gradient: the batch is dropped; too many in a row stop the job."""
+        self.nonfinite_in_a_row += 1
+        self.nonfinite_skipped += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        self._say(
+            f"step {self.step}: non-finite loss/gradient, batch skipped "
+            f"({self.nonfinite_in_a_row} in a row, {self.nonfinite_skipped} in total)"
+        )
+        if self.nonfinite_in_a_row >= self.settings.max_consecutive_nonfinite:
+            raise NonFiniteLossError(
+                f"{self.description}: {self.nonfinite_in_a_row} consecutive non-finite losses at step "
+                f"{self.step} (limit config key 'train.max_consecutive_nonfinite'); no step past "
+                f"{self.step} was checkpointed in {self.checkpoints.folder}"
+            )
+
+    def _log_step(self, log: Any, loss: float, lr: float, wall: float, fields: Mapping[str, float]) -> None:
+        """One row every `log_every` steps and at the last (rank 0), kept for the checkpoint too."""
+        if not self.ranks.is_writer or (self.step % self.settings.log_every and self.step != self.settings.steps):
+            return
+        row = [str(self.step), f"{loss:.5f}", f"{lr:.3e}", f"{self.audio_seconds:.2f}", f"{wall:.2f}"]
+        row += [f"{fields.get(column, float('nan')):.5f}" for column in self._extra_columns()]
+        csv.writer(log).writerow(row)
+        log.flush()
+        self.log_rows.append(row)
+
+    def _checkpoint_if_due(self, wall: float) -> None:
+        if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
+            rng_by_rank = self.ranks.gather(self._rng_state())
+            if self.ranks.is_writer:
+                self.checkpoints.save(self.step, self._state(wall, rng_by_rank))

@@ -24,7 +24,7 @@ from omni.asr.checkpoints import CheckpointFolder
 from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id, build_model, load_model, model_config_from, save_model
 from omni.asr.parallel import Ranks, launch
-from omni.asr.trainer import DenseGradients, Distillation, GradientStrategy, Trainer, TrainSettings
+from omni.asr.trainer import Distillation, GradientStrategy, Trainer, TrainSettings
 from omni.atomic import atomic_path, sweep_temporaries
 from omni.costs import CostMeter, peak_mem_mb
 from omni.data.augment import WaveAugment
@@ -126,7 +126,7 @@ def strategy_for(setup: TrainingSetup, spec: JobSpec) -> StrategyFactory:
     """The gradient strategy of a job, from its rule's sections alone (every rank builds its own)."""
     sections = setup.strategy
     if spec.job in ("train_dense", "train_control"):
-        return DenseGradients
+        return GradientStrategy
     if spec.job == "train_individual":
         individual = sections["individual"]
         return lambda model: GradualPruning(

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from omni.asr.trainer import LossFn
+from omni.asr.trainer import GradientStrategy, LossFn, StepResult
 from omni.sparsity.budget import ramp_steps
 from omni.sparsity.masking import ZeroedWeightMasks
 from omni.sparsity.masks import (
@@ -23,7 +23,7 @@ from omni.sparsity.masks import (
 )
 
 
-class GradualPruning:
+class GradualPruning(GradientStrategy):
     def __init__(
         self,
         model: torch.nn.Module,
@@ -33,7 +33,7 @@ class GradualPruning:
         prune_fraction: float,
         update_every: int,
     ) -> None:
-        self.model = model
+        super().__init__(model)
         self.names = prunable_parameter_names(model, sparsity_cfg)
         self.granularity = sparsity_cfg["granularity"]
         self.block_shape = sparsity_cfg["block_shape"]
@@ -55,10 +55,10 @@ class GradualPruning:
             self.masked.set_masks(masks_at(rankings, sparsity))
             self.current = sparsity
 
-    def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
+    def accumulate(self, step: int, loss_fn: LossFn) -> StepResult:
         loss = loss_fn()
         loss_fn.backward(loss)
-        return float(loss.detach()), {"sparsity": self.current}
+        return StepResult(float(loss.detach()), fields={"sparsity": self.current})
 
     def after_step(self) -> None:
         self.masked.enforce()
@@ -73,17 +73,8 @@ class GradualPruning:
         self.masked.set_masks(state["masks"])
         self.current = float(state["current"])
 
-    def model_state_dict(self) -> dict[str, torch.Tensor]:
-        return self.model.state_dict()
-
-    def load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(state)
-
     def final_model(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         return (
             {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             {k: v.cpu() for k, v in self.masked.masks().items()},
         )
-
-    def final_rankings(self) -> dict[str, dict[str, Any]]:
-        return {}  # one model at one sparsity: its masks are the artefact's

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from omni.asr.trainer import LossFn
+from omni.asr.trainer import GradientStrategy, LossFn, StepResult
 from omni.sparsity.budget import freeze_step, passes_per_step, planned_steps, ramp_steps, warmup_steps
 from omni.sparsity.layerwise import LayerwiseSampling
 from omni.sparsity.masking import MaskedParameters
@@ -212,7 +212,7 @@ def planned_sampler(supernet: Mapping[str, Any]) -> tuple[int, LevelSampler]:
     return steps, sampler_from_section(supernet, steps)
 
 
-class SupernetGradients:
+class SupernetGradients(GradientStrategy):
     """Masks through a parametrization: every sub-network's pruned weights stay alive in the
     shared weights, and checkpoints hold them unmasked under plain names (exact resume)."""
 
@@ -247,7 +247,7 @@ class SupernetGradients:
             raise ValueError(
                 f"in-place distillation needs several sub-networks per step; sampling {sampler.strategy!r} trains one"
             )
-        self.model = model
+        super().__init__(model)
         self.inplace_distillation = inplace_distillation
         self.level_weights = level_weights or LevelWeights(None, sampler.levels)
         self.layerwise = layerwise or LayerwiseSampling(0.0, (), 0)
@@ -338,7 +338,7 @@ class SupernetGradients:
         """Whether the rankings no longer change (a settled supernet after its freeze step)."""
         return self.settled_from is not None and step >= self.settled_from
 
-    def accumulate(self, step: int, loss_fn: LossFn) -> tuple[float, dict[str, float]]:
+    def accumulate(self, step: int, loss_fn: LossFn) -> StepResult:
         """Average of the sampled sub-networks' losses; gradients summed into the shared weights. Every
         pass runs even after a non-finite one (data-parallel ranks must run the same passes); the step
         is then skipped."""
@@ -369,14 +369,13 @@ class SupernetGradients:
             extra[f"{PASS_LEVEL}{position + 1}"], extra[f"{PASS_LOSS}{position + 1}"] = level, value
             extra[f"{PASS_LAYERWISE}{position + 1}"] = float(allocation is not None)
         if not math.isfinite(total):
-            return total, {}
-        extra["subnets"] = passes
+            return StepResult(total, passes)
         extra.update(self.churn)
         if self.freeze_unused:
             self._hold_unused(used)
         if self.private:
             self.private.hold_untrained(self.step_targets)
-        return total / passes, extra
+        return StepResult(total / passes, passes, extra)
 
     def _hold_unused(self, used: Mapping[str, torch.Tensor]) -> None:
         """Remember the weights no pass of this step kept, to put them back after the optimizer step."""
