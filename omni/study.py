@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omni.arms import PRUNING_KINDS, SEARCHED_SUFFIX, arm_kind
+from omni.arms import (
+    CONTROL_TAG,
+    DENSE_TAG,
+    PRUNING_KINDS,
+    SEARCHED_SUFFIX,
+    arm_kind,
+    budget_tag,
+    level_tag,
+    level_text,
+)
 from omni.config import REPOSITORY, ConfigError, model_preset
 from omni.job_params import (
     arm_config,
@@ -36,9 +45,9 @@ from omni.sparsity.budget import planned_steps
 
 SPLITS = ("train", "dev", "test-clean", "test-other")
 DEV_PARTS = ("dev-search", "dev-report")  # omni.data.dev_split: the search's speakers, the reported ones
-DENSE = ("dense", "dense")  # (arm, tag) of a dense model: the study's own (config `seed`) and its replicates
+DENSE = ("dense", DENSE_TAG)  # (arm, tag) of a dense model: the study's own (config `seed`) and its replicates
 SUPERNET_TAG = "supernet"  # the tag of an omni arm's supernet (models/<omni arm>/seed<N>/supernet)
-CONTROL = ("control", "continued")  # dense-continued: the dense model trained like a pruning job, no masks
+CONTROL = ("control", CONTROL_TAG)  # dense-continued: the dense model trained like a pruning job, no masks
 WER_TABLES = (
     "wer.csv",
     "wer.md",
@@ -58,11 +67,6 @@ BUDGET_TABLES = ("budget.csv", "budget_break_even.csv", "budget.md")  # figure: 
 RESULTS_FOLDER = REPOSITORY / "results"  # the one place in the repository for results: .gitignore keeps it out of git
 
 Model = tuple[str, str, str]  # (arm, seed, tag): a trained or extracted model of one run
-
-
-def level_tag(level: float) -> str:
-    """`0.7` -> `0.7`: how a level appears in paths and tags (no trailing zeros)."""
-    return f"{level:g}"
 
 
 def seed_dir(seed: str | int) -> str:
@@ -91,8 +95,8 @@ class Study:
     def from_config(cls, config: Mapping[str, Any]) -> Study:
         return cls(
             results=config["results_dir"],
-            levels=tuple(level_tag(level) for level in config["sparsity"]["levels"]),
-            budgets=tuple(level_tag(level) for level in budget_levels(config)),
+            levels=tuple(level_text(level) for level in config["sparsity"]["levels"]),
+            budgets=tuple(level_text(level) for level in budget_levels(config)),
             eval_splits=tuple(config["evaluate"]["splits"]),
             table_decode=config["report"]["table_decode"],
             dense_seeds=tuple(str(seed) for seed in dense_seeds(config)),
@@ -101,7 +105,7 @@ class Study:
             omni_arms=tuple(pruning_arms(config, "omni")),
             searched_arms=tuple(config["search"]["arms"]),
             omni_levels=tuple(
-                (arm, tuple(level_tag(level) for level in omni_levels(config, arm)))
+                (arm, tuple(level_text(level) for level in omni_levels(config, arm)))
                 for arm in pruning_arms(config, "omni")
                 if omni_levels(config, arm) != list(config["sparsity"]["levels"])
             ),
@@ -203,7 +207,7 @@ class Study:
             for seed in self.seeds
             for arm, tag in (
                 CONTROL,
-                *((arm, f"s{level}") for arm in self.individual_arms for level in self.levels),
+                *((arm, level_tag(level)) for arm in self.individual_arms for level in self.levels),
                 *((arm, SUPERNET_TAG) for arm in self.omni_arms),
             )
         ]
@@ -218,11 +222,11 @@ class Study:
             for arm, tag in (
                 CONTROL,
                 *(
-                    (arm, f"s{level}")
+                    (arm, level_tag(level))
                     for arm in (*self.individual_arms, *self.omni_arms)
                     for level in self.levels_of(arm)
                 ),
-                *((self.searched(arm), f"b{budget}") for arm in self.searched_arms for budget in self.budgets),
+                *((self.searched(arm), budget_tag(budget)) for arm in self.searched_arms for budget in self.budgets),
             )
         ]
         return [*map(self.dense_model, self.dense_seeds), *per_seed]
@@ -281,7 +285,7 @@ class Study:
             per_seed += [
                 self.benchmark("train_control", seed),
                 *(
-                    self.benchmark("train_individual", arm, seed, f"s{level}")
+                    self.benchmark("train_individual", arm, seed, level_tag(level))
                     for arm in self.individual_arms
                     for level in self.levels
                 ),
@@ -289,12 +293,12 @@ class Study:
             for arm in self.omni_arms:
                 per_seed += [
                     self.benchmark("train_omni", arm, seed),
-                    *(self.benchmark("extract_omni", arm, seed, f"s{level}") for level in self.levels_of(arm)),
+                    *(self.benchmark("extract_omni", arm, seed, level_tag(level)) for level in self.levels_of(arm)),
                 ]
             for arm in self.searched_arms:
                 per_seed += [
                     self.benchmark("search", arm, seed),
-                    *(self.benchmark("extract_searched", arm, seed, f"b{budget}") for budget in self.budgets),
+                    *(self.benchmark("extract_searched", arm, seed, budget_tag(budget)) for budget in self.budgets),
                 ]
         per_model_rules = ("export_model", *(("export_runtimes",) if self.runtime_exports else ()), "device_metrics")
         per_model = [
@@ -321,7 +325,7 @@ class Study:
             individual = pairs.get(arm, "individual")
             for seed in self.seeds:
                 for level in self.levels_of(arm):
-                    tag = f"s{level}"
+                    tag = level_tag(level)
                     runs.append(
                         {
                             "arm": arm,

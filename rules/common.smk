@@ -2,6 +2,7 @@
 # functions of the config) and the per-job config sections (omni.job_params) that rules declare
 # as params, so a job reruns exactly when a value it reads changes.
 from omni import job_params
+from omni.arms import TAG_PATTERN
 import re
 
 from omni.study import CONTROL, SPLITS, SUPERNET_TAG, Study, seed_dir
@@ -16,7 +17,7 @@ wildcard_constraints:
     seed=r"[0-9]+",
     sparsity=r"0\.[0-9]+",
     arm="|".join(re.escape(arm) for arm in STUDY.arms()),
-    tag=r"dense|continued|s0\.[0-9]+|b0\.[0-9]+",
+    tag=TAG_PATTERN,
 
 
 def stage_resources(stage):

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import torch
 
+from omni.arms import budget_tag
 from omni.asr.model import save_model
 from omni.atomic import load_torch
 from omni.costs import CostMeter
 from omni.runtime import set_threads
 from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.masks import sparsity_of
-from omni.sparsity.search import budget_tag
 
 
 def extract_uniform(

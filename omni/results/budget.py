@@ -44,7 +44,8 @@ from omni.results.accounting import load_cost_records  # noqa: E402
 from omni.results.bootstrap import BootstrapSettings, PairedDifference  # noqa: E402
 from omni.results.figures import PANEL_INCHES, save  # noqa: E402
 from omni.results.primary import PRIMARY_SPLIT, pooled_difference  # noqa: E402
-from omni.results.wer_tables import LEVEL_PREFIX, RunIndex, compare_runs, load_summaries, seed_list  # noqa: E402
+from omni.arms import is_level_tag, tag_level  # noqa: E402
+from omni.results.wer_tables import RunIndex, compare_runs, load_summaries, seed_list  # noqa: E402
 
 POOLED = "pooled"   # the `level` of rows pooled over the levels
 GAP = "omni(m) - individual(1x)"
@@ -109,14 +110,14 @@ def curve_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str, set
     """CURVE_COLUMNS rows: per split, level (and pooled) and multiple, the three comparisons."""
     index = RunIndex(summaries, decode, voices)
     tags = sorted({tag for arm, tag in zip(summaries["arm"], summaries["tag"])
-                   if arm == individual_arms[1] and tag.startswith(LEVEL_PREFIX)}, key=lambda tag: float(tag[1:]))
+                   if arm == individual_arms[1] and is_level_tag(tag)}, key=lambda tag: float(tag_level(tag)))
     comparisons = [*((GAP, m, arm, individual_arms[1]) for m, arm in sorted(omni_arms.items())),
                    *((INDIVIDUAL_CURVE, m, arm, individual_arms[1]) for m, arm in sorted(individual_arms.items())),
                    *((DIAGONAL, m, arm, individual_arms[m]) for m, arm in sorted(omni_arms.items())
                      if m in individual_arms)]
     rows = []
     for split in splits:
-        for level, level_tags in [*((tag[1:], [tag]) for tag in tags), (POOLED, tags)]:
+        for level, level_tags in [*((tag_level(tag), [tag]) for tag in tags), (POOLED, tags)]:
             for comparison, multiple, system, baseline in comparisons:
                 found = _difference(index, system, baseline, level_tags, split, settings)
                 if found is None:

@@ -24,8 +24,8 @@ import pandas as pd
 from omni.data.voices import Voices
 from omni.atomic import write_dataframe, write_text
 from omni.results.bootstrap import BootstrapSettings, PairedDifference, student_t_quantile
+from omni.arms import is_level_tag, tag_level
 from omni.results.wer_tables import (
-    LEVEL_PREFIX,
     RunIndex,
     Runs,
     compare_runs,
@@ -151,7 +151,7 @@ def endpoint(summaries: pd.DataFrame, split: str, decode: str, settings: Bootstr
     """omni - individual pooled over the levels both arms have on `split`; None when they share none."""
     index = RunIndex(summaries, decode, voices)
     tags = sorted({tag for arm, tag in zip(summaries["arm"], summaries["tag"])
-                   if arm == omni_arm and tag.startswith(LEVEL_PREFIX)}, key=lambda tag: float(tag[1:]))
+                   if arm == omni_arm and is_level_tag(tag)}, key=lambda tag: float(tag_level(tag)))
     pairs = [(index.get((omni_arm, tag), split), index.get((individual_arm, tag), split)) for tag in tags]
     kept = [(tag, omni, individual) for tag, (omni, individual) in zip(tags, pairs) if omni and individual]
     if not kept:
@@ -161,7 +161,7 @@ def endpoint(summaries: pd.DataFrame, split: str, decode: str, settings: Bootstr
     difference = pooled_difference(pairs, settings)
     one_sided = pooled_difference(pairs, replace(settings, confidence=2 * settings.confidence - 1))
     z = student_t_quantile(0.5 + settings.confidence / 2, math.inf)
-    return Endpoint(split=split, levels=tuple(tag[1:] for tag, _, _ in kept), seeds=len(pairs[0][0].seeds),
+    return Endpoint(split=split, levels=tuple(tag_level(tag) for tag, _, _ in kept), seeds=len(pairs[0][0].seeds),
                     unit=resampling_unit(one_level, settings), omni_wer=difference.wer_system,
                     individual_wer=difference.wer_baseline, abs_diff=difference.diff_abs,
                     rel_diff_pct=difference.diff_rel_pct, ci_rel_pct=difference.ci_rel_pct,

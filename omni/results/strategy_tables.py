@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from omni.data.voices import Voices
-from omni.arms import SEARCHED_SUFFIX, arm_order
+from omni.arms import SEARCHED_SUFFIX, arm_order, budget_tag, is_budget_tag, is_level_tag, level_tag, tag_level
 from omni.atomic import write_dataframe, write_text
 from omni.results.bootstrap import BootstrapSettings
 from omni.results.formatting import (
@@ -29,8 +29,6 @@ from omni.results.formatting import (
     markdown,
 )
 from omni.results.wer_tables import (
-    BUDGET_PREFIX,
-    LEVEL_PREFIX,
     difference_cells,
     difference_text,
     mean_sd_texts,
@@ -48,14 +46,13 @@ def strategy_rows(summaries: pd.DataFrame, pairs: Mapping[str, str]) -> list[tup
     level, the individual arms, the omni arms, then each searched arm under that level's budget."""
     models = summaries.drop_duplicates(["arm", "tag"])
     arms = sorted((arm for arm in models["arm"].unique() if arm not in ("dense", CONTROL[0])), key=arm_order)
-    levels = sorted({tag.removeprefix(LEVEL_PREFIX).removeprefix(BUDGET_PREFIX) for tag in models["tag"]
-                     if tag.startswith((LEVEL_PREFIX, BUDGET_PREFIX))}, key=float)
+    levels = sorted({tag_level(tag) for tag in models["tag"] if is_level_tag(tag) or is_budget_tag(tag)}, key=float)
     present = set(zip(models["arm"], models["tag"]))
     rows = []
     for level in levels:
         for arm in arms:
             searched_from = arm.removesuffix(SEARCHED_SUFFIX) if arm.endswith(SEARCHED_SUFFIX) else None
-            tag = f"{BUDGET_PREFIX if searched_from else LEVEL_PREFIX}{level}"
+            tag = budget_tag(level) if searched_from else level_tag(level)
             if (arm, tag) not in present:
                 continue
             omni_arm = searched_from or arm
@@ -75,7 +72,7 @@ def strategy_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str, 
     costs = arm_costs.drop_duplicates("arm").set_index("arm")
     rows = []
     for tag, arm, paired, searched_from in strategy_rows(summaries, pairs):
-        level = tag[len(BUDGET_PREFIX if searched_from else LEVEL_PREFIX):]
+        level = tag_level(tag)
         cost_arm = searched_from or arm
         row: dict[str, object] = {
             "level": float(level), "arm": arm, "paired_individual": paired,
@@ -88,11 +85,11 @@ def strategy_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str, 
         for split in splits:
             system = runs.get((arm, tag), split)
             row.update(seed_cells(f"{split}/arm", system))
-            individual = None if arm == paired else runs.get((paired, f"{LEVEL_PREFIX}{level}"), split)
+            individual = None if arm == paired else runs.get((paired, level_tag(level)), split)
             row.update(difference_cells(f"{split}/vs_individual_", system, individual, settings))
             control = None if (searched_from or arm) in uncontrolled else runs.get(CONTROL, split)
             row.update(difference_cells(f"{split}/damage_", system if control else None, control, settings))
-            uniform = runs.get((searched_from, f"{LEVEL_PREFIX}{level}"), split) if searched_from else None
+            uniform = runs.get((searched_from, level_tag(level)), split) if searched_from else None
             row.update(difference_cells(f"{split}/vs_uniform_", system if uniform else None, uniform, settings))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from omni.arms import arm_order
+from omni.arms import DENSE_TAG, arm_order, level_tag, tag_level
 from omni.atomic import write_dataframe, write_text
 from omni.data.voices import Voices
 from omni.results.bootstrap import BootstrapSettings, PairedDifference, seeded_paired_bootstrap
@@ -41,9 +41,6 @@ from omni.results.formatting import (
 )
 from omni.study import CONTROL
 
-DENSE_TAG = "dense"
-LEVEL_PREFIX = "s"    # tag of a uniform sparsity level, e.g. s0.7
-BUDGET_PREFIX = "b"   # tag of a searched model under the size of uniform level, e.g. b0.7
 
 MODEL_FIELDS = ("arm", "seed", "tag", "sparsity", "split", "params_total", "params_kept", "prunable_total",
                 "prunable_kept", "export_bytes_fp32", "export_bytes_fp16")
@@ -205,9 +202,9 @@ def comparisons(summaries: pd.DataFrame) -> list[Comparison]:
         rows.append(Comparison("uniform", tag, (size_arm, tag), ("individual", tag), ("omni", tag)))
     searched = models.loc[models.index.get_level_values("arm") == "omni-searched"]
     for tag in sorted(searched.index.get_level_values("tag"), key=_budget_of):
-        level_tag = f"{LEVEL_PREFIX}{tag.removeprefix(BUDGET_PREFIX)}"
-        rows.append(Comparison("searched", tag, ("omni-searched", tag), ("individual", level_tag),
-                               ("omni-searched", tag), ("omni", level_tag)))
+        uniform_tag = level_tag(tag_level(tag))
+        rows.append(Comparison("searched", tag, ("omni-searched", tag), ("individual", uniform_tag),
+                               ("omni-searched", tag), ("omni", uniform_tag)))
     return rows
 
 
@@ -467,7 +464,7 @@ def _sparsity_note(table: pd.DataFrame, splits: Sequence[str], decode: str, sett
 
 def _row_label(row) -> str:
     if row.model == "searched":
-        return f"searched ({row.tag.removeprefix(BUDGET_PREFIX)})"
+        return f"searched ({tag_level(row.tag)})"
     return row.model
 
 
@@ -491,4 +488,4 @@ def write_wer_tables(summary_paths: Iterable[str | os.PathLike], splits: Sequenc
 
 
 def _budget_of(tag: str) -> float:
-    return float(tag.removeprefix(BUDGET_PREFIX))
+    return float(tag_level(tag))

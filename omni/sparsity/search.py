@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from omni.arms import budget_tag
 from omni.sparsity.masks import LayerRanking, allocation_units
 
 Genome = tuple[float, ...]  # one sparsity level per layer, in SearchSpace.names order
@@ -45,7 +46,6 @@ Allocation = dict[str, float]  # layer name -> sparsity level (what extraction t
 Fitness = Callable[[Allocation], float]  # lower is better (dev WER)
 ExportSize = Callable[[Allocation], int]  # bytes of the candidate's compact export
 
-BUDGET_PREFIX = "b"
 # A child identical to a population member adds nothing; redraw it, but give up after this many
 # draws per missing child (tiny search spaces run out of new genomes).
 MAX_DRAWS_PER_CHILD = 20
@@ -122,11 +122,6 @@ class Budget:
     tag: str
     level: float
     max_params: int
-
-
-def budget_tag(level: float) -> str:
-    """`b0.7`: the tag the report and the extraction rule use for a searched model."""
-    return f"{BUDGET_PREFIX}{level:g}"
 
 
 def make_budgets(space: SearchSpace, levels: Sequence[float]) -> list[Budget]:
