@@ -11,7 +11,7 @@ min_version("9.0")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
 sys.path.insert(0, workflow.basedir)
 from omni.config import read_yaml, validate_config
-from omni.study import check_study
+from omni.config_checks import check_study
 from omni.run_end import unfinished_run_message
 from omni.study_lock import lock_study
 

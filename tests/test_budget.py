@@ -15,11 +15,12 @@ import pytest
 from omni import job_params
 from omni.asr.trainer import TrainSettings
 from omni.config import ConfigError
+from omni.config_checks import check_study
 from omni.costs import CostRecord
 from omni.results import budget, cost_tables
 from omni.results.bootstrap import BootstrapSettings
 from omni.sparsity.budget import planned_steps, ramp_steps
-from omni.study import Study, check_study
+from omni.study import Study
 from tests.conftest import layered_config
 
 MULTIPLES = {"omni": {"budget_multiples": [1, 2, 4]}, "individual": {"budget_multiples": [0.5, 1, 2]}}

@@ -10,8 +10,8 @@ import yaml
 
 from omni import job_params
 from omni.config import ConfigError, load_config
+from omni.config_checks import check_study
 from omni.sparsity.supernet import planned_sampler
-from omni.study import check_study
 from tests.conftest import REPO, layered_config
 from tests.faults import FaultRecorder
 

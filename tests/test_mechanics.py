@@ -16,11 +16,12 @@ from omni.asr.checkpoints import read_checkpoint
 from omni.asr.trainer import PlainLoss, TrainSettings
 from omni.atomic import load_torch
 from omni.config import ConfigError
+from omni.config_checks import check_study
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import LayerRanking, cubic_sparsity, masks_at, original_weight
 from omni.sparsity.supernet import LevelSampler, LevelWeights, SupernetGradients, planned_sampler
-from omni.study import Study, check_study
+from omni.study import Study
 from tests.conftest import PreparedData, layered_config, paths, training_setup
 from tests.faults import FaultRecorder
 from tests.test_sparsity import fixed_batch, logits_of, small_setup

@@ -14,6 +14,7 @@ import torch
 from omni import job_params
 from omni.asr.trainer import PlainLoss
 from omni.config import ConfigError
+from omni.config_checks import check_study
 from omni.jobs.training import JobSpec, run_training_job
 from omni.sparsity.layerwise import LayerwiseSampling, allocation_at_size
 from omni.sparsity.masks import LayerRanking, count_kept, masks_at, original_weight
@@ -25,7 +26,6 @@ from omni.sparsity.supernet import (
     SupernetGradients,
     planned_sampler,
 )
-from omni.study import check_study
 from tests.conftest import PreparedData, layered_config, paths, training_setup
 from tests.test_sparsity import fixed_batch, logits_of, small_setup
 
