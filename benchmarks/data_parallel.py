@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from omni import job_params  # noqa: E402
 from omni.config import load_config  # noqa: E402
-from omni.jobs.training import JobSpec, TrainingSetup, TrainPaths, run_training_job  # noqa: E402
+from omni.jobs.specs import DenseJob, training_spec  # noqa: E402
+from omni.jobs.training import TrainingSetup, TrainPaths, run_training_job  # noqa: E402
 
 WARMUP_STEPS = 20  # steps left out of the steady step time (allocator and cache warm-up)
 
@@ -42,7 +43,7 @@ def measure(config: dict, data: Path, steps: int, threads: int, processes: int, 
     config = json.loads(json.dumps(config))
     config["train"].update(cpu_processes=processes, checkpoint_every=steps, log_every=1)
     setup = TrainingSetup(
-        training=job_params.training(config, "dense", config["seed"]),
+        training=training_spec(job_params.training(config, "dense", config["seed"])),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
         model=job_params.model(config),
@@ -56,7 +57,7 @@ def measure(config: dict, data: Path, steps: int, threads: int, processes: int, 
         cost_out=folder / "cost.json",
         checkpoint_dir=folder / "checkpoints",
     )
-    run_training_job(setup, JobSpec("train_dense", "dense", None, steps), paths, threads)
+    run_training_job(setup, DenseJob("dense", steps), paths, threads)
     log = pd.read_csv(paths.log_out).set_index("step")
     steady = log.loc[WARMUP_STEPS:]
     cost = json.loads(paths.cost_out.read_text())

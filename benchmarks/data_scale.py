@@ -72,6 +72,7 @@ from omni.data.corpus import describe_librispeech  # noqa: E402
 from omni.data.dev_split import split_by_speaker  # noqa: E402
 from omni.data.manifest import AUDIO_SUFFIX, TRANSCRIPT_SUFFIX, build_manifest, read_manifest  # noqa: E402
 from omni.data.tokenizer import Tokenizer, train_tokenizer  # noqa: E402
+from omni.jobs.specs import training_spec  # noqa: E402
 from omni.jobs.training import TrainingSetup, batch_stream  # noqa: E402
 from omni.runtime import set_threads  # noqa: E402
 
@@ -313,7 +314,9 @@ def training_stream(
     """The dense job's rank 0 stream, as omni.jobs.training.train_rank builds it."""
     set_threads(args.threads)
     setup = TrainingSetup(
-        training={**job_params.training(config, "dense", config["seed"]), "loader_workers": args.loader_workers},
+        training=training_spec(
+            {**job_params.training(config, "dense", config["seed"]), "loader_workers": args.loader_workers}
+        ),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
         model=job_params.model(config),
@@ -324,7 +327,7 @@ def training_stream(
         manifest,
         Tokenizer(folder / "tokenizer.model"),
         setup.logmel["sample_rate"],
-        cache_audio=setup.training["cache_audio"],
+        cache_audio=setup.training.cache_audio,
     )
     steps.done("tokenize")
     model_config = model_config_from(dict(setup.model), num_symbols=config["tokenizer"]["vocab_size"] + 1)
@@ -367,7 +370,7 @@ def stage_plan(args: argparse.Namespace, config: dict[str, Any], folder: Path, s
 def stage_resume(args: argparse.Namespace, config: dict[str, Any], folder: Path, steps: Steps) -> dict[str, Any]:
     batches = json.loads((folder / "stages" / "plan.json").read_text())["result"]["batches"]
     setup, _, stream = training_stream(args, config, folder, steps)
-    step = setup.training["steps"] // 2
+    step = setup.training.steps // 2
     state = {
         "epoch": step * stream.world // batches,
         "position": int(RESUME_DEPTH * batches) // stream.world * stream.world,

@@ -39,7 +39,7 @@ from omni.asr.frontend import Frontend  # noqa: E402
 from omni.asr.model import blank_id, load_model  # noqa: E402
 from omni.config import load_config  # noqa: E402
 from omni.data.batches import UtteranceSet  # noqa: E402
-from omni.data.features import load_feature_stats  # noqa: E402
+from omni.data.features import LogMel, load_feature_stats  # noqa: E402
 from omni.data.manifest import read_manifest  # noqa: E402
 from omni.data.tokenizer import Tokenizer  # noqa: E402
 
@@ -67,7 +67,9 @@ def main() -> None:
     model, artefact = load_model(args.model)
     model_config = artefact["model_config"]
     frontend = Frontend(
-        job_params.logmel(config), load_feature_stats(data / "feature_stats.json"), model_config["right_context_length"]
+        LogMel.from_section(job_params.logmel(config)),
+        load_feature_stats(data / "feature_stats.json"),
+        model_config["right_context_length"],
     )
     tokenizer = Tokenizer(data / "tokenizer.model")
     manifest = read_manifest(data / "manifests" / f"{args.split}.tsv").head(args.utterances)

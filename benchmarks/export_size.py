@@ -28,6 +28,7 @@ from sparse_encoder import PRESET_CONFIGS, preset_config  # noqa: E402  (benchma
 
 from omni import job_params  # noqa: E402
 from omni.asr.model import build_model, model_config_from  # noqa: E402
+from omni.jobs.specs import mask_spec  # noqa: E402
 from omni.sparsity.export import export_bytes, export_compact, log2_choose, physical_limit_bytes  # noqa: E402
 from omni.sparsity.masks import masks_at, prunable_parameter_names, rank_layers, unit_shape, units_alive  # noqa: E402
 
@@ -89,7 +90,7 @@ def main() -> None:
         model_config = model_config_from(job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1)
         model = build_model(model_config).eval()
         state = {name: tensor.detach() for name, tensor in model.state_dict().items()}
-        names = prunable_parameter_names(model, config["sparsity"])
+        names = prunable_parameter_names(model, mask_spec(job_params.masks(config)))
         for unit_name in args.units:
             granularity, block_shape = UNITS[unit_name]
             unit = unit_shape(granularity, block_shape)

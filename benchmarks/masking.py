@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from omni import job_params  # noqa: E402
 from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
 from omni.config import load_config  # noqa: E402
+from omni.jobs.specs import mask_spec  # noqa: E402
 from omni.sparsity.masking import MaskedParameters, ZeroedWeightMasks  # noqa: E402
 from omni.sparsity.masks import UNSTRUCTURED, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
 
@@ -220,7 +221,7 @@ def main() -> None:
     args = parse_args()
     config, model_config, blank = study_setup(args)
     dense = build_model(model_config)
-    names = prunable_parameter_names(dense, config["sparsity"])
+    names = prunable_parameter_names(dense, mask_spec(job_params.masks(config)))
     masks = masks_at(rank_layers(dense, names, UNSTRUCTURED, config["sparsity"]["block_shape"]), args.sparsity)
     generator = torch.Generator().manual_seed(args.seed)
     batches = [

@@ -57,10 +57,12 @@ from omni import job_params  # noqa: E402
 from omni.asr.decode import greedy_start  # noqa: E402
 from omni.asr.frontend import Frontend  # noqa: E402
 from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E402
+from omni.data.features import LogMel  # noqa: E402
 from omni.deploy.bundle import Bundle, StreamingShape  # noqa: E402
 from omni.deploy.export import export_executorch, export_onnx  # noqa: E402
 from omni.deploy.programs import build_programs  # noqa: E402
 from omni.deploy.recognizer import Program, load_programs  # noqa: E402
+from omni.jobs.specs import mask_spec  # noqa: E402
 from omni.sparsity.masks import STRUCTURED, UNSTRUCTURED, apply_masks_, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
 from omni.sparsity.slicing import slice_structured  # noqa: E402
 
@@ -223,10 +225,11 @@ def measure_preset(preset: str, args: argparse.Namespace, folder: Path) -> list[
     model_config = model_config_from(job_params.model(config), num_symbols=config["tokenizer"]["vocab_size"] + 1)
     torch.manual_seed(args.seed)
     model = build_model(model_config).eval()
-    prunable = prunable_parameter_names(model, config["sparsity"])
+    prunable = prunable_parameter_names(model, mask_spec(job_params.masks(config)))
     rankings = {unit: rank_layers(model, prunable, unit, [1, 1]) for unit in args.units}
     n_mels, logmel = model_config["input_dim"], job_params.logmel(config)
-    frontend = Frontend(logmel, {"mean": [0.0] * n_mels, "std": [1.0] * n_mels}, model_config["right_context_length"])
+    stats = {"mean": [0.0] * n_mels, "std": [1.0] * n_mels}
+    frontend = Frontend(LogMel.from_section(logmel), stats, model_config["right_context_length"])
     frames = model_config["segment_length"] + model_config["right_context_length"]
     chunk = torch.randn(1, frames, n_mels, generator=torch.Generator().manual_seed(args.seed))
     paths: list[Measured] = []

@@ -42,6 +42,7 @@ from omni.asr.model import blank_id, build_model, model_config_from  # noqa: E40
 from omni.config import read_yaml, validate_config  # noqa: E402
 from omni.inference.sparse_linear import DENSE  # noqa: E402
 from omni.inference.sparse_model import sparse_inference_model, streaming_chunk_rows  # noqa: E402
+from omni.jobs.specs import mask_spec  # noqa: E402
 from omni.sparsity.masks import apply_masks_, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,7 +144,7 @@ class PrunableModel:
         )
         torch.manual_seed(seed)
         self.model = build_model(self.model_config).eval()
-        self.names = prunable_parameter_names(self.model, config["sparsity"])
+        self.names = prunable_parameter_names(self.model, mask_spec(job_params.masks(config)))
 
     def rankings(self, unit_name: str) -> dict:
         granularity, block_shape = UNITS[unit_name]

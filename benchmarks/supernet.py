@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import statistics
 import sys
 import time
@@ -29,8 +30,9 @@ from masking import Batch, make_batch, study_setup  # noqa: E402  (benchmarks/ i
 from omni import job_params  # noqa: E402
 from omni.asr.model import build_model  # noqa: E402
 from omni.asr.trainer import GradientStrategy, PlainLoss  # noqa: E402
+from omni.jobs.specs import mask_spec, supernet_spec  # noqa: E402
 from omni.sparsity.masks import masks_at, rank_layers  # noqa: E402
-from omni.sparsity.supernet import SupernetGradients, sampler_from_section  # noqa: E402
+from omni.sparsity.supernet import LevelSampler, SupernetGradients  # noqa: E402
 
 PER_SUBNET_TARGET = 1.10
 MS_PER_S = 1000.0
@@ -92,11 +94,13 @@ def main() -> None:
         for _ in range(args.batches)
     ]
     omni_cfg = config["omni"]
-    sampler = sampler_from_section({**job_params.supernet(config), "warmup_fraction": 0.0}, args.steps)
+    spec = dataclasses.replace(supernet_spec(job_params.supernet(config)), warmup_fraction=0.0)
+    sampler = LevelSampler.for_steps(spec, args.steps)
 
     dense_model, omni_model = copy.deepcopy(base), copy.deepcopy(base)
     dense = GradientStrategy(dense_model)
-    supernet = SupernetGradients(omni_model, config["sparsity"], sampler, omni_cfg["mask_update_every"], args.seed)
+    masks = mask_spec(job_params.masks(config))
+    supernet = SupernetGradients(omni_model, masks, sampler, omni_cfg["mask_update_every"], args.seed)
     lr, decay = config["train"]["finetune_lr"], config["train"]["weight_decay"]
     variants = {
         "dense": (dense, dense_model, torch.optim.AdamW(dense_model.parameters(), lr, weight_decay=decay, fused=True)),

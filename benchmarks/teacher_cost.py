@@ -28,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from masking import Batch, make_batch, study_setup  # noqa: E402  (benchmarks/ is this script's folder)
 
+from omni import job_params  # noqa: E402
 from omni.asr.distill import lattice_kl  # noqa: E402
 from omni.asr.model import build_model  # noqa: E402
+from omni.jobs.specs import mask_spec  # noqa: E402
 from omni.sparsity.masking import MaskedParameters  # noqa: E402
 from omni.sparsity.masks import UNSTRUCTURED, masks_at, prunable_parameter_names, rank_layers  # noqa: E402
 
@@ -88,7 +90,7 @@ def main() -> None:
     config, model_config, blank = study_setup(args)
     teacher = build_model(model_config).eval().requires_grad_(False)
     student = copy.deepcopy(teacher).train().requires_grad_(True)
-    names = prunable_parameter_names(student, config["sparsity"])
+    names = prunable_parameter_names(student, mask_spec(job_params.masks(config)))
     MaskedParameters(
         student, masks_at(rank_layers(student, names, UNSTRUCTURED, config["sparsity"]["block_shape"]), args.sparsity)
     )

@@ -26,7 +26,7 @@ from omni import job_params  # noqa: E402
 from omni.asr.frontend import Frontend  # noqa: E402
 from omni.atomic import load_torch  # noqa: E402
 from omni.config import load_config  # noqa: E402
-from omni.data.features import load_feature_stats  # noqa: E402
+from omni.data.features import LogMel, load_feature_stats  # noqa: E402
 from omni.deploy.bundle import read_bundle  # noqa: E402
 from omni.deploy.recognizer import load_programs  # noqa: E402
 from omni.inference.speed import time_streaming  # noqa: E402
@@ -60,7 +60,9 @@ def main() -> None:
     folders = {name: results / "models" / name for name in args.models}
     model_config = load_torch(folders[args.models[0]] / "model.pt")["model_config"]
     frontend = Frontend(
-        logmel, load_feature_stats(results / "data" / "feature_stats.json"), model_config["right_context_length"]
+        LogMel.from_section(logmel),
+        load_feature_stats(results / "data" / "feature_stats.json"),
+        model_config["right_context_length"],
     )
     utterances = speed_utterances(
         results / "data" / "manifests" / f"{args.split}.tsv", frontend, logmel["sample_rate"], args.utterances

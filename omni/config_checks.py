@@ -16,7 +16,6 @@ from omni.job_params import (
     budget_levels,
     budget_multiples,
     equal_compute_budget,
-    lr_warmup_steps,
     omni_levels,
     pruning_arms,
     replicate_arm,
@@ -24,7 +23,7 @@ from omni.job_params import (
     supernet_budget,
     training,
 )
-from omni.sparsity.budget import planned_steps
+from omni.jobs.specs import supernet_spec, training_spec
 from omni.study import RESULTS_FOLDER
 
 
@@ -117,12 +116,12 @@ def _check_training(config: Mapping[str, Any]) -> None:
         ),
         ("control", training(config, "control", seed), config["individual"]["steps"]),
         *(
-            (arm, arm_training(config, arm, seed), planned_steps(supernet(config, arm))[0])
+            (arm, arm_training(config, arm, seed), supernet_spec(supernet(config, arm)).steps)
             for arm in pruning_arms(config, "omni")
         ),
     ]
     for arm, section, steps in jobs:
-        warmup = lr_warmup_steps(section, steps)
+        warmup = training_spec(section).lr_warmup_steps(steps)
         if warmup >= steps:
             raise ConfigError(
                 f"config key '{key}': the lr warm-up of {warmup} steps is not shorter than the "
@@ -228,7 +227,8 @@ def _check_supernet(config: Mapping[str, Any], arm: str) -> None:
             f"teacher's forward passes at distill.teacher_forward_cost); use null, or set "
             f"omni.unequal_budget: true for a study that compares another budget on purpose"
         )
-    steps, warmup = planned_steps(supernet(config, arm))
+    planned = supernet_spec(supernet(config, arm))
+    steps, warmup = planned.steps, planned.warmup_steps
     if omni["warmup_fraction"] > 0 and warmup < omni["mask_update_every"]:
         raise ConfigError(
             f"config key 'omni.warmup_fraction'{where}: the supernet's warm-up of {warmup} steps "

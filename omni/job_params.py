@@ -17,7 +17,7 @@ from omni.arms import PRUNING_KINDS, SEARCHED_SUFFIX, arm_kind
 from omni.config import model_preset
 from omni.data.sources import KALDI_SEGMENTS, source_files
 from omni.data.text import read_replacements
-from omni.sparsity.budget import planned_steps
+from omni.jobs.specs import OPTIONAL_TRAINING_KEYS, supernet_spec
 
 Config = Mapping[str, Any]
 Section = dict[str, Any]
@@ -36,7 +36,6 @@ SHARED_TRAIN_KEYS = (
     "max_consecutive_nonfinite",
     "cache_audio",
 )
-OPTIONAL_TRAIN_KEYS = {"max_logits": None, "bf16": False, "loader_workers": 0}  # train.* key -> its off value
 
 
 def canonical(value: Any) -> Any:
@@ -150,19 +149,11 @@ def training(config: Config, arm: str, seed: int) -> Section:
     else:
         arm_values = {"lr": train["finetune_lr"], "clean_steps": 0, "sortagrad": False}
     optional: Section = {}
-    for key, off in OPTIONAL_TRAIN_KEYS.items():
+    for key, off in OPTIONAL_TRAINING_KEYS.items():
         optional.update(declared_when_on(train[key] != off, **{key: train[key]}))
     fraction = train["finetune_warmup_fraction"]
     own_warmup = declared_when_on(arm != "dense" and fraction is not None, warmup_fraction=fraction)
     return canonical({**run, **shared, **arm_values, **optional, **own_warmup})
-
-
-def lr_warmup_steps(training_section: Mapping[str, Any], steps: int) -> int:
-    """The lr warm-up of a job of `steps` steps given `training_section` (`training`'s): a job that starts
-    trained warms up over train.finetune_warmup_fraction of its own steps when that is set (its
-    `warmup_fraction`), else over the dense job's train.warmup_steps."""
-    fraction = training_section.get("warmup_fraction")
-    return training_section["warmup_steps"] if fraction is None else max(1, int(round(fraction * steps)))
 
 
 def control(config: Config) -> Section:
@@ -217,7 +208,7 @@ def _budget_overrides(config: Config, kind: str, multiple: float) -> dict[str, S
         one_job_steps = config["individual"]["steps"]
         sized = {"individual": {**config["individual"], "steps": int(round(multiple * one_job_steps))}}
     else:
-        one_job_steps = planned_steps(supernet(config))[0]
+        one_job_steps = supernet_spec(supernet(config)).steps
         sized = {"omni": {**config["omni"], "budget": multiple * supernet_budget(config), "unequal_budget": True}}
     fraction = config["train"]["finetune_warmup_fraction"]
     warmup = config["train"]["warmup_steps"] / one_job_steps if fraction is None else fraction

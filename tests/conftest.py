@@ -19,7 +19,8 @@ from omni.data.corpus import prepare_corpus, write_corpus_record
 from omni.data.features import compute_feature_stats
 from omni.data.manifest import build_manifest, write_manifest
 from omni.data.tokenizer import train_tokenizer
-from omni.jobs.training import JobSpec, TrainingSetup, TrainPaths, run_training_job
+from omni.jobs.specs import DenseJob, training_spec
+from omni.jobs.training import TrainingSetup, TrainPaths, run_training_job
 
 pytest_plugins = ["tests.faults"]  # the fault suite's `fault` marker, fixture and report
 
@@ -61,8 +62,9 @@ class PreparedData:
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
     """The smoke corpus with manifests, feature statistics and tokenizer, as the data stage makes them."""
     root = tmp_path_factory.mktemp("smoke")
-    # One training process (as configs/smoke.yaml): the unit tests pass their own gradient strategies, which
-    # run in one process; the tests of data-parallel training set train.cpu_processes themselves.
+    # One training process (as configs/smoke.yaml): some unit tests swap a job's gradient strategy
+    # (omni.jobs.training.strategy_for), which holds in one process only; the tests of data-parallel
+    # training set train.cpu_processes themselves.
     config = smoke_config(root)
     assert config["train"]["cpu_processes"] == 1
     info = prepare_corpus(job_params.corpus(config), root / "corpus" / "synth", workers=2)
@@ -87,15 +89,15 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
     return PreparedData(config, root, manifests, stats, tokenizer)
 
 
-def training_setup(config: dict[str, Any], arm: str, **strategy: Any) -> TrainingSetup:
-    """What the training rule of `arm` declares as params (rules/*.smk), built from a config."""
+def training_setup(config: dict[str, Any], arm: str) -> TrainingSetup:
+    """What the training rule of `arm` declares as params (rules/*.smk), built from a config (the arm's
+    own sections make its job: omni.jobs.specs)."""
     seed = config["seed"] if arm == "dense" else config["seeds"][0]
     return TrainingSetup(
-        training=job_params.training(config, arm, seed),
+        training=training_spec(job_params.training(config, arm, seed)),
         logmel=job_params.logmel(config),
         augmentation=job_params.augmentation(config),
         model=job_params.model(config) if arm == "dense" else None,
-        strategy=strategy,
     )
 
 
@@ -117,7 +119,5 @@ def paths(prepared: PreparedData, folder: Path, init: Path | None = None) -> Tra
 def dense_model(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dense model of 3 steps: where the pruning arms' tests start."""
     folder = tmp_path_factory.mktemp("dense")
-    run_training_job(
-        training_setup(prepared.config, "dense"), JobSpec("train_dense", "dense", None, 3), paths(prepared, folder), 1
-    )
+    run_training_job(training_setup(prepared.config, "dense"), DenseJob("dense", 3), paths(prepared, folder), 1)
     return folder / "model.pt"

@@ -38,4 +38,4 @@ if __name__ == "__main__":
         training_rank.main(job_file)
     else:
         job = RankJob.read(job_file)
-        run_training_job(job.setup, job.spec, job.paths, job.threads)
+        run_training_job(job.setup, job.job, job.paths, job.threads)

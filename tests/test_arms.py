@@ -15,14 +15,15 @@ from omni.asr.checkpoints import read_checkpoint
 from omni.asr.model import build_model
 from omni.asr.trainer import PlainLoss
 from omni.atomic import load_torch
-from omni.jobs.training import JobSpec, run_training_job
+from omni.jobs.specs import individual_job, supernet_job
+from omni.jobs.training import run_training_job
 from omni.sparsity.budget import supernet_steps
 from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.masks import LayerRanking, masks_at, rank_layers, units_to_prune
-from omni.sparsity.supernet import LevelSampler, SupernetGradients, planned_sampler
+from omni.sparsity.supernet import LevelSampler, SupernetGradients
 from tests.conftest import PreparedData, paths, training_setup
 from tests.faults import FaultRecorder, differing
-from tests.test_sparsity import small_setup
+from tests.test_sparsity import mask_settings, small_setup
 
 TARGET = 0.8
 STEPS = 6
@@ -32,12 +33,11 @@ def test_individual_job_reaches_exact_target_sparsity(
     prepared: PreparedData, dense_model: Path, tmp_path: Path
 ) -> None:
     config = prepared.config
-    spec = JobSpec("train_individual", "individual", TARGET, STEPS)
+    individual = {**job_params.individual(config), "steps": STEPS}
+    spec = individual_job("individual", TARGET, individual, job_params.masks(config))
     job = paths(prepared, tmp_path, init=dense_model)
-    setup = training_setup(
-        config, "individual", masks=job_params.masks(config), individual=job_params.individual(config)
-    )
-    run_training_job(setup, spec, job, 1)  # the strategy from the rule's sections, as the job builds it
+    setup = training_setup(config, "individual")
+    run_training_job(setup, spec, job, 1)  # the strategy from the job's spec, as the job builds it
     artefact = load_torch(job.model_out)
     assert artefact["masks"], "a pruned model stores its masks"
     for name, mask in artefact["masks"].items():
@@ -88,7 +88,7 @@ def test_highest_level_grows_on_the_cubic_schedule_during_warmup() -> None:
 @pytest.mark.parametrize(("strategy", "passes"), [("uniform", 1), ("sandwich", 4), ("fixed_set", 4)])
 def test_supernet_log_names_a_level_and_loss_column_per_pass(strategy: str, passes: int) -> None:
     model, _, config = small_setup()
-    gradients = SupernetGradients(model, job_params.masks(config), sampler(strategy, random_levels=2), 2, 0)
+    gradients = SupernetGradients(model, mask_settings(config), sampler(strategy, random_levels=2), 2, 0)
     levels = [f"churn_{level:g}" for level in gradients.sampler.levels]
     assert (
         gradients.log_columns()
@@ -120,15 +120,10 @@ def test_supernet_masks_nested_and_extraction_is_fine_tune_free(
     levels = [0.5, 0.7, 0.9]
     config["sparsity"]["levels"] = levels
     config["omni"]["mask_update_every"] = 2
-    supernet_section, masks = job_params.supernet(config), job_params.masks(config)
-    steps, level_sampler = planned_sampler(supernet_section)
+    spec = supernet_job("omni", job_params.supernet(config), job_params.masks(config))
+    steps, level_sampler = spec.steps, LevelSampler.for_steps(spec.supernet, spec.steps)
     job = paths(prepared, tmp_path, init=dense_model)
-    run_training_job(
-        training_setup(config, "omni", masks=masks, supernet=supernet_section),
-        JobSpec("train_omni", "omni", None, steps),
-        job,
-        1,
-    )
+    run_training_job(training_setup(config, "omni"), spec, job, 1)
     supernet = load_torch(job.model_out)
     assert json.loads(job.cost_out.read_text())["subnet_passes"] == steps * level_sampler.passes_per_step()
     log = pd.read_csv(job.log_out)
@@ -159,11 +154,10 @@ def test_supernet_resume_is_exact_between_mask_updates(
     config = json.loads(json.dumps(prepared.config))
     config["train"]["checkpoint_every"] = 3
     config["omni"]["mask_update_every"] = 2
-    supernet_section = job_params.supernet(config)
-    steps, _ = planned_sampler(supernet_section)
+    spec = supernet_job("omni", job_params.supernet(config), job_params.masks(config))
+    steps = spec.steps
     assert steps > 3 and steps % 2 == 0, "halted at step 3, between the updates at steps 2 and 4"
-    spec = JobSpec("train_omni", "omni", None, steps)
-    setup = training_setup(config, "omni", masks=job_params.masks(config), supernet=supernet_section)
+    setup = training_setup(config, "omni")
     straight = paths(prepared, tmp_path / "straight", init=dense_model)
     run_training_job(setup, spec, straight, 1)
     killed = paths(prepared, tmp_path / "killed", init=dense_model)
@@ -185,17 +179,10 @@ def test_extraction_cuts_the_subnetworks_the_supernet_last_trained(
     Extraction must cut what the last step trained, i.e. the rankings in the final checkpoint."""
     config = json.loads(json.dumps(prepared.config))
     config["omni"].update(mask_update_every=4, warmup_fraction=0.0)  # re-ranked at steps 0 and 4 of 6
-    supernet_section = job_params.supernet(config)
-    steps, _ = planned_sampler(supernet_section)
-    assert steps > 4
-    masks = job_params.masks(config)
+    spec = supernet_job("omni", job_params.supernet(config), job_params.masks(config))
+    assert spec.steps > 4
     job = paths(prepared, tmp_path, init=dense_model)
-    run_training_job(
-        training_setup(config, "omni", masks=masks, supernet=supernet_section),
-        JobSpec("train_omni", "omni", None, steps),
-        job,
-        1,
-    )
+    run_training_job(training_setup(config, "omni"), spec, job, 1)
     supernet = load_torch(job.model_out)
     last_checkpoint = max(job.checkpoint_dir.glob("step*.pt"))
     trained = {
@@ -204,7 +191,7 @@ def test_extraction_cuts_the_subnetworks_the_supernet_last_trained(
     }
     model = build_model(supernet["model_config"])
     model.load_state_dict(supernet["state_dict"])
-    reranked = rank_layers(model, list(trained), masks["granularity"], masks["block_shape"])
+    reranked = rank_layers(model, list(trained), spec.masks.granularity, spec.masks.block_shape)
     moved = 0
     for level in config["sparsity"]["levels"]:
         _, extracted = extract_subnetwork(supernet, level)

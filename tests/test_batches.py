@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from omni import job_params
 from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id, build_model, model_config_from
 from omni.asr.trainer import StepLoss
 from omni.data.augment import WaveAugment
 from omni.data.batches import BatchStream, LogitsBound, UtteranceSet, bucket_batches
-from omni.data.features import load_feature_stats
+from omni.data.features import LogMel, load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
-from omni.jobs.training import JobSpec, run_training_job
+from omni.jobs.specs import DenseJob
+from omni.jobs.training import run_training_job
 from tests.conftest import PreparedData, paths, training_setup
 
 BUDGET_FRAMES = 3000
@@ -89,10 +91,12 @@ def test_a_training_job_with_the_bound_trains_on_its_batches(prepared: PreparedD
     config = json.loads(json.dumps(prepared.config))
     config["train"]["max_logits"] = 2_000_000
     setup = training_setup(config, "dense")
-    assert setup.training["max_logits"] == 2_000_000
-    assert "max_logits" not in training_setup(prepared.config, "dense").training, "off: nothing declared"
+    assert setup.training.max_logits == 2_000_000
+    off = prepared.config
+    assert "max_logits" not in job_params.training(off, "dense", off["seed"]), "off: nothing declared"
+    assert training_setup(off, "dense").training.max_logits is None
     job = paths(prepared, tmp_path)
-    run_training_job(setup, JobSpec("train_dense", "dense", None, 2), job, 1)
+    run_training_job(setup, DenseJob("dense", 2), job, 1)
     assert json.loads(job.cost_out.read_text())["steps"] == 2
 
 
@@ -103,7 +107,11 @@ def test_bf16_forward_passes_give_fp32_losses_close_to_fp32(prepared: PreparedDa
     model_config = model_config_from(dict(setup.model), num_symbols=tokenizer.vocab_size + 1)
     torch.manual_seed(0)
     model = build_model(model_config).eval()
-    frontend = Frontend(setup.logmel, load_feature_stats(prepared.feature_stats), model_config["right_context_length"])
+    frontend = Frontend(
+        LogMel.from_section(setup.logmel),
+        load_feature_stats(prepared.feature_stats),
+        model_config["right_context_length"],
+    )
     utterances = UtteranceSet(
         read_manifest(prepared.manifests["train"]), tokenizer, setup.logmel["sample_rate"], cache_audio=False
     )

@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 
 from omni import job_params
-from omni.asr.trainer import TrainSettings
 from omni.config import ConfigError
 from omni.config_checks import check_study
 from omni.costs import CostRecord
+from omni.jobs.specs import supernet_spec, training_spec
+from omni.jobs.training import train_settings
 from omni.results import budget, cost_tables
 from omni.results.bootstrap import BootstrapSettings
-from omni.sparsity.budget import planned_steps, ramp_steps
+from omni.sparsity.budget import ramp_steps
 from omni.study import Study
 from tests.conftest import layered_config
 
@@ -28,6 +29,12 @@ SETTINGS = BootstrapSettings(resamples=400, confidence=0.95, seed=7, min_speaker
 DECODE = "greedy-streaming"
 SEEDS = (1237, 1238, 1239)
 UTTERANCES = 120
+
+
+def planned_steps(supernet: dict) -> tuple[int, int]:
+    """(steps, warm-up steps) of the supernet job of a rule section."""
+    spec = supernet_spec(supernet)
+    return spec.steps, spec.warmup_steps
 
 
 def test_budget_multiples_are_arms_of_scaled_steps_with_the_1x_jobs_fractions() -> None:
@@ -43,7 +50,8 @@ def test_budget_multiples_are_arms_of_scaled_steps_with_the_1x_jobs_fractions() 
     for arm, multiple in (("individual-x0.5", 0.5), ("individual-x2", 2)):
         section = job_params.individual(config, arm)
         assert section["steps"] == steps * multiple and "budget_multiples" not in section
-        warmup = TrainSettings.from_section(job_params.arm_training(config, arm, 1237), section["steps"]).warmup_steps
+        training = training_spec(job_params.arm_training(config, arm, 1237))
+        warmup = train_settings(training, section["steps"]).warmup_steps
         assert warmup == round(one_warmup * multiple)
         assert ramp_steps(section["prune_fraction"], section["steps"]) == round(0.6 * steps * multiple)
     one_steps, one_ramp = planned_steps(job_params.supernet(config))
@@ -52,7 +60,7 @@ def test_budget_multiples_are_arms_of_scaled_steps_with_the_1x_jobs_fractions() 
         assert supernet["budget"] == multiple * job_params.supernet(config)["budget"]
         assert planned_steps(supernet) == (multiple * one_steps, multiple * one_ramp)
         assert (
-            TrainSettings.from_section(job_params.arm_training(config, arm, 1237), multiple * one_steps).warmup_steps
+            train_settings(training_spec(job_params.arm_training(config, arm, 1237)), multiple * one_steps).warmup_steps
             == multiple * one_warmup
         )
         assert job_params.paired_individual(config)[arm] == "individual", "each multiple against individual(1x)"

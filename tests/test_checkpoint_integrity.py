@@ -25,14 +25,15 @@ import torch
 from omni.asr.checkpoints import HEADER, read_checkpoint, write_checkpoint
 from omni.asr.parallel import RankFailedError, launch
 from omni.atomic import load_torch
-from omni.jobs.training import JOB_FILE, JobSpec, RankJob, TrainingSetup, TrainPaths, run_training_job
+from omni.jobs.specs import DenseJob
+from omni.jobs.training import JOB_FILE, RankJob, TrainingSetup, TrainPaths, run_training_job
 from omni.study import Study
 from tests.conftest import REPO, PreparedData, paths, smoke_config, training_setup
 from tests.faults import FaultRecorder, differing
 from tests.test_study_lock import run, start, stop, wait_until
 
 STEPS, EVERY, HALT = 6, 2, 4  # checkpoints at steps 2, 4, 6; a job halted after 4 holds those of 2 and 4
-SPEC = JobSpec("train_dense", "dense", None, STEPS)
+SPEC = DenseJob("dense", STEPS)
 Finished = tuple[dict[str, torch.Tensor], pd.DataFrame]
 
 
@@ -438,7 +439,7 @@ def test_a_study_killed_in_a_training_job_resumes_the_job_from_its_checkpoint_wh
     )
     run_training_job(
         training_setup(config, "dense"),
-        JobSpec("train_dense", "dense", None, STUDY_STEPS),
+        DenseJob("dense", STUDY_STEPS),
         reference,
         config["threads"],
     )

@@ -11,7 +11,8 @@ import yaml
 from omni import job_params
 from omni.config import ConfigError, load_config
 from omni.config_checks import check_study
-from omni.sparsity.supernet import planned_sampler
+from omni.jobs.specs import supernet_spec
+from omni.sparsity.supernet import LevelSampler
 from tests.conftest import REPO, layered_config
 from tests.faults import FaultRecorder
 
@@ -51,7 +52,8 @@ def test_every_shipped_config_is_valid_and_gives_both_arms_equal_compute(path) -
         arm_config = job_params.arm_config(config, arm)
         assert arm_config["omni"]["budget"] is None and not arm_config["omni"]["unequal_budget"], arm
         section = job_params.supernet(config, arm)
-        steps, sampler = planned_sampler(section)
+        spec = supernet_spec(section)
+        steps, sampler = spec.steps, LevelSampler.for_steps(spec, spec.steps)
         teacher = section.get("distill", {}).get("forward_cost", 0.0)  # a dense teacher's forward per step
         # one individual job with the same teacher: individual.steps passes (+ a teacher forward each)
         individual_cost = config["individual"]["steps"] * (1 + teacher)
@@ -61,13 +63,13 @@ def test_every_shipped_config_is_valid_and_gives_both_arms_equal_compute(path) -
 def test_a_dense_teacher_counts_in_the_budget_at_its_forward_cost() -> None:
     teacher = {"distill": {"omni": "dense", "teacher_forward_cost": 0.25}}
     uniform = layered_config(teacher)
-    steps, _ = planned_sampler(job_params.supernet(uniform))
+    steps = supernet_spec(job_params.supernet(uniform)).steps
     assert steps == uniform["individual"]["steps"], "uniform + teacher: as many steps as the individual job + teacher"
     sandwich = layered_config({**teacher, "omni": {"sampling": "sandwich"}})
-    steps, _ = planned_sampler(job_params.supernet(sandwich))
+    steps = supernet_spec(job_params.supernet(sandwich)).steps
     assert steps == round(800 * 1.25 / 2.25)  # two passes and one teacher forward per step
     inplace = layered_config({"distill": {"omni": "inplace"}, "omni": {"sampling": "sandwich"}})
-    steps, _ = planned_sampler(job_params.supernet(inplace))
+    steps = supernet_spec(job_params.supernet(inplace)).steps
     assert steps == 400, "an in-place teacher is one of the step's passes: no extra cost"
 
 

@@ -19,7 +19,7 @@ from omni.asr.decode import StreamingChunks, greedy_streaming
 from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id, build_model, load_model
 from omni.data.audio import read_audio
-from omni.data.features import load_feature_stats
+from omni.data.features import LogMel, load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
 from omni.deploy.bundle import read_bundle
@@ -59,7 +59,7 @@ def emitting_model(prepared: PreparedData, dense_model: Path) -> tuple[torch.nn.
     with torch.no_grad():
         model.joiner.linear.bias[blank_id(model_config)] -= BLANK_BIAS_SHIFT
     frontend = Frontend(
-        job_params.logmel(prepared.config),
+        LogMel.from_section(job_params.logmel(prepared.config)),
         load_feature_stats(prepared.feature_stats),
         model_config["right_context_length"],
     )
@@ -112,7 +112,7 @@ def test_the_encoder_program_equals_torchaudio_streaming_with_and_without_memory
         torch.manual_seed(memory)
         model = build_model(model_config).eval()
         logmel = {"sample_rate": 16000, "n_mels": 20, "n_fft": 400, "hop_length": 160}
-        frontend = Frontend(logmel, {"mean": [0.0] * 20, "std": [1.0] * 20}, 4)
+        frontend = Frontend(LogMel.from_section(logmel), {"mean": [0.0] * 20, "std": [1.0] * 20}, 4)
         programs = build_programs(model, model_config, frontend)
         feats = torch.randn(1, 8 * 14 + 3, 20)
         state = programs.examples()["encoder"][1:]

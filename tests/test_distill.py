@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +16,9 @@ from omni.asr.distill import collapsed_log_probs, lattice_kl
 from omni.asr.model import build_model
 from omni.asr.trainer import KL_COLUMN
 from omni.atomic import load_torch
-from omni.jobs.training import JobSpec, run_training_job
-from omni.sparsity.supernet import PASS_LEVEL, SupernetGradients, planned_sampler, sampler_from_section
+from omni.jobs.specs import individual_job, supernet_job
+from omni.jobs.training import run_training_job
+from omni.sparsity.supernet import PASS_LEVEL, LevelSampler, SupernetGradients
 from tests.conftest import PreparedData, paths, training_setup
 
 BLANK = 0
@@ -128,8 +130,8 @@ def test_individual_job_learns_from_the_frozen_dense_model(
         section = {**individual, "distill": {**individual["distill"], "weight": weight}}
         job = paths(prepared, tmp_path / f"weight{weight:g}", init=dense_model)
         run_training_job(
-            training_setup(config, "individual", masks=masks, individual=section),
-            JobSpec("train_individual", "individual", 0.8, 6),
+            training_setup(config, "individual"),
+            individual_job("individual", 0.8, {**section, "steps": 6}, masks),
             job,
             1,
         )
@@ -148,19 +150,18 @@ def test_inplace_distillation_trains_the_densest_subnetwork_first_and_needs_seve
 ) -> None:
     config = _distilling(prepared.config, "omni", "inplace")
     config["omni"]["sampling"] = "sandwich"
-    supernet, masks = job_params.supernet(config), job_params.masks(config)
-    steps, sampler = planned_sampler(supernet)
+    spec = supernet_job("omni", job_params.supernet(config), job_params.masks(config))
     job = paths(prepared, tmp_path / "omni", init=dense_model)
-    setup = training_setup(config, "omni", masks=masks, supernet=supernet)
-    run_training_job(setup, JobSpec("train_omni", "omni", None, steps), job, 1)
+    setup = training_setup(config, "omni")
+    run_training_job(setup, spec, job, 1)
     log = pd.read_csv(job.log_out)
     assert (log[f"{PASS_LEVEL}1"] <= log[f"{PASS_LEVEL}2"]).all(), "the densest sub-network trains first"
     assert log[KL_COLUMN].notna().all() and (log[KL_COLUMN] >= 0).all()
     with pytest.raises(ValueError, match="several sub-networks per step"):
         SupernetGradients(
             build_model(load_torch(dense_model)["model_config"]),
-            masks,
-            sampler_from_section(dict(supernet, sampling="uniform"), steps),
+            spec.masks,
+            LevelSampler.for_steps(dataclasses.replace(spec.supernet, sampling="uniform"), spec.steps),
             1,
             0,
             inplace_distillation=True,

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 import torch
-from test_sparsity import fixed_batch, logits_of, one_thread, plain_masked_state_dict, small_setup  # noqa: F401 (autouse fixture)
+from test_sparsity import (  # noqa: F401 (autouse fixture)
+    fixed_batch,
+    logits_of,
+    mask_settings,
+    one_thread,
+    plain_masked_state_dict,
+    small_setup,
+)
 from torch import Tensor
 from torchaudio.models import RNNT
 
@@ -46,7 +53,7 @@ def masked_setup(
 ) -> tuple[RNNT, dict[str, Any], dict[str, Tensor], dict[str, Tensor]]:
     """(masked model, model config, plain masked state dict, masks); layer i gets levels[i % len]."""
     model, model_config, config = small_setup()
-    names = prunable_parameter_names(model, config["sparsity"])
+    names = prunable_parameter_names(model, mask_settings(config))
     rankings = rank_layers(model, names, granularity, block_shape)
     masks = masks_at(rankings, {name: levels[i % len(levels)] for i, name in enumerate(names)})
     masked = MaskedParameters(model, masks)

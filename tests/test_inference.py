@@ -16,7 +16,7 @@ from omni.asr.decode import StreamingChunks, greedy_streaming
 from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id, load_model
 from omni.data.audio import read_audio
-from omni.data.features import load_feature_stats
+from omni.data.features import LogMel, load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.inference.quantize import int8_dense_remainder
 from omni.inference.sparse_linear import (
@@ -32,6 +32,7 @@ from omni.inference.sparse_linear import (
 from omni.inference.sparse_model import copy_sharing_kernels, sparse_inference_model, streaming_chunk_rows
 from omni.inference.speed import StreamingSpeed, Utterance, eager_decoder, time_streaming
 from omni.jobs.device_metrics import DeviceMetricsPaths, run_device_metrics_job
+from omni.jobs.specs import mask_spec
 from omni.sparsity.export import export_compact, save_compact
 from omni.sparsity.masks import apply_masks_, masks_at, prunable_parameter_names, rank_layers, unit_shape
 from tests.conftest import LIBRISPEECH_SAMPLE, PreparedData
@@ -51,7 +52,7 @@ def _real_audio(count: int) -> list[torch.Tensor]:
 
 def _pruned(dense_model: Path, prepared: PreparedData, granularity: str, block_shape: list[int], level: float):
     model, artefact = load_model(dense_model)
-    names = prunable_parameter_names(model, prepared.config["sparsity"])
+    names = prunable_parameter_names(model, mask_spec(job_params.masks(prepared.config)))
     masks = masks_at(rank_layers(model, names, granularity, block_shape), level)
     apply_masks_(model, masks)
     return model, artefact["model_config"], masks
@@ -78,7 +79,9 @@ def test_the_sparse_path_equals_the_masked_model_on_real_utterances(
 
     logmel = job_params.logmel(prepared.config)
     assert logmel["sample_rate"] == SAMPLE_RATE
-    frontend = Frontend(logmel, load_feature_stats(prepared.feature_stats), model_config["right_context_length"])
+    frontend = Frontend(
+        LogMel.from_section(logmel), load_feature_stats(prepared.feature_stats), model_config["right_context_length"]
+    )
     chunks = StreamingChunks(model_config["segment_length"], model_config["right_context_length"])
     blank = blank_id(model_config)
     for wave in _real_audio(UTTERANCES):
@@ -148,7 +151,7 @@ def test_timed_models_take_turns_utterance_by_utterance(prepared: PreparedData, 
     model, artefact = load_model(dense_model)
     model_config = artefact["model_config"]
     frontend = Frontend(
-        job_params.logmel(prepared.config),
+        LogMel.from_section(job_params.logmel(prepared.config)),
         load_feature_stats(prepared.feature_stats),
         model_config["right_context_length"],
     )

@@ -13,18 +13,20 @@ import torch
 
 from omni import job_params
 from omni.asr.checkpoints import read_checkpoint
-from omni.asr.trainer import PlainLoss, TrainSettings
+from omni.asr.trainer import PlainLoss
 from omni.atomic import load_torch
 from omni.config import ConfigError
 from omni.config_checks import check_study
-from omni.jobs.training import JobSpec, run_training_job
+from omni.jobs.specs import control_job, supernet_job, supernet_spec, training_spec
+from omni.jobs.training import run_training_job, train_settings
 from omni.sparsity.gradual import GradualPruning
 from omni.sparsity.masks import LayerRanking, cubic_sparsity, masks_at, original_weight
-from omni.sparsity.supernet import LevelSampler, LevelWeights, SupernetGradients, planned_sampler
+from omni.sparsity.specs import PruningRamp
+from omni.sparsity.supernet import LevelSampler, LevelWeights, SupernetGradients
 from omni.study import Study
 from tests.conftest import PreparedData, layered_config, paths, training_setup
 from tests.faults import FaultRecorder
-from tests.test_sparsity import fixed_batch, logits_of, small_setup
+from tests.test_sparsity import fixed_batch, logits_of, mask_settings, small_setup
 
 LEVELS = [0.5, 0.7, 0.8, 0.9]
 STEPS = 800
@@ -36,14 +38,14 @@ def _matched_config(**omni: object) -> dict:
 
 def test_individual_ramps_give_every_level_its_individual_jobs_sparsity_at_every_step() -> None:
     config = _matched_config()
-    steps, sampler = planned_sampler(job_params.supernet(config))
+    spec = supernet_spec(job_params.supernet(config))
+    steps, sampler = spec.steps, LevelSampler.for_steps(spec, spec.steps)
     assert steps == STEPS == config["individual"]["steps"], "uniform + dense teacher: as many steps as the job"
     model, _, small = small_setup()
     individual = config["individual"]
     for level in LEVELS:
-        job = GradualPruning(
-            model, job_params.masks(small), level, STEPS, individual["prune_fraction"], individual["mask_update_every"]
-        )
+        ramp = PruningRamp(individual["prune_fraction"], individual["mask_update_every"])
+        job = GradualPruning(model, mask_settings(small), level, STEPS, ramp)
         assert all(sampler.sparsity_at(level, step) == job.scheduled_sparsity(step) for step in range(STEPS))
     generator = torch.Generator().manual_seed(0)
     every_level = dataclasses.replace(sampler, strategy="fixed_set")
@@ -60,7 +62,8 @@ def job_sparsity(level: float, step: int) -> float:
 
 def test_shared_ramp_caps_every_level_by_the_highest_levels_one_ramp() -> None:
     config = layered_config({"omni": {"sampling": "fixed_set"}})
-    _, sampler = planned_sampler(job_params.supernet(config))
+    spec = supernet_spec(job_params.supernet(config))
+    sampler = LevelSampler.for_steps(spec, spec.steps)
     generator = torch.Generator().manual_seed(0)
     assert sampler.warmup_steps == round(0.4 * 237)
     for step in (0, 50, 90, 94, 95, 200):
@@ -126,7 +129,7 @@ def _settled(model: torch.nn.Module, config: dict, freeze_at: int) -> SupernetGr
         ramp_steps=8,
         ramp_update_every=2,
     )
-    return SupernetGradients(model, job_params.masks(config), sampler, 2, 0, settled_from=freeze_at)
+    return SupernetGradients(model, mask_settings(config), sampler, 2, 0, settled_from=freeze_at)
 
 
 def test_settled_rankings_never_revive_a_pruned_unit_and_stay_fixed_after_the_freeze() -> None:
@@ -181,22 +184,16 @@ def test_settled_supernet_job_checkpoints_one_ranking_from_its_freeze_to_its_mod
     config = copy.deepcopy(prepared.config)
     config["omni"].update(level_ramps="individual", rankings="settled", freeze_fraction=0.5)
     config["train"]["checkpoint_every"] = 1
-    supernet, masks = job_params.supernet(config), job_params.masks(config)
-    steps, sampler = planned_sampler(supernet)
-    freeze = round(0.5 * steps)
+    spec = supernet_job("omni", job_params.supernet(config), job_params.masks(config))
+    freeze = round(0.5 * spec.steps)
     job = paths(prepared, tmp_path, init=dense_model)
-    setup = training_setup(config, "omni", masks=masks, supernet=supernet)
-    spec = JobSpec("train_omni", "omni", None, steps)
-
-    def strategy(model: torch.nn.Module) -> SupernetGradients:
-        return SupernetGradients.from_section(model, masks, supernet, sampler, setup.seed)
-
-    run_training_job(setup, spec, job, 1, strategy, halt_after=freeze + 1)
+    setup = training_setup(config, "omni")
+    run_training_job(setup, spec, job, 1, halt_after=freeze + 1)
     at_freeze = {
         step: read_checkpoint(job.checkpoint_dir / f"step{step:08d}.pt")["strategy"]["rankings"]
         for step in (freeze, freeze + 1)
     }
-    run_training_job(setup, spec, job, 1, strategy)  # resumes to the end
+    run_training_job(setup, spec, job, 1)  # resumes to the end
     final = load_torch(job.model_out)["rankings"]
     fault.data_lost(
         [
@@ -240,7 +237,7 @@ def test_loss_weighted_draws_average_the_configured_loss(level_loss: str, expect
         update_every=1,
     )
     strategy = SupernetGradients(
-        model, job_params.masks(config), sampler, 1, 0, level_weights=LevelWeights("loss", [0.5]), level_loss=level_loss
+        model, mask_settings(config), sampler, 1, 0, level_weights=LevelWeights("loss", [0.5]), level_loss=level_loss
     )
     strategy.prepare(0)
     loss = strategy.accumulate(0, _FrameLoss(lambda: logits_of(model, batch).square().mean(), 0.25)).loss
@@ -251,12 +248,13 @@ def test_loss_weighted_draws_average_the_configured_loss(level_loss: str, expect
 def test_a_pruning_job_warms_up_over_its_own_fraction_of_steps() -> None:
     config = layered_config({"train": {"finetune_warmup_fraction": 0.1}})
     for arm in ("control", "individual", "omni"):
-        assert TrainSettings.from_section(job_params.training(config, arm, 1), steps=448).warmup_steps == 45
+        assert train_settings(training_spec(job_params.training(config, arm, 1)), steps=448).warmup_steps == 45
     assert (
-        TrainSettings.from_section(job_params.training(config, "dense", config["seed"]), steps=3400).warmup_steps == 250
+        train_settings(training_spec(job_params.training(config, "dense", config["seed"])), steps=3400).warmup_steps
+        == 250
     )
     default = layered_config({})
-    assert TrainSettings.from_section(job_params.training(default, "omni", 1), steps=448).warmup_steps == 250
+    assert train_settings(training_spec(job_params.training(default, "omni", 1)), steps=448).warmup_steps == 250
 
 
 # ---------------------------------------------------------------- omni arms of a subset of levels
@@ -266,7 +264,7 @@ def test_an_omni_arm_of_one_level_trains_and_is_cut_at_that_level_only() -> None
     config = layered_config({"variants": {"omni-k1": {"omni": {"levels": [0.9]}}}, "search": {"arms": []}})
     check_study(config)
     assert job_params.supernet(config, "omni-k1")["levels"] == [0.9]
-    steps, _ = planned_sampler(job_params.supernet(config, "omni-k1"))
+    steps = supernet_spec(job_params.supernet(config, "omni-k1")).steps
     assert steps == STEPS, "equal compute: one level or four, one individual job's passes"
     study = Study.from_config(config)
     tags = {tag for arm, _, tag in study.evaluated_models() if arm == "omni-k1"}
@@ -287,8 +285,8 @@ def test_the_control_distils_from_the_teacher_of_the_arms_it_controls(
     assert "distill" not in job_params.control(config), "labels only: the section (and its outputs) as before"
     config["distill"]["control"] = "dense"
     job = paths(prepared, tmp_path, init=dense_model)
-    setup = training_setup(config, "control", control=section)
-    run_training_job(setup, JobSpec("train_control", "control", None, section["steps"]), job, 1)
+    setup = training_setup(config, "control")
+    run_training_job(setup, control_job(section), job, 1)
     assert (pd.read_csv(job.log_out)["kl"] > 0).all(), "every step learns the dense model's outputs"
     with pytest.raises(ConfigError, match=r"variants\.omni-x\.distill\.control"):
         check_study(layered_config({"variants": {"omni-x": {"distill": {"control": "none"}}}}))
@@ -318,7 +316,7 @@ def test_private_parameters_are_the_encoders_norms_and_prunable_biases_and_optio
     from omni.sparsity.private import private_names
 
     model, _, config = small_setup()
-    prunable = prunable_parameter_names(model, job_params.masks(config))
+    prunable = prunable_parameter_names(model, mask_settings(config))
     names = private_names(model, prunable, "encoder")
     assert "transcriber.transformer.emformer_layers.0.layer_norm_input.weight" in names
     assert "transcriber.transformer.emformer_layers.0.attention.out_proj.bias" in names
@@ -341,7 +339,7 @@ def test_a_step_trains_its_levels_private_copies_and_leaves_the_others_as_they_w
         warmup_steps=0,
         update_every=1,
     )
-    strategy = SupernetGradients(model, job_params.masks(config), sampler, 1, 0, private="encoder")
+    strategy = SupernetGradients(model, mask_settings(config), sampler, 1, 0, private="encoder")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.01, weight_decay=0.5)
     name = "transcriber.transformer.emformer_layers.0.layer_norm_input.bias"
     for step in range(4):
@@ -368,18 +366,13 @@ def test_a_private_supernet_job_cuts_each_level_with_its_own_copies(
 
     config = copy.deepcopy(prepared.config)
     config["omni"]["private_parameters"] = "encoder"
-    supernet, masks = job_params.supernet(config), job_params.masks(config)
+    supernet = job_params.supernet(config)
     assert supernet["private_parameters"] == "encoder"
-    steps, sampler = planned_sampler(supernet)
+    spec = supernet_job("omni", supernet, job_params.masks(config))
     job = paths(prepared, tmp_path, init=dense_model)
-    setup = training_setup(config, "omni", masks=masks, supernet=supernet)
-    spec = JobSpec("train_omni", "omni", None, steps)
-
-    def strategy(model: torch.nn.Module) -> SupernetGradients:
-        return SupernetGradients.from_section(model, masks, supernet, sampler, setup.seed)
-
-    run_training_job(setup, spec, job, 1, strategy, halt_after=steps // 2)
-    run_training_job(setup, spec, job, 1, strategy)  # resumes the copies from the checkpoint
+    setup = training_setup(config, "omni")
+    run_training_job(setup, spec, job, 1, halt_after=spec.steps // 2)
+    run_training_job(setup, spec, job, 1)  # resumes the copies from the checkpoint
     artefact = load_torch(job.model_out)
     name = "transcriber.transformer.emformer_layers.0.layer_norm_input.weight"
     cut = {level: extract_subnetwork(artefact, level)[0] for level in config["sparsity"]["levels"]}

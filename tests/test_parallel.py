@@ -16,14 +16,15 @@ from omni import job_params
 from omni.asr.frontend import Frontend
 from omni.asr.model import blank_id, build_model, model_config_from
 from omni.asr.parallel import RankFailedError, launch
-from omni.asr.trainer import KL_COLUMN, LOG_COLUMNS, StepLoss, TrainSettings, warmup_cosine
+from omni.asr.trainer import KL_COLUMN, LOG_COLUMNS, StepLoss, warmup_cosine
 from omni.atomic import load_torch
 from omni.data.augment import WaveAugment
 from omni.data.batches import BatchStream, UtteranceSet, bucket_batches
-from omni.data.features import load_feature_stats
+from omni.data.features import LogMel, SpecAugment, load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
-from omni.jobs.training import JobSpec, run_training_job
+from omni.jobs.specs import DenseJob, supernet_job
+from omni.jobs.training import run_training_job, train_settings
 from omni.runtime import seed_everything
 from tests.conftest import PreparedData, paths, training_setup
 from tests.faults import FaultRecorder, differing
@@ -79,7 +80,7 @@ def test_two_processes_equal_one_process_on_their_global_batch(prepared: Prepare
     config = _deterministic(prepared, WORLD)
     setup = training_setup(config, "dense")
     job = paths(prepared, tmp_path / "ddp")
-    run_training_job(setup, JobSpec("train_dense", "dense", None, STEPS), job, WORLD)
+    run_training_job(setup, DenseJob("dense", STEPS), job, WORLD)
     parallel = load_torch(job.model_out)["state_dict"]
     assert json.loads(job.cost_out.read_text())["processes"] == WORLD
 
@@ -90,25 +91,25 @@ def test_two_processes_equal_one_process_on_their_global_batch(prepared: Prepare
     model_config = model_config_from(dict(setup.model), num_symbols=tokenizer.vocab_size + 1)
     model = build_model(model_config).train()
     frontend = Frontend(
-        setup.logmel,
+        LogMel.from_section(setup.logmel),
         load_feature_stats(prepared.feature_stats),
         model_config["right_context_length"],
-        setup.augmentation,
+        SpecAugment(setup.augmentation["spec_augment"]),
     )
     utterances = UtteranceSet(
         read_manifest(prepared.manifests["train"]), tokenizer, setup.logmel["sample_rate"], cache_audio=False
     )
-    budget = training["batch_frames"] * setup.logmel["hop_length"]
+    budget = training.batch_frames * setup.logmel["hop_length"]
     augment = WaveAugment(setup.augmentation["wave_augment"], setup.logmel["sample_rate"])
     streams = [
         iter(
             BatchStream(
-                utterances, budget, setup.seed, sortagrad=training["sortagrad"], rank=rank, world=WORLD, augment=augment
+                utterances, budget, setup.seed, sortagrad=training.sortagrad, rank=rank, world=WORLD, augment=augment
             )
         )
         for rank in range(WORLD)
     ]
-    settings = TrainSettings.from_section(training, steps=STEPS)
+    settings = train_settings(training, STEPS)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings))
     for _ in range(STEPS):
@@ -155,9 +156,11 @@ def test_a_supernet_with_several_passes_per_step_trains_and_resumes_exactly_in_t
     config = json.loads(json.dumps(prepared.config))
     config["train"].update(cpu_processes=WORLD, checkpoint_every=2)
     config["omni"].update(sampling="sandwich", random_levels=1, level_weights="loss", private_parameters="encoder")
+    config["omni"].update(budget=4 * 3, unequal_budget=True)  # 4 steps of 3 passes
     config["distill"]["omni"] = "inplace"
-    setup = training_setup(config, "omni", masks=job_params.masks(config), supernet=job_params.supernet(config))
-    spec = JobSpec("train_omni", "omni", None, 4)
+    setup = training_setup(config, "omni")
+    spec = supernet_job("omni", job_params.supernet(config), job_params.masks(config))
+    assert spec.steps == 4
     straight = paths(prepared, tmp_path / "straight", init=dense_model)
     run_training_job(setup, spec, straight, WORLD)
     killed = paths(prepared, tmp_path / "killed", init=dense_model)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from test_sparsity import one_thread, small_setup  # noqa: F401 (autouse fixture)
+from test_sparsity import mask_settings, one_thread, small_setup  # noqa: F401 (autouse fixture)
 
 from omni import job_params
 from omni.asr.model import build_model, model_config_from, save_model
@@ -32,6 +32,7 @@ from omni.sparsity.search import (
     make_budgets,
     random_search_best,
 )
+from omni.sparsity.specs import MaskSpec
 from tests.conftest import PreparedData
 
 LEVELS = (0.3, 0.5, 0.7, 0.9)
@@ -41,12 +42,12 @@ NON_PRUNABLE = 1000
 SEEDS = range(25)
 
 
-def stored_rankings(model: torch.nn.Module, masks: dict) -> dict[str, dict]:
+def stored_rankings(model: torch.nn.Module, masks: MaskSpec) -> dict[str, dict]:
     """What the supernet job stores with its artefact: one ranking per prunable layer."""
     names = prunable_parameter_names(model, masks)
     return {
         name: ranking.state_dict()
-        for name, ranking in rank_layers(model, names, masks["granularity"], masks["block_shape"]).items()
+        for name, ranking in rank_layers(model, names, masks.granularity, masks.block_shape).items()
     }
 
 
@@ -254,7 +255,7 @@ def test_short_layer_names_drop_only_shared_parts() -> None:
 
 def test_masked_copy_equals_extraction_and_sizes_are_exact() -> None:
     model, model_config, config = small_setup()
-    sparsity_cfg = job_params.masks(config)
+    sparsity_cfg = mask_settings(config)
     supernet = {
         "model_config": model_config,
         "state_dict": copy.deepcopy(model.state_dict()),
@@ -279,8 +280,8 @@ def test_masked_copy_equals_extraction_and_sizes_are_exact() -> None:
             expected_masks,
             model_config,
             torch.float32,
-            sparsity_cfg["granularity"],
-            sparsity_cfg["block_shape"],
+            sparsity_cfg.granularity,
+            sparsity_cfg.block_shape,
         )
         assert scorer.export_bytes(allocation) == export_bytes(payload)
 
@@ -292,9 +293,7 @@ def test_search_job_writes_front_history_best_and_cost(prepared: PreparedData, t
     model_config = model_config_from(job_params.model(config), Tokenizer(prepared.tokenizer).vocab_size + 1)
     supernet_path = tmp_path / "supernet.pt"
     model = build_model(model_config)
-    save_model(
-        supernet_path, model.state_dict(), model_config, rankings=stored_rankings(model, job_params.masks(config))
-    )
+    save_model(supernet_path, model.state_dict(), model_config, rankings=stored_rankings(model, mask_settings(config)))
     paths = SearchPaths(
         supernet=supernet_path,
         manifest=prepared.manifests["dev"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import itertools
 import random
@@ -20,6 +21,7 @@ from torchaudio.models import RNNT
 from omni import job_params
 from omni.asr.model import blank_id, build_model, model_config_from
 from omni.config import ConfigError
+from omni.jobs.specs import mask_spec
 from omni.sparsity.masking import MaskedParameters, ZeroedWeightMasks
 from omni.sparsity.masks import (
     LayerRanking,
@@ -32,6 +34,7 @@ from omni.sparsity.masks import (
     sparsity_of,
     to_units,
 )
+from omni.sparsity.specs import MaskSpec
 from tests.conftest import layered_config
 
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -108,8 +111,13 @@ def rnnt_loss_of(model: nn.Module, batch: dict[str, Tensor], blank: int) -> Tens
     )
 
 
+def mask_settings(config: dict[str, Any]) -> MaskSpec:
+    """The study's prunable weights and units (sparsity.*), as a job is given them."""
+    return mask_spec(job_params.masks(config))
+
+
 def default_masks(model: nn.Module, config: dict[str, Any], sparsity: float) -> dict[str, Tensor]:
-    names = prunable_parameter_names(model, config["sparsity"])
+    names = prunable_parameter_names(model, mask_settings(config))
     return masks_at(rank_layers(model, names, "unstructured", [1, 1]), sparsity)
 
 
@@ -129,7 +137,7 @@ def premasked_copy(model: nn.Module, masks: dict[str, Tensor]) -> nn.Module:
 
 def test_default_prunable_names_are_the_emformer_matrices_in_model_order() -> None:
     model, model_config, config = small_setup()
-    names = prunable_parameter_names(model, config["sparsity"])
+    names = prunable_parameter_names(model, mask_settings(config))
     assert len(names) == LAYER_TYPES_PER_EMFORMER_LAYER * model_config["num_layers"]
     assert names == [n for n, p in model.named_parameters() if n in set(names)]
     assert all(
@@ -142,8 +150,10 @@ def test_default_prunable_names_are_the_emformer_matrices_in_model_order() -> No
 
 def test_include_flags_add_predictor_joiner_and_io_linears() -> None:
     model, _, config = small_setup()
-    extended = {**config["sparsity"], "include_predictor": True, "include_joiner": True, "include_io_linears": True}
-    base = set(prunable_parameter_names(model, config["sparsity"]))
+    extended = dataclasses.replace(
+        mask_settings(config), include_predictor=True, include_joiner=True, include_io_linears=True
+    )
+    base = set(prunable_parameter_names(model, mask_settings(config)))
     added = [n for n in prunable_parameter_names(model, extended) if n not in base]
     assert added == [
         "transcriber.input_linear.weight",
@@ -158,14 +168,14 @@ def test_include_flags_add_predictor_joiner_and_io_linears() -> None:
 def test_no_match_names_the_config_key() -> None:
     model, _, config = small_setup()
     with pytest.raises(ConfigError, match=r"sparsity\.prunable"):
-        prunable_parameter_names(model, {**config["sparsity"], "prunable": ["^nothing$"]})
+        prunable_parameter_names(model, dataclasses.replace(mask_settings(config), prunable=("^nothing$",)))
 
 
 def test_prunable_names_unchanged_by_installed_masks() -> None:
     model, _, config = small_setup()
-    names = prunable_parameter_names(model, config["sparsity"])
+    names = prunable_parameter_names(model, mask_settings(config))
     MaskedParameters(model, default_masks(model, config, 0.5))
-    assert prunable_parameter_names(model, config["sparsity"]) == names
+    assert prunable_parameter_names(model, mask_settings(config)) == names
 
 
 # ----------------------------------------------------------------------------------------------
@@ -239,7 +249,7 @@ def test_block_that_does_not_tile_names_key_and_layer() -> None:
 
 def test_masks_at_takes_uniform_or_per_layer_levels() -> None:
     model, _, config = small_setup()
-    names = prunable_parameter_names(model, config["sparsity"])
+    names = prunable_parameter_names(model, mask_settings(config))
     rankings = rank_layers(model, names, "unstructured", [1, 1])
     allocation = {name: (0.9 if i % 2 else 0.3) for i, name in enumerate(names)}
     masks = masks_at(rankings, allocation)
@@ -256,7 +266,7 @@ def test_masks_at_takes_uniform_or_per_layer_levels() -> None:
 def test_restricted_ranking_never_revives_a_pruned_weight() -> None:
     """Gradual pruning: weights move between updates, but a growing sparsity only removes more."""
     model, _, config = small_setup()
-    names = prunable_parameter_names(model, config["sparsity"])
+    names = prunable_parameter_names(model, mask_settings(config))
     generator = torch.Generator().manual_seed(SEED)
     masks = masks_at(rank_layers(model, names, "block", [4, 1]), 0.3)
     for level in [0.3, 0.5, 0.7, 0.9]:

@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from omni import job_params
+from omni.asr.model import build_model, model_config_from
 from omni.asr.trainer import PlainLoss
 from omni.config import ConfigError
 from omni.config_checks import check_study
-from omni.jobs.training import JobSpec, run_training_job
+from omni.jobs.specs import supernet_job
+from omni.jobs.training import run_training_job, strategy_for
 from omni.sparsity.layerwise import LayerwiseSampling, allocation_at_size
 from omni.sparsity.masks import LayerRanking, count_kept, masks_at, original_weight
 from omni.sparsity.supernet import (
@@ -24,10 +26,9 @@ from omni.sparsity.supernet import (
     LevelSampler,
     LevelWeights,
     SupernetGradients,
-    planned_sampler,
 )
 from tests.conftest import PreparedData, layered_config, paths, training_setup
-from tests.test_sparsity import fixed_batch, logits_of, small_setup
+from tests.test_sparsity import NUM_SYMBOLS, SMALL_OVERRIDES, fixed_batch, logits_of, mask_settings, small_setup
 
 LEVELS = [0.5, 0.7, 0.8, 0.9]
 
@@ -56,6 +57,21 @@ def test_fixed_level_weights_follow_the_configured_level_order() -> None:
     assert shares[0.9] == pytest.approx(0.7, abs=0.03)
     assert all(shares[level] == pytest.approx(0.1, abs=0.02) for level in (0.5, 0.7, 0.8))
     assert _draws(LevelWeights(None, LEVELS))[0.9] == pytest.approx(0.25, abs=0.03)
+
+
+def test_fixed_level_weights_keep_their_levels_through_the_jobs_own_spec() -> None:
+    # the job's path: rule section (levels in config order) -> supernet_spec (levels sorted) -> its strategy
+    config = layered_config(
+        SMALL_OVERRIDES,
+        {"sparsity": {"levels": [0.9, 0.5, 0.7, 0.8]}, "omni": {"level_weights": [7.0, 1.0, 1.0, 1.0]}},
+    )
+    model = build_model(model_config_from(job_params.model(config), num_symbols=NUM_SYMBOLS))
+    job = supernet_job("omni", job_params.supernet(config), job_params.masks(config))
+    assert job.supernet.levels == (0.5, 0.7, 0.8, 0.9)
+    strategy = strategy_for(job, seed=0)(model)
+    shares = _draws(strategy.level_weights)
+    assert shares[0.9] == pytest.approx(0.7, abs=0.03)
+    assert all(shares[level] == pytest.approx(0.1, abs=0.02) for level in (0.5, 0.7, 0.8))
 
 
 def test_loss_weights_draw_uniformly_until_every_level_trained_then_favour_the_hardest() -> None:
@@ -156,10 +172,9 @@ def test_supernet_job_trains_per_layer_vectors_and_logs_them(
     supernet, masks = job_params.supernet(config), job_params.masks(config)
     assert supernet["layer_levels"] == config["search"]["levels"]
     assert "layer_levels" not in job_params.supernet(prepared.config), "no per-layer passes, no dependency"
-    steps, _ = planned_sampler(supernet)
     job = paths(prepared, tmp_path, init=dense_model)
-    setup = training_setup(config, "omni", masks=masks, supernet=supernet)
-    run_training_job(setup, JobSpec("train_omni", "omni", None, steps), job, 1)
+    setup = training_setup(config, "omni")
+    run_training_job(setup, supernet_job("omni", supernet, masks), job, 1)
     log = pd.read_csv(job.log_out)
     assert (log[f"{PASS_LAYERWISE}1"] == 1.0).all() and log[f"{PASS_LEVEL}1"].isin(config["sparsity"]["levels"]).all()
 
@@ -180,7 +195,7 @@ def test_weights_no_subnetwork_kept_leave_the_step_untouched_only_when_frozen(fr
         warmup_steps=0,
         update_every=1,
     )
-    strategy = SupernetGradients(model, job_params.masks(config), sampler, 1, 0, freeze_unused=frozen)
+    strategy = SupernetGradients(model, mask_settings(config), sampler, 1, 0, freeze_unused=frozen)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.01, weight_decay=0.5)
     for step in range(3):  # later steps carry momentum from earlier ones
         strategy.prepare(step)

@@ -5,6 +5,7 @@ it carries; re-rankings that never revive a unit; per-layer vectors that give a 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,14 +18,15 @@ from omni.asr.frontend import Frontend
 from omni.asr.model import LAYER_WIDTHS, blank_id, build_model, load_model
 from omni.atomic import load_torch
 from omni.config import ConfigError
-from omni.data.features import load_feature_stats
+from omni.data.features import LogMel, load_feature_stats
 from omni.data.tokenizer import Tokenizer
 from omni.deploy.bundle import read_bundle
 from omni.deploy.export import export_bundle
 from omni.deploy.programs import build_programs
 from omni.deploy.recognizer import load_programs, recognize_frames
 from omni.jobs.runtime_export import RuntimeExportPaths, run_runtime_export_job
-from omni.jobs.training import JobSpec, run_training_job
+from omni.jobs.specs import individual_job, supernet_job
+from omni.jobs.training import run_training_job
 from omni.sparsity.export import export_compact, save_compact
 from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.layerwise import allocation_at_size
@@ -40,10 +42,9 @@ from omni.sparsity.masks import (
 from omni.sparsity.search import SearchSpace
 from omni.sparsity.slicing import slice_structured
 from omni.sparsity.structured import HEADS, NEURONS, unit_groups
-from omni.sparsity.supernet import planned_sampler
 from tests.conftest import PreparedData, paths, training_setup
 from tests.test_deploy import BLANK_BIAS_SHIFT, _features, _utterances
-from tests.test_sparsity import fixed_batch, logits_of, one_thread, small_setup  # noqa: F401 (fixture)
+from tests.test_sparsity import fixed_batch, logits_of, mask_settings, one_thread, small_setup  # noqa: F401 (fixture)
 
 LEVELS = (0.3, 0.5, 0.7, 0.8, 0.9)
 STRUCTURED_MASKS = {"granularity": "structured"}
@@ -51,7 +52,7 @@ STRUCTURED_MASKS = {"granularity": "structured"}
 
 def structured_setup():
     model, model_config, config = small_setup()
-    masks_cfg = {**job_params.masks(config), **STRUCTURED_MASKS}
+    masks_cfg = dataclasses.replace(mask_settings(config), **STRUCTURED_MASKS)
     names = prunable_parameter_names(model, masks_cfg)
     return model, model_config, masks_cfg, names
 
@@ -189,22 +190,18 @@ def test_both_arms_train_structured_and_the_supernet_extracts_whole_units(
     config = json.loads(json.dumps(prepared.config))
     config["sparsity"]["granularity"] = "structured"
     config["omni"]["mask_update_every"] = 2
-    masks_cfg, supernet_section = job_params.masks(config), job_params.supernet(config)
+    masks_cfg = job_params.masks(config)
     target = 0.5
     individual = paths(prepared, tmp_path / "individual", init=dense_model)
     run_training_job(
-        training_setup(config, "individual", masks=masks_cfg, individual=job_params.individual(config)),
-        JobSpec("train_individual", "individual", target, 6),
+        training_setup(config, "individual"),
+        individual_job("individual", target, {**job_params.individual(config), "steps": 6}, masks_cfg),
         individual,
         1,
     )
     omni = paths(prepared, tmp_path / "omni", init=dense_model)
-    steps, _ = planned_sampler(supernet_section)
     run_training_job(
-        training_setup(config, "omni", masks=masks_cfg, supernet=supernet_section),
-        JobSpec("train_omni", "omni", None, steps),
-        omni,
-        1,
+        training_setup(config, "omni"), supernet_job("omni", job_params.supernet(config), masks_cfg), omni, 1
     )
     artefact = load_torch(individual.model_out)
     supernet = load_torch(omni.model_out)
@@ -251,10 +248,10 @@ def trained_structured(prepared: PreparedData, dense_model: Path):
     model_config = artefact["model_config"]
     with torch.no_grad():
         model.joiner.linear.bias[blank_id(model_config)] -= BLANK_BIAS_SHIFT
-    masks_cfg = {**job_params.masks(prepared.config), **STRUCTURED_MASKS}
+    masks_cfg = dataclasses.replace(mask_settings(prepared.config), **STRUCTURED_MASKS)
     names = prunable_parameter_names(model, masks_cfg)
     frontend = Frontend(
-        job_params.logmel(prepared.config),
+        LogMel.from_section(job_params.logmel(prepared.config)),
         load_feature_stats(prepared.feature_stats),
         model_config["right_context_length"],
     )

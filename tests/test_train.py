@@ -19,18 +19,20 @@ from omni.asr.model import build_model, load_model
 from omni.asr.trainer import GradientStrategy, NonFiniteLossError, StepResult
 from omni.atomic import load_torch
 from omni.data.batches import UtteranceSet
-from omni.data.features import load_feature_stats
+from omni.data.features import LogMel, load_feature_stats
 from omni.data.manifest import read_manifest, write_manifest
 from omni.data.tokenizer import Tokenizer
-from omni.jobs.training import JobSpec, run_training_job
+from omni.jobs import training
+from omni.jobs.specs import DenseJob
+from omni.jobs.training import StrategyFactory, run_training_job
 from tests.conftest import PreparedData, paths, training_setup
 from tests.faults import FaultRecorder, differing
 
 STEPS = 4
 
 
-def dense_spec() -> JobSpec:
-    return JobSpec(job="train_dense", arm="dense", sparsity=None, steps=STEPS)
+def dense_spec() -> DenseJob:
+    return DenseJob("dense", STEPS)
 
 
 def config_for(prepared: PreparedData) -> dict:
@@ -116,23 +118,32 @@ class FlakyGradients(GradientStrategy):
         return super().accumulate(step, loss_fn)
 
 
-def test_nonfinite_batch_is_skipped_and_counted(prepared: PreparedData, tmp_path: Path) -> None:
+def train_with(monkeypatch: pytest.MonkeyPatch, make_strategy: StrategyFactory) -> None:
+    """The job's gradient strategy swapped for `make_strategy` (a job of one process: it builds it here)."""
+    monkeypatch.setattr(training, "strategy_for", lambda job, seed: make_strategy)
+
+
+def test_nonfinite_batch_is_skipped_and_counted(
+    prepared: PreparedData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = config_for(prepared)
     job = paths(prepared, tmp_path)
-    run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, lambda m: FlakyGradients(m, {2}))
+    train_with(monkeypatch, lambda m: FlakyGradients(m, {2}))
+    run_training_job(training_setup(config, "dense"), dense_spec(), job, 1)
     cost = json.loads(job.cost_out.read_text())
     assert cost["steps"] == STEPS
     assert cost["extra"]["nonfinite_skipped"] == 1
 
 
 def test_too_many_nonfinite_losses_stop_without_checkpointing_past_the_last_good_step(
-    prepared: PreparedData, tmp_path: Path
+    prepared: PreparedData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = config_for(prepared)
     config["train"]["max_consecutive_nonfinite"] = 3
     job = paths(prepared, tmp_path)
+    train_with(monkeypatch, lambda m: FlakyGradients(m, {3, 4, 5}))
     with pytest.raises(NonFiniteLossError, match="max_consecutive_nonfinite.*no step past 2 was checkpointed"):
-        run_training_job(training_setup(config, "dense"), dense_spec(), job, 1, lambda m: FlakyGradients(m, {3, 4, 5}))
+        run_training_job(training_setup(config, "dense"), dense_spec(), job, 1)
     assert [p.name for p in job.checkpoint_dir.glob("step*.pt")] == ["step00000002.pt"]
     assert not job.model_out.exists()
 
@@ -175,7 +186,9 @@ def _beam_wer(model: torch.nn.Module, model_config: dict, prepared: PreparedData
     """WER of a width-4 beam search: it reads the model's whole distribution, where greedy search still
     loses words while a young transducer spreads each label over several frames."""
     logmel = job_params.logmel(prepared.config)
-    frontend = Frontend(logmel, load_feature_stats(prepared.feature_stats), model_config["right_context_length"])
+    frontend = Frontend(
+        LogMel.from_section(logmel), load_feature_stats(prepared.feature_stats), model_config["right_context_length"]
+    )
     utterances = UtteranceSet(read_manifest(manifest), None, logmel["sample_rate"], cache_audio=True)
     results = evaluate_model(
         model,
@@ -202,7 +215,7 @@ def test_a_tiny_model_learns_a_tiny_corpus(prepared: PreparedData, tmp_path: Pat
     config["train"].update(lr=3e-3, warmup_steps=10, dense_clean_steps=LEARN_STEPS, checkpoint_every=LEARN_STEPS)
     config["model"]["presets"]["smoke"].update(dropout=0.0, lstm_dropout=0.0)
     job = replace(paths(prepared, tmp_path / "dense"), manifest=manifest)
-    run_training_job(training_setup(config, "dense"), JobSpec("train_dense", "dense", None, LEARN_STEPS), job, 1)
+    run_training_job(training_setup(config, "dense"), DenseJob("dense", LEARN_STEPS), job, 1)
     loss = pd.read_csv(job.log_out)["loss"]
     assert loss.iloc[-5:].mean() < 0.05 * loss.iloc[:5].mean(), f"loss {list(loss.iloc[:5])} -> {list(loss.iloc[-5:])}"
     trained, artefact = load_model(job.model_out, torch.device("cpu"))

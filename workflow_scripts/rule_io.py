@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from omni.jobs.specs import training_spec
 from omni.jobs.training import TrainingSetup, TrainPaths
 
 
@@ -24,12 +24,11 @@ def train_paths(smk: Any) -> TrainPaths:
     )
 
 
-def training_setup(smk: Any, strategy: Mapping[str, Any] | None = None) -> TrainingSetup:
-    """The training params every training rule declares; `strategy` holds the arm's own sections."""
+def training_setup(smk: Any) -> TrainingSetup:
+    """The training params every training rule declares (the arm's own sections make its job's spec)."""
     return TrainingSetup(
-        training=smk.params.training,
+        training=training_spec(smk.params.training),
         logmel=smk.params.logmel,
         augmentation=smk.params.augmentation,
         model=getattr(smk.params, "model", None),
-        strategy=dict(strategy or {}),
     )

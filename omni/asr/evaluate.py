@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from omni.asr.decode import StreamingChunks, beam_full, beam_streaming, greedy_full, greedy_streaming
 from omni.asr.frontend import Frontend
-from omni.asr.model import blank_id
+from omni.asr.model import ModelConfig, blank_id
 from omni.data.batches import UtteranceSet, eval_batches
 from omni.data.tokenizer import Tokenizer
 
@@ -87,7 +87,7 @@ def summarize(table: pd.DataFrame) -> dict[str, float]:
 
 def decode_split(
     model: torch.nn.Module,
-    model_config: dict[str, Any],
+    model_config: ModelConfig,
     frontend: Frontend,
     utterances: UtteranceSet,
     tokenizer: Tokenizer,
@@ -140,7 +140,7 @@ def decode_split(
 
 def evaluate_model(
     model: torch.nn.Module,
-    model_config: dict[str, Any],
+    model_config: ModelConfig,
     frontend: Frontend,
     utterances: UtteranceSet,
     tokenizer: Tokenizer,

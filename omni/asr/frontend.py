@@ -9,7 +9,6 @@ lengths handed to rnnt_loss are right by construction (no clamping).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -19,20 +18,20 @@ from omni.data.features import FeatureNormalizer, LogMel, SpecAugment
 
 
 class Frontend(torch.nn.Module):
-    """`logmel` and `augmentation` are the rule sections omni.job_params.logmel / .augmentation;
-    a frontend without augmentation settings (evaluation, search) cannot be asked to augment."""
+    """`stats`: the training set's feature statistics (omni.data.features.load_feature_stats); a frontend
+    without `spec_augment` (evaluation, search) cannot be asked to augment."""
 
     def __init__(
         self,
-        logmel: Mapping[str, Any],
+        logmel: LogMel,
         stats: dict[str, Any],
         right_context_length: int,
-        augmentation: Mapping[str, Any] | None = None,
+        spec_augment: SpecAugment | None = None,
     ) -> None:
         super().__init__()
-        self.logmel = LogMel.from_section(logmel)
+        self.logmel = logmel
         self.normalize = FeatureNormalizer(torch.tensor(stats["mean"]), torch.tensor(stats["std"]))
-        self.spec_augment = None if augmentation is None else SpecAugment(augmentation["spec_augment"])
+        self.spec_augment = spec_augment
         self.right_context_length = right_context_length
 
     def features(
@@ -44,7 +43,7 @@ class Frontend(torch.nn.Module):
             raise ValueError("this frontend was built without augmentation settings (an inference frontend)")
         feats, lengths = self.logmel(waveforms, wave_lengths)
         feats = self.normalize(feats)
-        if augment_seed is not None:
+        if augment_seed is not None and self.spec_augment is not None:
             feats = self.spec_augment(feats, lengths, torch.Generator().manual_seed(augment_seed))
         return feats, lengths
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, NotRequired, TypedDict, cast
 
 import torch
 from torchaudio.models import RNNT, emformer_rnnt_model
@@ -19,16 +19,58 @@ from torchaudio.models.emformer import _EmformerLayer
 
 from omni.atomic import load_torch, save_torch
 
-LAYER_WIDTHS = "layer_widths"  # model_config: per Emformer layer {"heads", "ffn"} of a sliced structured model
+if TYPE_CHECKING:  # a supernet's artefact holds its rankings
+    from omni.sparsity.masks import RankingState
+
+LAYER_WIDTHS: Final = "layer_widths"  # model_config: per Emformer layer {"heads", "ffn"} of a sliced structured model
 
 
-def model_config_from(model: dict[str, Any], num_symbols: int) -> dict[str, Any]:
-    """Everything needed to rebuild the network; stored inside every artefact. `model` is the rule
-    section omni.job_params.model (the preset's dimensions and the input width)."""
-    return {**model, "num_symbols": num_symbols}
+class LayerWidth(TypedDict):
+    heads: int
+    ffn: int
 
 
-def build_model(model_config: dict[str, Any]) -> RNNT:
+class ModelConfig(TypedDict):
+    """Everything needed to rebuild the network (a preset's dimensions, the input width, the symbols);
+    stored inside every artefact as a plain dict."""
+
+    input_dim: int
+    encoding_dim: int
+    num_symbols: int
+    segment_length: int
+    right_context_length: int
+    time_reduction_input_dim: int
+    time_reduction_stride: int
+    num_heads: int
+    ffn_dim: int
+    num_layers: int
+    dropout: float
+    activation: str
+    left_context_length: int
+    max_memory_size: int
+    symbol_embedding_dim: int
+    num_lstm_layers: int
+    lstm_dropout: float
+    layer_widths: NotRequired[list[LayerWidth]]  # a sliced structured model's (LAYER_WIDTHS)
+
+
+class ModelArtefact(TypedDict):
+    """A model file's contents (the module docstring's format)."""
+
+    model_config: ModelConfig
+    state_dict: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    rankings: NotRequired[dict[str, RankingState]]
+
+
+def model_config_from(model: Mapping[str, int | float | str], num_symbols: int) -> ModelConfig:
+    """The network of the rule section omni.job_params.model (the preset's dimensions and the input
+    width, keys the config schema fixes) with `num_symbols` outputs."""
+    return cast(ModelConfig, {**model, "num_symbols": num_symbols})
+
+
+def build_model(model_config: ModelConfig) -> RNNT:
     c = model_config
     model = emformer_rnnt_model(
         input_dim=c["input_dim"],
@@ -71,7 +113,7 @@ class NarrowEmformerLayer(_EmformerLayer):
         return state
 
 
-def narrow_layers(model: RNNT, widths: Sequence[Mapping[str, int]]) -> None:
+def narrow_layers(model: RNNT, widths: Sequence[LayerWidth]) -> None:
     """Give each Emformer layer its own head count and feed-forward width (`widths`, one {"heads",
     "ffn"} per layer; model_config key `layer_widths`): a structured sub-network as a smaller dense model.
     The linears are replaced by narrower ones (weights to be loaded); the head width and the attention's
@@ -91,7 +133,7 @@ def narrow_layers(model: RNNT, widths: Sequence[Mapping[str, int]]) -> None:
         layer.__class__ = NarrowEmformerLayer
 
 
-def blank_id(model_config: dict[str, Any]) -> int:
+def blank_id(model_config: ModelConfig) -> int:
     """The blank symbol is the last id: the tokenizer's pieces occupy 0..V-1."""
     return model_config["num_symbols"] - 1
 
@@ -99,16 +141,16 @@ def blank_id(model_config: dict[str, Any]) -> int:
 def save_model(
     path: str | Path,
     state_dict: dict[str, torch.Tensor],
-    model_config: dict[str, Any],
+    model_config: ModelConfig,
     masks: dict[str, torch.Tensor] | None = None,
     meta: dict[str, Any] | None = None,
-    rankings: dict[str, dict[str, Any]] | None = None,
+    rankings: Mapping[str, RankingState] | None = None,
 ) -> None:
     """Write an artefact from a plain state dict (no network needs building just to save it).
     `rankings` (a supernet's last per-layer rankings, LayerRanking.state_dict) are what extraction cuts."""
     state = {k: v.detach().cpu().clone() for k, v in state_dict.items()}
-    artefact = {
-        "model_config": dict(model_config),
+    artefact: ModelArtefact = {
+        "model_config": model_config.copy(),
         "state_dict": state,
         "masks": {k: v.detach().cpu().bool() for k, v in (masks or {}).items()},
         "meta": dict(meta or {}),
@@ -118,9 +160,9 @@ def save_model(
     save_torch(path, artefact)
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[RNNT, dict[str, Any]]:
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[RNNT, ModelArtefact]:
     """Return the network (eval mode, on `device`) and the whole artefact dict."""
-    artefact = load_torch(path)
+    artefact: ModelArtefact = load_torch(path)
     model = build_model(artefact["model_config"])
     model.load_state_dict(artefact["state_dict"])
     return model.to(device).eval(), artefact

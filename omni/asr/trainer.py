@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -39,7 +39,9 @@ from omni.asr.frontend import Frontend
 from omni.asr.parallel import Ranks
 from omni.atomic import atomic_path
 from omni.data.batches import Batch, BatchStream
-from omni.job_params import lr_warmup_steps
+
+if TYPE_CHECKING:  # the strategies (omni.sparsity) build on this module
+    from omni.sparsity.masks import RankingState
 
 LOG_COLUMNS = ["step", "loss", "lr", "audio_seconds", "wall_s"]
 KL_COLUMN = "kl"  # a distilling job's mean distillation term over the step's passes (the loss column includes it)
@@ -62,22 +64,6 @@ class TrainSettings:
     log_every: int
     max_consecutive_nonfinite: int
     bf16: bool = False  # forward passes under bfloat16 autocast (CUDA; config train.bf16)
-
-    @classmethod
-    def from_section(cls, training: Mapping[str, Any], steps: int) -> TrainSettings:
-        """From the rule section omni.job_params.training; `steps` is the job's (arms differ), and so may
-        be its lr warm-up (omni.job_params.lr_warmup_steps)."""
-        return cls(
-            steps=steps,
-            lr=training["lr"],
-            weight_decay=training["weight_decay"],
-            warmup_steps=lr_warmup_steps(training, steps),
-            grad_clip=training["grad_clip"],
-            checkpoint_every=training["checkpoint_every"],
-            log_every=training["log_every"],
-            max_consecutive_nonfinite=training["max_consecutive_nonfinite"],
-            bf16=bool(training.get("bf16", False)),
-        )
 
 
 class LossFn(Protocol):
@@ -277,7 +263,7 @@ class GradientStrategy:
         """The trained network as (plain state dict with masks applied, masks by name)."""
         return self.model.state_dict(), {}
 
-    def final_rankings(self) -> dict[str, dict[str, Any]]:
+    def final_rankings(self) -> dict[str, RankingState]:
         """Per-layer rankings the last step trained with, saved for extraction (supernet); else {}."""
         return {}
 

@@ -36,7 +36,7 @@ from omni.asr.evaluate import decode_split, score_hypotheses, summarize
 from omni.asr.frontend import Frontend
 from omni.atomic import write_json
 from omni.data.batches import UtteranceSet
-from omni.data.features import load_feature_stats
+from omni.data.features import LogMel, load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
 from omni.deploy.bundle import Bundle, read_bundle
@@ -96,7 +96,9 @@ def run_device_metrics_job(
     dense = load_compact(payload)
     bundle = read_bundle(paths.bundle) if paths.bundle is not None else None
     runtime_paths = {runtime_path(variant): variant for variant in bundle.variants} if bundle else {}
-    frontend = Frontend(logmel, load_feature_stats(paths.feature_stats), model_config["right_context_length"])
+    frontend = Frontend(
+        LogMel.from_section(logmel), load_feature_stats(paths.feature_stats), model_config["right_context_length"]
+    )
     utterances = speed_utterances(paths.manifest, frontend, logmel["sample_rate"], speed["utterances"])
     torch.set_num_threads(ON_DEVICE_THREADS)  # kernels chosen for the on-device case
     sparse, layers = sparse_inference_model(

@@ -14,7 +14,7 @@ from omni.asr.model import load_model
 from omni.atomic import write_dataframe, write_json
 from omni.costs import CostMeter
 from omni.data.batches import UtteranceSet
-from omni.data.features import load_feature_stats
+from omni.data.features import LogMel, load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
 from omni.runtime import resolve_device, seed_everything, set_threads
@@ -50,9 +50,9 @@ def run_evaluation_job(
     model, artefact = load_model(paths.model, device)
     model_config = artefact["model_config"]
     tokenizer = Tokenizer(paths.tokenizer)
-    frontend = Frontend(logmel, load_feature_stats(paths.feature_stats), model_config["right_context_length"]).to(
-        device
-    )
+    frontend = Frontend(
+        LogMel.from_section(logmel), load_feature_stats(paths.feature_stats), model_config["right_context_length"]
+    ).to(device)
     utterances = UtteranceSet(read_manifest(paths.manifest), None, logmel["sample_rate"], cache_audio=True)
     # job_params.evaluation declares the beam width only when a beam decode runs
     results = evaluate_model(

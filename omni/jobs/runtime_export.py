@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from omni.asr.frontend import Frontend
-from omni.data.features import load_feature_stats
+from omni.data.features import LogMel, load_feature_stats
 from omni.data.tokenizer import Tokenizer
 from omni.deploy.export import export_bundle
 from omni.sparsity.export import compact_masks, load_compact, read_compact
@@ -39,7 +39,9 @@ def run_runtime_export_job(runtimes: Sequence[str], logmel: Mapping[str, Any], p
     model = load_compact(payload).eval()
     if payload.get("granularity") == STRUCTURED:  # whole neurons and heads pruned: a smaller dense model
         model, model_config = slice_structured(model, model_config, compact_masks(payload))
-    frontend = Frontend(logmel, load_feature_stats(paths.feature_stats), model_config["right_context_length"])
+    frontend = Frontend(
+        LogMel.from_section(logmel), load_feature_stats(paths.feature_stats), model_config["right_context_length"]
+    )
     paths.bundle.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"{paths.bundle.name}.", suffix=".tmp", dir=paths.bundle.parent))
     try:

@@ -8,6 +8,7 @@ Scoring masks one model copy in place from stored dense weights (w * mask, the v
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +20,14 @@ from torch import Tensor
 
 from omni.asr.evaluate import decode_split
 from omni.asr.frontend import Frontend
-from omni.asr.model import build_model
+from omni.asr.model import ModelArtefact, build_model
 from omni.atomic import load_torch, write_dataframe, write_json
 from omni.costs import CostMeter
 from omni.data.batches import UtteranceSet
-from omni.data.features import load_feature_stats
+from omni.data.features import LogMel, load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
+from omni.jobs.specs import Section, mask_spec
 from omni.runtime import resolve_device, seed_everything, set_threads
 from omni.sparsity.export import export_bytes, export_compact
 from omni.sparsity.extract import trained_rankings
@@ -38,6 +40,7 @@ from omni.sparsity.search import (
     SearchSpace,
     make_budgets,
 )
+from omni.sparsity.specs import MaskSpec
 
 JOB = "search"
 EXPORT_DTYPE = torch.float32
@@ -78,7 +81,7 @@ def load_dev_subset(
 ) -> DevSubset:
     """The search's part of dev (omni.data.dev_split), in utt_id order whatever the manifest order."""
     table = read_manifest(manifest).sort_values("utt_id", kind="stable")
-    frontend = Frontend(logmel, load_feature_stats(feature_stats), right_context_length).to(device)
+    frontend = Frontend(LogMel.from_section(logmel), load_feature_stats(feature_stats), right_context_length).to(device)
     return DevSubset(
         UtteranceSet(table, None, logmel["sample_rate"], cache_audio=True),
         frontend,
@@ -92,9 +95,9 @@ def load_dev_subset(
 class SubnetworkScorer:
     """Sub-networks of one supernet artefact, scored by masking a single model copy in place."""
 
-    def __init__(self, supernet: Mapping[str, Any], sparsity_cfg: Mapping[str, Any], device: torch.device) -> None:
-        self.model_config = dict(supernet["model_config"])
-        self.sparsity_cfg = sparsity_cfg
+    def __init__(self, supernet: ModelArtefact, masks: MaskSpec, device: torch.device) -> None:
+        self.model_config = supernet["model_config"].copy()
+        self.masks = masks
         self.device = device
         self.model = build_model(self.model_config)
         self.model.load_state_dict(supernet["state_dict"])
@@ -145,8 +148,8 @@ class SubnetworkScorer:
             masks,
             self.model_config,
             EXPORT_DTYPE,
-            self.sparsity_cfg["granularity"],
-            self.sparsity_cfg["block_shape"],
+            self.masks.granularity,
+            self.masks.block_shape,
         )
         return export_bytes(payload)
 
@@ -251,6 +254,13 @@ def write_search_outputs(result: SearchResult, paths: SearchPaths) -> None:
     write_json(paths.best, best_summary(result))
 
 
+def evolution_settings(search: Section) -> EvolutionSettings:
+    """The rule section omni.job_params.search -> the evolution's settings (its fitness and budgets are
+    the job's own)."""
+    names = [field.name for field in dataclasses.fields(EvolutionSettings)]
+    return EvolutionSettings(**{name: search[name] for name in names})
+
+
 def run_search_job(
     search: Mapping[str, Any],
     masks: Mapping[str, Any],
@@ -266,7 +276,7 @@ def run_search_job(
     seed_everything(search["seed"])
     device = resolve_device(search["device"])
     meter = CostMeter(JOB, arm, None, device, threads)
-    scorer = SubnetworkScorer(load_torch(paths.supernet), masks, device)
+    scorer = SubnetworkScorer(load_torch(paths.supernet), mask_spec(masks), device)
     dev = load_dev_subset(
         search,
         logmel,
@@ -280,7 +290,7 @@ def run_search_job(
     evolution = EvolutionarySearch(
         space,
         make_budgets(space, search["budgets"]),
-        EvolutionSettings.from_section(search),
+        evolution_settings(search),
         fitness=lambda allocation: scorer.dev_wer(allocation, dev),
         export_size=scorer.export_bytes,
     )

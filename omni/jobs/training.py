@@ -13,8 +13,8 @@ import hashlib
 import json
 import shutil
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +22,29 @@ import torch
 
 from omni.asr.checkpoints import CheckpointFolder
 from omni.asr.frontend import Frontend
-from omni.asr.model import blank_id, build_model, load_model, model_config_from, save_model
+from omni.asr.model import ModelConfig, blank_id, build_model, load_model, model_config_from, save_model
 from omni.asr.parallel import Ranks, launch
 from omni.asr.trainer import Distillation, GradientStrategy, Trainer, TrainSettings
 from omni.atomic import atomic_path, sweep_temporaries
 from omni.costs import CostMeter, peak_mem_mb
 from omni.data.augment import WaveAugment
 from omni.data.batches import BatchStream, LogitsBound, UtteranceSet
-from omni.data.features import load_feature_stats
+from omni.data.features import LogMel, SpecAugment, load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
+from omni.jobs.specs import (
+    JOB_KINDS,
+    IndividualJob,
+    Section,
+    SupernetJob,
+    TrainingJob,
+    TrainingSpec,
+    from_plain,
+)
 from omni.runtime import resolve_device, seed_everything, set_threads
 from omni.sparsity.gradual import GradualPruning
-from omni.sparsity.supernet import SupernetGradients, planned_sampler
+from omni.sparsity.specs import TeacherSpec
+from omni.sparsity.supernet import SupernetGradients
 
 
 @dataclass
@@ -49,48 +59,48 @@ class TrainPaths:
     init_model: Path | None = None
 
 
-@dataclass
-class JobSpec:
-    job: str  # rule name, for the cost record
-    arm: str
-    sparsity: float | None
-    steps: int
-
-
 @dataclass(frozen=True)
 class TrainingSetup:
-    """Everything a training job reads from the configuration: its rule's params sections
-    (omni.job_params), and nothing else."""
+    """What every training job reads besides its kind's own spec: its loop settings, and the rule's
+    front-end and model sections (omni.job_params), which the data and model code take as built objects."""
 
-    training: Mapping[str, Any]  # job_params.training: seed, device, loop settings, lr
-    logmel: Mapping[str, Any]  # job_params.logmel
-    augmentation: Mapping[str, Any]  # job_params.augmentation
-    model: Mapping[str, Any] | None = None  # job_params.model; None = take the starting model's
-    strategy: Mapping[str, Any] = field(default_factory=dict)  # the arm's own sections (masks, individual, ...)
+    training: TrainingSpec
+    logmel: Section  # job_params.logmel
+    augmentation: Section  # job_params.augmentation
+    model: Section | None = None  # job_params.model; None = take the starting model's
 
     @property
     def seed(self) -> int:
-        return int(self.training["seed"])
+        return self.training.seed
 
-    def distillation(self, init_model: Path | None, device: torch.device) -> Distillation | None:
-        """From the arm section's `distill` entry (omni.job_params: present only when the arm has a
-        teacher): a frozen copy of the starting (dense) model as teacher, or in place (the gradient
-        strategy passes the step's densest sub-network)."""
-        entries = [
-            section["distill"]
-            for section in self.strategy.values()
-            if isinstance(section, Mapping) and "distill" in section
-        ]
-        if not entries:
-            return None
-        section = entries[0]
-        if section["teacher"] == "inplace":
-            return Distillation(section["weight"], section["form"])
-        if init_model is None:
-            raise ValueError("a dense teacher is the starting model; a job trained from scratch has none")
-        teacher, _ = load_model(init_model)
-        teacher.to(device).eval().requires_grad_(False)
-        return Distillation(section["weight"], section["form"], teacher)
+
+def distillation(teacher: TeacherSpec | None, init_model: Path | None, device: torch.device) -> Distillation | None:
+    """A frozen copy of the starting (dense) model as teacher, or in place (the gradient strategy passes
+    the step's densest sub-network); None without a teacher."""
+    if teacher is None:
+        return None
+    if teacher.inplace:
+        return Distillation(teacher.weight, teacher.form)
+    if init_model is None:
+        raise ValueError("a dense teacher is the starting model; a job trained from scratch has none")
+    model, _ = load_model(init_model)
+    model.to(device).eval().requires_grad_(False)
+    return Distillation(teacher.weight, teacher.form, model)
+
+
+def train_settings(training: TrainingSpec, steps: int) -> TrainSettings:
+    """The loop's settings for a job of `steps` steps (its lr warm-up may be a fraction of them)."""
+    return TrainSettings(
+        steps=steps,
+        lr=training.lr,
+        weight_decay=training.weight_decay,
+        warmup_steps=training.lr_warmup_steps(steps),
+        grad_clip=training.grad_clip,
+        checkpoint_every=training.checkpoint_every,
+        log_every=training.log_every,
+        max_consecutive_nonfinite=training.max_consecutive_nonfinite,
+        bf16=training.bf16,
+    )
 
 
 StrategyFactory = Callable[[torch.nn.Module], GradientStrategy]
@@ -101,48 +111,40 @@ RANK_SEED_STRIDE = 1_000_003
 # Raised when what a checkpoint holds or means changes, so older checkpoints are not resumed into
 # a different computation. 2: augmentation seeded per batch, the data stream counts its steps.
 # 3: a SHA-256 checksum over each file (omni.asr.checkpoints), the train log up to its step inside.
-CHECKPOINT_FORMAT = 3
+# 4: fingerprinted by the job's typed spec (omni.jobs.specs), every field with its value (the computation
+# is unchanged; older checkpoints simply do not resume).
+CHECKPOINT_FORMAT = 4
 
 
-def fingerprint(setup: TrainingSetup, spec: JobSpec) -> str:
+def fingerprint(setup: TrainingSetup, job: TrainingJob) -> str:
     """Identifies what a checkpoint belongs to: exactly the values the job was given, and the format."""
     blob = json.dumps(
-        {"format": CHECKPOINT_FORMAT, "setup": dataclasses.asdict(setup), "spec": dataclasses.asdict(spec)},
+        {"format": CHECKPOINT_FORMAT, "setup": dataclasses.asdict(setup), "job": _plain_job(job)},
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def processes_for(training: Mapping[str, Any], device: torch.device) -> int:
+def processes_for(training: TrainingSpec, device: torch.device) -> int:
     """Data-parallel processes of a job: one per visible GPU on `device: cuda` (a scheduler's
     allocation decides which are visible), one on a named GPU (`cuda:N`), train.cpu_processes on a CPU."""
     if device.type == "cuda":
         return torch.cuda.device_count() if device.index is None else 1
-    return int(training["cpu_processes"])
+    return training.cpu_processes
 
 
-def strategy_for(setup: TrainingSetup, spec: JobSpec) -> StrategyFactory:
-    """The gradient strategy of a job, from its rule's sections alone (every rank builds its own)."""
-    sections = setup.strategy
-    if spec.job in ("train_dense", "train_control"):
-        return GradientStrategy
-    if spec.job == "train_individual":
-        individual = sections["individual"]
-        return lambda model: GradualPruning(
-            model,
-            sections["masks"],
-            spec.sparsity,
-            spec.steps,
-            individual["prune_fraction"],
-            individual["mask_update_every"],
-        )
-    if spec.job == "train_omni":
-        _, sampler = planned_sampler(sections["supernet"])
-        return lambda model: SupernetGradients.from_section(
-            model, sections["masks"], sections["supernet"], sampler, setup.seed
-        )
-    raise ValueError(f"no gradient strategy for job {spec.job!r}")
+def strategy_for(job: TrainingJob, seed: int) -> StrategyFactory:
+    """The gradient strategy of a job, by its kind (every rank builds its own)."""
+    if isinstance(job, IndividualJob):
+        return lambda model: GradualPruning(model, job.masks, job.sparsity, job.steps, job.ramp)
+    if isinstance(job, SupernetJob):
+        return lambda model: SupernetGradients.for_spec(model, job.masks, job.supernet, seed)
+    return GradientStrategy  # the dense job and the control: plain gradients
+
+
+def _plain_job(job: TrainingJob) -> dict[str, Any]:
+    return {"kind": type(job).__name__, **dataclasses.asdict(job)}
 
 
 @dataclass(frozen=True)
@@ -150,22 +152,24 @@ class RankJob:
     """What every rank of a training job is given: plain values, written as JSON for torchrun's ranks."""
 
     setup: TrainingSetup
-    spec: JobSpec
+    job: TrainingJob
     paths: TrainPaths
     threads: int  # per rank
     halt_after: int | None = None
 
     def write(self, path: Path) -> None:
+        values = {**dataclasses.asdict(self), "job": _plain_job(self.job)}
         with atomic_path(path) as tmp:
-            Path(tmp).write_text(json.dumps(dataclasses.asdict(self), default=str, indent=1))
+            Path(tmp).write_text(json.dumps(values, default=str, indent=1))
 
     @classmethod
     def read(cls, path: Path) -> RankJob:
         values = json.loads(Path(path).read_text())
         paths = {key: None if value is None else Path(value) for key, value in values["paths"].items()}
+        setup = values["setup"]
         return cls(
-            setup=TrainingSetup(**values["setup"]),
-            spec=JobSpec(**values["spec"]),
+            setup=TrainingSetup(**{**setup, "training": from_plain(TrainingSpec, setup["training"])}),
+            job=from_plain(JOB_KINDS[values["job"]["kind"]], values["job"]),
             paths=TrainPaths(**paths),
             threads=values["threads"],
             halt_after=values["halt_after"],
@@ -191,16 +195,14 @@ RANK_MODULE = "omni.jobs.training_rank"
 
 def run_training_job(
     setup: TrainingSetup,
-    spec: JobSpec,
+    job: TrainingJob,
     paths: TrainPaths,
     threads: int,
-    make_strategy: StrategyFactory | None = None,
     halt_after: int | None = None,
 ) -> None:
     """`threads` is the job's whole CPU budget, shared by its processes. One process trains here; several
-    are started by torchrun (omni.asr.parallel.launch), each building the job's strategy from its
-    sections (`make_strategy` overrides it, in one process only: tests)."""
-    device = resolve_device(setup.training["device"])
+    are started by torchrun (omni.asr.parallel.launch), each building the job's strategy from its spec."""
+    device = resolve_device(setup.training.device)
     processes = processes_for(setup.training, device)
     # Before any process of this job writes there: what is left is a killed write's, never finished.
     for leftover in sweep_temporaries(paths.checkpoint_dir):
@@ -212,22 +214,20 @@ def run_training_job(
             file=sys.stderr,
         )
     meter = CostMeter(
-        spec.job,
-        spec.arm,
-        spec.sparsity,
+        job.rule,
+        job.arm,
+        job.sparsity,
         device,
         threads,
         processes=processes,
         devices=processes if device.type == "cuda" else 1,
     )
-    job = RankJob(setup, spec, paths, max(1, threads // processes), halt_after)
+    rank_job = RankJob(setup, job, paths, max(1, threads // processes), halt_after)
     if processes == 1:
-        outcome = train_rank(job, make_strategy or strategy_for(setup, spec), Ranks(), device)
+        outcome = train_rank(rank_job, Ranks(), device)
     else:
-        if make_strategy is not None:
-            raise ValueError("a custom gradient strategy runs in one process; several build theirs from the sections")
         paths.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        job.write(paths.checkpoint_dir / JOB_FILE)
+        rank_job.write(paths.checkpoint_dir / JOB_FILE)
         (paths.checkpoint_dir / OUTCOME_FILE).unlink(missing_ok=True)
         launch(processes, RANK_MODULE, [str(paths.checkpoint_dir / JOB_FILE)])
         outcome = RankOutcome(**json.loads((paths.checkpoint_dir / OUTCOME_FILE).read_text()))
@@ -244,13 +244,13 @@ def run_training_job(
     )
 
 
-def logits_bound(setup: TrainingSetup, model_config: Mapping[str, Any]) -> LogitsBound | None:
+def logits_bound(setup: TrainingSetup, model_config: ModelConfig) -> LogitsBound | None:
     """The joiner-output bound of train.max_logits, at the slowest speed perturbation; None when unset."""
-    if setup.training.get("max_logits") is None:
+    if setup.training.max_logits is None:
         return None
     speeds = setup.augmentation["wave_augment"]["speed_factors"]
     return LogitsBound(
-        max_elements=setup.training["max_logits"],
+        max_elements=setup.training.max_logits,
         symbols=model_config["num_symbols"],
         hop_length=setup.logmel["hop_length"],
         stride=model_config["time_reduction_stride"],
@@ -260,33 +260,33 @@ def logits_bound(setup: TrainingSetup, model_config: Mapping[str, Any]) -> Logit
 
 
 def batch_stream(
-    setup: TrainingSetup, utterances: UtteranceSet, model_config: Mapping[str, Any], ranks: Ranks, pin_memory: bool
+    setup: TrainingSetup, utterances: UtteranceSet, model_config: ModelConfig, ranks: Ranks, pin_memory: bool
 ) -> BatchStream:
     """A job's training batches from its sections (one place: benchmarks/data_scale.py times this very
     stream at LibriSpeech scale). The curriculum is the dense job's (job_params.training turns it off for
     jobs that start trained): from scratch, the mapping is learnt much faster from clean speech;
     augmentation afterwards adds the robustness (train.dense_clean_steps; 0 for jobs that start trained)."""
     training = setup.training
-    samples_budget = training["batch_frames"] * setup.logmel["hop_length"]
+    samples_budget = training.batch_frames * setup.logmel["hop_length"]
     return BatchStream(
         utterances,
         samples_budget,
         setup.seed,
-        sortagrad=training["sortagrad"],
+        sortagrad=training.sortagrad,
         rank=ranks.rank,
         world=ranks.world,
         logits_bound=logits_bound(setup, model_config),
-        workers=training.get("loader_workers", 0),
+        workers=training.loader_workers,
         pin_memory=pin_memory,
         augment=WaveAugment(setup.augmentation["wave_augment"], setup.logmel["sample_rate"]),
-        clean_steps=training["clean_steps"],
+        clean_steps=training.clean_steps,
     )
 
 
-def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, device: torch.device) -> RankOutcome:
+def train_rank(rank_job: RankJob, ranks: Ranks, device: torch.device) -> RankOutcome:
     """One rank's share of a training job; rank 0 writes the model and the log."""
-    setup, spec, paths = job.setup, job.spec, job.paths
-    set_threads(job.threads)
+    setup, job, paths = rank_job.setup, rank_job.job, rank_job.paths
+    set_threads(rank_job.threads)
     seed_everything(setup.seed)
     training = setup.training
 
@@ -294,7 +294,7 @@ def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, devic
     if paths.init_model is None:
         if setup.model is None:
             raise ValueError("a training job from scratch needs the model section (omni.job_params.model)")
-        model_config = model_config_from(dict(setup.model), num_symbols=tokenizer.vocab_size + 1)
+        model_config = model_config_from(setup.model, num_symbols=tokenizer.vocab_size + 1)
         model = build_model(model_config)
     else:
         model, artefact = load_model(paths.init_model)
@@ -303,15 +303,18 @@ def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, devic
     blank = blank_id(model_config)
     stats = load_feature_stats(paths.feature_stats)
     sample_rate = setup.logmel["sample_rate"]
-    frontend = Frontend(setup.logmel, stats, model_config["right_context_length"], setup.augmentation).to(device)
-    utterances = UtteranceSet(
-        read_manifest(paths.manifest), tokenizer, sample_rate, cache_audio=training["cache_audio"]
-    )
+    frontend = Frontend(
+        LogMel.from_section(setup.logmel),
+        stats,
+        model_config["right_context_length"],
+        SpecAugment(setup.augmentation["spec_augment"]),
+    ).to(device)
+    utterances = UtteranceSet(read_manifest(paths.manifest), tokenizer, sample_rate, cache_audio=training.cache_audio)
     stream = batch_stream(setup, utterances, model_config, ranks, pin_memory=device.type == "cuda")
-    strategy = make_strategy(model)
+    strategy = strategy_for(job, setup.seed)(model)
     if ranks.rank > 0:
         torch.manual_seed(setup.seed + ranks.rank * RANK_SEED_STRIDE)
-    settings = TrainSettings.from_section(training, steps=spec.steps)
+    settings = train_settings(training, job.steps)
     trainer = Trainer(
         model,
         frontend,
@@ -320,16 +323,16 @@ def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, devic
         settings,
         blank,
         device,
-        CheckpointFolder(paths.checkpoint_dir, fingerprint(setup, spec)),
+        CheckpointFolder(paths.checkpoint_dir, fingerprint(setup, job)),
         paths.checkpoint_dir / "train_log.csv",
-        description=spec.arm if spec.sparsity is None else f"{spec.arm}:{spec.sparsity:g}",
-        halt_after=job.halt_after,
+        description=job.arm if job.sparsity is None else f"{job.arm}:{job.sparsity:g}",
+        halt_after=rank_job.halt_after,
         ranks=ranks,
-        distillation=setup.distillation(paths.init_model, device),
+        distillation=distillation(job.teacher, paths.init_model, device),
     )
     result = trainer.run()
     outcome = RankOutcome(
-        finished=result.steps >= spec.steps,
+        finished=result.steps >= job.steps,
         steps=result.steps,
         subnet_passes=result.subnet_passes,
         audio_seconds=result.audio_seconds,
@@ -345,8 +348,8 @@ def train_rank(job: RankJob, make_strategy: StrategyFactory, ranks: Ranks, devic
             model_config,
             masks,
             meta={
-                "arm": spec.arm,
-                "sparsity": spec.sparsity if spec.sparsity is not None else 0.0,
+                "arm": job.arm,
+                "sparsity": job.sparsity if job.sparsity is not None else 0.0,
                 "steps": result.steps,
                 "seed": setup.seed,
             },

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omni.asr.parallel import join_from_environment, leave, rank_device
 from omni.atomic import write_json
-from omni.jobs.training import OUTCOME_FILE, RankJob, strategy_for, train_rank
+from omni.jobs.training import OUTCOME_FILE, RankJob, train_rank
 from omni.runtime import resolve_device
 
 
@@ -24,11 +24,11 @@ def main(job_file: Path) -> None:
     # reports only the signal.
     faulthandler.enable(all_threads=True)
     job = RankJob.read(job_file)
-    device = resolve_device(job.setup.training["device"])
+    device = resolve_device(job.setup.training.device)
     ranks = join_from_environment(device)
     finished = False
     try:
-        outcome = train_rank(job, strategy_for(job.setup, job.spec), ranks, rank_device(device))
+        outcome = train_rank(job, ranks, rank_device(device))
         if ranks.is_writer:
             write_json(job_file.parent / OUTCOME_FILE, dataclasses.asdict(outcome))
         finished = True

@@ -1,13 +1,10 @@
-"""The supernet job's compute as arithmetic on its config section: passes per step, steps, warm-up.
+"""The pruning jobs' compute as arithmetic: passes per step, steps, warm-up and ramp lengths.
 
 Plain Python, no torch: the workflow checks the equal-budget rule and the warm-up at parse time,
 and `snakemake -n` should not pay for importing torch.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 
 def passes_per_step(sampling: str, levels: int, random_levels: int) -> int:
@@ -42,21 +39,3 @@ def ramp_steps(prune_fraction: float, steps: int) -> int:
     """Steps of an individual job's cubic pruning ramp (individual.prune_fraction of its steps); a
     supernet whose levels follow the individual ramps uses the same fraction of its own steps."""
     return max(1, int(round(prune_fraction * steps)))
-
-
-def freeze_step(supernet: Mapping[str, Any], steps: int) -> int | None:
-    """The step from which a settled supernet's rankings stay fixed (omni.rankings: settled):
-    omni.freeze_fraction of its steps, or where the individual ramp ends when that is null; None
-    while its rankings move to the last step (omni.rankings: moving)."""
-    settled = supernet.get("settled_rankings")
-    if settled is None:
-        return None
-    return int(round(settled["freeze_fraction"] * steps))
-
-
-def planned_steps(supernet: Mapping[str, Any]) -> tuple[int, int]:
-    """(steps, warm-up steps) of a supernet job from its rule section (omni.job_params.supernet)."""
-    passes = passes_per_step(supernet["sampling"], len(supernet["levels"]), supernet["random_levels"])
-    teacher_cost = supernet.get("distill", {}).get("forward_cost", 0.0)
-    steps = supernet_steps(supernet["budget"], step_cost(passes, teacher_cost))
-    return steps, warmup_steps(supernet["warmup_fraction"], steps)

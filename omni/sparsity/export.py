@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 from torchaudio.models import RNNT
 
-from omni.asr.model import build_model
+from omni.asr.model import ModelConfig, build_model
 from omni.atomic import atomic_path, load_torch
 from omni.sparsity.masks import ELEMENT_UNIT, STRUCTURED, expand_units, to_units, unit_grid, unit_shape, units_alive
 
@@ -57,7 +57,7 @@ Payload = dict[str, Any]
 def export_compact(
     state_dict: Mapping[str, Tensor],
     masks: Mapping[str, Tensor],
-    model_config: Mapping[str, Any],
+    model_config: ModelConfig,
     dtype: torch.dtype,
     granularity: str,
     block_shape: Sequence[int],

@@ -13,15 +13,15 @@ ranking would cut sub-networks that were never trained as such.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 
+from omni.asr.model import ModelArtefact
 from omni.sparsity.masks import LayerRanking, masks_at
 from omni.sparsity.private import level_state
 
 
-def trained_rankings(supernet: Mapping[str, Any]) -> dict[str, LayerRanking]:
+def trained_rankings(supernet: ModelArtefact) -> dict[str, LayerRanking]:
     """The per-layer rankings of the supernet's last training step (what its sub-networks were)."""
     stored = supernet.get("rankings")
     if not stored:
@@ -30,7 +30,7 @@ def trained_rankings(supernet: Mapping[str, Any]) -> dict[str, LayerRanking]:
 
 
 def extract_subnetwork(
-    supernet: Mapping[str, Any], allocation: float | Mapping[str, float]
+    supernet: ModelArtefact, allocation: float | Mapping[str, float]
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(state dict with masks applied, masks) of one sub-network of a supernet artefact; a uniform level
     of a supernet with private per-level parameters takes that level's copies."""

@@ -12,7 +12,6 @@ from typing import Any
 import torch
 
 from omni.asr.trainer import GradientStrategy, LossFn, StepResult
-from omni.sparsity.budget import ramp_steps
 from omni.sparsity.masking import ZeroedWeightMasks
 from omni.sparsity.masks import (
     all_kept_masks,
@@ -21,26 +20,27 @@ from omni.sparsity.masks import (
     prunable_parameter_names,
     rank_layers,
 )
+from omni.sparsity.specs import MaskSpec, PruningRamp
 
 
 class GradualPruning(GradientStrategy):
     def __init__(
         self,
         model: torch.nn.Module,
-        sparsity_cfg: dict[str, Any],
+        masks: MaskSpec,
         target: float,
         steps: int,
-        prune_fraction: float,
-        update_every: int,
+        ramp: PruningRamp,
     ) -> None:
+        """A job of `steps` steps pruning to `target` on `ramp`."""
         super().__init__(model)
-        self.names = prunable_parameter_names(model, sparsity_cfg)
-        self.granularity = sparsity_cfg["granularity"]
-        self.block_shape = sparsity_cfg["block_shape"]
+        self.names = prunable_parameter_names(model, masks)
+        self.granularity = masks.granularity
+        self.block_shape = masks.block_shape
         self.masked = ZeroedWeightMasks(model, all_kept_masks(model, self.names))
         self.target = target
-        self.ramp_steps = ramp_steps(prune_fraction, steps)
-        self.update_every = update_every
+        self.ramp_steps = ramp.steps(steps)
+        self.update_every = ramp.mask_update_every
         self.current = 0.0
 
     def scheduled_sparsity(self, step: int) -> float:

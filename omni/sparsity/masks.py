@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from omni.config import ConfigError
+from omni.sparsity.specs import MaskSpec
 
 UNSTRUCTURED = "unstructured"
 BLOCK = "block"
@@ -53,27 +54,27 @@ def plain_name(name: str) -> str:
     return PARAMETRIZED_NAME.sub(r"\1\2", name)
 
 
-def prunable_parameter_names(model: nn.Module, sparsity_cfg: Mapping[str, Any]) -> list[str]:
+def prunable_parameter_names(model: nn.Module, masks: MaskSpec) -> list[str]:
     """The 2-D weights the config makes prunable, in model order (deterministic across runs)."""
-    patterns = [re.compile(p) for p in sparsity_cfg["prunable"]]
+    patterns = [re.compile(p) for p in masks.prunable]
     names = []
     for raw_name, param in model.named_parameters():
         name = plain_name(raw_name)
-        if param.ndim == MATRIX_NDIM and _is_prunable(name, patterns, sparsity_cfg):
+        if param.ndim == MATRIX_NDIM and _is_prunable(name, patterns, masks):
             names.append(name)
     if not names:
-        raise ConfigError(f"config key 'sparsity.prunable': no 2-D parameter matches any of {sparsity_cfg['prunable']}")
+        raise ConfigError(f"config key 'sparsity.prunable': no 2-D parameter matches any of {list(masks.prunable)}")
     return names
 
 
-def _is_prunable(name: str, patterns: Sequence[re.Pattern[str]], sparsity_cfg: Mapping[str, Any]) -> bool:
+def _is_prunable(name: str, patterns: Sequence[re.Pattern[str]], masks: MaskSpec) -> bool:
     if any(p.search(name) for p in patterns):
         return True
-    if sparsity_cfg["include_predictor"] and name.startswith(PREDICTOR_PREFIX) and name != PREDICTOR_EMBEDDING:
+    if masks.include_predictor and name.startswith(PREDICTOR_PREFIX) and name != PREDICTOR_EMBEDDING:
         return True
-    if sparsity_cfg["include_joiner"] and name in JOINER_WEIGHTS:
+    if masks.include_joiner and name in JOINER_WEIGHTS:
         return True
-    return bool(sparsity_cfg["include_io_linears"]) and name in IO_LINEAR_WEIGHTS
+    return masks.include_io_linears and name in IO_LINEAR_WEIGHTS
 
 
 def owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
@@ -158,6 +159,17 @@ def unit_scores(weight: Tensor, unit: tuple[int, int], name: str = "<weight>") -
     return torch.linalg.vector_norm(to_units(values, unit), dim=(2, 3))
 
 
+class RankingState(TypedDict):
+    """A LayerRanking as checkpoints and artefacts hold it; a structured ranking names its group."""
+
+    rank: Tensor
+    shape: list[int]
+    unit: list[int]
+    name: str
+    units: NotRequired[int]
+    group: NotRequired[str]
+
+
 class LayerRanking:
     """One sort of a layer's units serving every sparsity level, which makes the masks nested.
 
@@ -231,20 +243,26 @@ class LayerRanking:
         """Each unit's place in the order, over the weight's unit grid."""
         return self._rank
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> RankingState:
         """The ranking itself, so a resumed supernet uses the masks it was using when killed."""
-        state = {"rank": self._rank.cpu(), "shape": list(self.shape), "unit": list(self.unit), "name": self.name}
+        state: RankingState = {
+            "rank": self._rank.cpu(),
+            "shape": list(self.shape),
+            "unit": list(self.unit),
+            "name": self.name,
+        }
         if self.group is not None:
-            state.update(units=self.n_units, group=self.group)
+            state["units"], state["group"] = self.n_units, self.group
         return state
 
     @classmethod
-    def from_state_dict(cls, state: Mapping[str, Any]) -> LayerRanking:
+    def from_state_dict(cls, state: RankingState) -> LayerRanking:
         rank = state["rank"]
+        rows, columns = state["unit"]
         return cls.of_ranks(
             state["name"],
             state["shape"],
-            tuple(state["unit"]),
+            (rows, columns),
             rank,
             int(state.get("units", rank.numel())),
             state.get("group"),

@@ -19,10 +19,10 @@ from torch.nn.utils import parametrize
 
 from omni.config import ConfigError
 from omni.sparsity.masks import owner
+from omni.sparsity.specs import NO_PRIVATE
 
 ENCODER = "encoder"  # omni.private_parameters: the encoder's norms and prunable biases
 ENCODER_AND_JOINER = "encoder_and_joiner"  # ... and the joiner's linear
-NONE = "none"
 ENCODER_PREFIX = "transcriber."
 JOINER = ("joiner.linear.weight", "joiner.linear.bias")
 COPIES = "copies"  # state-dict level of the copies: <module>.parametrizations.<attr>.0.copies.<i>
@@ -44,7 +44,7 @@ class _LevelCopies(nn.Module):
 def private_names(model: nn.Module, prunable: Sequence[str], setting: str) -> list[str]:
     """The tensors one level keeps for itself: LayerNorm weights and biases under the encoder, the biases
     of the prunable linears, and with `encoder_and_joiner` the joiner's linear."""
-    if setting == NONE:
+    if setting == NO_PRIVATE:
         return []
     names = []
     for module_name, module in model.named_modules():

@@ -33,7 +33,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -142,19 +141,6 @@ class EvolutionSettings:
     iterations: int  # generations after the initial population
     evaluations: int  # candidates decoded at most (the uniform seeds always are)
     seed: int
-
-    @classmethod
-    def from_section(cls, search: Mapping[str, Any]) -> EvolutionSettings:
-        """From the rule section omni.job_params.search."""
-        return cls(
-            search["population"],
-            search["parents_fraction"],
-            search["mutation_prob"],
-            search["crossover_prob"],
-            search["iterations"],
-            search["evaluations"],
-            search["seed"],
-        )
 
     @property
     def parents(self) -> int:

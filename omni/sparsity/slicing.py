@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import Tensor
 from torchaudio.models import RNNT
 
-from omni.asr.model import LAYER_WIDTHS, narrow_layers
+from omni.asr.model import LAYER_WIDTHS, LayerWidth, ModelConfig, narrow_layers
 from omni.sparsity import structured
 
 
@@ -33,21 +32,20 @@ def kept_units(model: RNNT, masks: Mapping[str, Tensor]) -> dict[str, list[int]]
     }
 
 
-def slice_structured(
-    model: RNNT, model_config: Mapping[str, Any], masks: Mapping[str, Tensor]
-) -> tuple[RNNT, dict[str, Any]]:
+def slice_structured(model: RNNT, model_config: ModelConfig, masks: Mapping[str, Tensor]) -> tuple[RNNT, ModelConfig]:
     """(the smaller dense model, its model_config) from `model` with structured `masks` applied to its
     weights (an extracted sub-network, or an individual job's model)."""
     kept = kept_units(model, masks)
     layers = model.transcriber.transformer.emformer_layers
-    widths, pieces = [], {}
+    widths: list[LayerWidth] = []
+    pieces: dict[str, Tensor] = {}
     for index, layer in enumerate(layers):
         prefix = f"transcriber.transformer.emformer_layers.{index}"
         heads = kept.get(f"{prefix}.{structured.HEADS}", list(range(layer.attention.num_heads))) or [0]
         neurons = kept.get(f"{prefix}.{structured.NEURONS}", list(range(layer.pos_ff[1].out_features))) or [0]
         widths.append({"heads": len(heads), "ffn": len(neurons)})
         pieces.update(_layer_slices(prefix, layer, heads, neurons, masks))
-    sliced_config = {**model_config, LAYER_WIDTHS: widths}
+    sliced_config: ModelConfig = {**model_config, LAYER_WIDTHS: widths}
     sliced = copy.deepcopy(model)
     narrow_layers(sliced, widths)
     state = {name: _masked(name, value, masks) for name, value in model.state_dict().items()}

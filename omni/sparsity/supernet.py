@@ -9,18 +9,19 @@ refreshed every `mask_update_every` steps, which amortises the sort over many st
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from omni.asr.trainer import GradientStrategy, LossFn, StepResult
-from omni.sparsity.budget import freeze_step, passes_per_step, planned_steps, ramp_steps, warmup_steps
+from omni.sparsity.budget import passes_per_step, warmup_steps
 from omni.sparsity.layerwise import LayerwiseSampling
 from omni.sparsity.masking import MaskedParameters
 from omni.sparsity.masks import (
     LayerRanking,
+    RankingState,
     all_kept_masks,
     cubic_sparsity,
     masks_at,
@@ -29,16 +30,21 @@ from omni.sparsity.masks import (
     rank_layers,
     rerank_within_levels,
 )
-from omni.sparsity.private import NONE as NO_PRIVATE
 from omni.sparsity.private import PrivateParameters, is_copy, private_names
+from omni.sparsity.specs import (
+    FRAME_LOSS,
+    INDIVIDUAL_RAMPS,
+    NO_PRIVATE,
+    SHARED_RAMP,
+    UTTERANCE_LOSS,
+    MaskSpec,
+    SupernetSpec,
+)
 
 PASS_LEVEL, PASS_LOSS = "level_pass", "loss_pass"  # train_log.csv columns, numbered per pass of a step
 PASS_LAYERWISE = "layerwise_pass"  # 1 when the pass trained a per-layer vector at its level's size
 CHURN = "churn_"  # + level: share of the level's final mask that a re-ranking changed (NaN on other steps)
 LOSS_WEIGHT_DECAY = 0.9  # level_weights "loss": each level's weight is this exponential average of its losses
-SHARED_RAMP, INDIVIDUAL_RAMPS = "shared", "individual"  # omni.level_ramps
-MOVING_RANKINGS, SETTLED_RANKINGS = "moving", "settled"  # omni.rankings
-UTTERANCE_LOSS, FRAME_LOSS = "utterance", "frame"  # omni.level_loss: what the loss-weighted EMA averages
 
 
 class LevelWeights:
@@ -47,13 +53,15 @@ class LevelWeights:
     each level's recent training loss, so the hardest (usually the sparsest) level trains most.
     Until every level has been trained once, "loss" draws uniformly."""
 
-    def __init__(self, setting: None | str | list[float], levels: list[float]) -> None:
+    def __init__(self, setting: None | str | Sequence[float], levels: Sequence[float]) -> None:
         self.levels = sorted(levels)
         self.adaptive = setting == "loss"
         self.fixed = None
-        if isinstance(setting, list):
+        if isinstance(setting, (list, tuple)):
             if len(setting) != len(levels) or min(setting) <= 0:
-                raise ValueError(f"omni.level_weights: {setting} must hold one positive weight per level {levels}")
+                raise ValueError(
+                    f"omni.level_weights: {list(setting)} must hold one positive weight per level {list(levels)}"
+                )
             by_level = dict(zip(levels, setting))
             self.fixed = torch.tensor([float(by_level[level]) for level in self.levels])
         self.average_loss: dict[float, float] = {}
@@ -77,7 +85,7 @@ class LevelWeights:
     def state_dict(self) -> dict[str, Any]:
         return {"average_loss": dict(self.average_loss)}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.average_loss = {float(level): float(loss) for level, loss in state["average_loss"].items()}
 
 
@@ -177,6 +185,25 @@ class LevelSampler:
         """Sub-network forward/backward passes a step costs (for the equal-budget rule)."""
         return passes_per_step(self.strategy, len(self.levels), self.random_levels)
 
+    @classmethod
+    def for_steps(cls, supernet: SupernetSpec, steps: int) -> LevelSampler:
+        """The sampler of a supernet of `steps` steps (its job's own: `supernet.steps`): warm-up and
+        individual ramps are fractions of them."""
+        ramp = supernet.individual_ramp
+        return cls(
+            strategy=supernet.sampling,
+            levels=sorted(supernet.levels),
+            level_space=supernet.level_space,
+            continuous_range=supernet.continuous_range,
+            random_levels=supernet.random_levels,
+            warmup_steps=warmup_steps(supernet.warmup_fraction, steps),
+            update_every=supernet.mask_update_every,
+            level_ramps=supernet.level_ramps,
+            ramp_steps=0 if ramp is None else ramp.steps(steps),
+            ramp_update_every=1 if ramp is None else ramp.mask_update_every,
+            distinct=supernet.distinct_passes,
+        )
+
 
 def _distinct(passes: list[tuple[float | None, float]]) -> list[tuple[float | None, float]]:
     """The first pass at each sparsity, in order."""
@@ -186,32 +213,6 @@ def _distinct(passes: list[tuple[float | None, float]]) -> list[tuple[float | No
     return list(seen.values())
 
 
-def sampler_from_section(supernet: Mapping[str, Any], steps: int) -> LevelSampler:
-    """From the rule section omni.job_params.supernet (the omni settings and sparsity levels; with
-    individual ramps, the individual job's schedule in its `individual_ramp` entry)."""
-    ramp = supernet.get("individual_ramp")
-    return LevelSampler(
-        strategy=supernet["sampling"],
-        levels=sorted(supernet["levels"]),
-        level_space=supernet["level_space"],
-        continuous_range=tuple(supernet["continuous_range"]),
-        random_levels=supernet["random_levels"],
-        warmup_steps=warmup_steps(supernet["warmup_fraction"], steps),
-        update_every=supernet["mask_update_every"],
-        level_ramps=supernet.get("level_ramps", SHARED_RAMP),
-        ramp_steps=0 if ramp is None else ramp_steps(ramp["prune_fraction"], steps),
-        ramp_update_every=1 if ramp is None else ramp["mask_update_every"],
-        distinct=supernet.get("distinct_passes", False),
-    )
-
-
-def planned_sampler(supernet: Mapping[str, Any]) -> tuple[int, LevelSampler]:
-    """The job's steps and the sampler whose warm-up is a fraction of them (the steps depend on
-    how many passes one step of the sampling rule costs)."""
-    steps, _ = planned_steps(supernet)
-    return steps, sampler_from_section(supernet, steps)
-
-
 class SupernetGradients(GradientStrategy):
     """Masks through a parametrization: every sub-network's pruned weights stay alive in the
     shared weights, and checkpoints hold them unmasked under plain names (exact resume)."""
@@ -219,7 +220,7 @@ class SupernetGradients(GradientStrategy):
     def __init__(
         self,
         model: torch.nn.Module,
-        sparsity_cfg: dict[str, Any],
+        masks: MaskSpec,
         sampler: LevelSampler,
         update_every: int,
         seed: int,
@@ -257,9 +258,9 @@ class SupernetGradients(GradientStrategy):
             raise ValueError(f"omni.level_loss: {level_loss!r} is not one of {[UTTERANCE_LOSS, FRAME_LOSS]}")
         self.level_loss = level_loss
         self.held: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name -> (unused positions, their values)
-        self.names = prunable_parameter_names(model, sparsity_cfg)
-        self.granularity = sparsity_cfg["granularity"]
-        self.block_shape = sparsity_cfg["block_shape"]
+        self.names = prunable_parameter_names(model, masks)
+        self.granularity = masks.granularity
+        self.block_shape = masks.block_shape
         self.masked = MaskedParameters(model, all_kept_masks(model, self.names))
         own = private_names(model, self.names, private)
         self.private = PrivateParameters(model, own, sampler.levels) if own else None
@@ -273,33 +274,22 @@ class SupernetGradients(GradientStrategy):
         self.churn: dict[str, float] = {}  # this step's re-ranking, per level (omni.results.diagnostics)
 
     @classmethod
-    def from_section(
-        cls,
-        model: torch.nn.Module,
-        masks: dict[str, Any],
-        supernet: Mapping[str, Any],
-        sampler: LevelSampler,
-        seed: int,
-    ) -> SupernetGradients:
-        """From the rule sections omni.job_params.masks and .supernet (with its optional distill entry, and
-        the per-layer choices when it trains per-layer vectors)."""
-        steps, _ = planned_steps(supernet)
-        layerwise = LayerwiseSampling(
-            supernet["layerwise_rate"], tuple(supernet.get("layer_levels", ())), sampler.ramp_end
-        )
+    def for_spec(cls, model: torch.nn.Module, masks: MaskSpec, supernet: SupernetSpec, seed: int) -> SupernetGradients:
+        """The supernet job's strategy, its sampler on the job's own steps."""
+        sampler = LevelSampler.for_steps(supernet, supernet.steps)
         return cls(
             model,
             masks,
             sampler,
-            supernet["mask_update_every"],
+            supernet.mask_update_every,
             seed,
-            inplace_distillation=supernet.get("distill", {}).get("teacher") == "inplace",
-            level_weights=LevelWeights(supernet["level_weights"], list(supernet["levels"])),
-            layerwise=layerwise,
-            freeze_unused=supernet["unused_weights"] == "frozen",
-            settled_from=freeze_step(supernet, steps),
-            level_loss=supernet.get("level_loss", UTTERANCE_LOSS),
-            private=supernet.get("private_parameters", NO_PRIVATE),
+            inplace_distillation=supernet.inplace_distillation,
+            level_weights=LevelWeights(supernet.level_weights, supernet.levels),
+            layerwise=LayerwiseSampling(supernet.layerwise_rate, supernet.layer_levels, sampler.ramp_end),
+            freeze_unused=supernet.unused_weights == "frozen",
+            settled_from=supernet.freeze_step,
+            level_loss=supernet.level_loss,
+            private=supernet.private_parameters,
         )
 
     def prepare(self, step: int) -> None:
@@ -427,6 +417,6 @@ class SupernetGradients(GradientStrategy):
         state = {k: v.detach().cpu() for k, v in self.masked.original_state_dict().items() if not is_copy(k)}
         return {**state, **(self.private.per_level() if self.private else {})}, {}
 
-    def final_rankings(self) -> dict[str, dict[str, Any]]:
+    def final_rankings(self) -> dict[str, RankingState]:
         """The rankings the last step's sub-networks were cut from (extraction cuts the same)."""
         return {name: ranking.state_dict() for name, ranking in self.rankings.items()}
