@@ -6,6 +6,7 @@ configurations and name a bad key the same way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return validate_config(read_yaml(path))
 
 
-def model_preset(config: dict[str, Any]) -> dict[str, Any]:
+def model_preset(config: Mapping[str, Any]) -> dict[str, Any]:
     """The chosen model preset's dimensions; an unknown preset name is a config error."""
     name = config["model"]["preset"]
     presets = config["model"]["presets"]

@@ -282,6 +282,7 @@ class BatchStream:
                     )
                 position += 1
             steps += 1
+            assert planned is not None, f"rank {self.rank} is not one of the {self.world} ranks"
             planned.state.update(epoch=epoch, position=position, steps=steps)
             yield planned
 
@@ -334,6 +335,7 @@ class _BuiltSteps(torch.utils.data.Dataset):
         if step.seeds is None:
             return step.state, batch
         wave_seed, features_seed = step.seeds
+        assert self.augment is not None  # BatchStream._plan draws seeds only for a stream that augments
         waveforms, lengths = self.augment(batch.waveforms, batch.wave_lengths, torch.Generator().manual_seed(wave_seed))
         return step.state, dataclasses.replace(
             batch, waveforms=waveforms, wave_lengths=lengths, augment_seed=features_seed

@@ -90,7 +90,7 @@ def _languages(address: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _voice_list(pointer: ctypes.POINTER) -> list[VoiceInfo]:
+def _voice_list(pointer: ctypes._Pointer[ctypes._Pointer[_Voice]]) -> list[VoiceInfo]:
     voices = []
     index = 0
     while pointer[index]:
@@ -150,7 +150,7 @@ class Espeak:
         self._libc.srand.argtypes = [ctypes.c_uint]
         self._libc.srand.restype = None
 
-    def _collect(self, wav: ctypes.POINTER, num_samples: int, _events: int) -> int:
+    def _collect(self, wav: ctypes._Pointer[ctypes.c_short], num_samples: int, _events: int) -> int:
         if wav and num_samples > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
         return 0  # 0 = keep synthesising

@@ -83,6 +83,10 @@ class LogMel(torch.nn.Module):
 class FeatureNormalizer(torch.nn.Module):
     """Global mean/variance normalisation; buffers, so it follows the model to its device."""
 
+    # Buffers (register_buffer below).
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,7 +245,7 @@ def read_table(source: Mapping[str, Any], rejects: list[Reject]) -> list[Listed]
     return listed
 
 
-def _load(load: Callable[[Path], Any], path: Path, kind: type) -> Iterator[Any]:
+def _load(load: Callable[[Path], Any], path: Path, kind: type[Iterable[Any]]) -> Iterator[Any]:
     """A lhotse manifest of the kind expected, or one error naming the file."""
     try:
         manifest = load(path)

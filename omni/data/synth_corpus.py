@@ -199,7 +199,7 @@ def _noise(
 ) -> Noise:
     synth = spec["synth"]
     kind = rng.choice(NOISE_KINDS)
-    babble = ()
+    babble: tuple[Voicing, ...] = ()
     if kind == "babble":
         babble = tuple(
             Voicing(

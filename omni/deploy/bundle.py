@@ -62,7 +62,7 @@ class StreamingShape:
 
     def encoder_state(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the encoder's state tensors (all float32 but `processed`, int64), in program order."""
-        shapes = {
+        shapes: dict[str, tuple[int, ...]] = {
             "left_keys": (self.layers, self.left_context, 1, self.cache_width),
             "left_values": (self.layers, self.left_context, 1, self.cache_width),
         }

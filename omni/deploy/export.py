@@ -15,6 +15,7 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import torch
@@ -136,6 +137,8 @@ class _quiet_exporter:
         self._warnings.__enter__()
         warnings.simplefilter("ignore")
 
-    def __exit__(self, *exc: object) -> None:
-        self._warnings.__exit__(*exc)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._warnings.__exit__(exc_type, exc, traceback)
         logging.disable(self._level)

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torchaudio.models import RNNT
+from torchaudio.models.emformer import _EmformerLayer
 
 from omni.asr.frontend import Frontend
 from omni.data.features import LOG_FLOOR
@@ -38,6 +39,12 @@ class FeaturesProgram(torch.nn.Module):
     ONNX Runtime's STFT op gave 0.37 (normalised units) max error on a LibriSpeech utterance, where
     this form and torch's own fp32 FFT are both within 9e-4 of float64; ExecuTorch has no STFT at all.
     """
+
+    # Buffers (register_buffer below), declared so they read as tensors, not as Module.__getattr__'s union.
+    cosine: torch.Tensor
+    sine: torch.Tensor
+    filterbank: torch.Tensor
+    positions: torch.Tensor
 
     def __init__(self, frontend: Frontend, frames: int) -> None:
         super().__init__()
@@ -60,6 +67,8 @@ class FeaturesProgram(torch.nn.Module):
 
 class EncoderProgram(torch.nn.Module):
     """One streaming chunk through the transcriber with the cache as fixed-size state tensors."""
+
+    segment_step: torch.Tensor  # a buffer (register_buffer below)
 
     def __init__(self, model: RNNT, shape: StreamingShape) -> None:
         super().__init__()
@@ -105,7 +114,7 @@ class EncoderProgram(torch.nn.Module):
         return (encodings, *state_out, processed + self.segment_step)
 
     def _layer_cache(
-        self, layer: torch.nn.Module, keys: torch.Tensor, values: torch.Tensor
+        self, layer: _EmformerLayer, keys: torch.Tensor, values: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A structured model's layer may keep fewer heads than the widest: its cache is the first
         (heads x head width) columns of the shared state tensors, the rest zero. (No op is traced for a
@@ -144,7 +153,7 @@ class EncoderProgram(torch.nn.Module):
 
     def _attend(
         self,
-        layer: torch.nn.Module,
+        layer: _EmformerLayer,
         utterance: torch.Tensor,
         right_context: torch.Tensor,
         memory: torch.Tensor,

@@ -13,7 +13,7 @@ onnxruntime. ExecuTorch's Python runtime takes torch tensors, so its path import
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -62,7 +62,8 @@ class ExecutorchProgram:
         return [output.numpy() for output in outputs]
 
 
-LOADERS = {"onnx": OnnxProgram, "executorch": ExecutorchProgram}
+# Runtime -> the program class that loads a file of it: (path, threads) -> Program.
+LOADERS: dict[str, Callable[[Path, int], Program]] = {"onnx": OnnxProgram, "executorch": ExecutorchProgram}
 
 
 def load_programs(bundle: Bundle, variant: str, threads: int = 1) -> dict[str, Program]:

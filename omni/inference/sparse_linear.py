@@ -34,6 +34,7 @@ class SparseKernelLinear(nn.Module):
     """y = x W^T + b for a fixed (pruned) weight, on one kernel; any leading dimensions of x."""
 
     kernel: str = DENSE
+    bias: Tensor | None  # a buffer (register_buffer below)
 
     def __init__(self, out_features: int, in_features: int, bias: Tensor | None) -> None:
         super().__init__()
@@ -56,9 +57,11 @@ class DenseLinear(SparseKernelLinear):
     """What nn.Linear does (one fused addmm), the baseline every sparse kernel is timed against."""
 
     kernel = DENSE
+    weight: Tensor  # a buffer (register_buffer below)
 
     def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
-        super().__init__(*weight.shape, bias)
+        out_features, in_features = weight.shape
+        super().__init__(out_features, in_features, bias)
         self.register_buffer("weight", weight.detach().clone())
 
     def forward(self, x: Tensor) -> Tensor:
@@ -69,7 +72,8 @@ class CompressedLinear(SparseKernelLinear):
     """CSR, or BSR at a square block: sparse weight @ dense rows^T (MKL's sparse kernels on CPU)."""
 
     def __init__(self, weight: Tensor, bias: Tensor | None, block: tuple[int, int] | None) -> None:
-        super().__init__(*weight.shape, bias)
+        out_features, in_features = weight.shape
+        super().__init__(out_features, in_features, bias)
         self.kernel = CSR if block is None else BSR
         weight = weight.detach()
         # Not a buffer: state dicts of sparse compressed tensors are not what a device loads (the
@@ -99,10 +103,13 @@ class BandedLinear(SparseKernelLinear):
     weights, so the cost follows the fullest band (balanced bands waste nothing)."""
 
     kernel = BANDED
+    # Buffers (register_buffer below).
+    columns: Tensor
+    packed: Tensor
 
     def __init__(self, weight: Tensor, bias: Tensor | None, band_rows: int) -> None:
-        super().__init__(*weight.shape, bias)
         out_features, in_features = weight.shape
+        super().__init__(out_features, in_features, bias)
         if out_features % band_rows:
             raise ValueError(f"{out_features} output rows do not split into bands of {band_rows}")
         bands = weight.detach().reshape(out_features // band_rows, band_rows, in_features)

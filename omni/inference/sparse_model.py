@@ -64,7 +64,8 @@ def sparse_inference_model(
         if choice.kernel != DENSE:  # a dense choice keeps the model's own (masked) nn.Linear
             parent, _, child = module_name.rpartition(".")
             setattr(modules[parent] if parent else sparse, child, kernel)
-        layers.append(LayerKernel(weight_name, tuple(weight.shape), float(mask.float().mean()), choice))
+        out_features, in_features = weight.shape  # a Linear's weight: two dimensions
+        layers.append(LayerKernel(weight_name, (out_features, in_features), float(mask.float().mean()), choice))
     return sparse, layers
 
 

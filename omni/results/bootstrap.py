@@ -274,7 +274,8 @@ def _cluster_sums(runs: NDArray[np.float64], ref_words: ArrayLike,
         raise ValueError(f"clusters: {labels.shape[0] if labels.ndim else 0} labels for {counts.shape[1]} utterances")
     _, index = np.unique(labels, return_inverse=True)
     summed = np.zeros((counts.shape[0], index.max() + 1))
-    np.add.at(summed, (slice(None), index), counts)
+    # numpy's stub types ufunc.at's indices as integer arrays only; a tuple with a slice is documented and works
+    np.add.at(summed, (slice(None), index), counts)  # type: ignore[arg-type]
     return summed[:-1], summed[-1]
 
 

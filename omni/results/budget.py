@@ -96,8 +96,9 @@ def crossing(multiples: Sequence[float], values: Sequence[float]) -> Crossing:
 def _difference(index: RunIndex, system: str, baseline: str, tags: Sequence[str], split: str,
                 settings: BootstrapSettings) -> PairedDifference | None:
     """system - baseline pooled over `tags` (one tag: that level alone); None when a side lacks a level."""
-    pairs = [(index.get((system, tag), split), index.get((baseline, tag), split)) for tag in tags]
-    if not pairs or any(s is None or b is None for s, b in pairs):
+    found = [(index.get((system, tag), split), index.get((baseline, tag), split)) for tag in tags]
+    pairs = [(s, b) for s, b in found if s is not None and b is not None]
+    if not pairs or len(pairs) < len(found):
         return None
     if len(pairs) == 1:
         return compare_runs(pairs[0][0], pairs[0][1], settings)

@@ -29,7 +29,7 @@ from omni.study import CONTROL  # noqa: E402
 
 DPI = 150
 PANEL_INCHES = (5.0, 4.0)
-ARM_STYLE = {
+ARM_STYLE: dict[str, dict[str, object]] = {
     "dense": dict(color="black", marker="*", markersize=12, linestyle="none", label="dense"),
     "individual": dict(color="tab:blue", marker="o", linestyle="-", label="individually pruned"),
     "omni": dict(color="tab:red", marker="s", linestyle="-", label="omni (extracted, no fine-tuning)"),
@@ -127,13 +127,13 @@ def arm_styles(arms: Iterable[str]) -> dict[str, dict[str, object]]:
     study's own arms keep their fixed styles, each variant the next colour with its kind's marker."""
     ordered = sorted(set(arms) - {CONTROL[0]}, key=arm_order)
     colors = iter(VARIANT_COLORS * len(ordered))
-    styles = {}
+    styles: dict[str, dict[str, object]] = {}
     for arm in ordered:
         if arm in ARM_STYLE:
             styles[arm] = ARM_STYLE[arm]
             continue
         kind = arm_kind(arm)
-        styles[arm] = dict(color=next(colors), marker=KIND_MARKERS.get(kind, "D"),
+        styles[arm] = dict(color=next(colors), marker="D" if kind is None else KIND_MARKERS.get(kind, "D"),
                            linestyle="none" if kind == "searched" else "--", label=arm)
     return styles
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -152,8 +152,8 @@ def endpoint(summaries: pd.DataFrame, split: str, decode: str, settings: Bootstr
     index = RunIndex(summaries, decode, voices)
     tags = sorted({tag for arm, tag in zip(summaries["arm"], summaries["tag"])
                    if arm == omni_arm and is_level_tag(tag)}, key=lambda tag: float(tag_level(tag)))
-    pairs = [(index.get((omni_arm, tag), split), index.get((individual_arm, tag), split)) for tag in tags]
-    kept = [(tag, omni, individual) for tag, (omni, individual) in zip(tags, pairs) if omni and individual]
+    found = [(index.get((omni_arm, tag), split), index.get((individual_arm, tag), split)) for tag in tags]
+    kept = [(tag, omni, individual) for tag, (omni, individual) in zip(tags, found) if omni and individual]
     if not kept:
         return None
     pairs = [(omni, individual) for _, omni, individual in kept]
@@ -268,7 +268,7 @@ def endpoint_markdown(estimates: Sequence[tuple[int, Endpoint]], combined: Seque
 
 
 def write_primary(summary_paths: Sequence[str], splits: Sequence[str], decode: str, settings: BootstrapSettings,
-                  csv_path: str, md_path: str, dense_models: Sequence[Mapping[str, object]],
+                  csv_path: str, md_path: str, dense_models: Sequence[Mapping[str, Any]],
                   voices: Voices | None = None) -> None:
     """tables/primary.csv and .md: per dense model its own omni vs individual, pooled over levels, per split
     (`dense_models`: job_params.dense_comparisons), and over the dense models where there are several."""

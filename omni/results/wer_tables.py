@@ -219,7 +219,9 @@ class RunIndex:
         self.cache: dict[tuple[str, str, str], Runs] = {}
 
     def get(self, model: tuple[str, str] | None, split: str) -> Runs | None:
-        key = (*model, split) if model else None
+        if not model:
+            return None
+        key = (*model, split)
         if key not in self.groups:
             return None
         if key not in self.cache:
@@ -291,7 +293,7 @@ DIFFERENCE_FIELDS = ("abs_diff", "abs_ci_low", "abs_ci_high", "rel_diff_pct", "r
                      "excludes_zero", "seed_abs_diffs", "seed_rel_diffs_pct", "ci_dof", "test_sd_rel_pct")
 
 
-def seed_list(values: Sequence[float]) -> str:
+def seed_list(values: Iterable[float]) -> str:
     return ";".join(f"{value:.6g}" for value in values)
 
 
