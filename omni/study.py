@@ -23,6 +23,19 @@ from omni.arms import (
     level_text,
 )
 from omni.config import REPOSITORY
+from omni.job_names import (
+    DEVICE_METRICS,
+    EVALUATE,
+    EXPORT_MODEL,
+    EXPORT_RUNTIMES,
+    EXTRACT_OMNI,
+    EXTRACT_SEARCHED,
+    SEARCH,
+    TRAIN_CONTROL,
+    TRAIN_DENSE,
+    TRAIN_INDIVIDUAL,
+    TRAIN_OMNI,
+)
 from omni.job_params import (
     budget_levels,
     budget_multiples,
@@ -272,24 +285,24 @@ class Study:
         per_seed = []
         for seed in map(seed_dir, self.seeds):
             per_seed += [
-                self.benchmark("train_control", seed),
+                self.benchmark(TRAIN_CONTROL, seed),
                 *(
-                    self.benchmark("train_individual", arm, seed, level_tag(level))
+                    self.benchmark(TRAIN_INDIVIDUAL, arm, seed, level_tag(level))
                     for arm in self.individual_arms
                     for level in self.levels
                 ),
             ]
             for arm in self.omni_arms:
                 per_seed += [
-                    self.benchmark("train_omni", arm, seed),
-                    *(self.benchmark("extract_omni", arm, seed, level_tag(level)) for level in self.levels_of(arm)),
+                    self.benchmark(TRAIN_OMNI, arm, seed),
+                    *(self.benchmark(EXTRACT_OMNI, arm, seed, level_tag(level)) for level in self.levels_of(arm)),
                 ]
             for arm in self.searched_arms:
                 per_seed += [
-                    self.benchmark("search", arm, seed),
-                    *(self.benchmark("extract_searched", arm, seed, budget_tag(budget)) for budget in self.budgets),
+                    self.benchmark(SEARCH, arm, seed),
+                    *(self.benchmark(EXTRACT_SEARCHED, arm, seed, budget_tag(budget)) for budget in self.budgets),
                 ]
-        per_model_rules = ("export_model", *(("export_runtimes",) if self.runtime_exports else ()), "device_metrics")
+        per_model_rules = (EXPORT_MODEL, *((EXPORT_RUNTIMES,) if self.runtime_exports else ()), DEVICE_METRICS)
         per_model = [
             *(
                 self.benchmark(rule, arm, seed_dir(seed), tag)
@@ -297,12 +310,12 @@ class Study:
                 for arm, seed, tag in self.evaluated_models()
             ),
             *(
-                self.benchmark("evaluate", arm, seed_dir(seed), tag, split)
+                self.benchmark(EVALUATE, arm, seed_dir(seed), tag, split)
                 for arm, seed, tag in self.evaluated_models()
                 for split in self.eval_splits
             ),
         ]
-        dense = [self.benchmark("train_dense", seed_dir(seed)) for seed in self.dense_seeds]
+        dense = [self.benchmark(TRAIN_DENSE, seed_dir(seed)) for seed in self.dense_seeds]
         return [*data, *dense, *per_seed, *per_model]
 
     def diagnostic_runs(self, pairs: Mapping[str, str], split: str) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 # What every stage shares: the study's layout (omni.study: models, paths, final targets, all
 # functions of the config) and the per-job config sections (omni.job_params) that rules declare
 # as params, so a job reruns exactly when a value it reads changes.
-from omni import job_params
+from omni import job_names, job_params
 from omni.arms import TAG_PATTERN
 import re
 

@@ -19,7 +19,7 @@ rule train_control:
     log:
         f"{R}/logs/train_control/{seed_dir('{seed}')}.log",
     benchmark:
-        STUDY.benchmark("train_control", seed_dir("{seed}"))
+        STUDY.benchmark(job_names.TRAIN_CONTROL, seed_dir("{seed}"))
     threads: THREADS
     resources:
         **stage_resources("train"),

@@ -16,7 +16,7 @@ rule train_dense:
     log:
         f"{R}/logs/train_dense/{seed_dir('{seed}')}.log",
     benchmark:
-        STUDY.benchmark("train_dense", seed_dir("{seed}"))
+        STUDY.benchmark(job_names.TRAIN_DENSE, seed_dir("{seed}"))
     threads: THREADS
     resources:
         **stage_resources("train"),

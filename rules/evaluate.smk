@@ -20,7 +20,7 @@ rule evaluate:
     log:
         f"{R}/logs/evaluate/{{arm}}/{seed_dir('{seed}')}/{{tag}}/{{split}}.log",
     benchmark:
-        STUDY.benchmark("evaluate", "{arm}", seed_dir("{seed}"), "{tag}", "{split}")
+        STUDY.benchmark(job_names.EVALUATE, "{arm}", seed_dir("{seed}"), "{tag}", "{split}")
     threads: DECODE_THREADS
     resources:
         **stage_resources("evaluate"),

@@ -16,7 +16,7 @@ rule extract_omni:
     log:
         f"{R}/logs/extract_omni/{{arm}}/{seed_dir('{seed}')}/s{{sparsity}}.log",
     benchmark:
-        STUDY.benchmark("extract_omni", "{arm}", seed_dir("{seed}"), "s{sparsity}")
+        STUDY.benchmark(job_names.EXTRACT_OMNI, "{arm}", seed_dir("{seed}"), "s{sparsity}")
     threads: 1
     resources:
         **stage_resources("light"),
@@ -37,7 +37,7 @@ rule export_model:
     log:
         f"{R}/logs/export_model/{{arm}}/{seed_dir('{seed}')}/{{tag}}.log",
     benchmark:
-        STUDY.benchmark("export_model", "{arm}", seed_dir("{seed}"), "{tag}")
+        STUDY.benchmark(job_names.EXPORT_MODEL, "{arm}", seed_dir("{seed}"), "{tag}")
     threads: 1
     resources:
         **stage_resources("light"),

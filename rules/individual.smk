@@ -22,7 +22,7 @@ rule train_individual:
     log:
         f"{R}/logs/train_individual/{{arm}}/{seed_dir('{seed}')}/s{{sparsity}}.log",
     benchmark:
-        STUDY.benchmark("train_individual", "{arm}", seed_dir("{seed}"), "s{sparsity}")
+        STUDY.benchmark(job_names.TRAIN_INDIVIDUAL, "{arm}", seed_dir("{seed}"), "s{sparsity}")
     threads: THREADS
     resources:
         **stage_resources("train"),

@@ -21,7 +21,7 @@ rule train_omni:
     log:
         f"{R}/logs/train_omni/{{arm}}/{seed_dir('{seed}')}.log",
     benchmark:
-        STUDY.benchmark("train_omni", "{arm}", seed_dir("{seed}"))
+        STUDY.benchmark(job_names.TRAIN_OMNI, "{arm}", seed_dir("{seed}"))
     threads: THREADS
     resources:
         **stage_resources("train"),

@@ -26,7 +26,7 @@ rule search:
     log:
         f"{R}/logs/search/{{arm}}/{seed_dir('{seed}')}.log",
     benchmark:
-        STUDY.benchmark("search", "{arm}", seed_dir("{seed}"))
+        STUDY.benchmark(job_names.SEARCH, "{arm}", seed_dir("{seed}"))
     threads: DECODE_THREADS
     resources:
         **stage_resources("evaluate"),
@@ -48,7 +48,7 @@ rule extract_searched:
     log:
         f"{R}/logs/extract_searched/{{arm}}/{seed_dir('{seed}')}/b{{budget}}.log",
     benchmark:
-        STUDY.benchmark("extract_searched", "{arm}", seed_dir("{seed}"), "b{budget}")
+        STUDY.benchmark(job_names.EXTRACT_SEARCHED, "{arm}", seed_dir("{seed}"), "b{budget}")
     threads: 1
     resources:
         **stage_resources("light"),

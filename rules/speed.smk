@@ -23,7 +23,7 @@ rule export_runtimes:
     log:
         f"{R}/logs/export_runtimes/{{arm}}/{seed_dir('{seed}')}/{{tag}}.log",
     benchmark:
-        STUDY.benchmark("export_runtimes", "{arm}", seed_dir("{seed}"), "{tag}")
+        STUDY.benchmark(job_names.EXPORT_RUNTIMES, "{arm}", seed_dir("{seed}"), "{tag}")
     threads: 1
     resources:
         **stage_resources("data"),   # CPU only: exporting needs no GPU
@@ -46,7 +46,7 @@ rule device_metrics:
     log:
         f"{R}/logs/device_metrics/{{arm}}/{seed_dir('{seed}')}/{{tag}}.log",
     benchmark:
-        STUDY.benchmark("device_metrics", "{arm}", seed_dir("{seed}"), "{tag}")
+        STUDY.benchmark(job_names.DEVICE_METRICS, "{arm}", seed_dir("{seed}"), "{tag}")
     threads: THREADS
     resources:
         **stage_resources("data"),   # CPU only, as the data stage: a device has no GPU

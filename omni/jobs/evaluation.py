@@ -17,6 +17,7 @@ from omni.data.batches import UtteranceSet
 from omni.data.features import LogMel, load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
+from omni.job_names import EVALUATE
 from omni.runtime import resolve_device, seed_everything, set_threads
 
 
@@ -46,7 +47,7 @@ def run_evaluation_job(
     set_threads(threads)
     seed_everything(evaluation["seed"])
     device = resolve_device(evaluation["device"])
-    meter = CostMeter("evaluate", arm, None, device, threads)
+    meter = CostMeter(EVALUATE, arm, None, device, threads)
     model, artefact = load_model(paths.model, device)
     model_config = artefact["model_config"]
     tokenizer = Tokenizer(paths.tokenizer)

@@ -13,6 +13,7 @@ from omni.arms import budget_tag
 from omni.asr.model import save_model
 from omni.atomic import load_torch
 from omni.costs import CostMeter
+from omni.job_names import EXTRACT_OMNI, EXTRACT_SEARCHED
 from omni.runtime import set_threads
 from omni.sparsity.extract import extract_subnetwork
 from omni.sparsity.masks import sparsity_of
@@ -23,7 +24,7 @@ def extract_uniform(
 ) -> None:
     """The model of omni arm `arm` at one level, cut with the rankings the supernet last trained."""
     set_threads(threads)
-    meter = CostMeter("extract_omni", arm, sparsity, torch.device("cpu"), threads)
+    meter = CostMeter(EXTRACT_OMNI, arm, sparsity, torch.device("cpu"), threads)
     supernet = load_torch(supernet_path)
     state, masks = extract_subnetwork(supernet, sparsity)
     save_model(
@@ -42,7 +43,7 @@ def extract_searched(
     """The search's best allocation under the budget of `level` (its entry in best.json), as a model
     of the searched arm `arm`."""
     set_threads(threads)
-    meter = CostMeter("extract_searched", arm, None, torch.device("cpu"), threads)
+    meter = CostMeter(EXTRACT_SEARCHED, arm, None, torch.device("cpu"), threads)
     allocation = json.loads(Path(best_path).read_text())[budget_tag(level)]["allocation"]
     supernet = load_torch(supernet_path)
     state, masks = extract_subnetwork(supernet, allocation)

@@ -27,6 +27,7 @@ from omni.data.batches import UtteranceSet
 from omni.data.features import LogMel, load_feature_stats
 from omni.data.manifest import read_manifest
 from omni.data.tokenizer import Tokenizer
+from omni.job_names import SEARCH
 from omni.jobs.specs import Section, mask_spec
 from omni.runtime import resolve_device, seed_everything, set_threads
 from omni.sparsity.export import export_bytes, export_compact
@@ -42,7 +43,6 @@ from omni.sparsity.search import (
 )
 from omni.sparsity.specs import MaskSpec
 
-JOB = "search"
 EXPORT_DTYPE = torch.float32
 SECONDS_PER_HOUR = 3600.0
 LAYER_COLUMN_PREFIX = "s:"
@@ -275,7 +275,7 @@ def run_search_job(
     set_threads(threads)
     seed_everything(search["seed"])
     device = resolve_device(search["device"])
-    meter = CostMeter(JOB, arm, None, device, threads)
+    meter = CostMeter(SEARCH, arm, None, device, threads)
     scorer = SubnetworkScorer(load_torch(paths.supernet), mask_spec(masks), device)
     dev = load_dev_subset(
         search,

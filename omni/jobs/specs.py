@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
+from omni.job_names import TRAIN_CONTROL, TRAIN_DENSE, TRAIN_INDIVIDUAL, TRAIN_OMNI
 from omni.sparsity.specs import (
     NO_PRIVATE,
     UTTERANCE_LOSS,
@@ -72,7 +73,7 @@ OPTIONAL_TRAINING_KEYS = {
 class DenseJob:
     """Trains the dense model from scratch with plain gradients."""
 
-    rule: ClassVar[str] = "train_dense"  # the cost record's `job` (omni.results.accounting)
+    rule: ClassVar[str] = TRAIN_DENSE  # the cost record's `job` (omni.results.accounting)
     arm: str
     steps: int
 
@@ -89,7 +90,7 @@ class DenseJob:
 class ControlJob:
     """The dense model trained on like a pruning job, no masks; learns from the arms' teacher."""
 
-    rule: ClassVar[str] = "train_control"
+    rule: ClassVar[str] = TRAIN_CONTROL
     arm: str
     steps: int
     teacher: TeacherSpec | None
@@ -103,7 +104,7 @@ class ControlJob:
 class IndividualJob:
     """Gradual magnitude pruning to one sparsity on the individual job's cubic ramp."""
 
-    rule: ClassVar[str] = "train_individual"
+    rule: ClassVar[str] = TRAIN_INDIVIDUAL
     arm: str
     sparsity: float
     steps: int
@@ -116,7 +117,7 @@ class IndividualJob:
 class SupernetJob:
     """One weight-shared supernet of the arm's levels; its steps follow from its budget."""
 
-    rule: ClassVar[str] = "train_omni"
+    rule: ClassVar[str] = TRAIN_OMNI
     arm: str
     supernet: SupernetSpec
     masks: MaskSpec

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from omni.arms import arm_kind
+from omni.job_names import DEVICE_METRICS, EVALUATE, EXTRACT_OMNI, TRAIN_CONTROL, TRAIN_DENSE, TRAIN_INDIVIDUAL, TRAIN_OMNI
 
 SECONDS_PER_HOUR = 3600.0
 GPU_HOURS = "GPU-hours"
@@ -56,17 +57,17 @@ def stage_of(rule: str, arm: str | None) -> str:
     """Which total a job counts towards; searched models' extractions belong to the search."""
     if rule in DATA_RULES:
         return "data"
-    if rule == "train_dense":
+    if rule == TRAIN_DENSE:
         return "dense"
-    if rule == "train_control":
+    if rule == TRAIN_CONTROL:
         return "control"  # the dense-continued control: cost of neither arm, shown apart
-    if rule == "train_individual":
+    if rule == TRAIN_INDIVIDUAL:
         return "individual"
-    if rule in ("train_omni", "extract_omni"):
+    if rule in (TRAIN_OMNI, EXTRACT_OMNI):
         return "omni"
     if rule.startswith("extract") or rule.startswith("search"):
         return "search"
-    if rule.startswith("evaluate") or rule == "device_metrics":   # measuring models: WER, speed on a device
+    if rule.startswith(EVALUATE) or rule == DEVICE_METRICS:   # measuring models: WER, speed on a device
         return "evaluation"
     if rule.startswith("export"):
         return "export"
@@ -210,9 +211,9 @@ def headline(jobs: pd.DataFrame) -> pd.DataFrame:
     omni, device-hours and wall seconds) where omni used it.
     """
     parts = {
-        DENSE_ITEM: jobs["rule"] == "train_dense",
-        INDIVIDUAL_ITEM: (jobs["rule"] == "train_individual") & (jobs["arm"] == INDIVIDUAL_ITEM),
-        OMNI_ITEM: jobs["rule"].isin(["train_omni", "extract_omni"]) & (jobs["arm"] == OMNI_ITEM),
+        DENSE_ITEM: jobs["rule"] == TRAIN_DENSE,
+        INDIVIDUAL_ITEM: (jobs["rule"] == TRAIN_INDIVIDUAL) & (jobs["arm"] == INDIVIDUAL_ITEM),
+        OMNI_ITEM: jobs["rule"].isin([TRAIN_OMNI, EXTRACT_OMNI]) & (jobs["arm"] == OMNI_ITEM),
     }
     rows = []
     for unit in sorted(jobs.loc[np.logical_or.reduce(list(parts.values())), "unit"].unique()):
@@ -221,7 +222,7 @@ def headline(jobs: pd.DataFrame) -> pd.DataFrame:
         for name, mask in parts.items():
             selected = jobs[mask & in_unit]
             seeds = max(1, selected["seed"].nunique())
-            models = int((selected["rule"] == "train_individual").sum()
+            models = int((selected["rule"] == TRAIN_INDIVIDUAL).sum()
                          + (selected["rule"].str.startswith("extract")).sum())
             line[name] = {"item": name, "unit": unit, "seeds": seeds, "jobs": len(selected) / seeds,
                           "models": models / seeds, "wall_s": selected["wall_s"].sum() / seeds,
@@ -240,11 +241,11 @@ def arm_costs(jobs: pd.DataFrame, pairs: Mapping[str, str]) -> pd.DataFrame:
     is its supernet plus its K extractions, per seed), next to one job of the individual arm it is
     compared with (`pairs`: omni arm -> individual arm) and to that arm's K jobs. Equal compute
     reads ~1.0 in `vs_one_individual_job`; the paper's claim is `vs_individual_arm` near 1/K."""
-    training = jobs[jobs["rule"].isin(["train_individual", "train_omni", "extract_omni"])]
+    training = jobs[jobs["rule"].isin([TRAIN_INDIVIDUAL, TRAIN_OMNI, EXTRACT_OMNI])]
     rows, per_job = [], {}
     for (arm, unit), selected in training.groupby(["arm", "unit"], sort=False):
         seeds = max(1, selected["seed"].nunique())
-        supernets = selected["rule"] == "train_omni"
+        supernets = selected["rule"] == TRAIN_OMNI
         jobs_per_seed = (supernets.sum() if supernets.any() else len(selected)) / seeds
         per_job[arm, unit] = {"arm": arm, "unit": unit, "seeds": seeds, "jobs": jobs_per_seed,
                               "job_device_hours": selected["device_hours"].sum() / seeds / jobs_per_seed,

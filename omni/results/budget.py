@@ -46,6 +46,7 @@ from omni.results.figures import PANEL_INCHES, save  # noqa: E402
 from omni.results.primary import PRIMARY_SPLIT, pooled_difference  # noqa: E402
 from omni.arms import is_level_tag, tag_level  # noqa: E402
 from omni.results.wer_tables import RunIndex, compare_runs, load_summaries, seed_list  # noqa: E402
+from omni.job_names import TRAIN_DENSE, TRAIN_INDIVIDUAL
 
 POOLED = "pooled"   # the `level` of rows pooled over the levels
 GAP = "omni(m) - individual(1x)"
@@ -135,8 +136,8 @@ def curve_table(summaries: pd.DataFrame, splits: Sequence[str], decode: str, set
 
 def dense_job_units(records: pd.DataFrame) -> float:
     """D: the dense job's device-hours over one individual(1x) job's (mean over its jobs), measured."""
-    dense = records.loc[records["rule"] == "train_dense", "device_hours"]
-    individual = records.loc[(records["rule"] == "train_individual") & (records["arm"] == "individual"),
+    dense = records.loc[records["rule"] == TRAIN_DENSE, "device_hours"]
+    individual = records.loc[(records["rule"] == TRAIN_INDIVIDUAL) & (records["arm"] == "individual"),
                              "device_hours"]
     if dense.empty or individual.empty:
         return math.nan
