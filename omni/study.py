@@ -8,8 +8,11 @@ models when an include moved).
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omni.arms import (
@@ -74,6 +77,20 @@ Model = tuple[str, str, str]  # (arm, seed, tag): a trained or extracted model o
 def seed_dir(seed: str | int) -> str:
     """`1235` -> `seed1235`: the path level of one training seed (`{seed}` gives the wildcard pattern)."""
     return f"seed{seed}"
+
+
+SEED_DIR = re.compile(r"seed(\d+)")  # seed_dir's names
+
+
+def seed_of_path(path: str | os.PathLike[str]) -> int | None:
+    """The training seed a file of this layout belongs to (its seed_dir level), None for a shared job's (data)."""
+    seeds = [int(match.group(1)) for part in Path(path).parts if (match := SEED_DIR.fullmatch(part))]
+    return seeds[-1] if seeds else None
+
+
+def model_label(arm: str, tag: str) -> str:
+    """A model in a legend: its arm, and its tag where that says more (`individual s0.9`, `dense`)."""
+    return arm if arm == tag else f"{arm} {tag}"
 
 
 @dataclass(frozen=True)
@@ -250,6 +267,10 @@ class Study:
 
     def train_logs(self) -> list[str]:
         return [self.trained_files(*model)["train_log"] for model in self.trained_models()]
+
+    def train_log_labels(self) -> list[str]:
+        """The model of each of train_logs, in its order, as a legend names it (the seeds of a model share it)."""
+        return [model_label(arm, tag) for arm, _, tag in self.trained_models()]
 
     def cost_records(self) -> list[str]:
         """Every job's cost record: training, extraction, search and evaluation."""

@@ -106,6 +106,7 @@ rule figures:
         cost=reported(STUDY.figure("cost.png"), "cost_figure.rst", "Cost"),
     params:
         comparison=job_params.comparison(config),
+        train_labels=STUDY.train_log_labels(),
     log:
         f"{R}/logs/report/figures.log",
     benchmark:

@@ -33,6 +33,8 @@ from omni.results.bootstrap import (
     wer_interval,
 )
 from omni.results.formatting import SIGNIFICANT_MARK
+from omni.study import Study, seed_of_path
+from tests.conftest import smoke_config
 
 REPO = Path(__file__).resolve().parent.parent
 SPLITS = ["dev", "test-clean", "test-other"]
@@ -1023,3 +1025,14 @@ def test_the_papers_claim_is_judged_by_the_one_sided_bounds(bounds: tuple[float,
     )
     assert endpoint.claim == claim
     assert endpoint.utterances_to_resolve_2pct == pytest.approx(200 * 9), "resolution scales as 1 / sqrt(size)"
+
+
+def test_the_study_names_each_training_logs_model_and_seed_without_parsing_by_position(tmp_path: Path) -> None:
+    study = Study.from_config(smoke_config(tmp_path))
+    logs, labels = study.train_logs(), study.train_log_labels()
+    assert len(logs) == len(labels) == len(study.trained_models())
+    by_log = dict(zip(logs, labels))
+    assert by_log[study.trained_files("individual", 1235, "s0.8")["train_log"]] == "individual s0.8"
+    assert by_log[study.trained_files(*study.dense_model(study.dense_seeds[0]))["train_log"]] == "dense"
+    assert [seed_of_path(log) for log in logs].count(1235) == (len(logs) - len(study.dense_seeds)) // 2
+    assert seed_of_path(study.benchmark("build_corpus")) is None

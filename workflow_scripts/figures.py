@@ -21,5 +21,5 @@ with tee_stderr(smk.log[0]):
         ),
         smk.output.pareto,
     )
-    save(training_curves_figure(smk.input.train_logs), smk.output.training_curves)
+    save(training_curves_figure(smk.input.train_logs, smk.params.train_labels), smk.output.training_curves)
     save(cost_figure(read_cost_jobs(smk.input.cost)), smk.output.cost)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
+
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ import pandas as pd
 
 from omni.arms import arm_kind
 from omni.job_names import DEVICE_METRICS, EVALUATE, EXTRACT_OMNI, TRAIN_CONTROL, TRAIN_DENSE, TRAIN_INDIVIDUAL, TRAIN_OMNI
+from omni.study import seed_of_path
 
 SECONDS_PER_HOUR = 3600.0
 GPU_HOURS = "GPU-hours"
@@ -39,7 +40,6 @@ _RECORD_KEYS = ("job", "arm", "sparsity", "device_kind", "device_name", "device_
                 "threads", "wall_s", "audio_hours", "peak_mem_mb", "device_hours", "device_hours_unit")
 # What a benchmark file says when it could not sample the process (Snakemake writes "NA").
 _BENCHMARK_NA = ["NA", "-"]
-_SEED_DIR = re.compile(r"seed(\d+)")   # omni.study.seed_dir: the training seed's level in every model path
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def load_cost_records(paths: Iterable[str | os.PathLike], results_dir: str | os.
             "stage": stage_of(record["job"], record["arm"]),
             "rule": record["job"],
             "arm": record["arm"],
-            "seed": seed_of_path(path),
+            "seed": seed_column(path),
             "sparsity": record["sparsity"],
             "device": device_label(record["device_kind"], record["device_name"]),
             "device_count": record["device_count"],
@@ -106,10 +106,10 @@ def load_cost_records(paths: Iterable[str | os.PathLike], results_dir: str | os.
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
 
-def seed_of_path(path: str | os.PathLike) -> float:
-    """The training seed a job's file belongs to (its `seed<N>` folder), NaN for shared jobs (data)."""
-    seeds = [int(match.group(1)) for part in Path(path).parts if (match := _SEED_DIR.fullmatch(part))]
-    return float(seeds[-1]) if seeds else np.nan
+def seed_column(path: str | os.PathLike) -> float:
+    """The training seed a job's file belongs to (omni.study.seed_of_path), NaN for shared jobs (data)."""
+    seed = seed_of_path(path)
+    return np.nan if seed is None else float(seed)
 
 
 def device_label(kind: str, name: str) -> str:
@@ -143,7 +143,7 @@ def load_benchmarks(paths: Iterable[str | os.PathLike], benchmark_dir: str | os.
         frames.append(pd.DataFrame({
             "rule": rule,
             "arm": arm,
-            "seed": seed_of_path(relative),
+            "seed": seed_column(relative),
             "wall_s": runs["s"].astype(float),
             "cpu_s": runs["cpu_time"].astype(float),
             "max_rss_mb": runs["max_rss"].astype(float),

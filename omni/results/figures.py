@@ -163,10 +163,10 @@ def _annotate_levels(axis: plt.Axes, on_split: pd.DataFrame) -> None:
 # ---------------------------------------------------------------- training curves
 
 
-def training_curves_figure(log_paths: Sequence[str | os.PathLike]) -> Figure:
-    """Loss vs step and vs wall time for every training job (smoothed; log scale); the seeds of one
-    model share its colour and legend entry."""
-    runs = [(_run_label(path), pd.read_csv(path)) for path in log_paths]
+def training_curves_figure(log_paths: Sequence[str | os.PathLike], labels: Sequence[str]) -> Figure:
+    """Loss vs step and vs wall time for every training job (smoothed; log scale); `labels` name each log's
+    model (omni.study.Study.train_log_labels): the seeds of one model share its colour and legend entry."""
+    runs = [(label, pd.read_csv(path)) for path, label in zip(log_paths, labels, strict=True)]
     time_divisor, time_unit = _time_unit(max((log["wall_s"].max() for _, log in runs if not log.empty),
                                              default=0.0))
     figure, (by_step, by_time) = plt.subplots(1, 2, figsize=(2 * PANEL_INCHES[0], PANEL_INCHES[1]))
@@ -189,15 +189,6 @@ def training_curves_figure(log_paths: Sequence[str | os.PathLike]) -> Figure:
     figure.suptitle("Training loss: dense, control, each individual job, omni supernet (every training seed)")
     figure.tight_layout()
     return figure
-
-
-def _run_label(path: str | os.PathLike) -> str:
-    """`models/{arm}/seed{N}/{tag}/train_log.csv` -> a legend entry (the model, not its seed)."""
-    parts = Path(path).parts
-    arm, tag = parts[-4], parts[-2]
-    if arm == tag:
-        return arm
-    return f"{arm} {tag}"
 
 
 def _individual_colors(labels: Sequence[str]) -> dict[str, tuple[float, ...]]:
