@@ -33,10 +33,12 @@ report: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q --durations=10 -m "$(TEST_MARKS)" tests
 
-# Lint and format check (ruff; its settings are in pyproject.toml). `$(BIN)/ruff format .` applies the format.
+# Lint, format and type check (ruff, then mypy on omni/; their settings are in pyproject.toml).
+# `$(BIN)/ruff format .` applies the format.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # requirements.lock from requirements.txt, for every platform (uv's universal resolution) on Python 3.11.
 lock: $(STAMP)

@@ -224,7 +224,10 @@ def budget_multiples(config: Config, kind: str) -> dict[float, str]:
 
 def arm_training(config: Config, arm: str, seed: int) -> Section:
     """`training` of one pruning arm's job (a budget arm warms up over its own fraction of its steps)."""
-    return training(arm_config(config, arm), arm_kind(arm), seed)
+    kind = arm_kind(arm)
+    if kind is None:
+        raise ValueError(f"arm_training: {arm!r} is not an arm name")
+    return training(arm_config(config, arm), kind, seed)
 
 
 def dense_seeds(config: Config) -> list[int]:

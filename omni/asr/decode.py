@@ -158,4 +158,6 @@ def beam_streaming(
             chunk, torch.tensor([valid], device=feats.device), encoder_state
         )
         hypotheses = search._search(encodings[:, : int(encoding_lengths[0])], hypotheses, beam_width)
+    if hypotheses is None:
+        raise ValueError(f"beam_streaming: an utterance of {length} frames has no chunk to search")
     return _best_tokens(search, hypotheses, blank)

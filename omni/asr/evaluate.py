@@ -100,8 +100,11 @@ def decode_split(
     """Decode every utterance in one mode ('greedy-full', 'beam-streaming', ...); a beam decode
     needs `beam_width`, a greedy one ignores it."""
     search_kind = decode.split("-")[0]
-    if search_kind == "beam" and beam_width is None:
-        raise ValueError(f"decode {decode!r} needs a beam width (config key 'evaluate.beam_width')")
+    width = 0  # the beam width; a greedy decode has none
+    if search_kind == "beam":
+        if beam_width is None:
+            raise ValueError(f"decode {decode!r} needs a beam width (config key 'evaluate.beam_width')")
+        width = beam_width
     blank = blank_id(model_config)
     chunks = StreamingChunks(model_config["segment_length"], model_config["right_context_length"])
     search = RNNTBeamSearch(model, blank) if search_kind == "beam" else None
@@ -122,9 +125,9 @@ def decode_split(
                 if decode == "greedy-streaming":
                     token_lists.append(greedy_streaming(model, one, length, blank, chunks))
                 elif decode == "beam-full":
-                    token_lists.append(beam_full(search, frontend.pad_right_context(one), length, beam_width, blank))
+                    token_lists.append(beam_full(search, frontend.pad_right_context(one), length, width, blank))
                 else:
-                    token_lists.append(beam_streaming(search, model, one, length, beam_width, blank, chunks))
+                    token_lists.append(beam_streaming(search, model, one, length, width, blank, chunks))
         ids += batch.utt_ids
         refs += batch.transcripts
         hyps += [tokenizer.decode(tokens) for tokens in token_lists]

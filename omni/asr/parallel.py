@@ -14,6 +14,7 @@ outputs). A one-process job runs in the job's own process, without a launcher.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -128,7 +129,9 @@ def launch(world: int, module: str, arguments: list[str]) -> None:
     }
     # The ranks' output goes through this process's sys.stderr: the job's log (omni.logs.tee_stderr) holds it.
     with subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as ranks:
-        for chunk in iter(lambda: ranks.stdout.read1(OUTPUT_CHUNK), b""):
+        # stdout=PIPE with the default buffering: Popen opens the pipe as an io.BufferedReader (read1)
+        output = cast(io.BufferedReader, ranks.stdout)
+        for chunk in iter(lambda: output.read1(OUTPUT_CHUNK), b""):
             sys.stderr.write(chunk.decode(errors="replace"))
         returncode = ranks.wait()
     if returncode != 0:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -72,7 +72,11 @@ class LossFn(Protocol):
     whether this is the step's last pass (data-parallel ranks exchange gradients in its backward)."""
 
     last_logits: torch.Tensor | None  # the latest call's output, detached: an in-place teacher
-    last_frame_loss: float  # the latest call's loss per encoder frame (utterance lengths cancel)
+
+    @property
+    def last_frame_loss(self) -> float:
+        """The latest call's loss per encoder frame (utterance lengths cancel); read-only, computed when asked."""
+        ...
 
     def __call__(self, teacher_logits: torch.Tensor | None = None, last: bool = True) -> torch.Tensor: ...
 
@@ -168,9 +172,10 @@ class StepLoss:
         """Mean per-utterance RNN-T loss, plus the distillation term when a teacher is given or configured.
         A pass that is not the step's last runs under DDP's `no_sync()`: its gradients accumulate
         locally and are exchanged with the last pass's."""
-        accumulating = not last and isinstance(self.model, DistributedDataParallel)
-        with self.model.no_sync() if accumulating else contextlib.nullcontext():
-            return self._loss(teacher_logits)
+        if not last and isinstance(self.model, DistributedDataParallel):  # accumulating
+            with self.model.no_sync():
+                return self._loss(teacher_logits)
+        return self._loss(teacher_logits)
 
     @property
     def last_frame_loss(self) -> float:
@@ -429,7 +434,8 @@ class Trainer:
                 self.subnet_passes += result.passes
                 self.audio_seconds += audio_seconds
                 wall = self.prior_wall_s + time.perf_counter() - start
-                lr = self.scheduler.get_last_lr()[0]
+                # a float: LambdaLR scales the optimizer's float lr (torch types lrs float | Tensor for tensor lrs)
+                lr = cast(float, self.scheduler.get_last_lr()[0])
                 self._log_step(log, loss, lr, wall, {**result.fields, **loss_fn.log_fields()})
                 progress.update(1)
                 progress.set_postfix(

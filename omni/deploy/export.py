@@ -13,15 +13,13 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import torch
 
 from omni.asr.frontend import Frontend
-from omni.asr.model import blank_id
+from omni.asr.model import ModelConfig, blank_id
 from omni.data.tokenizer import Tokenizer
 from omni.deploy.bundle import PROGRAMS, RUNTIMES, Bundle, program_names, variant_folder
 from omni.deploy.programs import Programs, build_programs
@@ -107,7 +105,7 @@ EXPORTERS = {"onnx": export_onnx, "executorch": export_executorch}
 
 def export_bundle(
     model: torch.nn.Module,
-    model_config: Mapping[str, Any],
+    model_config: ModelConfig,
     frontend: Frontend,
     tokenizer: Tokenizer,
     folder: Path,

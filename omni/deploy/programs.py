@@ -17,15 +17,14 @@ handling is written here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torchaudio.models import RNNT
 from torchaudio.models.emformer import _EmformerLayer
 
 from omni.asr.frontend import Frontend
+from omni.asr.model import ModelConfig
 from omni.data.features import LOG_FLOOR
 from omni.deploy.bundle import StreamingShape
 
@@ -242,7 +241,7 @@ class Programs:
         return {"features": self.features, "encoder": self.encoder, "predictor": self.predictor, "joiner": self.joiner}
 
 
-def streaming_shape(model: RNNT, model_config: Mapping[str, Any], frontend: Frontend) -> StreamingShape:
+def streaming_shape(model: RNNT, model_config: ModelConfig, frontend: Frontend) -> StreamingShape:
     mel = frontend.logmel.mel
     emformer = model.transcriber.transformer
     lstm = model.predictor.lstm_layers
@@ -267,7 +266,7 @@ def streaming_shape(model: RNNT, model_config: Mapping[str, Any], frontend: Fron
     )
 
 
-def build_programs(model: RNNT, model_config: Mapping[str, Any], frontend: Frontend) -> Programs:
+def build_programs(model: RNNT, model_config: ModelConfig, frontend: Frontend) -> Programs:
     """The programs of one (eval-mode) model; they share its weights."""
     shape = streaming_shape(model, model_config, frontend)
     return Programs(

@@ -24,7 +24,7 @@ from omni.asr.decode import StreamingChunks, greedy_streaming
 from omni.asr.model import blank_id
 from omni.inference.quantize import int8_dense_remainder
 from omni.inference.sparse_model import sparse_inference_model, streaming_chunk_rows
-from omni.sparsity.export import compact_masks, load_compact, read_compact
+from omni.sparsity.export import compact_masks, compact_model_config, load_compact, read_compact
 
 KIB_PER_MB = 1024
 PROC_STATUS = Path("/proc/self/status")
@@ -77,7 +77,7 @@ def runtime_path(request: dict, features: dict) -> None:
 def eager_path(request: dict, features: dict) -> None:
     payload = read_compact(request["export"])
     model = load_compact(payload)
-    model_config = dict(payload["model_config"])
+    model_config = compact_model_config(payload)
     if request["kernels"] is not None:
         unit = (payload["unit"][0], payload["unit"][1])
         model, _ = sparse_inference_model(

@@ -7,12 +7,12 @@ import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torchaudio.models import RNNT
 
+from omni.asr.model import ModelConfig
 from omni.inference.sparse_linear import DENSE, KERNELS, KernelChoice, candidates, choose_kernel
 
 
@@ -24,7 +24,7 @@ class LayerKernel:
     choice: KernelChoice
 
 
-def streaming_chunk_rows(model_config: Mapping[str, Any]) -> int:
+def streaming_chunk_rows(model_config: ModelConfig) -> int:
     """Encoder rows of one streaming chunk (a segment and its look-ahead, after time reduction):
     what each encoder linear multiplies per chunk on a device."""
     frames = model_config["segment_length"] + model_config["right_context_length"]

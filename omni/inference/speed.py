@@ -24,7 +24,7 @@ import torch
 from torchaudio.models import RNNT
 
 from omni.asr.decode import StreamingChunks, greedy_streaming
-from omni.asr.model import blank_id
+from omni.asr.model import ModelConfig, blank_id
 
 P95 = 95
 
@@ -65,7 +65,7 @@ class StreamingSpeed:
 StreamingDecoder = Callable[[Utterance, list[float]], list[int]]
 
 
-def eager_decoder(model: RNNT, model_config: Mapping[str, Any]) -> StreamingDecoder:
+def eager_decoder(model: RNNT, model_config: ModelConfig) -> StreamingDecoder:
     """A PyTorch model's greedy streaming decode (omni.asr.decode) as a StreamingDecoder."""
     chunks = StreamingChunks(model_config["segment_length"], model_config["right_context_length"])
     blank = blank_id(model_config)

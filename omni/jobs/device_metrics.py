@@ -34,6 +34,7 @@ import torch
 
 from omni.asr.evaluate import decode_split, score_hypotheses, summarize
 from omni.asr.frontend import Frontend
+from omni.asr.model import ModelConfig
 from omni.atomic import write_json
 from omni.data.batches import UtteranceSet
 from omni.data.features import LogMel, load_feature_stats
@@ -46,7 +47,7 @@ from omni.inference.sparse_linear import DENSE
 from omni.inference.sparse_model import copy_sharing_kernels, sparse_inference_model, streaming_chunk_rows
 from omni.inference.speed import StreamingDecoder, Utterance, eager_decoder, peak_memory_mb, time_streaming
 from omni.runtime import set_threads
-from omni.sparsity.export import compact_masks, load_compact, read_compact
+from omni.sparsity.export import compact_masks, compact_model_config, load_compact, read_compact
 from omni.write_errors import explained_write_errors
 
 EAGER_PATHS = ("dense", "sparse", "int8")
@@ -90,7 +91,7 @@ def run_device_metrics_job(
     to measure peak memory, the batch size of the WER decode."""
     set_threads(threads)
     payload = read_compact(paths.export)
-    model_config = dict(payload["model_config"])
+    model_config = compact_model_config(payload)
     unit = (payload["unit"][0], payload["unit"][1])
     masks = compact_masks(payload)
     dense = load_compact(payload)
@@ -121,18 +122,20 @@ def run_device_metrics_job(
         "sparse_linears": sum(layer.choice.kernel != DENSE for layer in layers),
         "masked_linears": len(layers),
     }
-    for name, variant in runtime_paths.items():
-        record.update(file_sizes(bundle, variant, name))
+    if bundle is not None:  # else there are no runtime paths
+        for name, variant in runtime_paths.items():
+            record.update(file_sizes(bundle, variant, name))
     for label, count in (("t1", ON_DEVICE_THREADS), ("tjob", threads)):
         decoders: dict[str, StreamingDecoder] = {
             name: eager_decoder(model, model_config) for name, model in models.items()
         }
-        decoders.update(
-            {
-                name: runtime_decoder(bundle, load_programs(bundle, variant, count))
-                for name, variant in runtime_paths.items()
-            }
-        )
+        if bundle is not None:
+            decoders.update(
+                {
+                    name: runtime_decoder(bundle, load_programs(bundle, variant, count))
+                    for name, variant in runtime_paths.items()
+                }
+            )
         measured = time_streaming(decoders, utterances, count)
         for name in decoders:
             record.update(measured[name].fields(f"{name}_{label}"))
@@ -220,7 +223,7 @@ def runtime_wers(
 
 def split_wers(
     models: Mapping[str, torch.nn.Module],
-    model_config: Mapping[str, Any],
+    model_config: ModelConfig,
     frontend: Frontend,
     sample_rate: int,
     paths: DeviceMetricsPaths,
@@ -234,7 +237,7 @@ def split_wers(
     for name, model in models.items():
         _, summary = decode_split(
             model,
-            dict(model_config),
+            model_config.copy(),
             frontend,
             utterances,
             tokenizer,

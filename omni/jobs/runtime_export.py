@@ -20,7 +20,7 @@ from omni.asr.frontend import Frontend
 from omni.data.features import LogMel, load_feature_stats
 from omni.data.tokenizer import Tokenizer
 from omni.deploy.export import export_bundle
-from omni.sparsity.export import compact_masks, load_compact, read_compact
+from omni.sparsity.export import compact_masks, compact_model_config, load_compact, read_compact
 from omni.sparsity.masks import STRUCTURED
 from omni.sparsity.slicing import slice_structured
 
@@ -35,7 +35,7 @@ class RuntimeExportPaths:
 
 def run_runtime_export_job(runtimes: Sequence[str], logmel: Mapping[str, Any], paths: RuntimeExportPaths) -> None:
     payload = read_compact(paths.export)
-    model_config = dict(payload["model_config"])
+    model_config = compact_model_config(payload)
     model = load_compact(payload).eval()
     if payload.get("granularity") == STRUCTURED:  # whole neurons and heads pruned: a smaller dense model
         model, model_config = slice_structured(model, model_config, compact_masks(payload))

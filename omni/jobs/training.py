@@ -165,7 +165,8 @@ class RankJob:
     @classmethod
     def read(cls, path: Path) -> RankJob:
         values = json.loads(Path(path).read_text())
-        paths = {key: None if value is None else Path(value) for key, value in values["paths"].items()}
+        # write() gives every path, None for an optional one that is absent (init_model): left to its default
+        paths = {key: Path(value) for key, value in values["paths"].items() if value is not None}
         setup = values["setup"]
         return cls(
             setup=TrainingSetup(**{**setup, "training": from_plain(TrainingSpec, setup["training"])}),

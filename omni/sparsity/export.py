@@ -34,7 +34,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -172,6 +172,12 @@ def load_compact(payload: Payload) -> RNNT:
     model = build_model(payload["model_config"])
     model.load_state_dict(state)
     return model.eval()
+
+
+def compact_model_config(payload: Payload) -> ModelConfig:
+    """A copy of the payload's model_config."""
+    # export_compact stored the model's ModelConfig, as a plain dict
+    return cast(ModelConfig, dict(payload["model_config"]))
 
 
 def compact_masks(payload: Payload) -> dict[str, Tensor]:

@@ -26,17 +26,20 @@ CPU sqrt is ~5x slower on the exact zeros pruned weights leave in `exp_avg_sq` (
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from omni.sparsity.masks import owner, plain_name
+from omni.sparsity.masks import owner, parametrizations, plain_name
 
 
 class _MaskMultiply(nn.Module):
     """weight -> weight * mask. The mask is a non-persistent buffer: it follows `model.to()`
     but never enters a state dict, so checkpoints stay plain weights."""
+
+    mask: Tensor  # a buffer (register_buffer below): declared, else Module.__getattr__ types it Tensor | Module
 
     def __init__(self, mask: Tensor) -> None:
         super().__init__()
@@ -72,7 +75,8 @@ class MaskedParameters:
 
     def _mask_module(self, name: str) -> _MaskMultiply:
         module, attr = owner(self.model, name)
-        return module.parametrizations[attr][0]
+        # _install registered exactly one parametrization on the weight: a _MaskMultiply
+        return cast(_MaskMultiply, parametrizations(module, attr)[0])
 
     def set_masks(self, masks: Mapping[str, Tensor]) -> None:
         """Copy new masks into the installed buffers (no re-registration: cheap every step)."""

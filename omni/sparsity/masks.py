@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NotRequired, TypedDict
+from typing import NotRequired, TypedDict, cast
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
+from torch.nn.utils.parametrize import ParametrizationList
 
 from omni.config import ConfigError
 from omni.sparsity.specs import MaskSpec
@@ -83,11 +84,19 @@ def owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return model.get_submodule(module_path), attr
 
 
+def parametrizations(module: nn.Module, attr: str) -> ParametrizationList:
+    """The parametrizations installed on `module.attr` (its original tensor and its chain); only for an
+    attribute known to be parametrized."""
+    # register_parametrization keeps them in the ModuleDict it adds as `module.parametrizations`, one
+    # ParametrizationList per attribute; Module.__getattr__ types that ModuleDict as Tensor | Module.
+    return cast(ParametrizationList, cast(nn.ModuleDict, module.parametrizations)[attr])
+
+
 def original_weight(model: nn.Module, name: str) -> Tensor:
     """The unmasked tensor behind `name`, whether or not a mask parametrization is installed."""
     module, attr = owner(model, name)
     if parametrize.is_parametrized(module, attr):
-        return module.parametrizations[attr].original
+        return parametrizations(module, attr).original
     return getattr(module, attr)
 
 

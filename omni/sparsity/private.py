@@ -12,13 +12,14 @@ so momentum and weight decay do not move them (their moment estimates still deca
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from omni.config import ConfigError
-from omni.sparsity.masks import owner
+from omni.sparsity.masks import owner, parametrizations
 from omni.sparsity.specs import NO_PRIVATE
 
 ENCODER = "encoder"  # omni.private_parameters: the encoder's norms and prunable biases
@@ -73,11 +74,12 @@ class PrivateParameters:
             module, attr = owner(self.model, name)
             original = getattr(module, attr)
             parametrize.register_parametrization(module, attr, _LevelCopies(original, len(self.levels)))
-            module.parametrizations[attr].original.requires_grad_(False)
+            parametrizations(module, attr).original.requires_grad_(False)
 
     def _copies(self, name: str) -> _LevelCopies:
         module, attr = owner(self.model, name)
-        return module.parametrizations[attr][0]
+        # __init__ registered exactly one parametrization on the tensor: a _LevelCopies
+        return cast(_LevelCopies, parametrizations(module, attr)[0])
 
     def select(self, level: float | None) -> None:
         """The forward pass uses `level`'s copies from now on (a pass's target level)."""
@@ -86,7 +88,7 @@ class PrivateParameters:
         for name in self.names:
             self._copies(name).current = self.levels.index(level)
 
-    def hold_untrained(self, trained: Sequence[float]) -> None:
+    def hold_untrained(self, trained: Sequence[float | None]) -> None:
         """Remember the copies of the levels no pass of this step trained, to restore after the update."""
         untrained = [index for index, level in enumerate(self.levels) if level not in trained]
         self.held = {

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 from torchaudio.models import RNNT
+from torchaudio.models.emformer import _EmformerLayer
 
 from omni.asr.model import LAYER_WIDTHS, LayerWidth, ModelConfig, narrow_layers
 from omni.sparsity import structured
@@ -59,7 +60,7 @@ def _masked(name: str, value: Tensor, masks: Mapping[str, Tensor]) -> Tensor:
 
 
 def _layer_slices(
-    prefix: str, layer: torch.nn.Module, heads: list[int], neurons: list[int], masks: Mapping[str, Tensor]
+    prefix: str, layer: _EmformerLayer, heads: list[int], neurons: list[int], masks: Mapping[str, Tensor]
 ) -> dict[str, Tensor]:
     """The narrowed layer's attention and feed-forward tensors: kept rows of the input projections and
     of their biases, kept columns of the output projections (masked, so a unit kept only to keep its

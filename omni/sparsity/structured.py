@@ -27,9 +27,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
+from torchaudio.models.emformer import _EmformerAttention
 
 from omni.config import ConfigError
 from omni.sparsity.masks import (
@@ -98,7 +100,7 @@ def unit_groups(model: nn.Module, names: Iterable[str]) -> list[UnitGroup]:
 
 
 def _heads(model: nn.Module, layer: str) -> UnitGroup:
-    attention = model.get_submodule(f"{layer}.attention")
+    attention: _EmformerAttention = model.get_submodule(f"{layer}.attention")
     heads, width = int(attention.num_heads), int(attention.input_dim)
     head_dim = width // heads
     by_row_block = tuple(range(heads))
@@ -115,7 +117,8 @@ def _heads(model: nn.Module, layer: str) -> UnitGroup:
 
 
 def _neurons(model: nn.Module, layer: str) -> UnitGroup:
-    first = model.get_submodule(f"{layer}.pos_ff.1")
+    # an Emformer layer's pos_ff is Sequential(LayerNorm, Linear, activation, Dropout, Linear, Dropout)
+    first = cast(nn.Linear, model.get_submodule(f"{layer}.pos_ff.1"))
     neurons, width = int(first.out_features), int(first.in_features)
     by_block = tuple(range(neurons))
     return UnitGroup(

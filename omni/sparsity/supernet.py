@@ -170,7 +170,7 @@ class LevelSampler:
             return [self._draw(generator, step, weights)]
         if self.strategy == "fixed_set":
             return _distinct([(level, self.sparsity_at(level, step)) for level in sorted(self.levels, reverse=True)])
-        passes = [
+        passes: list[tuple[float | None, float]] = [
             (self.highest, self.sparsity_at(self.highest, step)),
             (self.lowest, self.sparsity_at(self.lowest, step)),
         ]
