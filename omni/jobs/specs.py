@@ -71,33 +71,23 @@ OPTIONAL_TRAINING_KEYS = {
 
 @dataclass(frozen=True)
 class DenseJob:
-    """Trains the dense model from scratch with plain gradients."""
+    """Trains the dense model from scratch with plain gradients (no teacher)."""
 
     rule: ClassVar[str] = TRAIN_DENSE  # the cost record's `job` (omni.results.accounting)
     arm: str
     steps: int
+    teacher: TeacherSpec | None = None
 
     @property
     def sparsity(self) -> float | None:
-        return None
-
-    @property
-    def teacher(self) -> TeacherSpec | None:
         return None
 
 
 @dataclass(frozen=True)
-class ControlJob:
+class ControlJob(DenseJob):
     """The dense model trained on like a pruning job, no masks; learns from the arms' teacher."""
 
     rule: ClassVar[str] = TRAIN_CONTROL
-    arm: str
-    steps: int
-    teacher: TeacherSpec | None
-
-    @property
-    def sparsity(self) -> float | None:
-        return None
 
 
 @dataclass(frozen=True)
